@@ -1,0 +1,2213 @@
+//! SIP wire layer (RFC 3261 §7, §20, §25): framing of one UDP datagram into a [`Message`],
+//! header storage with compact-form expansion, lazy typed views of single header values,
+//! serialisation, and the wire-level validity checks a user agent makes before any
+//! transaction or dialog logic sees a request (RFC 3261 §8.2, RFC 4475).
+//!
+//! Sans-IO and panic-free: every function takes bytes or strings and returns values; nothing
+//! here touches a socket or the clock, and no input — however hostile — makes it panic (a
+//! deterministic mutation fuzz over the RFC 4475 torture messages checks that).
+//!
+//! # Layers
+//! 1. [`parse`] frames a datagram: start line, header lines (unfolding LWS continuation lines,
+//!    tolerating LWS around `:`, expanding compact names to canonical ones), and a body framed
+//!    by `Content-Length` (trailing octets ignored, RFC 3261 §18.3; a missing Content-Length
+//!    means "rest of the datagram", §18.3/§20.14). It fails only when the bytes cannot be
+//!    framed as SIP at all.
+//! 2. [`Headers`] keeps every header as `(canonical name, raw value)` in wire order. Typed views
+//!    ([`parse_uri`], [`parse_name_addr`], [`parse_via`], [`parse_cseq`]) are parsed on demand
+//!    from one raw value, so one odd header never fails a whole message.
+//! 3. [`validate_request`] / [`validate_response`] decide whether a framed message is valid
+//!    enough for a UA to act on, with the response status RFC 4475 expects (400, 505, 501).
+//!
+//! # Deliberately not here
+//! - UA policy: 501 for unknown methods, 405, 416 for unsupported URI schemes, 420 (Require),
+//!   415 (Content-Type), 488 — the UA decides those (`parse_uri` exposes the scheme).
+//! - Proxy behaviour (Max-Forwards, Route processing), transactions, dialogs, SDP, auth.
+//! - Stream framing (TCP/TLS): only one-datagram-one-message UDP framing is implemented.
+//! - URI comparison (§19.1.4) and %-unescaping: URI parts are kept exactly as received
+//!   (`%00` stays `%00`; RFC 4475 §3.1.1.4).
+//!
+//! # rsip
+//! This module does not use `rsip`. Its typed accessors do not see compact header forms
+//! (`v:`, `i:` …, which §7.3.3 requires), its `Method` has no extension methods (needed for
+//! RFC 4475 `intmeth`/`esc02`/`mismatch02`), and framing and validation must follow the
+//! RFC 4475 verdicts exactly. A small hand-written parser covering the grammar a UA needs was
+//! simpler to make total (no panics) than wrapping rsip's. `rsip` stays available to other
+//! modules (e.g. digest auth, which works with MD5/`qop=auth`).
+//!
+//! # Tolerances chosen (RFC 4475 "REJECT-or-TOLERATE" cases)
+//! - Extra SP between request-line elements and trailing SP (lwsstart, trws): tolerated; the
+//!   stored `uri` is trimmed, so nothing extra is ever re-sent.
+//! - Escaped headers in the Request-URI (escruri): rejected with 400 (§19.1.1 table).
+//! - Invalid Date (baddate): tolerated, a UA does not need Date.
+//! - Via without an RFC 3261 branch / bare magic cookie (badbranch, inv2543): tolerated; the
+//!   transaction layer falls back to RFC 2543 matching.
+//! - A header section ending at the end of the datagram without the empty line (the archive
+//!   copy of baddn.dat): framed as "no body" so the request can still be answered (400 there).
+//! - Bare-LF line ends are accepted; a CR that is not part of a line end is not.
+
+use std::borrow::Cow;
+use std::fmt;
+
+// ───────────────────────────── Method ─────────────────────────────
+
+/// A SIP request method (RFC 3261 §7.1, §27.4 and extensions). Case-sensitive.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Options,
+    Register,
+    Info,
+    Refer,
+    Notify,
+    Update,
+    Prack,
+    Subscribe,
+    Message,
+    Publish,
+    /// Any other method token, exactly as received (e.g. `RE%47IST%45R`, `invite`).
+    Other(String),
+}
+
+impl Method {
+    /// The method as it appears on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Register => "REGISTER",
+            Method::Info => "INFO",
+            Method::Refer => "REFER",
+            Method::Notify => "NOTIFY",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            Method::Other(s) => s,
+        }
+    }
+
+    /// Map a method token; matching is case-sensitive (RFC 3261 §7.1), so `"invite"` is
+    /// `Other("invite")`. No %-unescaping: `RE%47IST%45R` is not REGISTER.
+    pub fn parse(s: &str) -> Method {
+        match s {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "OPTIONS" => Method::Options,
+            "REGISTER" => Method::Register,
+            "INFO" => Method::Info,
+            "REFER" => Method::Refer,
+            "NOTIFY" => Method::Notify,
+            "UPDATE" => Method::Update,
+            "PRACK" => Method::Prack,
+            "SUBSCRIBE" => Method::Subscribe,
+            "MESSAGE" => Method::Message,
+            "PUBLISH" => Method::Publish,
+            other => Method::Other(other.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// ───────────────────────────── errors ─────────────────────────────
+
+/// Why bytes could not be framed as SIP, or why one header value has no typed view.
+///
+/// Messages never echo peer data (caller numbers are personal data, see `crate::pii`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    #[error("datagram holds no SIP message (empty or only CRLF)")]
+    Empty,
+    #[error("line {line}: malformed start line: {reason}")]
+    StartLine { line: usize, reason: &'static str },
+    #[error("line {line}: line not terminated by CRLF before the end of the datagram")]
+    Unterminated { line: usize },
+    #[error("line {line}: CR not followed by LF")]
+    BareCr { line: usize },
+    #[error("line {line}: header without ':'")]
+    MissingColon { line: usize },
+    #[error("line {line}: header name is empty or has non-token characters")]
+    BadHeaderName { line: usize },
+    #[error("line {line}: continuation line (leading whitespace) before the first header")]
+    OrphanContinuation { line: usize },
+    /// A typed view ([`parse_uri`], [`parse_via`] …) could not parse one header value.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        what: &'static str,
+        reason: &'static str,
+    },
+}
+
+fn invalid(what: &'static str, reason: &'static str) -> ParseError {
+    ParseError::Invalid { what, reason }
+}
+
+// ───────────────────────────── header names ─────────────────────────────
+
+/// Canonical spellings of the header names we know, with their compact forms
+/// (RFC 3261 §7.3.3 and §20; RFC 3265/6665, 3515, 3841, 3892, 4028, 4474).
+const KNOWN_HEADERS: &[(&str, Option<u8>)] = &[
+    ("Accept", None),
+    ("Accept-Contact", Some(b'a')),
+    ("Accept-Encoding", None),
+    ("Accept-Language", None),
+    ("Alert-Info", None),
+    ("Allow", None),
+    ("Allow-Events", Some(b'u')),
+    ("Authentication-Info", None),
+    ("Authorization", None),
+    ("Call-ID", Some(b'i')),
+    ("Call-Info", None),
+    ("Contact", Some(b'm')),
+    ("Content-Disposition", None),
+    ("Content-Encoding", Some(b'e')),
+    ("Content-Language", None),
+    ("Content-Length", Some(b'l')),
+    ("Content-Type", Some(b'c')),
+    ("CSeq", None),
+    ("Date", None),
+    ("Error-Info", None),
+    ("Event", Some(b'o')),
+    ("Expires", None),
+    ("From", Some(b'f')),
+    ("History-Info", None),
+    ("Identity", Some(b'y')),
+    ("Identity-Info", Some(b'n')),
+    ("In-Reply-To", None),
+    ("Max-Forwards", None),
+    ("MIME-Version", None),
+    ("Min-Expires", None),
+    ("Min-SE", None),
+    ("Organization", None),
+    ("P-Asserted-Identity", None),
+    ("P-Preferred-Identity", None),
+    ("Path", None),
+    ("Priority", None),
+    ("Privacy", None),
+    ("Proxy-Authenticate", None),
+    ("Proxy-Authorization", None),
+    ("Proxy-Require", None),
+    ("RAck", None),
+    ("Reason", None),
+    ("Record-Route", None),
+    ("Refer-To", Some(b'r')),
+    ("Referred-By", Some(b'b')),
+    ("Reject-Contact", Some(b'j')),
+    ("Replaces", None),
+    ("Reply-To", None),
+    ("Request-Disposition", Some(b'd')),
+    ("Require", None),
+    ("Retry-After", None),
+    ("Route", None),
+    ("RSeq", None),
+    ("Server", None),
+    ("Service-Route", None),
+    ("Session-Expires", Some(b'x')),
+    ("SIP-ETag", None),
+    ("SIP-If-Match", None),
+    ("Subject", Some(b's')),
+    ("Subscription-State", None),
+    ("Supported", Some(b'k')),
+    ("Timestamp", None),
+    ("To", Some(b't')),
+    ("Unsupported", None),
+    ("User-Agent", None),
+    ("Via", Some(b'v')),
+    ("Warning", None),
+    ("WWW-Authenticate", None),
+];
+
+/// Headers whose values are comma-separated lists (RFC 3261 §7.3.1: "field-name: field-value
+/// *(,field-value)"). Authorization-style headers, Date, Retry-After … are not lists: their
+/// values contain commas.
+const LIST_HEADERS: &[&str] = &[
+    "Accept",
+    "Accept-Contact",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Alert-Info",
+    "Allow",
+    "Allow-Events",
+    "Call-Info",
+    "Contact",
+    "Content-Encoding",
+    "Content-Language",
+    "Error-Info",
+    "History-Info",
+    "In-Reply-To",
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "Path",
+    "Proxy-Require",
+    "Record-Route",
+    "Reject-Contact",
+    "Request-Disposition",
+    "Require",
+    "Route",
+    "Service-Route",
+    "Supported",
+    "Unsupported",
+    "Via",
+    "Warning",
+];
+
+/// The canonical name for `name`: compact forms expand ("v" → "Via"), known names get their
+/// canonical spelling ("cseq" → "CSeq"), unknown names are returned unchanged.
+pub fn canonical_name(name: &str) -> Cow<'_, str> {
+    if let [c] = name.as_bytes() {
+        let c = c.to_ascii_lowercase();
+        if let Some((full, _)) = KNOWN_HEADERS
+            .iter()
+            .find(|(_, compact)| *compact == Some(c))
+        {
+            return Cow::Borrowed(full);
+        }
+    }
+    match KNOWN_HEADERS
+        .iter()
+        .find(|(full, _)| full.eq_ignore_ascii_case(name))
+    {
+        Some((full, _)) => Cow::Borrowed(full),
+        None => Cow::Borrowed(name),
+    }
+}
+
+fn is_list_header(canonical: &str) -> bool {
+    LIST_HEADERS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(canonical))
+}
+
+// ───────────────────────────── Headers ─────────────────────────────
+
+/// Header fields as `(canonical name, raw value)` in wire order. Values are unfolded and
+/// trimmed but otherwise exactly as received; typed views parse them on demand.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    pub fn new() -> Self {
+        Headers(Vec::new())
+    }
+
+    /// Number of header field lines.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether at least one field line named `name` exists (even with an empty value).
+    pub fn contains(&self, name: &str) -> bool {
+        let canon = canonical_name(name);
+        self.0.iter().any(|(k, _)| k.eq_ignore_ascii_case(&canon))
+    }
+
+    /// The first value of `name`. Names match case-insensitively and compact forms are
+    /// equivalent. For list headers (Via, Contact, Route …) this is the first non-empty
+    /// comma-separated element, e.g. the topmost Via.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let canon = canonical_name(name);
+        let list = is_list_header(&canon);
+        let mut lines = self
+            .0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(&canon))
+            .map(|(_, v)| v.as_str());
+        if list {
+            lines.find_map(|v| ListSplit::new(v).find(|p| !p.is_empty()))
+        } else {
+            lines.next()
+        }
+    }
+
+    /// Every value of `name` in wire order. List headers are split at commas that are not
+    /// inside a quoted string or `<…>`; empty elements are skipped.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let canon = canonical_name(name);
+        let list = is_list_header(&canon);
+        self.0
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(&canon))
+            .flat_map(move |(_, v)| ValueIter::new(v, list))
+    }
+
+    /// The raw value of every field line named `name`, unsplit, in wire order.
+    pub fn lines<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let canon = canonical_name(name);
+        self.0
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(&canon))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Number of values: field lines, or split elements for list headers.
+    pub fn count(&self, name: &str) -> usize {
+        self.get_all(name).count()
+    }
+
+    /// Append a field line; the name is stored in canonical form.
+    pub fn push(&mut self, name: &str, value: impl Into<String>) {
+        self.0
+            .push((canonical_name(name).into_owned(), value.into()));
+    }
+
+    /// Replace every `name` line with one line holding `value`, at the position of the first
+    /// one (appended when there was none).
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let canon = canonical_name(name).into_owned();
+        let value = value.into();
+        match self
+            .0
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case(&canon))
+        {
+            Some(first) => {
+                let mut index = 0;
+                self.0.retain(|(k, _)| {
+                    let keep = index == first || !k.eq_ignore_ascii_case(&canon);
+                    index += 1;
+                    keep
+                });
+                if let Some(slot) = self.0.get_mut(first) {
+                    *slot = (canon, value);
+                }
+            }
+            None => self.0.push((canon, value)),
+        }
+    }
+
+    /// Remove every `name` line.
+    pub fn remove(&mut self, name: &str) {
+        let canon = canonical_name(name).into_owned();
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(&canon));
+    }
+
+    /// All field lines as `(name, raw value)`, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// Yields a whole value once, or the non-empty elements of a list value.
+struct ValueIter<'a> {
+    whole: Option<&'a str>,
+    split: Option<ListSplit<'a>>,
+}
+
+impl<'a> ValueIter<'a> {
+    fn new(v: &'a str, list: bool) -> Self {
+        if list {
+            ValueIter {
+                whole: None,
+                split: Some(ListSplit::new(v)),
+            }
+        } else {
+            ValueIter {
+                whole: Some(v),
+                split: None,
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for ValueIter<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        if let Some(w) = self.whole.take() {
+            return Some(w);
+        }
+        self.split.as_mut()?.find(|p| !p.is_empty())
+    }
+}
+
+/// Splits a list value at top-level commas (not in a quoted string, not in `<…>`), yielding
+/// trimmed elements including empty ones (callers decide what an empty element means).
+struct ListSplit<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> ListSplit<'a> {
+    fn new(v: &'a str) -> Self {
+        ListSplit { rest: Some(v) }
+    }
+}
+
+impl<'a> Iterator for ListSplit<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match top_level_comma(s) {
+            Some(i) => {
+                let (piece, tail) = cut(s, i);
+                self.rest = Some(tail.get(1..).unwrap_or(""));
+                Some(trim_lws(piece))
+            }
+            None => {
+                self.rest = None;
+                Some(trim_lws(s))
+            }
+        }
+    }
+}
+
+fn top_level_comma(s: &str) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    let mut in_angle = false;
+    for (i, b) in s.bytes().enumerate() {
+        if in_quotes {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_quotes = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_quotes = true,
+            b'<' => in_angle = true,
+            b'>' => in_angle = false,
+            b',' if !in_angle => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+// ───────────────────────────── messages ─────────────────────────────
+
+/// A SIP request as framed from the wire (or built by us).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    /// The Request-URI text, trimmed, exactly as received.
+    pub uri: String,
+    pub version: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+/// A SIP response as framed from the wire (or built by us).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// Status code; a received code too large for `u16` (or with more than 3 digits) is
+    /// stored as `u16::MAX`, which [`validate_response`] rejects.
+    pub status: u16,
+    pub reason: String,
+    pub version: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+/// Either kind of SIP message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+impl Request {
+    /// Serialise (RFC 3261 §7): CRLF line ends, one line per header, `Content-Length` set to
+    /// `body.len()` (at the place of the first existing one, else last). CR and LF inside
+    /// names and values are written as SP, so a value can never inject a header.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let start = format!("{} {} {}", self.method, self.uri, self.version);
+        write_message(&start, &self.headers, &self.body)
+    }
+}
+
+impl Response {
+    /// Serialise; see [`Request::to_bytes`].
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let start = format!("{} {} {}", self.version, self.status, self.reason);
+        write_message(&start, &self.headers, &self.body)
+    }
+}
+
+impl Message {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Message::Request(r) => r.to_bytes(),
+            Message::Response(r) => r.to_bytes(),
+        }
+    }
+
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(r) => &r.headers,
+            Message::Response(r) => &r.headers,
+        }
+    }
+
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        match self {
+            Message::Request(r) => &mut r.headers,
+            Message::Response(r) => &mut r.headers,
+        }
+    }
+
+    pub fn body(&self) -> &[u8] {
+        match self {
+            Message::Request(r) => &r.body,
+            Message::Response(r) => &r.body,
+        }
+    }
+}
+
+impl From<Request> for Message {
+    fn from(r: Request) -> Self {
+        Message::Request(r)
+    }
+}
+
+impl From<Response> for Message {
+    fn from(r: Response) -> Self {
+        Message::Response(r)
+    }
+}
+
+fn push_sanitized(out: &mut Vec<u8>, s: &str) {
+    out.extend(
+        s.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+}
+
+fn write_message(start: &str, headers: &Headers, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + body.len() + headers.0.len() * 48);
+    push_sanitized(&mut out, start);
+    out.extend_from_slice(b"\r\n");
+    let content_length = format!("Content-Length: {}\r\n", body.len());
+    let mut wrote_length = false;
+    for (name, value) in &headers.0 {
+        if name.eq_ignore_ascii_case("Content-Length") {
+            if !wrote_length {
+                out.extend_from_slice(content_length.as_bytes());
+                wrote_length = true;
+            }
+            continue;
+        }
+        push_sanitized(&mut out, name);
+        out.extend_from_slice(b": ");
+        push_sanitized(&mut out, value);
+        out.extend_from_slice(b"\r\n");
+    }
+    if !wrote_length {
+        out.extend_from_slice(content_length.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+// ───────────────────────────── framing ─────────────────────────────
+
+/// One line of the datagram: its content (without CR LF), where the next line starts, and
+/// whether it ended with LF.
+fn next_line(d: &[u8], pos: usize) -> (&[u8], usize, bool) {
+    let rest = d.get(pos..).unwrap_or(&[]);
+    match rest.iter().position(|&b| b == b'\n') {
+        Some(nl) => {
+            let line = rest.get(..nl).unwrap_or(&[]);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            (line, pos + nl + 1, true)
+        }
+        None => {
+            let line = rest.strip_suffix(b"\r").unwrap_or(rest);
+            (line, d.len(), false)
+        }
+    }
+}
+
+fn is_lws_byte(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_lws(s: &str) -> &str {
+    s.trim_matches(|c| c == ' ' || c == '\t')
+}
+
+/// `split_at` that never panics: out-of-range or mid-character indices keep everything left.
+fn cut(s: &str, i: usize) -> (&str, &str) {
+    s.split_at_checked(i).unwrap_or((s, ""))
+}
+
+/// RFC 3261 §25.1 `token` characters.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+/// Parse one UDP datagram.
+///
+/// `Err` only when the bytes cannot be framed as SIP at all (no start line, binary garbage,
+/// a header line without ':', a line cut off mid-way …): the caller drops the datagram with a
+/// debug log. Everything that can be framed is returned, even if semantically invalid; see
+/// [`validate_request`] / [`validate_response`].
+///
+/// - Leading CRLFs are skipped (§7.5); header continuation lines are unfolded into one SP
+///   (§7.3.1); LWS around ':' is tolerated; names are stored in canonical form (§7.3.3).
+/// - Body (§18.3): exactly `Content-Length` octets, trailing octets ignored; no
+///   Content-Length → the rest of the datagram; a Content-Length larger than what arrived →
+///   everything that arrived (validation answers 400); an unparseable, negative or repeated
+///   Content-Length → empty body (never used as a count; validation answers 400).
+pub fn parse(datagram: &[u8]) -> Result<Message, ParseError> {
+    let mut pos = 0;
+    let mut line_no = 1;
+    while let Some(&b) = datagram.get(pos) {
+        match b {
+            b'\n' => line_no += 1,
+            b'\r' => {}
+            _ => break,
+        }
+        pos += 1;
+    }
+    if pos >= datagram.len() {
+        return Err(ParseError::Empty);
+    }
+
+    let (start, mut pos, terminated) = next_line(datagram, pos);
+    if !terminated {
+        return Err(ParseError::Unterminated { line: line_no });
+    }
+    let start_line_no = line_no;
+    let start = String::from_utf8_lossy(start);
+    if start.contains(|c: char| c.is_control() && c != '\t') {
+        return Err(ParseError::StartLine {
+            line: start_line_no,
+            reason: "control character",
+        });
+    }
+
+    let kind = if start
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
+        let (status, reason, version) = parse_status_line(&start, start_line_no)?;
+        StartLine::Response(status, reason, version)
+    } else {
+        let (method, uri, version) = parse_request_line(&start, start_line_no)?;
+        StartLine::Request(method, uri, version)
+    };
+
+    // Header section (§7.3).
+    let mut headers = Headers::new();
+    let body_start;
+    loop {
+        if pos >= datagram.len() {
+            // Headers end with the datagram and no empty line (archive copy of baddn.dat).
+            body_start = datagram.len();
+            break;
+        }
+        let (line, next, terminated) = next_line(datagram, pos);
+        line_no += 1;
+        if line.is_empty() {
+            body_start = next;
+            break;
+        }
+        if !terminated {
+            return Err(ParseError::Unterminated { line: line_no });
+        }
+        if line.contains(&b'\r') {
+            return Err(ParseError::BareCr { line: line_no });
+        }
+        pos = next;
+        let text = String::from_utf8_lossy(line);
+        if line.first().copied().is_some_and(is_lws_byte) {
+            // Continuation line: LWS folding, equivalent to one SP (§7.3.1).
+            let Some((_, value)) = headers.0.last_mut() else {
+                return Err(ParseError::OrphanContinuation { line: line_no });
+            };
+            let more = trim_lws(&text);
+            if !more.is_empty() {
+                if !value.is_empty() {
+                    value.push(' ');
+                }
+                value.push_str(more);
+            }
+            continue;
+        }
+        let Some(colon) = text.find(':') else {
+            return Err(ParseError::MissingColon { line: line_no });
+        };
+        let (name, value) = cut(&text, colon);
+        let name = trim_lws(name);
+        if !is_token(name) {
+            return Err(ParseError::BadHeaderName { line: line_no });
+        }
+        let value = trim_lws(value.get(1..).unwrap_or(""));
+        headers.push(name, value);
+    }
+
+    // Body (§18.3, §20.14).
+    let rest = datagram.get(body_start..).unwrap_or(&[]);
+    let body = {
+        let mut lengths = headers.lines("Content-Length");
+        match (lengths.next(), lengths.next()) {
+            (None, _) => rest.to_vec(),
+            (Some(v), None) => match parse_content_length(v) {
+                Some(n) => rest.get(..n).unwrap_or(rest).to_vec(),
+                None => Vec::new(),
+            },
+            (Some(_), Some(_)) => Vec::new(),
+        }
+    };
+
+    Ok(match kind {
+        StartLine::Request(method, uri, version) => Message::Request(Request {
+            method,
+            uri,
+            version,
+            headers,
+            body,
+        }),
+        StartLine::Response(status, reason, version) => Message::Response(Response {
+            status,
+            reason,
+            version,
+            headers,
+            body,
+        }),
+    })
+}
+
+enum StartLine {
+    Request(Method, String, String),
+    Response(u16, String, String),
+}
+
+/// `Content-Length` as a count, or `None` when it is not a plain non-negative number.
+fn parse_content_length(v: &str) -> Option<usize> {
+    let v = trim_lws(v);
+    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse::<u64>().ok().and_then(|n| usize::try_from(n).ok())
+}
+
+/// Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.2).
+fn parse_status_line(line: &str, line_no: usize) -> Result<(u16, String, String), ParseError> {
+    let bad = |reason| ParseError::StartLine {
+        line: line_no,
+        reason,
+    };
+    let (version, rest) = match line.find([' ', '\t']) {
+        Some(i) => cut(line, i),
+        None => return Err(bad("status line without status code")),
+    };
+    let rest = rest.trim_start_matches([' ', '\t']);
+    let (code, reason) = match rest.find([' ', '\t']) {
+        Some(i) => cut(rest, i),
+        None => (rest, ""),
+    };
+    if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("status code is not a number"));
+    }
+    // Status-Code = 3DIGIT: anything longer is out of range (bigcode.dat).
+    let status = if code.len() > 3 {
+        u16::MAX
+    } else {
+        code.parse::<u16>().unwrap_or(u16::MAX)
+    };
+    Ok((status, trim_lws(reason).to_owned(), version.to_owned()))
+}
+
+/// Request-Line = Method SP Request-URI SP SIP-Version (§7.1). Extra SP between the elements
+/// and trailing SP are tolerated (RFC 4475 §3.1.2.9/10); whitespace inside the URI is kept so
+/// validation can reject it (§3.1.2.8).
+fn parse_request_line(line: &str, line_no: usize) -> Result<(Method, String, String), ParseError> {
+    let bad = |reason| ParseError::StartLine {
+        line: line_no,
+        reason,
+    };
+    let line = trim_lws(line);
+    let (method, rest) = match line.find([' ', '\t']) {
+        Some(i) => cut(line, i),
+        None => {
+            return Err(bad(
+                "request line needs Method, Request-URI and SIP-Version",
+            ));
+        }
+    };
+    if !is_token(method) {
+        return Err(bad("method is not a token"));
+    }
+    let rest = trim_lws(rest);
+    let (uri, version) = match rest.rfind([' ', '\t']) {
+        Some(i) => {
+            let (u, v) = cut(rest, i);
+            (trim_lws(u), trim_lws(v))
+        }
+        None => ("", rest),
+    };
+    let is_sip_version = version.len() > 4
+        && version
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"));
+    if !is_sip_version {
+        return Err(bad("missing SIP-Version at the end of the request line"));
+    }
+    if uri.is_empty() {
+        return Err(bad("missing Request-URI"));
+    }
+    Ok((Method::parse(method), uri.to_owned(), version.to_owned()))
+}
+
+// ───────────────────────────── small cursor ─────────────────────────────
+
+struct Cursor<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(s: &'a str) -> Self {
+        Cursor { s, pos: 0 }
+    }
+    fn rest(&self) -> &'a str {
+        self.s.get(self.pos..).unwrap_or("")
+    }
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+    fn at_end(&self) -> bool {
+        self.rest().is_empty()
+    }
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += c.len_utf8();
+            true
+        } else {
+            false
+        }
+    }
+    /// Skip SP/HT; whether anything was skipped.
+    fn skip_ws(&mut self) -> bool {
+        let before = self.pos;
+        while let Some(c) = self.peek() {
+            if c == ' ' || c == '\t' {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        self.pos > before
+    }
+    fn take_while(&mut self, f: impl Fn(char) -> bool) -> &'a str {
+        let rest = self.rest();
+        let n = rest.find(|c: char| !f(c)).unwrap_or(rest.len());
+        self.pos += n;
+        rest.get(..n).unwrap_or("")
+    }
+    /// A quoted-string (§25.1) starting at the cursor: (raw text with quotes, unescaped
+    /// content). `None` when unterminated.
+    fn quoted(&mut self) -> Option<(&'a str, String)> {
+        let rest = self.rest();
+        let mut chars = rest.char_indices();
+        if chars.next().map(|(_, c)| c) != Some('"') {
+            return None;
+        }
+        let mut content = String::new();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => content.push(chars.next()?.1),
+                '"' => {
+                    let end = i + 1;
+                    self.pos += end;
+                    return Some((rest.get(..end)?, content));
+                }
+                _ => content.push(c),
+            }
+        }
+        None
+    }
+}
+
+/// Generic parameters `*( SEMI name [ EQUAL value ] )` with LWS allowed around ';' and '='
+/// (§25.1 SEMI/EQUAL); values are tokens, hosts or quoted strings, kept raw (quotes included).
+fn parse_params(
+    c: &mut Cursor<'_>,
+    what: &'static str,
+) -> Result<Vec<(String, Option<String>)>, ParseError> {
+    let mut params = Vec::new();
+    loop {
+        c.skip_ws();
+        if c.at_end() {
+            return Ok(params);
+        }
+        if !c.eat(';') {
+            return Err(invalid(
+                what,
+                "unexpected text where ';' or the end was expected",
+            ));
+        }
+        c.skip_ws();
+        let name = c.take_while(|ch| ch.is_ascii() && is_token_byte(ch as u8));
+        if name.is_empty() {
+            return Err(invalid(what, "empty parameter"));
+        }
+        c.skip_ws();
+        let value = if c.eat('=') {
+            c.skip_ws();
+            if c.peek() == Some('"') {
+                match c.quoted() {
+                    Some((raw, _)) => Some(raw.to_owned()),
+                    None => return Err(invalid(what, "unterminated quoted parameter value")),
+                }
+            } else {
+                let v = c.take_while(|ch| {
+                    !ch.is_control() && !matches!(ch, ' ' | '\t' | ';' | ',' | '"' | '<' | '>')
+                });
+                if v.is_empty() {
+                    return Err(invalid(what, "parameter without value after '='"));
+                }
+                Some(v.to_owned())
+            }
+        } else {
+            None
+        };
+        params.push((name.to_owned(), value));
+    }
+}
+
+fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_deref())
+}
+
+fn has_param_in(params: &[(String, Option<String>)], name: &str) -> bool {
+    params.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+}
+
+fn write_params(f: &mut fmt::Formatter<'_>, params: &[(String, Option<String>)]) -> fmt::Result {
+    for (n, v) in params {
+        match v {
+            Some(v) => write!(f, ";{n}={v}")?,
+            None => write!(f, ";{n}")?,
+        }
+    }
+    Ok(())
+}
+
+// ───────────────────────────── URIs ─────────────────────────────
+
+/// A URI (RFC 3261 §19.1). For `sip`/`sips` every part is filled in, %-escapes kept as
+/// received; for other schemes (`tel`, unknown ones) `host` holds the opaque rest after ':'.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipUri {
+    /// Lowercase scheme: "sip", "sips", "tel", …
+    pub scheme: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    /// uri-parameters (`;name[=value]`).
+    pub params: Vec<(String, Option<String>)>,
+    /// Escaped headers (`?name=value&…`).
+    pub headers: Vec<(String, String)>,
+}
+
+impl SipUri {
+    /// Value of a uri-parameter (case-insensitive name); `None` if absent or valueless.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find_param(&self.params, name)
+    }
+
+    pub fn has_param(&self, name: &str) -> bool {
+        has_param_in(&self.params, name)
+    }
+
+    /// Whether this is a `sip:` or `sips:` URI (fully parsed).
+    pub fn is_sip(&self) -> bool {
+        self.scheme == "sip" || self.scheme == "sips"
+    }
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:", self.scheme)?;
+        if !self.is_sip() {
+            return f.write_str(&self.host);
+        }
+        if let Some(user) = &self.user {
+            f.write_str(user)?;
+            if let Some(pw) = &self.password {
+                write!(f, ":{pw}")?;
+            }
+            f.write_str("@")?;
+        }
+        f.write_str(&self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        write_params(f, &self.params)?;
+        for (i, (n, v)) in self.headers.iter().enumerate() {
+            let sep = if i == 0 { '?' } else { '&' };
+            write!(f, "{sep}{n}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+/// user = 1*( unreserved / escaped / user-unreserved ); '#' tolerated (seen in the wild).
+fn is_user_byte(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/' | b'#'
+        )
+}
+
+fn is_password_byte(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
+}
+
+fn is_paramchar_byte(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+}
+
+fn is_hchar_byte(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+}
+
+fn is_hostname_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+}
+
+/// Every byte is allowed by `ok` or part of a well-formed `%HH` escape.
+fn chars_ok(s: &str, ok: fn(u8) -> bool) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = |j: usize| b.get(j).is_some_and(|h| h.is_ascii_hexdigit());
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+        } else if ok(c) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_scheme(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+}
+
+/// Host (hostname, IPv4 or `[IPv6]`) and optional port; `None` on bad syntax.
+fn parse_hostport(s: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = if s.starts_with('[') {
+        let end = s.find(']')?;
+        let (host, rest) = cut(s, end + 1);
+        let inner = host.get(1..host.len().saturating_sub(1))?;
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return None;
+        }
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match s.find(':') {
+            Some(i) => {
+                let (h, p) = cut(s, i);
+                (h, Some(p.get(1..)?))
+            }
+            None => (s, None),
+        }
+    };
+    if host.is_empty() || (!host.starts_with('[') && !host.bytes().all(is_hostname_byte)) {
+        return None;
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(parse_port(p)?),
+    };
+    Some((host.to_owned(), port))
+}
+
+fn parse_port(p: &str) -> Option<u16> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    p.parse::<u16>().ok()
+}
+
+/// Parse a URI (§19.1.1, §25.1). `sip`/`sips` fully (userinfo, hostport, parameters,
+/// headers; the user part may contain ';' and '?', RFC 4475 §3.1.1.9); other schemes as
+/// scheme + opaque rest (in `host`), which is enough for the UA to answer 416.
+pub fn parse_uri(s: &str) -> Result<SipUri, ParseError> {
+    const W: &str = "URI";
+    let Some(colon) = s.find(':') else {
+        return Err(invalid(W, "missing scheme"));
+    };
+    let (scheme, rest) = cut(s, colon);
+    let rest = rest.get(1..).unwrap_or("");
+    if !is_scheme(scheme) {
+        return Err(invalid(W, "malformed scheme"));
+    }
+    if rest.is_empty() {
+        return Err(invalid(W, "nothing after the scheme"));
+    }
+    if !rest.bytes().all(|b| {
+        b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'{' | b'}' | b'|' | b'\\' | b'^')
+    }) {
+        return Err(invalid(
+            W,
+            "whitespace, control, non-ASCII or delimiter character",
+        ));
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "sip" && scheme != "sips" {
+        return Ok(SipUri {
+            scheme,
+            user: None,
+            password: None,
+            host: rest.to_owned(),
+            port: None,
+            params: Vec::new(),
+            headers: Vec::new(),
+        });
+    }
+
+    // '@' cannot appear unescaped in user, password, parameters or headers, so the first one
+    // ends the userinfo (whose user part may contain ';' and '?').
+    let (userinfo, hostpart) = match rest.find('@') {
+        Some(at) => {
+            let (u, h) = cut(rest, at);
+            (Some(u), h.get(1..).unwrap_or(""))
+        }
+        None => (None, rest),
+    };
+    let (user, password) = match userinfo {
+        None => (None, None),
+        Some(ui) => {
+            let (user, password) = match ui.find(':') {
+                Some(i) => {
+                    let (u, p) = cut(ui, i);
+                    (u, Some(p.get(1..).unwrap_or("")))
+                }
+                None => (ui, None),
+            };
+            if user.is_empty() || !chars_ok(user, is_user_byte) {
+                return Err(invalid(W, "malformed user part"));
+            }
+            if let Some(p) = password
+                && !chars_ok(p, is_password_byte)
+            {
+                return Err(invalid(W, "malformed password"));
+            }
+            (Some(user.to_owned()), password.map(str::to_owned))
+        }
+    };
+    let (before_headers, header_text) = match hostpart.find('?') {
+        Some(i) => {
+            let (a, b) = cut(hostpart, i);
+            (a, Some(b.get(1..).unwrap_or("")))
+        }
+        None => (hostpart, None),
+    };
+    let (hostport, param_text) = match before_headers.find(';') {
+        Some(i) => {
+            let (a, b) = cut(before_headers, i);
+            (a, Some(b.get(1..).unwrap_or("")))
+        }
+        None => (before_headers, None),
+    };
+    let Some((host, port)) = parse_hostport(hostport) else {
+        return Err(invalid(W, "malformed host or port"));
+    };
+    let mut params = Vec::new();
+    if let Some(pt) = param_text {
+        for p in pt.split(';') {
+            let (name, value) = match p.find('=') {
+                Some(i) => {
+                    let (n, v) = cut(p, i);
+                    (n, Some(v.get(1..).unwrap_or("")))
+                }
+                None => (p, None),
+            };
+            if name.is_empty() || !chars_ok(name, is_paramchar_byte) {
+                return Err(invalid(W, "empty or malformed uri-parameter"));
+            }
+            if let Some(v) = value
+                && !chars_ok(v, is_paramchar_byte)
+            {
+                return Err(invalid(W, "malformed uri-parameter value"));
+            }
+            params.push((name.to_owned(), value.map(str::to_owned)));
+        }
+    }
+    let mut headers = Vec::new();
+    if let Some(ht) = header_text {
+        for h in ht.split('&') {
+            let (name, value) = match h.find('=') {
+                Some(i) => {
+                    let (n, v) = cut(h, i);
+                    (n, v.get(1..).unwrap_or(""))
+                }
+                None => (h, ""),
+            };
+            if name.is_empty() || !chars_ok(name, is_hchar_byte) || !chars_ok(value, is_hchar_byte)
+            {
+                return Err(invalid(W, "malformed escaped header"));
+            }
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    Ok(SipUri {
+        scheme,
+        user,
+        password,
+        host,
+        port,
+        params,
+        headers,
+    })
+}
+
+// ───────────────────────────── name-addr ─────────────────────────────
+
+/// One From/To/Contact/Route/Record-Route value (§20.10, §25.1 name-addr / addr-spec).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameAddr {
+    /// Display name: a quoted string's content unescaped, or the token words as received.
+    pub display: Option<String>,
+    /// The URI text without `<>`, as received (parse it with [`parse_uri`]).
+    pub uri: String,
+    /// Header parameters (`tag`, `expires`, `q` …); values raw, quotes included.
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl NameAddr {
+    pub fn tag(&self) -> Option<&str> {
+        self.param("tag")
+    }
+
+    /// Value of a header parameter (case-insensitive name); `None` if absent or valueless.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find_param(&self.params, name)
+    }
+
+    pub fn has_param(&self, name: &str) -> bool {
+        has_param_in(&self.params, name)
+    }
+}
+
+impl fmt::Display for NameAddr {
+    /// Always the name-addr form (`"display" <uri>;params`), which is valid for any URI.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(d) = &self.display {
+            f.write_str("\"")?;
+            for c in d.chars() {
+                match c {
+                    '"' | '\\' => write!(f, "\\{c}")?,
+                    '\r' | '\n' => f.write_str(" ")?,
+                    _ => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\" ")?;
+        }
+        write!(f, "<{}>", self.uri)?;
+        write_params(f, &self.params)
+    }
+}
+
+/// Parse one name-addr or addr-spec value with its parameters.
+///
+/// - name-addr: `[display-name] <URI> *(;param)`, display name quoted or token words (a token
+///   display name directly followed by '<' is accepted, RFC 4475 §3.1.1.6); no whitespace
+///   inside `<…>` (§3.1.2.14).
+/// - addr-spec: `URI *(;param)` where every ';' parameter belongs to the header, not the URI
+///   (§20.10); such a URI must not contain ',', '?' or whitespace (§3.1.2.13).
+///
+/// The URI itself is only checked for a scheme; parse it with [`parse_uri`] when needed.
+pub fn parse_name_addr(value: &str) -> Result<NameAddr, ParseError> {
+    const W: &str = "name-addr";
+    let s = trim_lws(value);
+    if s.is_empty() {
+        return Err(invalid(W, "empty value"));
+    }
+    let mut c = Cursor::new(s);
+    let display;
+    let uri;
+    if c.peek() == Some('"') {
+        let Some((_, content)) = c.quoted() else {
+            return Err(invalid(W, "unterminated quoted display name"));
+        };
+        display = Some(content);
+        c.skip_ws();
+        if !c.eat('<') {
+            return Err(invalid(W, "quoted display name not followed by <URI>"));
+        }
+        uri = angle_uri(&mut c)?;
+    } else if let Some(lt) = s.find('<') {
+        let words = trim_lws(s.get(..lt).unwrap_or(""));
+        if !words.bytes().all(|b| is_token_byte(b) || is_lws_byte(b)) {
+            return Err(invalid(
+                W,
+                "display name with non-token characters must be quoted",
+            ));
+        }
+        display = (!words.is_empty()).then(|| words.to_owned());
+        c.pos = lt + 1;
+        uri = angle_uri(&mut c)?;
+    } else {
+        display = None;
+        let text = c.take_while(|ch| ch != ';');
+        let text = trim_lws(text);
+        if text.is_empty() {
+            return Err(invalid(W, "empty URI"));
+        }
+        if text.contains([' ', '\t']) {
+            return Err(invalid(W, "whitespace inside addr-spec"));
+        }
+        if text.contains([',', '?', '>', '"']) {
+            return Err(invalid(
+                W,
+                "URI with ',', '?' or headers must be enclosed in <...>",
+            ));
+        }
+        uri = text.to_owned();
+    }
+    let has_scheme = uri.find(':').is_some_and(|i| is_scheme(cut(&uri, i).0));
+    if !has_scheme && uri != "*" {
+        return Err(invalid(W, "URI without scheme"));
+    }
+    let params = parse_params(&mut c, W)?;
+    Ok(NameAddr {
+        display,
+        uri,
+        params,
+    })
+}
+
+/// The URI between '<' (already consumed) and '>'.
+fn angle_uri(c: &mut Cursor<'_>) -> Result<String, ParseError> {
+    const W: &str = "name-addr";
+    let inner = c.take_while(|ch| ch != '>');
+    if !c.eat('>') {
+        return Err(invalid(W, "missing '>'"));
+    }
+    if inner.is_empty() {
+        return Err(invalid(W, "empty <>"));
+    }
+    if inner.contains(|ch: char| ch.is_whitespace() || ch == '<') {
+        return Err(invalid(W, "whitespace inside <...>"));
+    }
+    Ok(inner.to_owned())
+}
+
+// ───────────────────────────── Via ─────────────────────────────
+
+/// One Via value (§20.42): `SIP/2.0/transport sent-by *(;param)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Via {
+    /// Uppercase transport: "UDP", "TCP", "TLS", "SCTP", or any other token.
+    pub transport: String,
+    pub host: String,
+    pub port: Option<u16>,
+    /// Parameters (`branch`, `received`, `rport` …); values raw.
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl Via {
+    pub fn branch(&self) -> Option<&str> {
+        self.param("branch")
+    }
+
+    /// Value of a parameter (case-insensitive name); `None` if absent or valueless.
+    pub fn param(&self, n: &str) -> Option<&str> {
+        find_param(&self.params, n)
+    }
+
+    pub fn has_param(&self, n: &str) -> bool {
+        has_param_in(&self.params, n)
+    }
+
+    /// `host[:port]` as received.
+    pub fn sent_by(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIP/2.0/{} {}", self.transport, self.sent_by())?;
+        write_params(f, &self.params)
+    }
+}
+
+/// A token followed by optional LWS.
+fn via_token<'a>(c: &mut Cursor<'a>) -> &'a str {
+    let t = c.take_while(|ch| ch.is_ascii() && is_token_byte(ch as u8));
+    c.skip_ws();
+    t
+}
+
+/// Parse one Via value (split a multi-value line with [`Headers::get_all`] first). LWS is
+/// allowed around '/' (SLASH), ':' (COLON), ';' and '=' (§25.1), as in RFC 4475 §3.1.1.1.
+/// The protocol name and version are not checked here (validation answers 505 for the
+/// start line).
+pub fn parse_via(value: &str) -> Result<Via, ParseError> {
+    const W: &str = "Via";
+    let mut c = Cursor::new(trim_lws(value));
+    let protocol = via_token(&mut c);
+    if protocol.is_empty() || !c.eat('/') {
+        return Err(invalid(W, "malformed sent-protocol"));
+    }
+    c.skip_ws();
+    let version = via_token(&mut c);
+    if version.is_empty() || !c.eat('/') {
+        return Err(invalid(W, "malformed sent-protocol"));
+    }
+    c.skip_ws();
+    let transport = c.take_while(|ch| ch.is_ascii() && is_token_byte(ch as u8));
+    if transport.is_empty() {
+        return Err(invalid(W, "missing transport"));
+    }
+    if !c.skip_ws() {
+        return Err(invalid(W, "missing whitespace before sent-by"));
+    }
+    let host = if c.peek() == Some('[') {
+        let h = c.take_while(|ch| ch != ']');
+        if !c.eat(']') {
+            return Err(invalid(W, "unterminated IPv6 reference"));
+        }
+        let inner = h.get(1..).unwrap_or("");
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Err(invalid(W, "malformed IPv6 reference"));
+        }
+        format!("{h}]")
+    } else {
+        let h = c.take_while(|ch| ch.is_ascii() && is_hostname_byte(ch as u8));
+        if h.is_empty() {
+            return Err(invalid(W, "missing or malformed sent-by host"));
+        }
+        h.to_owned()
+    };
+    c.skip_ws();
+    let port = if c.eat(':') {
+        c.skip_ws();
+        let p = c.take_while(|ch| ch.is_ascii_digit());
+        match parse_port(p) {
+            Some(p) => Some(p),
+            None => return Err(invalid(W, "malformed port")),
+        }
+    } else {
+        None
+    };
+    let params = parse_params(&mut c, W)?;
+    Ok(Via {
+        transport: transport.to_ascii_uppercase(),
+        host,
+        port,
+        params,
+    })
+}
+
+// ───────────────────────────── CSeq ─────────────────────────────
+
+/// A CSeq value (§20.16).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CSeq {
+    pub seq: u32,
+    pub method: Method,
+}
+
+impl fmt::Display for CSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.seq, self.method)
+    }
+}
+
+const CSEQ_TOO_LARGE: &str = "sequence number larger than 2**32-1";
+
+/// Parse `1*DIGIT LWS Method`; the number must fit in 32 bits (RFC 4475 §3.1.2.4/5).
+pub fn parse_cseq(value: &str) -> Result<CSeq, ParseError> {
+    const W: &str = "CSeq";
+    let mut c = Cursor::new(trim_lws(value));
+    let digits = c.take_while(|ch| ch.is_ascii_digit());
+    if digits.is_empty() {
+        return Err(invalid(W, "missing sequence number"));
+    }
+    let significant = digits.trim_start_matches('0');
+    let seq = if significant.len() > 10 {
+        None
+    } else if significant.is_empty() {
+        Some(0)
+    } else {
+        significant
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+    };
+    let Some(seq) = seq else {
+        return Err(invalid(W, CSEQ_TOO_LARGE));
+    };
+    if !c.skip_ws() {
+        return Err(invalid(W, "missing whitespace before the method"));
+    }
+    let method = c.take_while(|ch| ch.is_ascii() && is_token_byte(ch as u8));
+    if method.is_empty() || !c.rest().trim().is_empty() {
+        return Err(invalid(W, "malformed method"));
+    }
+    Ok(CSeq {
+        seq,
+        method: Method::parse(method),
+    })
+}
+
+// ───────────────────────────── validation ─────────────────────────────
+
+/// Why a request must be answered with an error instead of being processed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    /// Reason phrase for the response; fixed text, never peer data.
+    pub reason: String,
+    /// Extra headers for the response.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Rejection {
+    fn new(status: u16, reason: &str) -> Self {
+        Rejection {
+            status,
+            reason: reason.to_owned(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn bad(reason: &str) -> Self {
+        Rejection::new(400, reason)
+    }
+
+    /// [`response_skeleton`] for `req` with this status, reason and extra headers.
+    pub fn to_response(&self, req: &Request) -> Response {
+        let mut resp = response_skeleton(req, self.status, &self.reason);
+        for (n, v) in &self.headers {
+            resp.headers.push(n, v.clone());
+        }
+        resp
+    }
+}
+
+/// Headers that may appear at most once (§7.3.1, §20; RFC 4475 §3.3.8/3.3.9).
+const SINGLE_VALUE_HEADERS: &[&str] = &[
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+];
+
+const MANDATORY_HEADERS: &[&str] = &["Via", "From", "To", "Call-ID", "CSeq"];
+
+fn is_sip_2_0(version: &str) -> bool {
+    version.eq_ignore_ascii_case("SIP/2.0")
+}
+
+/// The checks shared by requests and responses: mandatory and single-value headers,
+/// Content-Length, Call-ID, Via, From, To. Returns a 400 reason phrase.
+fn check_common(headers: &Headers, body: &[u8]) -> Result<Option<CSeq>, &'static str> {
+    for name in MANDATORY_HEADERS {
+        if headers.get(name).is_none() {
+            return Err(match *name {
+                "Via" => "Bad Request (missing Via)",
+                "From" => "Bad Request (missing From)",
+                "To" => "Bad Request (missing To)",
+                "Call-ID" => "Bad Request (missing Call-ID)",
+                _ => "Bad Request (missing CSeq)",
+            });
+        }
+    }
+    for name in SINGLE_VALUE_HEADERS {
+        if headers.count(name) > 1 {
+            return Err(match *name {
+                "From" => "Bad Request (multiple From)",
+                "To" => "Bad Request (multiple To)",
+                "Call-ID" => "Bad Request (multiple Call-ID)",
+                "CSeq" => "Bad Request (multiple CSeq)",
+                "Max-Forwards" => "Bad Request (multiple Max-Forwards)",
+                "Content-Length" => "Bad Request (multiple Content-Length)",
+                _ => "Bad Request (multiple Content-Type)",
+            });
+        }
+    }
+    // §18.3, §20.14: RFC 4475 §3.1.2.2, §3.1.2.3.
+    if let Some(cl) = headers.get("Content-Length") {
+        match parse_content_length(cl) {
+            None => return Err("Bad Request (malformed Content-Length)"),
+            Some(n) if n > body.len() => {
+                return Err("Bad Request (Content-Length larger than the message)");
+            }
+            Some(_) => {}
+        }
+    }
+    let call_id = headers.get("Call-ID").unwrap_or("");
+    if call_id.is_empty() || call_id.contains(char::is_whitespace) {
+        return Err("Bad Request (malformed Call-ID)");
+    }
+    let cseq = headers
+        .get("CSeq")
+        .map(parse_cseq)
+        .transpose()
+        .map_err(|e| match e {
+            ParseError::Invalid {
+                reason: CSEQ_TOO_LARGE,
+                ..
+            } => "Bad Request (CSeq number larger than 2**32-1)",
+            _ => "Bad Request (malformed CSeq)",
+        })?;
+    // RFC 4475 §3.1.2.1: empty elements are extraneous separators.
+    for line in headers.lines("Via") {
+        for v in ListSplit::new(line) {
+            if v.is_empty() || parse_via(v).is_err() {
+                return Err("Bad Request (malformed Via)");
+            }
+        }
+    }
+    if headers
+        .get("From")
+        .map(parse_name_addr)
+        .is_some_and(|r| r.is_err())
+    {
+        return Err("Bad Request (malformed From)");
+    }
+    if headers
+        .get("To")
+        .map(parse_name_addr)
+        .is_some_and(|r| r.is_err())
+    {
+        return Err("Bad Request (malformed To)");
+    }
+    Ok(cseq)
+}
+
+/// RFC 3261 §8.2 / RFC 4475 wire-level validation of a request for a UA (not a proxy).
+///
+/// In order: SIP version (505); mandatory Via/From/To/Call-ID/CSeq (400); single-value
+/// headers present more than once (400); Content-Length malformed, negative or larger than
+/// the datagram (400); Call-ID; CSeq number range (400) and method — a mismatch is 501 when
+/// the start-line method is unknown (RFC 4475 §3.1.2.18), else 400; Via values, including
+/// empty list elements (400); From/To/Contact syntax (400); Request-URI syntax (400: `<…>`,
+/// whitespace, bad sip URI, escaped headers in a sip Request-URI).
+///
+/// A well-formed URI of an unsupported scheme passes; so do unknown methods, Require, bad
+/// Content-Type, Accept, Max-Forwards values: those are UA policy decisions.
+pub fn validate_request(req: &Request) -> Result<(), Rejection> {
+    // §8.2 / RFC 4475 §3.1.2.16.
+    if !is_sip_2_0(&req.version) {
+        return Err(Rejection::new(505, "Version Not Supported"));
+    }
+    let cseq = check_common(&req.headers, &req.body).map_err(Rejection::bad)?;
+    if let Some(cseq) = cseq
+        && cseq.method != req.method
+    {
+        return Err(match req.method {
+            Method::Other(_) => Rejection::new(501, "Not Implemented"),
+            _ => Rejection::bad("Bad Request (CSeq method does not match the request)"),
+        });
+    }
+    for line in req.headers.lines("Contact") {
+        for v in ListSplit::new(line) {
+            let ok = v == "*" || (!v.is_empty() && parse_name_addr(v).is_ok());
+            if !ok {
+                return Err(Rejection::bad("Bad Request (malformed Contact)"));
+            }
+        }
+    }
+    validate_request_uri(&req.uri).map_err(Rejection::bad)
+}
+
+fn validate_request_uri(uri: &str) -> Result<(), &'static str> {
+    if uri.starts_with('<') {
+        return Err("Bad Request (Request-URI enclosed in <>)");
+    }
+    if uri.contains(char::is_whitespace) {
+        return Err("Bad Request (whitespace in Request-URI)");
+    }
+    let parsed = parse_uri(uri).map_err(|_| "Bad Request (malformed Request-URI)")?;
+    // §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+    if parsed.is_sip() && !parsed.headers.is_empty() {
+        return Err("Bad Request (headers in Request-URI)");
+    }
+    Ok(())
+}
+
+/// Whether a received response may be processed; `Err(reason)` means discard it silently
+/// (RFC 4475 §3.1.2.5, §3.1.2.19): wrong version, status outside 100..=699, missing or
+/// repeated mandatory headers, CSeq out of range, bad Content-Length, unparseable Via,
+/// From or To.
+pub fn validate_response(resp: &Response) -> Result<(), String> {
+    if !is_sip_2_0(&resp.version) {
+        return Err("unsupported SIP version".to_owned());
+    }
+    if !(100..=699).contains(&resp.status) {
+        return Err("status code outside 100..=699".to_owned());
+    }
+    check_common(&resp.headers, &resp.body)
+        .map(|_| ())
+        .map_err(|reason| {
+            reason
+                .trim_start_matches("Bad Request (")
+                .trim_end_matches(')')
+                .to_owned()
+        })
+}
+
+/// A response to `req` carrying its Via values (all, in order), From, To, Call-ID and CSeq
+/// copied raw (§8.2.6.2) — usable even for a request that failed validation, as far as those
+/// headers exist. No To tag, Contact or body is added; `to_bytes` writes Content-Length.
+pub fn response_skeleton(req: &Request, status: u16, reason: &str) -> Response {
+    let mut headers = Headers::new();
+    for via in req.headers.lines("Via") {
+        headers.push("Via", via);
+    }
+    for name in ["From", "To", "Call-ID", "CSeq"] {
+        if let Some(v) = req.headers.lines(name).next() {
+            headers.push(name, v);
+        }
+    }
+    Response {
+        status,
+        reason: reason.to_owned(),
+        version: "SIP/2.0".to_owned(),
+        headers,
+        body: Vec::new(),
+    }
+}
+
+// ───────────────────────────── tests ─────────────────────────────
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(bytes: &[u8]) -> Request {
+        match parse(bytes) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    const BASIC: &[u8] = b"OPTIONS sip:ivr@example.com SIP/2.0\r\n\
+v: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+f: <sip:a@example.com>;tag=1\r\n\
+t: sip:ivr@example.com\r\n\
+i: abc@192.0.2.1\r\n\
+CSeq: 1 OPTIONS\r\n\
+m: <sip:a@192.0.2.1>\r\n\
+l: 0\r\n\
+\r\n";
+
+    #[test]
+    fn compact_forms_expand() {
+        let r = req(BASIC);
+        let names: Vec<&str> = r.headers.iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "Via",
+                "From",
+                "To",
+                "Call-ID",
+                "CSeq",
+                "Contact",
+                "Content-Length"
+            ]
+        );
+        for (short, long) in [
+            ("v", "Via"),
+            ("i", "Call-ID"),
+            ("f", "From"),
+            ("t", "To"),
+            ("m", "Contact"),
+            ("l", "Content-Length"),
+        ] {
+            assert_eq!(r.headers.get(short), r.headers.get(long), "{short}");
+            assert!(r.headers.get(short).is_some(), "{short}");
+        }
+        assert_eq!(r.headers.get("I"), Some("abc@192.0.2.1"));
+        assert_eq!(canonical_name("k"), "Supported");
+        assert_eq!(canonical_name("c"), "Content-Type");
+        assert_eq!(canonical_name("X-Custom"), "X-Custom");
+        assert!(validate_request(&r).is_ok());
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        let r = req(b"OPTIONS sip:a@b SIP/2.0\r\nvIA: SIP/2.0/UDP h\r\nCALL-id: x\r\ncseq: 1 OPTIONS\r\nx-FOO: 1\r\n\r\n");
+        assert_eq!(r.headers.get("Via"), Some("SIP/2.0/UDP h"));
+        assert_eq!(r.headers.get("call-id"), Some("x"));
+        assert_eq!(r.headers.get("CSEQ"), Some("1 OPTIONS"));
+        assert_eq!(r.headers.get("X-Foo"), Some("1"));
+        let names: Vec<&str> = r.headers.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Via", "Call-ID", "CSeq", "x-FOO"]);
+    }
+
+    #[test]
+    fn folding_and_lws_around_colon() {
+        let r = req(b"INVITE sip:a@b SIP/2.0\r\n\
+Via  : SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=z9hG4bKx\r\n\
+cseq: 0009\r\n\tINVITE\r\n\
+Subject:\r\n   hello\r\n  \r\n world\r\n\
+\r\n");
+        assert_eq!(
+            r.headers.get("Via"),
+            Some("SIP  /   2.0 /UDP 192.0.2.2;branch=z9hG4bKx")
+        );
+        let via = parse_via(r.headers.get("v").unwrap_or("")).expect("via");
+        assert_eq!(via.transport, "UDP");
+        assert_eq!(via.host, "192.0.2.2");
+        assert_eq!(via.branch(), Some("z9hG4bKx"));
+        let cseq = parse_cseq(r.headers.get("CSeq").unwrap_or("")).expect("cseq");
+        assert_eq!((cseq.seq, cseq.method), (9, Method::Invite));
+        assert_eq!(r.headers.get("Subject"), Some("hello world"));
+    }
+
+    #[test]
+    fn get_all_respects_quotes_and_angles() {
+        let mut h = Headers::new();
+        h.push(
+            "Contact",
+            r#""Doe, John \"x,y\"" <sip:a@b;p=1,2>;q=0.5, <sip:c@d>"#,
+        );
+        h.push("m", "sip:e@f");
+        h.push("Route", "<sip:p1;lr>,<sip:p2;lr>");
+        h.push("Date", "Sat, 15 Oct 2005 04:44:56 GMT");
+        let contacts: Vec<&str> = h.get_all("Contact").collect();
+        assert_eq!(
+            contacts,
+            [
+                r#""Doe, John \"x,y\"" <sip:a@b;p=1,2>;q=0.5"#,
+                "<sip:c@d>",
+                "sip:e@f"
+            ]
+        );
+        assert_eq!(h.count("m"), 3);
+        assert_eq!(h.count("Route"), 2);
+        assert_eq!(h.get("Route"), Some("<sip:p1;lr>"));
+        // Not a list header: the comma in a date does not split it.
+        assert_eq!(h.count("Date"), 1);
+        let na = parse_name_addr(contacts[0]).expect("name-addr");
+        assert_eq!(na.display.as_deref(), Some(r#"Doe, John "x,y""#));
+        assert_eq!(na.uri, "sip:a@b;p=1,2");
+        assert_eq!(na.param("Q"), Some("0.5"));
+    }
+
+    #[test]
+    fn set_remove_push() {
+        let mut h = Headers::new();
+        h.push("Via", "a");
+        h.push("l", "5");
+        h.push("To", "t");
+        h.push("Content-Length", "6");
+        h.set("content-length", "0");
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [("Via", "a"), ("Content-Length", "0"), ("To", "t")]
+        );
+        h.remove("v");
+        assert!(!h.contains("Via"));
+        h.set("X-New", "1");
+        assert_eq!(h.get("x-new"), Some("1"));
+        assert_eq!(h.len(), 3);
+    }
+
+    #[test]
+    fn body_framing() {
+        // Trailing octets after Content-Length are ignored (§18.3).
+        let r = req(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\nabcdef");
+        assert_eq!(r.body, b"abc");
+        // No Content-Length: rest of the datagram.
+        let r = req(b"MESSAGE sip:a@b SIP/2.0\r\n\r\nabcdef");
+        assert_eq!(r.body, b"abcdef");
+        // Too large: what arrived, validation says 400.
+        let r = req(b"MESSAGE sip:a@b SIP/2.0\r\nl: 30\r\n\r\nabc");
+        assert_eq!(r.body, b"abc");
+        // Negative: no body.
+        let r = req(b"MESSAGE sip:a@b SIP/2.0\r\nl: -3\r\n\r\nabc");
+        assert!(r.body.is_empty());
+        // Bare LF line ends.
+        let r = req(b"MESSAGE sip:a@b SIP/2.0\nl: 2\n\nxyz");
+        assert_eq!(r.body, b"xy");
+    }
+
+    #[test]
+    fn framing_errors() {
+        assert_eq!(parse(b""), Err(ParseError::Empty));
+        assert_eq!(parse(b"\r\n\r\n"), Err(ParseError::Empty));
+        assert_eq!(
+            parse(b"INVITE sip:a@b SIP/2.0\r\nVia SIP/2.0/UDP h\r\n\r\n"),
+            Err(ParseError::MissingColon { line: 2 })
+        );
+        assert_eq!(
+            parse(b"\r\nINVITE sip:a@b SIP/2.0\r\nTo: a\r\nFoo bar\r\n\r\n")
+                .map_err(|e| e.to_string()),
+            Err("line 4: header without ':'".to_owned())
+        );
+        assert!(matches!(
+            parse(b"INVITE sip:a@b\r\n\r\n"),
+            Err(ParseError::StartLine { line: 1, .. })
+        ));
+        assert!(matches!(
+            parse(b"INVITE sip:a@b SIP/2.0\r\n cont\r\n\r\n"),
+            Err(ParseError::OrphanContinuation { line: 2 })
+        ));
+        assert!(matches!(
+            parse(b"INVITE sip:a@b SIP/2.0\r\nTo: a"),
+            Err(ParseError::Unterminated { line: 2 })
+        ));
+        assert!(parse(b"\x00\x01\x02\xff\r\n\r\n").is_err());
+        assert!(parse(b"SIP/2.0 abc OK\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn status_line() {
+        let m = parse(b"SIP/2.0 100 \r\nCall-ID: x\r\n\r\n");
+        let Ok(Message::Response(r)) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!((r.status, r.reason.as_str()), (100, ""));
+        let Ok(Message::Response(r)) = parse(b"SIP/2.0 4294967301 big\r\n\r\n") else {
+            panic!()
+        };
+        assert_eq!(r.status, u16::MAX);
+        assert!(validate_response(&r).is_err());
+    }
+
+    #[test]
+    fn request_line_tolerance() {
+        let r = req(b"INVITE  sip:a@b  SIP/2.0  \r\n\r\n");
+        assert_eq!(r.uri, "sip:a@b");
+        assert_eq!(r.version, "SIP/2.0");
+        let r = req(b"INVITE sip:a@b; lr SIP/2.0\r\n\r\n");
+        assert_eq!(r.uri, "sip:a@b; lr");
+        assert_eq!(
+            validate_request_uri(&r.uri),
+            Err("Bad Request (whitespace in Request-URI)")
+        );
+    }
+
+    #[test]
+    fn methods() {
+        assert_eq!(Method::parse("INVITE"), Method::Invite);
+        assert_eq!(Method::parse("invite"), Method::Other("invite".into()));
+        assert_eq!(Method::parse("PRACK").to_string(), "PRACK");
+        assert_eq!(
+            Method::parse("RE%47IST%45R"),
+            Method::Other("RE%47IST%45R".into())
+        );
+    }
+
+    #[test]
+    fn uris() {
+        let u = parse_uri("sip:user;par=u%40example.net@example.com").expect("semiuri");
+        assert_eq!(u.user.as_deref(), Some("user;par=u%40example.net"));
+        assert_eq!(u.host, "example.com");
+        let u = parse_uri("SIPS:alice:pw@[2001:db8::1]:5061;transport=tcp;lr?Subject=hi&X=")
+            .expect("full");
+        assert_eq!(u.scheme, "sips");
+        assert_eq!(u.password.as_deref(), Some("pw"));
+        assert_eq!(u.host, "[2001:db8::1]");
+        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.param("TRANSPORT"), Some("tcp"));
+        assert!(u.has_param("lr"));
+        assert_eq!(u.headers.len(), 2);
+        assert_eq!(
+            u.to_string(),
+            "sips:alice:pw@[2001:db8::1]:5061;transport=tcp;lr?Subject=hi&X="
+        );
+        let u = parse_uri("sip:%00@host5.example.com").expect("escnull");
+        assert_eq!(u.user.as_deref(), Some("%00"));
+        let u = parse_uri("nobodyKnowsThisScheme:totallyopaquecontent").expect("unkscm");
+        assert_eq!(u.scheme, "nobodyknowsthisscheme");
+        assert_eq!(u.host, "totallyopaquecontent");
+        assert_eq!(
+            parse_uri("tel:+1-201-555-0123").map(|u| u.scheme),
+            Ok("tel".into())
+        );
+        for bad in [
+            "sip:",
+            "sip:a b@c",
+            "<sip:a@b>",
+            "sip:a@b:99999",
+            "sip:a@b;",
+            "sip:%zz@b",
+            "1sip:a",
+            "nocolon",
+            "sip:a@",
+        ] {
+            assert!(parse_uri(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn name_addrs() {
+        let n = parse_name_addr("caller<sip:caller@example.com>;tag=323").expect("lwsdisp");
+        assert_eq!(n.display.as_deref(), Some("caller"));
+        assert_eq!(n.tag(), Some("323"));
+        let n = parse_name_addr("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n")
+            .expect("addr-spec");
+        assert_eq!(n.uri, "sip:vivekg@chair-dnrc.example.com");
+        assert_eq!(n.tag(), Some("1918181833n"));
+        let n = parse_name_addr("sip:+1@gw.example.net;user=phone;unknownparam").expect("params");
+        assert_eq!(n.uri, "sip:+1@gw.example.net");
+        assert_eq!(n.param("user"), Some("phone"));
+        assert!(n.has_param("unknownparam"));
+        for bad in [
+            "\"Mr. J. User <sip:j.user@example.com>",
+            "\"Watson, Thomas\" < sip:t.watson@example.org >",
+            "Bell, Alexander <sip:a.g.bell@example.com>;tag=43",
+            "sip:user@example.com?Route=%3Csip:sip.example.com%3E",
+            "\"Joe\" <sip:joe@example.org>;;;;",
+            "<sip:a@b",
+            "",
+            "<>",
+            "noscheme",
+        ] {
+            assert!(parse_name_addr(bad).is_err(), "{bad}");
+        }
+        let shown = NameAddr {
+            display: Some("A \"B\"".into()),
+            uri: "sip:a@b".into(),
+            params: vec![("tag".into(), Some("x".into()))],
+        };
+        assert_eq!(shown.to_string(), r#""A \"B\"" <sip:a@b>;tag=x"#);
+        assert_eq!(parse_name_addr(&shown.to_string()), Ok(shown));
+    }
+
+    #[test]
+    fn vias() {
+        let v = parse_via("SIP/2.0/udp [2001:db8::1]:5060;branch=z9hG4bKa;rport;received=1.2.3.4")
+            .expect("via");
+        assert_eq!(v.transport, "UDP");
+        assert_eq!(v.sent_by(), "[2001:db8::1]:5060");
+        assert!(v.has_param("rport"));
+        assert_eq!(v.param("rport"), None);
+        assert_eq!(v.param("received"), Some("1.2.3.4"));
+        assert_eq!(
+            v.to_string(),
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKa;rport;received=1.2.3.4"
+        );
+        for bad in [
+            "SIP/2.0/UDP 192.0.2.15;;",
+            ";",
+            "SIP/2.0 host",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP h:",
+            "SIP/2.0/UDP h x",
+        ] {
+            assert!(parse_via(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cseqs() {
+        assert_eq!(
+            parse_cseq("4294967295 INVITE"),
+            Ok(CSeq {
+                seq: u32::MAX,
+                method: Method::Invite
+            })
+        );
+        assert!(parse_cseq("4294967296 INVITE").is_err());
+        assert!(parse_cseq("36893488147419103232 REGISTER").is_err());
+        assert!(parse_cseq("1").is_err());
+        assert!(parse_cseq("1 INVITE x").is_err());
+        assert!(parse_cseq("-1 INVITE").is_err());
+    }
+
+    #[test]
+    fn to_bytes_writes_content_length_and_sanitizes() {
+        let mut r = req(BASIC);
+        r.body = b"hello".to_vec();
+        r.headers.push("Subject", "evil\r\nInjected: yes");
+        let bytes = r.to_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("\r\nContent-Length: 5\r\n"));
+        assert!(!text.contains("\r\nInjected"));
+        assert!(text.ends_with("\r\n\r\nhello"));
+        let again = req(&bytes);
+        assert_eq!(again.body, b"hello");
+        assert_eq!(again.headers.count("Content-Length"), 1);
+    }
+
+    #[test]
+    fn skeleton_copies_dialog_headers() {
+        let r = req(b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP p1;branch=z9hG4bK1, SIP/2.0/UDP p2\r\nv: SIP/2.0/UDP p3\r\nMax-Forwards: 70\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: <sip:x@y>\r\n\r\n");
+        let s = response_skeleton(&r, 486, "Busy Here");
+        assert_eq!(
+            s.headers.get_all("Via").collect::<Vec<_>>(),
+            [
+                "SIP/2.0/UDP p1;branch=z9hG4bK1",
+                "SIP/2.0/UDP p2",
+                "SIP/2.0/UDP p3"
+            ]
+        );
+        assert_eq!(s.headers.get("Contact"), None);
+        assert_eq!(s.headers.get("Max-Forwards"), None);
+        assert!(validate_response(&s).is_ok());
+        let text = String::from_utf8_lossy(&s.to_bytes()).into_owned();
+        assert!(text.starts_with("SIP/2.0 486 Busy Here\r\n"));
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
+    }
+}
