@@ -1,0 +1,200 @@
+//! Load errors: `file:line:col: error: message` plus an optional `  hint: …` line.
+//!
+//! One [`LoadError`] describes one file. A file that parses as YAML can have many semantic
+//! problems at once (dangling targets, undeclared variables, …): they are all collected into
+//! [`LoadError::Invalid`] so an author fixes them in one pass. A YAML syntax or schema error
+//! (unknown key, wrong type) stops the parse, so it comes alone.
+
+use std::fmt;
+
+/// What went wrong, for tests and tools that want to match on the class of a problem
+/// rather than on its wording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// YAML syntax, unknown key, wrong type, missing field, duplicate key.
+    Yaml,
+    /// `version` other than the supported one.
+    UnsupportedVersion,
+    /// A `next` / `on` / `goto` / `start` target that names no node.
+    UnknownTarget,
+    /// A node with no action key, or with more than one.
+    NodeAction,
+    /// A key that is valid YAML and known, but not allowed in this place
+    /// (`next` on a `goto` node, `on` key naming no intent, …).
+    Misplaced,
+    /// A `${var}` that names no declared variable, or an assignment to one.
+    UndeclaredVariable,
+    /// A malformed `${…}` template.
+    Template,
+    /// An `ask` without `on.noinput` / `on.nomatch` or an intent without a target.
+    MissingHandler,
+    /// Literal digits that contain something other than 0-9, or a DTMF key sequence with
+    /// characters that are not DTMF keys.
+    InvalidDigits,
+    /// A duration that does not parse or is out of range.
+    InvalidDuration,
+    /// A name (node, intent, variable, outcome, prompt, language) with characters that are not
+    /// allowed, or a duplicate.
+    InvalidName,
+    /// A value that is well-typed but not acceptable (empty prompt list, empty intent, …).
+    InvalidValue,
+    /// Nodes that jump to each other forever without waiting for the caller.
+    ZeroTimeLoop,
+    /// A feature that the language reserves but this version does not implement yet.
+    Unsupported,
+}
+
+/// One problem at one place of a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub kind: ErrorKind,
+    /// 1-based line of the offending YAML node.
+    pub line: u32,
+    /// 1-based column (in characters) of the offending YAML node.
+    pub column: u32,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub(crate) fn new(kind: ErrorKind, pos: super::SourcePos, message: impl Into<String>) -> Self {
+        Diagnostic {
+            kind,
+            line: pos.line,
+            column: pos.column,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub(crate) fn hint(&mut self, hint: impl Into<String>) -> &mut Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Writes `file:line:col: error: message` and, if any, `\n  hint: …`.
+    pub fn render(&self, file: &str, f: &mut impl fmt::Write) -> fmt::Result {
+        write!(
+            f,
+            "{file}:{}:{}: error: {}",
+            self.line, self.column, self.message
+        )?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a scenario file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file (or directory) could not be read.
+    #[error("{file}: error: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid scenario. `diagnostics` is never empty and is
+    /// sorted by position.
+    #[error("{}", DisplayDiagnostics { file, diagnostics })]
+    Invalid {
+        file: String,
+        diagnostics: Vec<Diagnostic>,
+    },
+}
+
+impl LoadError {
+    /// The file label the error refers to.
+    pub fn file(&self) -> &str {
+        match self {
+            LoadError::Io { file, .. } | LoadError::Invalid { file, .. } => file,
+        }
+    }
+
+    /// The located problems (empty for I/O errors).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        match self {
+            LoadError::Io { .. } => &[],
+            LoadError::Invalid { diagnostics, .. } => diagnostics,
+        }
+    }
+
+    pub(crate) fn invalid(file: &str, mut diagnostics: Vec<Diagnostic>) -> Self {
+        diagnostics.sort_by_key(|d| (d.line, d.column));
+        diagnostics.dedup();
+        LoadError::Invalid {
+            file: file.to_string(),
+            diagnostics,
+        }
+    }
+}
+
+struct DisplayDiagnostics<'a> {
+    file: &'a str,
+    diagnostics: &'a [Diagnostic],
+}
+
+impl fmt::Display for DisplayDiagnostics<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            d.render(self.file, f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns a serde-saphyr error into a diagnostic: its location, its message without the
+/// trailing "at line L, column C" the library appends, and a hint for common mistakes.
+pub(crate) fn from_yaml_error(err: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = err
+        .location()
+        .map(|l| {
+            (
+                u32::try_from(l.line()).unwrap_or(u32::MAX).max(1),
+                u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
+            )
+        })
+        .unwrap_or((1, 1));
+    let mut message = err.without_snippet().to_string();
+    let suffix = format!(" at line {line}, column {column}");
+    if let Some(stripped) = message.strip_suffix(&suffix) {
+        message.truncate(stripped.len());
+    }
+    let mut hint = None;
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        message = format!("duplicate key `{key}`");
+        hint = Some("each key may appear once in a mapping".to_string());
+    } else if message.starts_with("expected sequence start") {
+        hint = Some("a list is expected here, e.g. `[hello, goodbye]`".to_string());
+    } else if message.starts_with("expected mapping start") {
+        hint = Some("a mapping is expected here, e.g. `{ key: value }`".to_string());
+    } else if message.starts_with("unexpected end of input") {
+        hint =
+            Some("the file is empty or cut short; a scenario starts with `version: 1`".to_string());
+    } else if message.starts_with("unknown field") {
+        hint = Some("see docs/scenario-language.md for the keys each place accepts".to_string());
+    }
+    Diagnostic {
+        kind: ErrorKind::Yaml,
+        line,
+        column,
+        message,
+        hint,
+    }
+}
