@@ -1,0 +1,342 @@
+//! One call's media and dialogue, owned in one place: the dialogue interpreter, the RTP
+//! playout of prompts, and the caller's input (RFC 4733 events for now).
+//!
+//! `CallCore` is sans-IO like everything below the runtime: the SIP engine and the
+//! simulator drive it the same way — `start`, then `poll_packet` on every 20 ms pacing tick,
+//! `handle_rtp`/`handle_dtmf` for input, `handle_timeout` at `poll_timeout`. It records a
+//! trace (prompts with what was heard, inputs, timings) for the CRM and for tests.
+//!
+//! It knows nothing of SIP: hang-up requests are a flag the owner reads (`wants_hangup`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::crm::CallCompleted;
+use crate::dialogue::{Action, Dialogue, DialogueResult, HangupBy, Input};
+use crate::media::Codec;
+use crate::media::dtmf::DtmfReceiver;
+use crate::media::prompts::PromptCache;
+use crate::media::rtp::{Playout, PlayoutEvent};
+use crate::scenario::Scenario;
+
+/// What happened in a call, in order, with times relative to the call's start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TraceEvent {
+    /// A prompt sequence started playing.
+    Play {
+        at_ms: u64,
+        id: u64,
+        prompts: Vec<String>,
+        duration_ms: u64,
+    },
+    /// It played to the end (the last packet left at `at_ms`).
+    PlayFinished {
+        at_ms: u64,
+        id: u64,
+    },
+    /// It was cut short (barge-in, or replaced); `heard_ms` of it were played.
+    PlayStopped {
+        at_ms: u64,
+        id: u64,
+        heard_ms: u64,
+    },
+    /// A prompt the scenario names has no recording for the call's language.
+    MissingPrompt {
+        at_ms: u64,
+        prompt: String,
+    },
+    Dtmf {
+        at_ms: u64,
+        digit: char,
+    },
+    /// The robot decided to hang up.
+    RobotHangup {
+        at_ms: u64,
+    },
+    /// The caller hung up.
+    CallerHangup {
+        at_ms: u64,
+    },
+}
+
+/// Per-call media parameters negotiated by SDP (or chosen by the simulator).
+#[derive(Debug, Clone, Copy)]
+pub struct MediaParams {
+    pub codec: Codec,
+    pub payload_type: u8,
+    pub telephone_event_pt: Option<u8>,
+    pub ssrc: u32,
+    pub initial_seq: u16,
+    pub initial_ts: u32,
+}
+
+pub struct CallCore {
+    dialogue: Dialogue,
+    playout: Playout,
+    dtmf: Option<DtmfReceiver>,
+    prompts: Arc<PromptCache>,
+    /// The current play-out finished on the wire at this instant; the dialogue hears of it then.
+    pending_done: Option<(Instant, u64)>,
+    wants_hangup: bool,
+    started_at: Instant,
+    trace: Vec<TraceEvent>,
+    /// Something happened since the owner last looked (see [`CallCore::take_changed`]).
+    changed: bool,
+}
+
+impl CallCore {
+    pub fn new(
+        scenario: Arc<Scenario>,
+        variables: std::collections::BTreeMap<String, String>,
+        prompts: Arc<PromptCache>,
+        media: MediaParams,
+        now: Instant,
+    ) -> CallCore {
+        CallCore {
+            dialogue: Dialogue::new(scenario, variables),
+            playout: Playout::new(
+                media.codec,
+                media.ssrc,
+                media.initial_seq,
+                media.initial_ts,
+                media.payload_type,
+            ),
+            dtmf: media.telephone_event_pt.map(DtmfReceiver::new),
+            prompts,
+            pending_done: None,
+            wants_hangup: false,
+            started_at: now,
+            trace: Vec::new(),
+            changed: false,
+        }
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started_at).as_millis() as u64
+    }
+
+    /// Enter the scenario's start node.
+    pub fn start(&mut self, now: Instant) {
+        self.dialogue.start(now);
+        self.drain(now);
+    }
+
+    /// One incoming RTP datagram from the caller.
+    pub fn handle_rtp(&mut self, now: Instant, packet: &[u8]) {
+        let digit = self.dtmf.as_mut().and_then(|d| d.handle_rtp(now, packet));
+        if let Some(d) = digit {
+            self.handle_dtmf(now, d.digit);
+        }
+    }
+
+    /// A key from any source (RFC 4733, SIP INFO, a simulated caller).
+    pub fn handle_dtmf(&mut self, now: Instant, digit: char) {
+        if self.dialogue.is_finished() {
+            return;
+        }
+        let at_ms = self.ms(now);
+        self.trace.push(TraceEvent::Dtmf { at_ms, digit });
+        self.dialogue.handle_input(now, Input::Dtmf(digit));
+        self.drain(now);
+    }
+
+    /// The caller hung up.
+    pub fn handle_hangup(&mut self, now: Instant) {
+        if self.dialogue.is_finished() {
+            return;
+        }
+        let at_ms = self.ms(now);
+        self.trace.push(TraceEvent::CallerHangup { at_ms });
+        self.playout.stop(now);
+        self.pending_done = None;
+        self.dialogue.handle_input(now, Input::Hangup);
+        while self.playout.poll_event().is_some() {}
+        while self.dialogue.poll_action().is_some() {}
+    }
+
+    /// The pacing tick: writes the next RTP packet into `buf` if one is due.
+    pub fn poll_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.handle_timeout(now);
+        let n = self.playout.poll_packet(now, buf);
+        self.drain_playout(now);
+        n
+    }
+
+    /// The earliest instant this call has work besides the pacing tick.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let d = self.dialogue.poll_timeout();
+        let p = self.pending_done.map(|(t, _)| t);
+        match (d, p) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some((at, id)) = self.pending_done
+            && at <= now
+        {
+            self.pending_done = None;
+            let at_ms = self.ms(at);
+            self.trace.push(TraceEvent::PlayFinished { at_ms, id });
+            self.dialogue.handle_input(at, Input::PlaybackDone { id });
+            self.drain(at);
+        }
+        if self.dialogue.poll_timeout().is_some_and(|t| t <= now) {
+            self.dialogue.handle_timeout(now);
+            self.drain(now);
+        }
+    }
+
+    /// Apply the dialogue's actions until it has none.
+    fn drain(&mut self, now: Instant) {
+        self.changed = true;
+        while let Some(action) = self.dialogue.poll_action() {
+            match action {
+                Action::Play { id, prompts } => {
+                    self.pending_done = None;
+                    let mut resolved = Vec::with_capacity(prompts.len());
+                    let mut names = Vec::with_capacity(prompts.len());
+                    for p in &prompts {
+                        match self.prompts.get(&p.lang, &p.name) {
+                            Some(audio) => {
+                                names.push(format!("{}/{}", p.lang, p.name));
+                                resolved.push(audio);
+                            }
+                            None => {
+                                let at_ms = self.ms(now);
+                                tracing::warn!(lang = %p.lang, prompt = %p.name, "prompt has no recording; skipped");
+                                self.trace.push(TraceEvent::MissingPrompt {
+                                    at_ms,
+                                    prompt: format!("{}/{}", p.lang, p.name),
+                                });
+                            }
+                        }
+                    }
+                    let duration: Duration = resolved.iter().map(|p| p.duration()).sum();
+                    let at_ms = self.ms(now);
+                    self.trace.push(TraceEvent::Play {
+                        at_ms,
+                        id,
+                        prompts: names,
+                        duration_ms: duration.as_millis() as u64,
+                    });
+                    if resolved.is_empty() {
+                        // Nothing to play: it is over as soon as it began.
+                        self.pending_done = Some((now, id));
+                    } else {
+                        self.playout.play(id, resolved, now);
+                    }
+                    self.drain_playout(now);
+                }
+                Action::StopPlayback => {
+                    self.playout.stop(now);
+                    self.pending_done = None;
+                    self.drain_playout(now);
+                }
+                Action::Hangup => {
+                    if !self.wants_hangup {
+                        let at_ms = self.ms(now);
+                        self.trace.push(TraceEvent::RobotHangup { at_ms });
+                    }
+                    self.wants_hangup = true;
+                }
+            }
+        }
+    }
+
+    fn drain_playout(&mut self, now: Instant) {
+        while let Some(ev) = self.playout.poll_event() {
+            self.changed = true;
+            match ev {
+                PlayoutEvent::Finished { id, at, .. } => {
+                    self.pending_done = Some((at, id));
+                }
+                PlayoutEvent::Stopped { id, at, heard } => {
+                    let at_ms = self.ms(at);
+                    self.trace.push(TraceEvent::PlayStopped {
+                        at_ms,
+                        id,
+                        heard_ms: heard.as_millis() as u64,
+                    });
+                    self.dialogue
+                        .handle_input(now, Input::PlaybackStopped { id });
+                    self.drain(now);
+                }
+            }
+        }
+    }
+
+    /// Whether the call's timers or hang-up wish may have changed since the last call;
+    /// resets the flag. Lets the engine skip idle calls on the pacing tick.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// The robot wants the call ended (its hang-up prompts have finished).
+    pub fn wants_hangup(&self) -> bool {
+        self.wants_hangup
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.dialogue.is_finished()
+    }
+
+    pub fn is_playing(&self) -> bool {
+        self.playout.is_playing()
+    }
+
+    pub fn result(&self) -> &DialogueResult {
+        self.dialogue.result()
+    }
+
+    pub fn trace(&self) -> &[TraceEvent] {
+        &self.trace
+    }
+
+    pub fn packets_sent(&self) -> u64 {
+        self.playout.packets_sent()
+    }
+
+    pub fn started_at(&self) -> Instant {
+        self.started_at
+    }
+
+    /// The `call.completed` record for the CRM.
+    pub fn completed_record(
+        &self,
+        call: CallInfo<'_>,
+        now: Instant,
+        by: HangupBy,
+    ) -> CallCompleted {
+        let r = self.result();
+        let ended_wall = call.started_wall + now.saturating_duration_since(self.started_at);
+        CallCompleted {
+            event: "call.completed",
+            call_id: call.call_id.to_owned(),
+            scenario: call.scenario.to_owned(),
+            direction: call.direction,
+            outcome: r.outcome.clone(),
+            answers: r.answers.clone(),
+            variables: r.variables.clone(),
+            path: r.path.clone(),
+            started_at: humantime::format_rfc3339_millis(call.started_wall).to_string(),
+            ended_at: humantime::format_rfc3339_millis(ended_wall).to_string(),
+            duration_ms: now.saturating_duration_since(self.started_at).as_millis() as u64,
+            hangup_by: by,
+            trace: self.trace.clone(),
+        }
+    }
+}
+
+/// Identity of a call for its CRM record.
+#[derive(Debug, Clone, Copy)]
+pub struct CallInfo<'a> {
+    pub call_id: &'a str,
+    pub scenario: &'a str,
+    pub direction: &'static str,
+    pub started_wall: std::time::SystemTime,
+}

@@ -1,0 +1,457 @@
+//! The engine: the SIP user agent plus every live call, as one sans-IO state machine.
+//!
+//! It routes incoming INVITEs to scenarios (Request-URI user part, or the route table),
+//! negotiates SDP, answers, runs each call's [`CallCore`], hangs up when the dialogue says
+//! so, and emits a [`CallCompleted`] record for the CRM when a call ends.
+//!
+//! The runtime (`rt`) feeds it datagrams and timeouts, and calls [`Engine::tick`] on one
+//! 20 ms pacing grid for all calls; the engine hands back SIP datagrams to send, RTP packets
+//! (through a callback, so no packet is allocated) and events. Media ports are opened and
+//! closed through the [`MediaPorts`] trait, which the runtime implements with real sockets
+//! and tests with a counter.
+//!
+//! What it does not do: sockets, clocks, HTTP, threads — or outbound calls (issue 6).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::call::{CallCore, CallInfo, MediaParams};
+use crate::crm::CallCompleted;
+use crate::dialogue::HangupBy;
+use crate::media::prompts::PromptCache;
+use crate::pii::Pii;
+use crate::scenario::Scenario;
+use crate::sip::message::{Request, parse_name_addr, parse_uri};
+use crate::sip::sdp::{self, LocalMedia, Origin};
+use crate::sip::ua::{CallHandle, EndReason, Transmit, UaConfig, UaEvent, UserAgent};
+
+/// Opens and closes the local RTP endpoint of a call.
+pub trait MediaPorts {
+    /// Bind a local RTP port for `call`; returns the port.
+    fn open(&mut self, call: CallHandle) -> std::io::Result<u16>;
+    fn close(&mut self, call: CallHandle);
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub ua: UaConfig,
+    /// Address advertised in SDP for RTP.
+    pub media_ip: IpAddr,
+    /// Dialled number → scenario name; consulted before the scenario file stems.
+    pub routes: BTreeMap<String, String>,
+    /// Above this many live calls new INVITEs get 503 with Retry-After.
+    pub max_calls: usize,
+    /// Seed for tags, branches, SSRCs (tests pass a constant).
+    pub seed: u64,
+}
+
+/// What the engine reports to the runtime.
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    CallCompleted(Box<CallCompleted>),
+}
+
+struct LiveCall {
+    core: CallCore,
+    sip_call_id: String,
+    scenario: String,
+    remote_rtp: SocketAddr,
+    started_wall: SystemTime,
+    /// The record was emitted (the robot hung up, or the caller did); only cleanup remains.
+    completed: bool,
+    /// The deadline last pushed to the timer heap, to avoid pushing it again.
+    scheduled: Option<Instant>,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    ua: UserAgent,
+    rng: StdRng,
+    scenarios: BTreeMap<String, Arc<Scenario>>,
+    prompts: Arc<PromptCache>,
+    calls: HashMap<CallHandle, LiveCall>,
+    /// Per-call wake-ups (dialogue timers); stale entries are harmless.
+    call_timers: BinaryHeap<Reverse<(Instant, CallHandle)>>,
+    events: VecDeque<EngineEvent>,
+    /// Maps the monotonic `now` to wall-clock time for CRM timestamps.
+    anchor: (Instant, SystemTime),
+    packet_buf: Vec<u8>,
+    /// Calls the last tick touched, to re-examine (timers, hang-up) outside the tick.
+    attention: Vec<CallHandle>,
+}
+
+impl Engine {
+    pub fn new(
+        cfg: EngineConfig,
+        scenarios: BTreeMap<String, Arc<Scenario>>,
+        prompts: Arc<PromptCache>,
+        anchor: (Instant, SystemTime),
+    ) -> Engine {
+        let ua = UserAgent::new(cfg.ua.clone(), cfg.seed);
+        let rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_cafe);
+        Engine {
+            cfg,
+            ua,
+            rng,
+            scenarios,
+            prompts,
+            calls: HashMap::new(),
+            call_timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            anchor,
+            packet_buf: vec![0u8; 1500],
+            attention: Vec::new(),
+        }
+    }
+
+    fn wall(&self, now: Instant) -> SystemTime {
+        self.anchor.1 + now.saturating_duration_since(self.anchor.0)
+    }
+
+    pub fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn ua(&self) -> &UserAgent {
+        &self.ua
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ua.poll_transmit()
+    }
+
+    pub fn poll_event(&mut self) -> Option<EngineEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let c = self.call_timers.peek().map(|Reverse((t, _))| *t);
+        match (self.ua.poll_timeout(), c) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// One SIP datagram from the network.
+    pub fn handle_sip(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        datagram: &[u8],
+        ports: &mut dyn MediaPorts,
+    ) {
+        self.ua.handle_datagram(now, source, datagram);
+        self.process_ua_events(now, ports);
+    }
+
+    /// One RTP datagram that arrived on `call`'s media port.
+    pub fn handle_rtp(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        packet: &[u8],
+        ports: &mut dyn MediaPorts,
+    ) {
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.core.handle_rtp(now, packet);
+        }
+        self.after_call_activity(now, call, ports);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, ports: &mut dyn MediaPorts) {
+        self.ua.handle_timeout(now);
+        let attention = std::mem::take(&mut self.attention);
+        for call in &attention {
+            self.after_call_activity(now, *call, ports);
+        }
+        self.attention = attention;
+        self.attention.clear();
+        while let Some(Reverse((at, call))) = self.call_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.call_timers.pop();
+            if let Some(c) = self.calls.get_mut(&call) {
+                if c.scheduled == Some(at) {
+                    c.scheduled = None;
+                }
+                c.core.handle_timeout(now);
+            }
+            self.after_call_activity(now, call, ports);
+        }
+        self.process_ua_events(now, ports);
+    }
+
+    /// The pacing tick: every call with audio due writes one packet, handed to `send`.
+    /// Calls that want to end are handled by the next [`Engine::handle_timeout`], which the
+    /// runtime calls right after the tick.
+    pub fn tick(&mut self, now: Instant, send: &mut dyn FnMut(CallHandle, SocketAddr, &[u8])) {
+        let mut buf = std::mem::take(&mut self.packet_buf);
+        for (&call, c) in self.calls.iter_mut() {
+            if c.completed {
+                continue;
+            }
+            if let Some(n) = c.core.poll_packet(now, &mut buf) {
+                send(call, c.remote_rtp, &buf[..n]);
+            }
+            // Playback events may have moved the dialogue: look at the call again.
+            if c.core.take_changed() {
+                self.attention.push(call);
+            }
+        }
+        self.packet_buf = buf;
+    }
+
+    /// After anything touched a call: reschedule its timer, hang up if it asked to.
+    fn after_call_activity(&mut self, now: Instant, call: CallHandle, ports: &mut dyn MediaPorts) {
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        if c.completed {
+            return;
+        }
+        if c.core.wants_hangup() {
+            self.ua.hangup(now, call);
+            self.complete(now, call, HangupBy::Robot, ports);
+            return;
+        }
+        let next = c.core.poll_timeout();
+        if let Some(c) = self.calls.get_mut(&call)
+            && next != c.scheduled
+        {
+            c.scheduled = next;
+            if let Some(t) = next {
+                self.call_timers.push(Reverse((t, call)));
+            }
+        }
+    }
+
+    fn process_ua_events(&mut self, now: Instant, ports: &mut dyn MediaPorts) {
+        while let Some(ev) = self.ua.poll_event() {
+            match ev {
+                UaEvent::IncomingCall {
+                    call,
+                    request,
+                    source,
+                } => self.incoming_call(now, call, &request, source, ports),
+                UaEvent::Confirmed { call } => {
+                    tracing::debug!(
+                        call_id = self.ua.call_id(call).unwrap_or("-"),
+                        "call confirmed by ACK"
+                    );
+                }
+                UaEvent::Info { call, request } => {
+                    if let Some(d) = dtmf_from_info(&request)
+                        && let Some(c) = self.calls.get_mut(&call)
+                    {
+                        c.core.handle_dtmf(now, d);
+                    }
+                    self.after_call_activity(now, call, ports);
+                }
+                UaEvent::Ended { call, reason } => {
+                    if self.calls.contains_key(&call) {
+                        let by = match reason {
+                            EndReason::LocalBye | EndReason::AckTimeout => HangupBy::Robot,
+                            _ => HangupBy::Caller,
+                        };
+                        self.complete(now, call, by, ports);
+                        if let Some(c) = self.calls.remove(&call) {
+                            tracing::info!(call_id = %c.sip_call_id, ?reason, "call leg ended");
+                        }
+                        ports.close(call);
+                    }
+                }
+            }
+        }
+    }
+
+    fn incoming_call(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        invite: &Request,
+        source: SocketAddr,
+        ports: &mut dyn MediaPorts,
+    ) {
+        let call_id = invite.headers.get("Call-ID").unwrap_or("").to_owned();
+        let dialled = parse_uri(&invite.uri)
+            .ok()
+            .and_then(|u| u.user)
+            .unwrap_or_default();
+        let caller = invite
+            .headers
+            .get("From")
+            .and_then(|f| parse_name_addr(f).ok())
+            .and_then(|n| parse_uri(&n.uri).ok())
+            .and_then(|u| u.user)
+            .unwrap_or_default();
+        tracing::info!(%call_id, %source, from = %Pii(&caller), to = %Pii(&dialled), "incoming call");
+
+        if self.calls.len() >= self.cfg.max_calls {
+            tracing::warn!(%call_id, live = self.calls.len(), "at capacity; refusing call");
+            self.ua.reject(
+                now,
+                call,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", "5".to_owned())],
+            );
+            return;
+        }
+        let scenario_name = self
+            .cfg
+            .routes
+            .get(&dialled)
+            .cloned()
+            .unwrap_or_else(|| dialled.clone());
+        let Some(scenario) = self.scenarios.get(&scenario_name).cloned() else {
+            tracing::info!(%call_id, to = %Pii(&dialled), "no scenario for the dialled number");
+            self.ua.reject(now, call, 404, "Not Found", &[]);
+            return;
+        };
+        let neg = match sdp::negotiate(&invite.body) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::info!(%call_id, error = %e, "unusable SDP offer");
+                let warning = format!("305 ivrflow \"{}\"", e.to_string().replace('"', "'"));
+                self.ua.reject(
+                    now,
+                    call,
+                    488,
+                    "Not Acceptable Here",
+                    &[("Warning", warning)],
+                );
+                return;
+            }
+        };
+        let port = match ports.open(call) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(%call_id, error = %e, "cannot open an RTP port");
+                self.ua.reject(
+                    now,
+                    call,
+                    503,
+                    "Service Unavailable",
+                    &[("Retry-After", "5".to_owned())],
+                );
+                return;
+            }
+        };
+        let mut variables = variables_from_headers(invite);
+        variables.insert("caller".to_owned(), caller);
+        variables.insert("dialled".to_owned(), dialled);
+        let local = LocalMedia {
+            addr: SocketAddr::new(self.cfg.media_ip, port),
+            origin: Origin {
+                session_id: self.rng.next_u64() >> 1,
+                version: 1,
+            },
+        };
+        let answer = sdp::answer(&neg, &local);
+        let media = MediaParams {
+            codec: neg.codec,
+            payload_type: neg.codec_pt,
+            telephone_event_pt: neg.telephone_event_pt,
+            ssrc: self.rng.next_u32(),
+            initial_seq: self.rng.next_u32() as u16,
+            initial_ts: self.rng.next_u32(),
+        };
+        let core = CallCore::new(scenario, variables, self.prompts.clone(), media, now);
+        self.ua.ring(now, call);
+        self.ua.answer(now, call, &answer);
+        tracing::info!(%call_id, scenario = %scenario_name, codec = ?neg.codec, remote_rtp = %neg.remote_rtp, "answered");
+        self.calls.insert(
+            call,
+            LiveCall {
+                core,
+                sip_call_id: call_id,
+                scenario: scenario_name,
+                remote_rtp: neg.remote_rtp,
+                started_wall: self.wall(now),
+                completed: false,
+                scheduled: None,
+            },
+        );
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.core.start(now);
+        }
+        self.after_call_activity(now, call, ports);
+    }
+
+    /// Emit the call's record once; the leg may linger until the BYE transaction ends.
+    fn complete(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        by: HangupBy,
+        ports: &mut dyn MediaPorts,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.completed {
+            return;
+        }
+        c.completed = true;
+        if by == HangupBy::Caller {
+            c.core.handle_hangup(now);
+        }
+        let record = c.core.completed_record(
+            CallInfo {
+                call_id: &c.sip_call_id,
+                scenario: &c.scenario,
+                direction: "inbound",
+                started_wall: c.started_wall,
+            },
+            now,
+            by,
+        );
+        tracing::info!(call_id = %record.call_id, outcome = record.outcome.as_deref().unwrap_or("-"), hangup_by = ?by, "call completed");
+        self.events
+            .push_back(EngineEvent::CallCompleted(Box::new(record)));
+        // The robot's BYE is in flight: media stops now.
+        if by == HangupBy::Robot {
+            ports.close(call);
+        }
+    }
+}
+
+/// `X-Order-Id: 1234` → `order_id = "1234"`: custom headers fill scenario variables.
+pub fn variables_from_headers(req: &Request) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for (name, value) in req.headers.iter() {
+        let lower = name.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("x-")
+            && !rest.is_empty()
+        {
+            vars.insert(rest.replace('-', "_"), value.trim().to_owned());
+        }
+    }
+    vars
+}
+
+/// A key from SIP INFO: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).
+pub fn dtmf_from_info(req: &Request) -> Option<char> {
+    let ctype = req.headers.get("Content-Type")?.to_ascii_lowercase();
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let signal = if ctype.starts_with("application/dtmf-relay") {
+        body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?
+    } else if ctype.starts_with("application/dtmf") {
+        body.trim()
+    } else {
+        return None;
+    };
+    let mut chars = signal.chars();
+    let c = chars.next()?.to_ascii_uppercase();
+    (chars.next().is_none() && matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')).then_some(c)
+}
