@@ -18,7 +18,7 @@ use crate::dialogue::{Action, Dialogue, DialogueResult, HangupBy, Input};
 use crate::media::Codec;
 use crate::media::dtmf::DtmfReceiver;
 use crate::media::prompts::PromptCache;
-use crate::media::rtp::{Playout, PlayoutEvent};
+use crate::media::rtp::{Playout, PlayoutEvent, SAMPLES_PER_PACKET};
 use crate::scenario::Scenario;
 
 /// What happened in a call, in order, with times relative to the call's start.
@@ -73,7 +73,19 @@ pub struct MediaParams {
     pub initial_ts: u32,
 }
 
+/// Where each prompt of the current play-out starts, to tell the dialogue when each one is
+/// on the wire (per-prompt barge-in).
+struct PlayProgress {
+    id: u64,
+    /// (index in the dialogue's `Play.prompts`, packet number within the play-out).
+    starts: Vec<(usize, u64)>,
+    next: usize,
+    /// `Playout::packets_sent` when the play-out began.
+    base: u64,
+}
+
 pub struct CallCore {
+    progress: Option<PlayProgress>,
     dialogue: Dialogue,
     playout: Playout,
     dtmf: Option<DtmfReceiver>,
@@ -96,6 +108,7 @@ impl CallCore {
         now: Instant,
     ) -> CallCore {
         CallCore {
+            progress: None,
             dialogue: Dialogue::new(scenario, variables),
             playout: Playout::new(
                 media.codec,
@@ -161,6 +174,9 @@ impl CallCore {
     pub fn poll_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.handle_timeout(now);
         let n = self.playout.poll_packet(now, buf);
+        if n.is_some() {
+            self.report_prompt_starts(now);
+        }
         self.drain_playout(now);
         n
     }
@@ -200,10 +216,14 @@ impl CallCore {
                     self.pending_done = None;
                     let mut resolved = Vec::with_capacity(prompts.len());
                     let mut names = Vec::with_capacity(prompts.len());
-                    for p in &prompts {
+                    let mut starts = Vec::with_capacity(prompts.len());
+                    let mut offset = 0u64;
+                    for (index, p) in prompts.iter().enumerate() {
                         match self.prompts.get(&p.lang, &p.name) {
                             Some(audio) => {
                                 names.push(format!("{}/{}", p.lang, p.name));
+                                starts.push((index, offset / SAMPLES_PER_PACKET as u64));
+                                offset += audio.samples() as u64;
                                 resolved.push(audio);
                             }
                             None => {
@@ -224,11 +244,18 @@ impl CallCore {
                         prompts: names,
                         duration_ms: duration.as_millis() as u64,
                     });
+                    self.progress = None;
                     if resolved.is_empty() {
                         // Nothing to play: it is over as soon as it began.
                         self.pending_done = Some((now, id));
                     } else {
                         self.playout.play(id, resolved, now);
+                        self.progress = Some(PlayProgress {
+                            id,
+                            starts,
+                            next: 0,
+                            base: self.playout.packets_sent(),
+                        });
                     }
                     self.drain_playout(now);
                 }
@@ -245,6 +272,26 @@ impl CallCore {
                     self.wants_hangup = true;
                 }
             }
+        }
+    }
+
+    fn report_prompt_starts(&mut self, now: Instant) {
+        let sent = self.playout.packets_sent();
+        let mut started = Vec::new();
+        if let Some(p) = self.progress.as_mut() {
+            let in_play = sent - p.base;
+            while let Some(&(index, first_packet)) = p.starts.get(p.next) {
+                if first_packet >= in_play {
+                    break;
+                }
+                started.push((p.id, index));
+                p.next += 1;
+            }
+        }
+        for (id, index) in started {
+            self.dialogue
+                .handle_input(now, Input::PromptStarted { id, index });
+            self.drain(now);
         }
     }
 

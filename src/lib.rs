@@ -11,6 +11,7 @@ pub mod crm;
 pub mod dialogue;
 pub mod engine;
 pub mod media;
+pub mod nlu;
 pub mod pii;
 pub mod rt;
 pub mod scenario;
