@@ -84,8 +84,19 @@ struct PlayProgress {
     base: u64,
 }
 
+/// Work a call asks its owner to do: everything that takes time or leaves the process.
+/// The owner carries it out and feeds the result back with [`CallCore::handle_input`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Effect {
+    /// A dialogue action the call core does not perform itself (webhooks, transfers, CRM
+    /// notifications, …): media actions (play, stop, hang up) never appear here.
+    Dialogue(Action),
+}
+
 pub struct CallCore {
     progress: Option<PlayProgress>,
+    effects: std::collections::VecDeque<Effect>,
     dialogue: Dialogue,
     playout: Playout,
     dtmf: Option<DtmfReceiver>,
@@ -109,6 +120,7 @@ impl CallCore {
     ) -> CallCore {
         CallCore {
             progress: None,
+            effects: std::collections::VecDeque::new(),
             dialogue: Dialogue::new(scenario, variables),
             playout: Playout::new(
                 media.codec,
@@ -153,6 +165,21 @@ impl CallCore {
         let at_ms = self.ms(now);
         self.trace.push(TraceEvent::Dtmf { at_ms, digit });
         self.dialogue.handle_input(now, Input::Dtmf(digit));
+        self.drain(now);
+    }
+
+    /// The next piece of work for the owner (see [`Effect`]).
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// The result of an effect (a webhook response, a transfer outcome, …) or any other
+    /// input the owner has for the dialogue.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        if self.dialogue.is_finished() {
+            return;
+        }
+        self.dialogue.handle_input(now, input);
         self.drain(now);
     }
 
@@ -271,6 +298,8 @@ impl CallCore {
                     }
                     self.wants_hangup = true;
                 }
+                #[allow(unreachable_patterns)]
+                other => self.effects.push_back(Effect::Dialogue(other)),
             }
         }
     }

@@ -21,9 +21,9 @@ use std::time::{Instant, SystemTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::call::{CallCore, CallInfo, MediaParams};
+use crate::call::{CallCore, CallInfo, Effect, MediaParams};
 use crate::crm::CallCompleted;
-use crate::dialogue::HangupBy;
+use crate::dialogue::{HangupBy, Input};
 use crate::media::prompts::PromptCache;
 use crate::pii::Pii;
 use crate::scenario::Scenario;
@@ -53,8 +53,16 @@ pub struct EngineConfig {
 
 /// What the engine reports to the runtime.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum EngineEvent {
     CallCompleted(Box<CallCompleted>),
+    /// Work for the runtime on behalf of a live call; results come back through
+    /// [`Engine::handle_call_input`].
+    Effect {
+        call: CallHandle,
+        sip_call_id: String,
+        effect: Effect,
+    },
 }
 
 struct LiveCall {
@@ -208,13 +216,37 @@ impl Engine {
         self.packet_buf = buf;
     }
 
-    /// After anything touched a call: reschedule its timer, hang up if it asked to.
+    /// Feed the result of an [`EngineEvent::Effect`] (or any input) to a live call.
+    pub fn handle_call_input(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        input: Input,
+        ports: &mut dyn MediaPorts,
+    ) {
+        if let Some(c) = self.calls.get_mut(&call)
+            && !c.completed
+        {
+            c.core.handle_input(now, input);
+        }
+        self.after_call_activity(now, call, ports);
+    }
+
+    /// After anything touched a call: pass its effects on, reschedule its timer, hang up if
+    /// it asked to.
     fn after_call_activity(&mut self, now: Instant, call: CallHandle, ports: &mut dyn MediaPorts) {
-        let Some(c) = self.calls.get(&call) else {
+        let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         if c.completed {
             return;
+        }
+        while let Some(effect) = c.core.poll_effect() {
+            self.events.push_back(EngineEvent::Effect {
+                call,
+                sip_call_id: c.sip_call_id.clone(),
+                effect,
+            });
         }
         if c.core.wants_hangup() {
             self.ua.hangup(now, call);

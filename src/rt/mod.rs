@@ -251,6 +251,15 @@ async fn drive(
         while let Some(ev) = engine.poll_event() {
             match ev {
                 EngineEvent::CallCompleted(rec) => webhooks.send(rec),
+                EngineEvent::Effect {
+                    sip_call_id,
+                    effect,
+                    ..
+                } => {
+                    // Mid-call effects (webhook nodes, transfers) arrive with their issues;
+                    // until then the dialogue's own timeouts and fallbacks apply.
+                    tracing::warn!(call_id = %sip_call_id, ?effect, "effect not supported by this runtime yet");
+                }
             }
         }
     }
