@@ -272,6 +272,8 @@ impl Engine {
                     request,
                     source,
                 } => self.incoming_call(now, call, &request, source, ports),
+                // Outbound calls: the engine places none yet (the dialer arrives with issue 6).
+                UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
                 UaEvent::Confirmed { call } => {
                     tracing::debug!(
                         call_id = self.ua.call_id(call).unwrap_or("-"),

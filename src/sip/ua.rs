@@ -119,6 +119,9 @@ pub enum EndReason {
     AckTimeout,
     /// We rejected the INVITE with a final non-2xx response.
     Rejected(u16),
+    /// Our outbound INVITE got this final non-2xx status (408 when nobody answered at all,
+    /// 487 after we cancelled it).
+    Failed(u16),
 }
 
 /// What the UA tells the layer above.
@@ -138,6 +141,14 @@ pub enum UaEvent {
         call: CallHandle,
         request: Box<Request>,
     },
+    /// Outbound call: a provisional response (180 ringing, 183 with early media).
+    Progress {
+        call: CallHandle,
+        status: u16,
+        sdp: Option<Vec<u8>>,
+    },
+    /// Outbound call: answered (2xx); the ACK is sent. Carries the SDP answer.
+    Answered { call: CallHandle, sdp: Vec<u8> },
     /// The call leg is over; nothing more will be sent or reported for it.
     Ended { call: CallHandle, reason: EndReason },
 }
@@ -226,27 +237,6 @@ struct ServerTxn {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClientState {
-    Trying,
-    Completed,
-}
-
-#[derive(Debug)]
-struct ClientTxn {
-    call: Option<CallHandle>,
-    method: Method,
-    dest: SocketAddr,
-    request: Vec<u8>,
-    state: ClientState,
-    retransmit_at: Option<Instant>,
-    interval: Duration,
-    /// Timer F.
-    timeout_at: Option<Instant>,
-    /// Timer K.
-    expire_at: Option<Instant>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LegState {
     /// INVITE received, no final response yet.
     Early,
@@ -282,12 +272,14 @@ struct Leg {
     ok_give_up_at: Option<Instant>,
     /// Why our BYE was sent, reported when it completes.
     bye_reason: EndReason,
+    /// Present on calls we placed (UAC).
+    uac: Option<Box<client::UacState>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum TimerRef {
     Server(TxKey),
-    Client(String),
+    Client(ClientKey),
     Leg(CallHandle),
 }
 
@@ -296,7 +288,7 @@ pub struct UserAgent {
     cfg: UaConfig,
     rng: StdRng,
     servers: HashMap<TxKey, ServerTxn>,
-    clients: HashMap<String, ClientTxn>,
+    clients: HashMap<ClientKey, ClientTxn>,
     legs: HashMap<CallHandle, Leg>,
     /// (Call-ID, our tag) → call. Our tags are unique, so this identifies the dialog.
     dialogs: HashMap<(String, String), CallHandle>,
@@ -407,7 +399,7 @@ impl UserAgent {
             if let Some(what) = self.timer_refs.remove(&id) {
                 match what {
                     TimerRef::Server(key) => self.server_timer(now, key),
-                    TimerRef::Client(branch) => self.client_timer(now, branch),
+                    TimerRef::Client(key) => self.client_timer(now, key),
                     TimerRef::Leg(call) => self.leg_timer(now, call),
                 }
             }
@@ -495,6 +487,9 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 
 mod client;
 mod server;
+
+pub use client::OutboundInvite;
+use client::{ClientKey, ClientTxn};
 
 #[cfg(test)]
 mod tests;

@@ -241,6 +241,7 @@ impl UserAgent {
                 ok_interval: self.cfg.timers.t1,
                 ok_give_up_at: None,
                 bye_reason: EndReason::LocalBye,
+                uac: None,
             },
         );
         self.events.push_back(UaEvent::IncomingCall {

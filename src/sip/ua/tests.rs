@@ -327,3 +327,243 @@ fn require_and_content_type_policy() {
     assert_eq!(r[0].headers.get("Accept"), Some("application/sdp"));
     assert_eq!(ua.active_calls(), 0);
 }
+
+// ───────────────────────────── outbound calls (UAC) ─────────────────────────────
+
+fn trunk() -> SocketAddr {
+    "127.0.0.1:5080".parse().unwrap()
+}
+
+fn outbound(
+    ua: &mut UserAgent,
+    now: Instant,
+    creds: Option<(&str, &str)>,
+) -> (CallHandle, Request) {
+    let call = ua.invite(
+        now,
+        OutboundInvite {
+            target: "sip:100@127.0.0.1:5080".into(),
+            dest: trunk(),
+            from_uri: "sip:shop@127.0.0.1".into(),
+            from_display: Some("Shop".into()),
+            sdp_offer: "v=0\r\n".into(),
+            headers: vec![("X-Order-Id".into(), "7".into())],
+            credentials: creds.map(|(u, p)| (u.to_owned(), p.to_owned())),
+        },
+    );
+    let reqs = drain_requests(ua);
+    assert_eq!(reqs.len(), 1);
+    (call, reqs.into_iter().next().unwrap())
+}
+
+/// A response from the callee to `req`, with a To tag and optional extra headers.
+fn reply(req: &Request, status: u16, extra: &str) -> Vec<u8> {
+    let h = |n| req.headers.get(n).unwrap();
+    let to = if status > 100 {
+        format!("{};tag=callee1", h("To"))
+    } else {
+        h("To").to_owned()
+    };
+    format!(
+        "SIP/2.0 {status} X\r\nVia: {}\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
+        h("Via"),
+        h("From"),
+        h("Call-ID"),
+        h("CSeq")
+    )
+    .into_bytes()
+}
+
+fn ended(ua: &mut UserAgent) -> Option<EndReason> {
+    let mut r = None;
+    while let Some(e) = ua.poll_event() {
+        if let UaEvent::Ended { reason, .. } = e {
+            r = Some(reason);
+        }
+    }
+    r
+}
+
+#[test]
+fn outbound_call_answered_acked_and_hung_up() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let (call, inv) = outbound(&mut ua, t0, None);
+    assert_eq!(inv.method, Method::Invite);
+    assert_eq!(inv.uri, "sip:100@127.0.0.1:5080");
+    assert_eq!(inv.headers.get("X-Order-Id"), Some("7"));
+    assert!(
+        inv.headers
+            .get("From")
+            .unwrap()
+            .starts_with("\"Shop\" <sip:shop@127.0.0.1>;tag=")
+    );
+    ua.handle_datagram(t0, trunk(), &reply(&inv, 100, ""));
+    ua.handle_datagram(t0, trunk(), &reply(&inv, 180, ""));
+    assert!(matches!(
+        ua.poll_event(),
+        Some(UaEvent::Progress { status: 180, .. })
+    ));
+    // No INVITE retransmission after a provisional (Timer A stopped).
+    ua.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(drain_requests(&mut ua).is_empty());
+    let ok = reply(
+        &inv,
+        200,
+        "Contact: <sip:100@127.0.0.9:5090>\r\nRecord-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr>\r\n",
+    );
+    ua.handle_datagram(t0, trunk(), &ok);
+    assert!(matches!(ua.poll_event(), Some(UaEvent::Answered { .. })));
+    let acks = drain_requests(&mut ua);
+    assert_eq!(acks.len(), 1);
+    let ack = &acks[0];
+    assert_eq!(ack.method, Method::Ack);
+    assert_eq!(
+        ack.uri, "sip:100@127.0.0.9:5090",
+        "ACK goes to the remote target"
+    );
+    let routes: Vec<&str> = ack.headers.get_all("Route").collect();
+    assert_eq!(
+        routes,
+        vec!["<sip:p2;lr>", "<sip:p1;lr>"],
+        "route set reversed"
+    );
+    assert_eq!(ack.headers.get("CSeq"), Some("1 ACK"));
+    assert_ne!(
+        parse_via(ack.headers.get("Via").unwrap()).unwrap().branch(),
+        parse_via(inv.headers.get("Via").unwrap()).unwrap().branch(),
+        "the 2xx ACK is its own transaction"
+    );
+    // A retransmitted 200 gets the same ACK again.
+    ua.handle_datagram(t0 + Duration::from_millis(500), trunk(), &ok);
+    assert_eq!(
+        drain_requests(&mut ua)[0].headers.get("CSeq"),
+        Some("1 ACK")
+    );
+    ua.hangup(t0 + Duration::from_secs(5), call);
+    let bye = drain_requests(&mut ua).remove(0);
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.headers.get("CSeq"), Some("2 BYE"));
+    assert!(bye.headers.get("To").unwrap().contains("tag=callee1"));
+    ua.handle_datagram(t0 + Duration::from_secs(5), trunk(), &reply(&bye, 200, ""));
+    assert_eq!(ended(&mut ua), Some(EndReason::LocalBye));
+}
+
+#[test]
+fn busy_callee_gets_acked_and_the_call_fails_with_486() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let (_call, inv) = outbound(&mut ua, t0, None);
+    let busy = reply(&inv, 486, "");
+    ua.handle_datagram(t0, trunk(), &busy);
+    let acks = drain_requests(&mut ua);
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].method, Method::Ack);
+    assert_eq!(
+        acks[0].headers.get("Via"),
+        inv.headers.get("Via"),
+        "a non-2xx ACK reuses the INVITE's branch"
+    );
+    assert!(acks[0].headers.get("To").unwrap().contains("tag=callee1"));
+    assert_eq!(ended(&mut ua), Some(EndReason::Failed(486)));
+    ua.handle_datagram(t0 + Duration::from_millis(500), trunk(), &busy);
+    assert_eq!(
+        drain_requests(&mut ua).len(),
+        1,
+        "retransmitted 486 is ACKed again"
+    );
+}
+
+#[test]
+fn challenge_is_answered_once_with_digest() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let (_call, inv) = outbound(&mut ua, t0, Some(("shop", "secret")));
+    let challenge = "WWW-Authenticate: Digest realm=\"trunk\", nonce=\"abc\", qop=\"auth\", algorithm=SHA-256\r\n";
+    ua.handle_datagram(t0, trunk(), &reply(&inv, 401, challenge));
+    let reqs = drain_requests(&mut ua);
+    assert_eq!(
+        reqs.len(),
+        2,
+        "ACK for the 401, then the authenticated INVITE"
+    );
+    assert_eq!(reqs[0].method, Method::Ack);
+    let inv2 = &reqs[1];
+    assert_eq!(inv2.method, Method::Invite);
+    assert_eq!(inv2.headers.get("CSeq"), Some("2 INVITE"));
+    assert_eq!(inv2.headers.get("Call-ID"), inv.headers.get("Call-ID"));
+    assert_eq!(inv2.headers.get("From"), inv.headers.get("From"));
+    let auth = inv2.headers.get("Authorization").unwrap();
+    assert!(
+        auth.contains("username=\"shop\"")
+            && auth.contains("algorithm=SHA-256")
+            && auth.contains("qop=auth"),
+        "{auth}"
+    );
+    // Refused again: the call fails rather than looping.
+    ua.handle_datagram(t0, trunk(), &reply(inv2, 401, challenge));
+    let _ = drain_requests(&mut ua);
+    assert_eq!(ended(&mut ua), Some(EndReason::Failed(401)));
+}
+
+#[test]
+fn unanswered_invite_retransmits_on_timer_a_and_fails_on_timer_b() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let _ = outbound(&mut ua, t0, None);
+    let mut seen = Vec::new();
+    let mut ms = 0;
+    while ms < 32_000 {
+        ua.handle_timeout(t0 + Duration::from_millis(ms));
+        seen.extend(drain_requests(&mut ua).into_iter().map(|_| ms));
+        ms += 100;
+    }
+    assert_eq!(seen, vec![500, 1500, 3500, 7500, 15500, 31500]);
+    ua.handle_timeout(t0 + Duration::from_millis(32_000));
+    assert_eq!(ended(&mut ua), Some(EndReason::Failed(408)));
+}
+
+#[test]
+fn cancel_waits_for_a_provisional_then_ends_with_487() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let (call, inv) = outbound(&mut ua, t0, None);
+    ua.cancel(t0, call);
+    assert!(
+        drain_requests(&mut ua).is_empty(),
+        "no CANCEL before a provisional (§9.1)"
+    );
+    ua.handle_datagram(t0, trunk(), &reply(&inv, 180, ""));
+    let cancel = drain_requests(&mut ua).remove(0);
+    assert_eq!(cancel.method, Method::Cancel);
+    assert_eq!(cancel.headers.get("Via"), inv.headers.get("Via"));
+    assert_eq!(cancel.headers.get("CSeq"), Some("1 CANCEL"));
+    assert_eq!(cancel.headers.get("To"), inv.headers.get("To"));
+    ua.handle_datagram(t0, trunk(), &reply(&cancel, 200, ""));
+    ua.handle_datagram(t0, trunk(), &reply(&inv, 487, ""));
+    assert_eq!(drain_requests(&mut ua)[0].method, Method::Ack);
+    assert_eq!(ended(&mut ua), Some(EndReason::Failed(487)));
+}
+
+#[test]
+fn callee_hangs_up_an_outbound_call() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let (_call, inv) = outbound(&mut ua, t0, None);
+    ua.handle_datagram(
+        t0,
+        trunk(),
+        &reply(&inv, 200, "Contact: <sip:100@127.0.0.1:5080>\r\n"),
+    );
+    let _ = drain_requests(&mut ua);
+    let from = inv.headers.get("From").unwrap();
+    let our_tag = parse_name_addr(from).unwrap().tag().unwrap().to_owned();
+    let bye = format!(
+        "BYE sip:ivrflow@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKcb\r\nMax-Forwards: 70\r\nFrom: <sip:100@127.0.0.1:5080>;tag=callee1\r\nTo: {from}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        inv.headers.get("Call-ID").unwrap()
+    );
+    assert!(bye.contains(&our_tag));
+    ua.handle_datagram(t0 + Duration::from_secs(3), trunk(), bye.as_bytes());
+    assert_eq!(statuses(&drain(&mut ua)), vec![200]);
+    assert_eq!(ended(&mut ua), Some(EndReason::RemoteBye));
+}
