@@ -273,7 +273,12 @@ impl Engine {
                     source,
                 } => self.incoming_call(now, call, &request, source, ports),
                 // Outbound calls: the engine places none yet (the dialer arrives with issue 6).
-                UaEvent::Progress { .. } | UaEvent::Answered { .. } => {}
+                UaEvent::Progress { .. }
+                | UaEvent::Answered { .. }
+                | UaEvent::Registered { .. }
+                | UaEvent::RegistrationFailed { .. }
+                | UaEvent::Unregistered { .. }
+                | UaEvent::PingResult { .. } => {}
                 UaEvent::Confirmed { call } => {
                     tracing::debug!(
                         call_id = self.ua.call_id(call).unwrap_or("-"),

@@ -151,6 +151,18 @@ pub enum UaEvent {
     Answered { call: CallHandle, sdp: Vec<u8> },
     /// The call leg is over; nothing more will be sent or reported for it.
     Ended { call: CallHandle, reason: EndReason },
+    /// The registrar accepted our binding for this long.
+    Registered { id: RegId, expires: Duration },
+    /// Registration failed (`status` None: no answer); the next try is at `retry_at`.
+    RegistrationFailed {
+        id: RegId,
+        status: Option<u16>,
+        retry_at: Instant,
+    },
+    /// The binding was removed after [`UserAgent::unregister`].
+    Unregistered { id: RegId },
+    /// The answer to an OPTIONS keep-alive (`None`: no answer within 64·T1).
+    PingResult { id: u64, status: Option<u16> },
 }
 
 /// Counters for metrics and tests.
@@ -280,6 +292,7 @@ struct Leg {
 enum TimerRef {
     Server(TxKey),
     Client(ClientKey),
+    Register(RegId),
     Leg(CallHandle),
 }
 
@@ -289,6 +302,7 @@ pub struct UserAgent {
     rng: StdRng,
     servers: HashMap<TxKey, ServerTxn>,
     clients: HashMap<ClientKey, ClientTxn>,
+    registrations: HashMap<RegId, register::Registration>,
     legs: HashMap<CallHandle, Leg>,
     /// (Call-ID, our tag) → call. Our tags are unique, so this identifies the dialog.
     dialogs: HashMap<(String, String), CallHandle>,
@@ -310,6 +324,7 @@ impl UserAgent {
             rng: StdRng::seed_from_u64(seed),
             servers: HashMap::new(),
             clients: HashMap::new(),
+            registrations: HashMap::new(),
             legs: HashMap::new(),
             dialogs: HashMap::new(),
             next_call: 1,
@@ -400,6 +415,7 @@ impl UserAgent {
                 match what {
                     TimerRef::Server(key) => self.server_timer(now, key),
                     TimerRef::Client(key) => self.client_timer(now, key),
+                    TimerRef::Register(id) => self.register_timer(now, id),
                     TimerRef::Leg(call) => self.leg_timer(now, call),
                 }
             }
@@ -486,10 +502,12 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 }
 
 mod client;
+mod register;
 mod server;
 
 pub use client::OutboundInvite;
 use client::{ClientKey, ClientTxn};
+pub use register::{RegId, RegisterParams};
 
 #[cfg(test)]
 mod tests;

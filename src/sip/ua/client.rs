@@ -26,6 +26,8 @@ pub(super) enum Purpose {
     Invite(CallHandle),
     Cancel(CallHandle),
     Bye(CallHandle),
+    Register(super::RegId),
+    Ping(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +96,7 @@ impl UserAgent {
     }
 
     /// Start a client transaction for `req` (its top Via carries `branch`).
-    fn start_client(
+    pub(super) fn start_client(
         &mut self,
         now: Instant,
         dest: SocketAddr,
@@ -192,6 +194,7 @@ impl UserAgent {
         tx.retransmit_at = None;
         tx.timeout_at = None;
         let purpose = tx.purpose.clone();
+        let request = tx.request.clone();
         if is_invite && resp.status < 300 {
             tx.state = ClientState::Accepted;
             let at = now + 64 * self.cfg.timers.t1; // Timer M
@@ -213,12 +216,23 @@ impl UserAgent {
             tx.expire_at = Some(at);
             self.schedule(at, TimerRef::Client(key));
         }
-        self.client_final(now, purpose, Some(&resp));
+        self.client_final(now, purpose, &request, Some(&resp));
     }
 
     /// A transaction's outcome: a final response, or `None` when Timer B/F fired.
-    fn client_final(&mut self, now: Instant, purpose: Purpose, resp: Option<&Response>) {
+    fn client_final(
+        &mut self,
+        now: Instant,
+        purpose: Purpose,
+        request: &Request,
+        resp: Option<&Response>,
+    ) {
         match purpose {
+            Purpose::Register(id) => self.register_final(now, id, request, resp),
+            Purpose::Ping(id) => self.events.push_back(UaEvent::PingResult {
+                id,
+                status: resp.map(|r| r.status),
+            }),
             Purpose::Bye(call) => self.end_leg(call, EndReason::LocalBye),
             Purpose::Cancel(call) => tracing::debug!(%call, "CANCEL transaction completed"),
             Purpose::Invite(call) => match resp {
@@ -593,9 +607,10 @@ impl UserAgent {
         if tx.timeout_at.is_some_and(|t| t <= now) {
             // Timer B / F: no final response.
             let purpose = tx.purpose.clone();
+            let request = tx.request.clone();
             self.clients.remove(&key);
             tracing::info!(method = %key.1, "request timed out (Timer B/F)");
-            self.client_final(now, purpose, None);
+            self.client_final(now, purpose, &request, None);
             return;
         }
         if let Some(at) = tx.retransmit_at

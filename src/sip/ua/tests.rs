@@ -567,3 +567,125 @@ fn callee_hangs_up_an_outbound_call() {
     assert_eq!(statuses(&drain(&mut ua)), vec![200]);
     assert_eq!(ended(&mut ua), Some(EndReason::RemoteBye));
 }
+
+// ───────────────────────────── registration and keep-alives ─────────────────────────────
+
+fn reg_params(expires: u64) -> RegisterParams {
+    RegisterParams {
+        registrar: "sip:127.0.0.1:5080".into(),
+        dest: trunk(),
+        aor: "sip:shop@127.0.0.1".into(),
+        contact_user: "shop".into(),
+        expires: Duration::from_secs(expires),
+        credentials: Some(("shop".into(), "secret".into())),
+    }
+}
+
+#[test]
+fn registration_answers_the_challenge_and_refreshes_before_expiry() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let id = ua.register(t0, reg_params(3600));
+    let r1 = drain_requests(&mut ua).remove(0);
+    assert_eq!(r1.method, Method::Register);
+    assert_eq!(r1.headers.get("Expires"), Some("3600"));
+    assert_eq!(r1.headers.get("CSeq"), Some("1 REGISTER"));
+    ua.handle_datagram(
+        t0,
+        trunk(),
+        &reply(
+            &r1,
+            401,
+            "WWW-Authenticate: Digest realm=\"trunk\", nonce=\"n1\", qop=\"auth\"\r\n",
+        ),
+    );
+    let r2 = drain_requests(&mut ua).remove(0);
+    assert_eq!(r2.headers.get("CSeq"), Some("2 REGISTER"));
+    assert_eq!(r2.headers.get("Call-ID"), r1.headers.get("Call-ID"));
+    assert!(
+        r2.headers
+            .get("Authorization")
+            .unwrap()
+            .contains("uri=\"sip:127.0.0.1:5080\"")
+    );
+    ua.handle_datagram(
+        t0,
+        trunk(),
+        &reply(
+            &r2,
+            200,
+            "Contact: <sip:shop@127.0.0.1:5060>;expires=120\r\n",
+        ),
+    );
+    match ua.poll_event() {
+        Some(UaEvent::Registered { id: got, expires }) => {
+            assert_eq!(got, id);
+            assert_eq!(
+                expires,
+                Duration::from_secs(120),
+                "the registrar's expiry wins"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    ua.handle_timeout(t0 + Duration::from_secs(101));
+    assert!(drain_requests(&mut ua).is_empty());
+    ua.handle_timeout(t0 + Duration::from_secs(102));
+    let r3 = drain_requests(&mut ua).remove(0);
+    assert_eq!(
+        r3.headers.get("CSeq"),
+        Some("3 REGISTER"),
+        "refresh at 85 % of 120 s"
+    );
+}
+
+#[test]
+fn registration_failure_backs_off_and_423_raises_the_expiry() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let _id = ua.register(t0, reg_params(60));
+    let r1 = drain_requests(&mut ua).remove(0);
+    ua.handle_datagram(t0, trunk(), &reply(&r1, 423, "Min-Expires: 600\r\n"));
+    let r2 = drain_requests(&mut ua).remove(0);
+    assert_eq!(r2.headers.get("Expires"), Some("600"));
+    ua.handle_datagram(t0, trunk(), &reply(&r2, 503, ""));
+    let retry_at = match ua.poll_event() {
+        Some(UaEvent::RegistrationFailed {
+            status: Some(503),
+            retry_at,
+            ..
+        }) => retry_at,
+        other => panic!("{other:?}"),
+    };
+    let wait = retry_at - t0;
+    assert!(
+        wait >= Duration::from_secs(30) && wait <= Duration::from_secs(33),
+        "{wait:?}"
+    );
+    ua.handle_timeout(retry_at);
+    let r3 = drain_requests(&mut ua).remove(0);
+    assert_eq!(r3.method, Method::Register);
+}
+
+#[test]
+fn options_keepalive_reports_answer_or_silence() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let id = ua.ping(t0, trunk(), "sip:127.0.0.1:5080");
+    let opt = drain_requests(&mut ua).remove(0);
+    assert_eq!(opt.method, Method::Options);
+    ua.handle_datagram(t0, trunk(), &reply(&opt, 200, ""));
+    assert!(
+        matches!(ua.poll_event(), Some(UaEvent::PingResult { id: i, status: Some(200) }) if i == id)
+    );
+    let id2 = ua.ping(t0, trunk(), "sip:127.0.0.1:5080");
+    let _ = drain_requests(&mut ua);
+    ua.handle_timeout(t0 + Duration::from_secs(32));
+    let mut got = None;
+    while let Some(e) = ua.poll_event() {
+        if let UaEvent::PingResult { id, status } = e {
+            got = Some((id, status));
+        }
+    }
+    assert_eq!(got, Some((id2, None)));
+}
