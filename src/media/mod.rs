@@ -15,6 +15,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod goertzel;
 pub mod prompts;
 pub mod rtp;
 
