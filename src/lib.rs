@@ -8,6 +8,7 @@
 pub mod call;
 pub mod config;
 pub mod crm;
+pub mod dialer;
 pub mod dialogue;
 pub mod engine;
 pub mod media;

@@ -1,0 +1,705 @@
+//! Capacity benchmark: `ivrflow serve` driven by SIPp on loopback, side by side with a
+//! reference peer measured in the same run.
+//!
+//! ```text
+//! cargo bench --bench capacity -- [--steps 250,500,1000,2000,2500] [--rate 200]
+//!     [--measure 10] [--reference sipp] [--peer 127.0.0.1:5090 --peer-user 100 [--peer-pid PID]]
+//!     [--setup-rates 250,500,1000,1500] [--skip-ivrflow]
+//! ```
+//! For each concurrency step, SIPp (tests/sipp/uac_load.xml) ramps calls up at `--rate`
+//! calls/s into the `hold` scenario (benches/scenarios/hold.yaml: prompts back to back until
+//! the caller presses 1); once every call is up, a `--measure`-second window records:
+//! calls held and failed, the server's CPU (user+sys from /proc) and RSS, CPU µs per RTP
+//! packet, and the RTP send-interval deviation (|arrival gap − 20 ms| between consecutive
+//! packets of a stream) from this process's receiver, which every call's SDP points at.
+//! After the window each caller presses 1 (RFC 2833) and the CRM webhook says whether the
+//! key was recognised. `--setup-rates` runs short calls (INVITE, ACK, BYE) at each rate for
+//! 10 s and reports failures. `--reference sipp` runs the same steps against SIPp's own UAS
+//! replaying an RTP capture (tests/sipp/uas_reference.xml); `--peer` against any RFC 3261
+//! UAS. Ratios are printed against the reference. Everything stays on 127.0.0.1, bounded in
+//! count and time.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const PTIME_US: i64 = 20_000;
+
+// ───────────────────────────── arguments ─────────────────────────────
+
+struct Args {
+    steps: Vec<usize>,
+    rate: usize,
+    measure: Duration,
+    reference: bool,
+    peer: Option<(SocketAddr, String, Option<u32>)>,
+    setup_rates: Vec<usize>,
+    skip_ivrflow: bool,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        steps: vec![250, 500, 1000, 2000, 2500],
+        rate: 200,
+        measure: Duration::from_secs(10),
+        reference: false,
+        peer: None,
+        setup_rates: vec![],
+        skip_ivrflow: false,
+    };
+    let argv: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|s| s != "--bench")
+        .collect();
+    let list =
+        |s: &str| -> Vec<usize> { s.split(',').filter_map(|x| x.trim().parse().ok()).collect() };
+    let mut peer_addr = None;
+    let mut peer_user = "100".to_owned();
+    let mut peer_pid = None;
+    let mut i = 0;
+    while i < argv.len() {
+        let v = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--steps" => a.steps = list(&v),
+            "--rate" => a.rate = v.parse().expect("--rate N"),
+            "--measure" => a.measure = Duration::from_secs(v.parse().expect("--measure SECONDS")),
+            "--reference" => a.reference = v == "sipp",
+            "--peer" => peer_addr = Some(v.parse().expect("--peer IP:PORT")),
+            "--peer-user" => peer_user = v,
+            "--peer-pid" => peer_pid = Some(v.parse().expect("--peer-pid PID")),
+            "--setup-rates" => a.setup_rates = list(&v),
+            "--skip-ivrflow" => {
+                a.skip_ivrflow = true;
+                i += 1;
+                continue;
+            }
+            other => {
+                panic!("unknown argument {other:?} (see the doc comment of benches/capacity.rs)")
+            }
+        }
+        i += 2;
+    }
+    a.peer = peer_addr.map(|p| (p, peer_user, peer_pid));
+    a
+}
+
+// ───────────────────────────── RTP receiver ─────────────────────────────
+
+#[derive(Default)]
+struct StreamState {
+    last_seq: u16,
+    last_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Window {
+    packets: u64,
+    streams: HashMap<u32, StreamState>,
+    deviations_us: Vec<u32>,
+}
+
+struct Receiver {
+    port: u16,
+    window: Arc<Mutex<Window>>,
+    stop: Arc<AtomicBool>,
+    total: Arc<AtomicU64>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        let _ = sock.set_recv_buffer_size(16 << 20);
+        sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .expect("bind receiver");
+        let sock: UdpSocket = sock.into();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = sock.local_addr().unwrap().port();
+        let window: Arc<Mutex<Window>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let total = Arc::new(AtomicU64::new(0));
+        let (w, s, t) = (window.clone(), stop.clone(), total.clone());
+        thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let at = Instant::now();
+                if n < 12 || buf[0] >> 6 != 2 {
+                    continue;
+                }
+                t.fetch_add(1, Ordering::Relaxed);
+                let marker = buf[1] & 0x80 != 0;
+                let seq = u16::from_be_bytes([buf[2], buf[3]]);
+                let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                let mut win = w.lock().unwrap();
+                win.packets += 1;
+                let st = win.streams.entry(ssrc).or_default();
+                let prev = st.last_at.replace(at);
+                let consecutive = seq == st.last_seq.wrapping_add(1) && !marker;
+                st.last_seq = seq;
+                if let (Some(p), true) = (prev, consecutive) {
+                    let gap = at.duration_since(p).as_micros() as i64;
+                    let dev = (gap - PTIME_US).unsigned_abs() as u32;
+                    win.deviations_us.push(dev);
+                }
+            }
+        });
+        Receiver {
+            port,
+            window,
+            stop,
+            total,
+        }
+    }
+
+    fn reset(&self) {
+        *self.window.lock().unwrap() = Window::default();
+    }
+
+    fn take(&self) -> Window {
+        std::mem::take(&mut *self.window.lock().unwrap())
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+// ───────────────────────────── CRM stand-in ─────────────────────────────
+
+/// A minimal HTTP/1.1 server counting `call.completed` outcomes.
+struct Crm {
+    url: String,
+    outcomes: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Crm {
+    fn start() -> Crm {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind CRM");
+        let url = format!("http://{}/crm", listener.local_addr().unwrap());
+        let outcomes: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+        let o = outcomes.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let o = o.clone();
+                thread::spawn(move || serve_http(stream, o));
+            }
+        });
+        Crm { url, outcomes }
+    }
+
+    fn count(&self, outcome: &str) -> u64 {
+        self.outcomes
+            .lock()
+            .unwrap()
+            .get(outcome)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn serve_http(stream: std::net::TcpStream, outcomes: Arc<Mutex<HashMap<String, u64>>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut out = stream;
+    loop {
+        let mut len = 0usize;
+        let mut line = String::new();
+        let mut first = true;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if first && line.trim().is_empty() {
+                continue;
+            }
+            first = false;
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+            // Outbox payloads may wrap the event; accept both shapes.
+            let ev = v.get("data").unwrap_or(&v);
+            if v["event"] == "call.completed" || v["type"] == "call.completed" {
+                let outcome = ev["outcome"].as_str().unwrap_or("none").to_owned();
+                *outcomes.lock().unwrap().entry(outcome).or_default() += 1;
+            }
+        }
+        if out
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+// ───────────────────────────── processes ─────────────────────────────
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// user+sys CPU seconds of a process.
+fn cpu_seconds(pid: u32, tck: f64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ") ".
+    let rest = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (utime + stime) / tck
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn options_ok(to: SocketAddr) -> bool {
+    let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(300)));
+    let me = sock.local_addr().unwrap();
+    let msg = format!(
+        "OPTIONS sip:ping@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbench{}\r\nMax-Forwards: 70\r\nFrom: <sip:bench@{me}>;tag=b\r\nTo: <sip:ping@{to}>\r\nCall-ID: bench-{}@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        me.port(),
+        me.port()
+    );
+    let _ = sock.send_to(msg.as_bytes(), to);
+    let mut buf = [0u8; 2048];
+    matches!(sock.recv_from(&mut buf), Ok((n, _)) if buf[..n].starts_with(b"SIP/2.0 200"))
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_ivrflow(sip: SocketAddr, crm: &str, scenarios: &Path) -> Proc {
+    let exe = env!("CARGO_BIN_EXE_ivrflow");
+    let cmd = format!(
+        "ulimit -n 20000 2>/dev/null; exec {exe} serve --sip-listen {sip} --webhook-url {crm} --scenarios {} --rtp-ports 20000-39999",
+        scenarios.display()
+    );
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(repo())
+        .env("IVRFLOW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ivrflow");
+    let p = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !options_ok(sip) {
+        assert!(Instant::now() < deadline, "ivrflow did not come up");
+    }
+    p
+}
+
+fn start_reference(sip: SocketAddr) -> Proc {
+    let scen = repo().join("tests/sipp/uas_reference.xml");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 20000 2>/dev/null; exec sipp -sf {} -i 127.0.0.1 -p {} -mp 16000 -nostdin -bind_local",
+            scen.display(),
+            sip.port()
+        ))
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start SIPp reference UAS");
+    thread::sleep(Duration::from_millis(800));
+    Proc(child)
+}
+
+/// Final SIPp counters from its -trace_stat CSV.
+fn sipp_counts(stats: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(stats).unwrap_or_default();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
+    let last: Vec<&str> = lines
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or("")
+        .split(';')
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .and_then(|i| last.get(i))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (col("SuccessfulCall(C)"), col("FailedCall(C)"))
+}
+
+fn run_sipp(
+    scenario: &str,
+    target: SocketAddr,
+    user: &str,
+    rtp_port: u16,
+    rate: usize,
+    limit: usize,
+    total: usize,
+    hold_ms: u64,
+    stats: &Path,
+    timeout: Duration,
+) -> Child {
+    let _ = std::fs::remove_file(stats);
+    let cmd = format!(
+        "ulimit -n 20000 2>/dev/null; exec timeout --kill-after=5 {} sipp -sf {} -s {user} {target} -i 127.0.0.1 -p 0 -mp 17000 -r {rate} -rp 1000 -l {limit} -m {total} -d {hold_ms} -key rtp_port {rtp_port} -key order_id 1234 -nostdin -timeout {}s -trace_stat -stf {} -fd 1 -max_socket 30000",
+        timeout.as_secs() + 10,
+        repo().join("tests/sipp").join(scenario).display(),
+        timeout.as_secs(),
+        stats.display()
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run sipp")
+}
+
+// ───────────────────────────── one step ─────────────────────────────
+
+#[derive(Debug, Clone, Default)]
+struct Step {
+    target: usize,
+    held: usize,
+    ok: u64,
+    failed: u64,
+    cpu_pct: f64,
+    rss_per_call_kib: f64,
+    us_per_packet: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    keys: Option<(u64, usize)>,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+struct Target<'a> {
+    name: &'a str,
+    sip: SocketAddr,
+    user: &'a str,
+    pid: Option<u32>,
+    /// The peer ends calls itself after the key (ivrflow) or waits for our BYE.
+    robot_hangs_up: bool,
+}
+
+fn run_step(
+    t: &Target<'_>,
+    n: usize,
+    args: &Args,
+    rx: &Receiver,
+    crm: Option<&Crm>,
+    idle_rss: u64,
+    tck: f64,
+) -> Step {
+    let rate = args.rate.min(n).max(1);
+    let ramp = Duration::from_secs_f64(n as f64 / rate as f64);
+    let settle = Duration::from_secs(3);
+    let hold = ramp + settle + args.measure + Duration::from_secs(2);
+    let stats = std::env::temp_dir().join(format!("ivrflow-bench-{}-{n}.csv", t.name));
+    let scenario = if t.robot_hangs_up {
+        "uac_load.xml"
+    } else {
+        "uac_hold_bye.xml"
+    };
+    let confirmed_before = crm.map(|c| c.count("confirmed")).unwrap_or(0);
+    let mut sipp = run_sipp(
+        scenario,
+        t.sip,
+        t.user,
+        rx.port,
+        rate,
+        n,
+        n,
+        hold.as_millis() as u64,
+        &stats,
+        hold + ramp + Duration::from_secs(60),
+    );
+    thread::sleep(ramp + settle);
+    rx.reset();
+    let cpu0 = t.pid.map(|p| cpu_seconds(p, tck));
+    let w0 = Instant::now();
+    thread::sleep(args.measure);
+    let window = rx.take();
+    let elapsed = w0.elapsed().as_secs_f64();
+    let cpu1 = t.pid.map(|p| cpu_seconds(p, tck));
+    let rss = t.pid.map(rss_kib).unwrap_or(0);
+    let _ = sipp.wait();
+    let (ok, failed) = sipp_counts(&stats);
+    let mut dev = window.deviations_us;
+    dev.sort_unstable();
+    let cpu = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => b - a,
+        _ => f64::NAN,
+    };
+    let keys = crm.map(|c| {
+        // Give the last webhooks a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.count("confirmed") - confirmed_before < ok && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+        }
+        (c.count("confirmed") - confirmed_before, n)
+    });
+    Step {
+        target: n,
+        held: window.streams.len(),
+        ok,
+        failed,
+        cpu_pct: cpu / elapsed * 100.0,
+        rss_per_call_kib: (rss.saturating_sub(idle_rss)) as f64 / n as f64,
+        us_per_packet: cpu * 1e6 / window.packets.max(1) as f64,
+        p50_ms: percentile(&dev, 0.50),
+        p99_ms: percentile(&dev, 0.99),
+        max_ms: dev.last().map(|v| *v as f64 / 1000.0).unwrap_or(f64::NAN),
+        keys,
+    }
+}
+
+fn print_header(name: &str) {
+    println!("\n{name}");
+    println!(
+        "{:>6} {:>6} {:>6} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>12}",
+        "calls",
+        "held",
+        "ok",
+        "failed",
+        "cpu%",
+        "KiB/call",
+        "µs/pkt",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "keys"
+    );
+}
+
+fn print_step(s: &Step) {
+    let keys = s
+        .keys
+        .map(|(k, n)| format!("{k}/{n}"))
+        .unwrap_or_else(|| "n/a".into());
+    println!(
+        "{:>6} {:>6} {:>6} {:>6} {:>7.1} {:>10.1} {:>8.2} {:>8.3} {:>8.3} {:>8.3} {:>12}",
+        s.target,
+        s.held,
+        s.ok,
+        s.failed,
+        s.cpu_pct,
+        s.rss_per_call_kib,
+        s.us_per_packet,
+        s.p50_ms,
+        s.p99_ms,
+        s.max_ms,
+        keys
+    );
+}
+
+fn setup_rate(t: &Target<'_>, r: usize, rx: &Receiver) -> (u64, u64, f64) {
+    let stats = std::env::temp_dir().join(format!("ivrflow-bench-setup-{}-{r}.csv", t.name));
+    let total = r * 10;
+    let start = Instant::now();
+    let mut sipp = run_sipp(
+        "uac_short.xml",
+        t.sip,
+        t.user,
+        rx.port,
+        r,
+        r * 4,
+        total,
+        0,
+        &stats,
+        Duration::from_secs(60),
+    );
+    let _ = sipp.wait();
+    let secs = start.elapsed().as_secs_f64();
+    let (ok, failed) = sipp_counts(&stats);
+    (ok, failed, ok as f64 / secs)
+}
+
+fn main() {
+    let args = parse_args();
+    let sipp_ok = Command::new("sh")
+        .arg("-c")
+        .arg("command -v sipp")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        sipp_ok,
+        "sipp is not installed: ./scripts/setup.sh installs it (Debian package sip-tester)"
+    );
+    let tck = clk_tck();
+    let rx = Receiver::start();
+    let crm = Crm::start();
+    println!(
+        "capacity benchmark — SIPp on loopback; RTP receiver on 127.0.0.1:{}; {} cores",
+        rx.port,
+        thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
+    println!(
+        "command: cargo bench --bench capacity -- {}",
+        std::env::args()
+            .skip(1)
+            .filter(|s| s != "--bench")
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+
+    let mut ours = Vec::new();
+    if !args.skip_ivrflow {
+        let scen_dir =
+            std::env::temp_dir().join(format!("ivrflow-bench-scenarios-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&scen_dir);
+        std::fs::copy(
+            repo().join("benches/scenarios/hold.yaml"),
+            scen_dir.join("hold.yaml"),
+        )
+        .expect("copy hold.yaml");
+        let sip: SocketAddr = "127.0.0.1:15060".parse().unwrap();
+        let server = start_ivrflow(sip, &crm.url, &scen_dir);
+        let pid = server.0.id();
+        thread::sleep(Duration::from_millis(500));
+        let idle = rss_kib(pid);
+        println!("ivrflow pid {pid}, idle RSS {idle} KiB (prompt cache included)");
+        let t = Target {
+            name: "ivrflow",
+            sip,
+            user: "hold",
+            pid: Some(pid),
+            robot_hangs_up: true,
+        };
+        print_header("ivrflow (release build)");
+        for &n in &args.steps {
+            let s = run_step(&t, n, &args, &rx, Some(&crm), idle, tck);
+            print_step(&s);
+            ours.push(s);
+            thread::sleep(Duration::from_secs(3));
+        }
+        for &r in &args.setup_rates {
+            let (ok, failed, cps) = setup_rate(&t, r, &rx);
+            println!(
+                "set-up rate {r}/s for 10 s: {ok} ok, {failed} failed, {cps:.0} calls/s achieved"
+            );
+        }
+        drop(server);
+    }
+
+    let mut theirs = Vec::new();
+    let mut reference_name = String::new();
+    if args.reference {
+        let sip: SocketAddr = "127.0.0.1:15070".parse().unwrap();
+        let peer = start_reference(sip);
+        let pid = peer.0.id();
+        let idle = rss_kib(pid);
+        let t = Target {
+            name: "sipp-uas",
+            sip,
+            user: "100",
+            pid: Some(pid),
+            robot_hangs_up: false,
+        };
+        reference_name = "SIPp UAS replaying g711a.pcap".into();
+        print_header(&format!("reference: {reference_name}"));
+        for &n in &args.steps {
+            let s = run_step(&t, n, &args, &rx, None, idle, tck);
+            print_step(&s);
+            theirs.push(s);
+            thread::sleep(Duration::from_secs(3));
+        }
+    } else if let Some((sip, user, pid)) = &args.peer {
+        let idle = pid.map(rss_kib).unwrap_or(0);
+        let t = Target {
+            name: "peer",
+            sip: *sip,
+            user,
+            pid: *pid,
+            robot_hangs_up: false,
+        };
+        reference_name = format!("peer {sip} user {user}");
+        print_header(&format!("reference: {reference_name}"));
+        for &n in &args.steps {
+            let s = run_step(&t, n, &args, &rx, None, idle, tck);
+            print_step(&s);
+            theirs.push(s);
+        }
+    }
+    if !ours.is_empty() && !theirs.is_empty() {
+        println!("\nratios ivrflow / {reference_name} (lower is better for cost and deviation)");
+        for (a, b) in ours.iter().zip(&theirs) {
+            println!(
+                "{:>6} calls: cpu {:.2}x, µs/pkt {:.2}x, KiB/call {:.2}x, p99 dev {:.2}x",
+                a.target,
+                a.cpu_pct / b.cpu_pct,
+                a.us_per_packet / b.us_per_packet,
+                a.rss_per_call_kib / b.rss_per_call_kib,
+                a.p99_ms / b.p99_ms
+            );
+        }
+    }
+    println!(
+        "\nreceiver saw {} RTP packets in all",
+        rx.total.load(Ordering::Relaxed)
+    );
+}
