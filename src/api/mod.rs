@@ -1,0 +1,753 @@
+//! The control API (axum): create, read and cancel calls, list and replay outbox events,
+//! health and Prometheus metrics. Reference for clients: docs/openapi.yaml.
+//!
+//! `/v1/*` needs `Authorization: Bearer <token>` (`IVRFLOW_API_TOKEN` or `api.token`); a
+//! missing or wrong token gets 401. `/healthz` and `/metrics` are open (no personal data,
+//! and probes and scrapers rarely carry tokens). Without a token the runtime does not start
+//! the API at all (see `rt::serve`).
+//!
+//! Errors are JSON `{"error": "...", "field": "..."}` where `field` names the offending
+//! request field (or header, or path parameter) when there is one: 400 for a body that is
+//! not a JSON object, 422 for a field with a bad value, 404, 409 (state or idempotency
+//! conflicts), 401.
+//!
+//! Handlers never touch the database: every query goes to the store thread
+//! (`rt::store::StoreHandle::run`). Not here: dialing queued calls (the dialer, issue 6).
+
+pub mod metrics;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::crm::events::{self, rfc3339, unix_ms};
+use crate::crm::signing::constant_time_eq;
+use crate::rt::store::StoreHandle;
+use crate::store::admin::event_json;
+use crate::store::{
+    Attempt, CallRecord, Cancelled, Created, Direction, EventFilter, EventRecord, EventStatus,
+    NewCall, NewEvent, Replayed, StoreError,
+};
+use metrics::Metrics;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: StoreHandle,
+    pub token: Arc<str>,
+    /// Names of the loaded scenarios (`POST /v1/calls` must name one).
+    pub scenarios: Arc<BTreeSet<String>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A JSON error response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>, field: Option<&str>) -> ApiError {
+        ApiError {
+            status,
+            error: error.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
+    fn invalid(field: &str, error: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error, Some(field))
+    }
+
+    fn not_found(what: &str, id: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no {what} {id:?}"),
+            Some("id"),
+        )
+    }
+
+    fn unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is not available",
+            None,
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "store error in an API request");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("store error: {e}"),
+            None,
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (
+            self.status,
+            axum::Json(json!({ "error": self.error, "field": self.field })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The router: `/v1/*` behind the bearer token, `/healthz` and `/metrics` open.
+pub fn router(state: ApiState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/calls", post(create_call))
+        .route("/v1/calls/{id}", get(get_call).delete(cancel_call))
+        .route("/v1/events", get(list_events))
+        .route("/v1/events/{id}/replay", post(replay_event))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint", None) })
+        .with_state(state)
+}
+
+/// Serve the API on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+async fn require_token(State(st): State<ApiState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    match given {
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token: send Authorization: Bearer <token>",
+            Some("Authorization"),
+        )
+        .into_response(),
+        Some(v) => {
+            let token = v
+                .strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .map(str::trim)
+                .unwrap_or("");
+            if constant_time_eq(token.as_bytes(), st.token.as_bytes()) {
+                next.run(req).await
+            } else {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "wrong bearer token",
+                    Some("Authorization"),
+                )
+                .into_response()
+            }
+        }
+    }
+}
+
+/// A validated `POST /v1/calls` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRequest {
+    pub to: String,
+    pub scenario: String,
+    pub variables: BTreeMap<String, String>,
+    pub not_before: Option<i64>,
+    pub idempotency_key: Option<String>,
+}
+
+impl CallRequest {
+    /// Fingerprint of what the request asks for (not its key): a retry with the same key
+    /// must ask for the same thing.
+    pub fn hash(&self) -> String {
+        let canon = json!({
+            "to": self.to,
+            "scenario": self.scenario,
+            "variables": self.variables,
+            "not_before": self.not_before,
+        });
+        let digest = Sha256::digest(canon.to_string().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+const CALL_FIELDS: [&str; 5] = [
+    "to",
+    "scenario",
+    "variables",
+    "not_before",
+    "idempotency_key",
+];
+
+fn valid_number(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+*#._-".contains(&b))
+}
+
+fn valid_var_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Validate a `POST /v1/calls` body; `header_key` is the `Idempotency-Key` header.
+pub fn parse_call_request(
+    body: &[u8],
+    header_key: Option<&str>,
+    scenarios: &BTreeSet<String>,
+) -> Result<CallRequest, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON: {e}"),
+            None,
+        )
+    })?;
+    let Value::Object(m) = v else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object",
+            None,
+        ));
+    };
+    if let Some(k) = m.keys().find(|k| !CALL_FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            k,
+            format!("unknown field {k:?}; expected {}", CALL_FIELDS.join(", ")),
+        ));
+    }
+    let string = |name: &str, required: bool| -> Result<Option<String>, ApiError> {
+        match m.get(name) {
+            None | Some(Value::Null) if required => {
+                Err(ApiError::invalid(name, format!("{name} is required")))
+            }
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::invalid(name, format!("{name} must be a string"))),
+        }
+    };
+    let to = string("to", true)?.unwrap_or_default();
+    if !valid_number(&to) {
+        return Err(ApiError::invalid(
+            "to",
+            "to must be a number or SIP user part: 1-64 of 0-9 A-Z a-z + * # . _ -",
+        ));
+    }
+    let scenario = string("scenario", true)?.unwrap_or_default();
+    if !scenarios.contains(&scenario) {
+        let known: Vec<&str> = scenarios.iter().map(String::as_str).collect();
+        return Err(ApiError::invalid(
+            "scenario",
+            format!(
+                "unknown scenario {scenario:?}; loaded: {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    let mut variables = BTreeMap::new();
+    match m.get("variables") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(vars)) => {
+            if vars.len() > 100 {
+                return Err(ApiError::invalid("variables", "at most 100 variables"));
+            }
+            for (k, v) in vars {
+                let field = format!("variables.{k}");
+                if !valid_var_name(k) {
+                    return Err(ApiError::invalid(
+                        &field,
+                        "variable names are 1-64 of a-z 0-9 _",
+                    ));
+                }
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => {
+                        return Err(ApiError::invalid(
+                            &field,
+                            "a variable must be a string, number or boolean",
+                        ));
+                    }
+                };
+                if s.len() > 1024 {
+                    return Err(ApiError::invalid(&field, "at most 1024 bytes"));
+                }
+                variables.insert(k.clone(), s);
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "variables",
+                "variables must be an object of name: value",
+            ));
+        }
+    }
+    let not_before = match string("not_before", false)? {
+        None => None,
+        Some(s) => Some(events::parse_rfc3339(&s).ok_or_else(|| {
+            ApiError::invalid(
+                "not_before",
+                format!("not_before {s:?} is not an RFC 3339 time (2026-11-22T09:30:00Z)"),
+            )
+        })?),
+    };
+    let body_key = string("idempotency_key", false)?;
+    let idempotency_key = match (body_key, header_key) {
+        (Some(b), Some(h)) if b != h => {
+            return Err(ApiError::invalid(
+                "idempotency_key",
+                "idempotency_key and the Idempotency-Key header differ",
+            ));
+        }
+        (Some(k), _) => Some(k),
+        (None, Some(h)) => Some(h.to_owned()),
+        (None, None) => None,
+    };
+    if let Some(k) = &idempotency_key
+        && !((1..=255).contains(&k.len()) && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
+    {
+        return Err(ApiError::invalid(
+            "idempotency_key",
+            "idempotency_key must be 1-255 printable ASCII characters without spaces",
+        ));
+    }
+    Ok(CallRequest {
+        to,
+        scenario,
+        variables,
+        not_before,
+        idempotency_key,
+    })
+}
+
+async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let header_key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::invalid("Idempotency-Key", "the header must be printable ASCII")
+            })
+        })
+        .transpose()?;
+    let req = parse_call_request(&body, header_key, &st.scenarios)?;
+    let now = unix_ms(SystemTime::now());
+    let call = NewCall {
+        id: events::new_call_ref(),
+        direction: Direction::Outbound,
+        state: crate::store::CallState::Queued,
+        scenario: req.scenario.clone(),
+        to: Some(req.to.clone()),
+        from: None,
+        variables: req.variables.clone(),
+        not_before: req.not_before,
+        idempotency_key: req.idempotency_key.clone(),
+        request_hash: Some(req.hash()),
+        sip_call_id: None,
+    };
+    let event = NewEvent {
+        id: events::new_message_id(),
+        kind: events::CALL_QUEUED.to_owned(),
+        occurred_at: now,
+        data: events::queued_data(&req.scenario, &req.to, &req.variables, req.not_before),
+    };
+    let created = st
+        .store
+        .run(move |s| s.create_call(&call, &event, now))
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    match created {
+        Created::New(c) => {
+            st.metrics.event_recorded(events::CALL_QUEUED);
+            st.store.new_events.notify_one();
+            tracing::info!(call_ref = %c.id, scenario = %c.scenario, "call queued by the API");
+            let location = format!("/v1/calls/{}", c.id);
+            let body = call_json(&c, &[], &[]);
+            let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        Created::Existing(c) => {
+            let mut resp = (StatusCode::OK, axum::Json(call_json(&c, &[], &[]))).into_response();
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            Ok(resp)
+        }
+        Created::Conflict(c) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "idempotency_key was already used for a different request (call {})",
+                c.id
+            ),
+            Some("idempotency_key"),
+        )),
+    }
+}
+
+async fn get_call(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    let key = id.clone();
+    let found = st
+        .store
+        .run(move |s| -> Result<_, StoreError> {
+            let Some(c) = s.get_call(&key)? else {
+                return Ok(None);
+            };
+            let evs = s.call_events(&key)?;
+            let attempts = s.call_attempts(&key)?;
+            Ok(Some((c, evs, attempts)))
+        })
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    match found {
+        Some((c, evs, attempts)) => Ok(axum::Json(call_json(&c, &evs, &attempts)).into_response()),
+        None => Err(ApiError::not_found("call", &id)),
+    }
+}
+
+async fn cancel_call(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    let key = id.clone();
+    let now = unix_ms(SystemTime::now());
+    let res = st
+        .store
+        .run(move |s| s.cancel_call(&key, now))
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    match res {
+        Cancelled::Done(c) => {
+            tracing::info!(call_ref = %c.id, "queued call cancelled by the API");
+            Ok(axum::Json(call_json(&c, &[], &[])).into_response())
+        }
+        Cancelled::NotFound => Err(ApiError::not_found("call", &id)),
+        Cancelled::NotQueued(c) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "only a queued call can be cancelled; this one is {}",
+                c.state.as_str()
+            ),
+            Some("id"),
+        )),
+    }
+}
+
+/// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    fn hex(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                },
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+async fn list_events(State(st): State<ApiState>, RawQuery(q): RawQuery) -> ApiResult {
+    let mut filter = EventFilter {
+        limit: 100,
+        ..EventFilter::default()
+    };
+    for (k, v) in parse_query(q.as_deref().unwrap_or("")) {
+        match k.as_str() {
+            "status" => {
+                filter.status = Some(EventStatus::parse(&v).ok_or_else(|| {
+                    ApiError::invalid("status", "status must be pending, delivered or dead")
+                })?)
+            }
+            "call" | "call_ref" => filter.call_id = Some(v),
+            "limit" => {
+                filter.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| ApiError::invalid("limit", "limit must be 1-1000"))?
+            }
+            "after" => {
+                filter.after = Some(v.parse::<i64>().map_err(|_| {
+                    ApiError::invalid("after", "after must be a position from a previous page")
+                })?)
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    other,
+                    format!(
+                        "unknown query parameter {other:?}; expected status, call, limit, after"
+                    ),
+                ));
+            }
+        }
+    }
+    let f = filter.clone();
+    let evs = st
+        .store
+        .run(move |s| s.list_events(&f))
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    let next = (evs.len() as u32 == filter.limit)
+        .then(|| evs.last().map(|e| e.position))
+        .flatten();
+    Ok(axum::Json(json!({
+        "events": evs.iter().map(event_json).collect::<Vec<_>>(),
+        "next_after": next,
+    }))
+    .into_response())
+}
+
+async fn replay_event(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    let key = id.clone();
+    let now = unix_ms(SystemTime::now());
+    let res = st
+        .store
+        .run(move |s| s.replay_event(&key, now))
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    match res {
+        Replayed::Done(e) => {
+            st.store.new_events.notify_one();
+            tracing::info!(event_id = %e.id, event = %e.kind, "event replayed by the API");
+            Ok((StatusCode::ACCEPTED, axum::Json(event_json(&e))).into_response())
+        }
+        Replayed::AlreadyPending(e) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "event is already pending ({} attempt(s) so far)",
+                e.attempts
+            ),
+            Some("id"),
+        )),
+        Replayed::NotFound => Err(ApiError::not_found("event", &id)),
+    }
+}
+
+async fn healthz(State(st): State<ApiState>) -> Response {
+    let probe = tokio::time::timeout(Duration::from_secs(2), st.store.run(|s| s.next_due())).await;
+    match probe {
+        Ok(Some(Ok(_))) => axum::Json(json!({"status": "ok"})).into_response(),
+        Ok(Some(Err(e))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "error": e.to_string()})),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "error": "the store does not answer"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_text(State(st): State<ApiState>) -> Response {
+    if let Ok(Some(Ok(stats))) =
+        tokio::time::timeout(Duration::from_secs(2), st.store.run(|s| s.stats())).await
+    {
+        st.metrics
+            .set_store_stats(&stats, unix_ms(SystemTime::now()));
+    }
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        st.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The call resource (`GET /v1/calls/{id}`): the record, and its trace built from the
+/// `call.completed` record, the call's events and their delivery attempts.
+pub fn call_json(c: &CallRecord, evs: &[EventRecord], attempts: &[Attempt]) -> Value {
+    let trace_events = c
+        .trace
+        .as_ref()
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut prompts: Vec<Value> = Vec::new();
+    // Whether each play's end was reported (finished or stopped).
+    let mut ended: Vec<bool> = Vec::new();
+    let mut inputs: Vec<Value> = Vec::new();
+    let mut other: Vec<Value> = Vec::new();
+    for t in &trace_events {
+        match t["type"].as_str().unwrap_or("") {
+            "play" => {
+                prompts.push(json!({
+                    "id": t["id"],
+                    "prompts": t["prompts"],
+                    "at_ms": t["at_ms"],
+                    "duration_ms": t["duration_ms"],
+                    "heard_ms": t["duration_ms"],
+                    "completed": false,
+                }));
+                ended.push(false);
+            }
+            "play_finished" => {
+                if let Some(i) = prompts.iter().rposition(|p| p["id"] == t["id"]) {
+                    prompts[i]["completed"] = json!(true);
+                    prompts[i]["heard_ms"] = prompts[i]["duration_ms"].clone();
+                    ended[i] = true;
+                }
+            }
+            "play_stopped" => {
+                if let Some(i) = prompts.iter().rposition(|p| p["id"] == t["id"]) {
+                    prompts[i]["heard_ms"] = t["heard_ms"].clone();
+                    ended[i] = true;
+                }
+            }
+            "missing_prompt" | "robot_hangup" | "caller_hangup" => other.push(t.clone()),
+            _ => inputs.push(t.clone()),
+        }
+    }
+    // A play whose end was never reported was cut by the next play or by the end of the
+    // call (a hang-up): it was heard until then.
+    let call_end = c
+        .result
+        .as_ref()
+        .and_then(|r| r["duration_ms"].as_u64())
+        .or_else(|| {
+            trace_events
+                .iter()
+                .filter_map(|t| t["at_ms"].as_u64())
+                .max()
+        });
+    for i in 0..prompts.len() {
+        if ended[i] {
+            continue;
+        }
+        let at = prompts[i]["at_ms"].as_u64().unwrap_or(0);
+        let dur = prompts[i]["duration_ms"].as_u64().unwrap_or(0);
+        let until = prompts
+            .get(i + 1)
+            .and_then(|p| p["at_ms"].as_u64())
+            .or(call_end)
+            .unwrap_or(at + dur);
+        prompts[i]["heard_ms"] = json!(dur.min(until.saturating_sub(at)));
+    }
+    let sip: Vec<Value> = evs
+        .iter()
+        .filter_map(|e| {
+            let body: Value = serde_json::from_str(&e.payload).ok()?;
+            let at = body["occurred_at"].clone();
+            Some(match e.kind.as_str() {
+                events::CALL_STARTED => json!({"at": at, "what": "invite"}),
+                events::CALL_ANSWERED => json!({"at": at, "what": "answered", "code": 200}),
+                events::CALL_COMPLETED => {
+                    json!({"at": at, "what": "bye", "by": body["hangup_by"]})
+                }
+                events::CALL_FAILED => json!({
+                    "at": at, "what": "failed", "code": body["sip_code"], "reason": body["reason"]
+                }),
+                _ => return None,
+            })
+        })
+        .collect();
+    let webhooks: Vec<Value> = evs
+        .iter()
+        .map(|e| {
+            let tries: Vec<Value> = attempts
+                .iter()
+                .filter(|a| a.event_id == e.id)
+                .map(|a| {
+                    json!({
+                        "attempt": a.attempt,
+                        "at": rfc3339(a.started_at),
+                        "status_code": a.status_code,
+                        "latency_ms": a.duration_ms,
+                        "result": a.result,
+                        "error": a.error,
+                    })
+                })
+                .collect();
+            json!({
+                "event_id": e.id,
+                "type": e.kind,
+                "seq": e.seq,
+                "status": e.status.as_str(),
+                "last_error": e.last_error,
+                "attempts": tries,
+            })
+        })
+        .collect();
+    let nodes = c
+        .result
+        .as_ref()
+        .and_then(|r| r.get("path"))
+        .cloned()
+        .unwrap_or(json!([]));
+    json!({
+        "id": c.id,
+        "direction": c.direction.as_str(),
+        "state": c.state.as_str(),
+        "scenario": c.scenario,
+        "to": c.to,
+        "from": c.from,
+        "variables": c.variables,
+        "not_before": c.not_before.map(rfc3339),
+        "idempotency_key": c.idempotency_key,
+        "sip_call_id": c.sip_call_id,
+        "node": c.node,
+        "outcome": c.outcome,
+        "failure": c.failure_reason.as_ref().map(|r| json!({"reason": r, "sip_code": c.sip_code})),
+        "created_at": rfc3339(c.created_at),
+        "updated_at": rfc3339(c.updated_at),
+        "started_at": c.started_at.map(rfc3339),
+        "answered_at": c.answered_at.map(rfc3339),
+        "ended_at": c.ended_at.map(rfc3339),
+        "result": c.result,
+        "trace": {
+            "nodes": nodes,
+            "prompts": prompts,
+            "inputs": inputs,
+            "events": other,
+            "sip": sip,
+            "webhooks": webhooks,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,379 @@
+//! Turns the engine's call events into store records: a call row change plus the CRM event
+//! it produces, with ids (the call's `call_ref`, each event's message id) assigned here.
+//!
+//! It remembers each live call by SIP Call-ID (the key `EngineEvent::CallCompleted` and
+//! effects carry) from `call.started` until `call.completed`. No I/O: the drive loop hands
+//! the records to the store thread.
+//!
+//! Not here: outbound calls created by the API (they get their id and `call.queued` in
+//! `api`), or when events are delivered.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use crate::api::metrics::{Metrics, OutcomeLabel, ReasonLabel};
+use crate::crm::CallCompleted;
+use crate::crm::events::{self, CallIdentity, FailReason, unix_ms};
+use crate::engine::{CallOrigin, EngineEvent};
+use crate::store::{
+    CallChange, CallRecord, CallState, CallUpdate, Direction, NewCall, NewEvent, Record, UnixMs,
+};
+
+struct Live {
+    call_ref: String,
+    ident: CallIdentity,
+}
+
+pub struct Recorder {
+    live: HashMap<String, Live>,
+    metrics: Arc<Metrics>,
+}
+
+fn event(kind: &str, at: UnixMs, data: Value) -> Option<NewEvent> {
+    Some(NewEvent {
+        id: events::new_message_id(),
+        kind: kind.to_owned(),
+        occurred_at: at,
+        data,
+    })
+}
+
+fn identity(o: &CallOrigin) -> CallIdentity {
+    CallIdentity {
+        call_id: Some(o.sip_call_id.clone()),
+        scenario: o.scenario.clone(),
+        direction: o.direction,
+        from: o.from.clone(),
+        to: o.to.clone(),
+    }
+}
+
+fn new_call(call_ref: &str, o: &CallOrigin, state: CallState) -> NewCall {
+    NewCall {
+        id: call_ref.to_owned(),
+        direction: Direction::parse(o.direction).unwrap_or(Direction::Inbound),
+        state,
+        scenario: o.scenario.clone(),
+        to: Some(o.to.clone()),
+        from: Some(o.from.clone()),
+        variables: o.variables.clone(),
+        not_before: None,
+        idempotency_key: None,
+        request_hash: None,
+        sip_call_id: Some(o.sip_call_id.clone()),
+    }
+}
+
+impl Recorder {
+    pub fn new(metrics: Arc<Metrics>) -> Recorder {
+        Recorder {
+            live: HashMap::new(),
+            metrics,
+        }
+    }
+
+    /// The `call_ref` of a live call.
+    pub fn call_ref(&self, sip_call_id: &str) -> Option<&str> {
+        self.live.get(sip_call_id).map(|l| l.call_ref.as_str())
+    }
+
+    /// Records for a lifecycle event (`Effect`s are not lifecycle events: see
+    /// [`Recorder::notify`]).
+    pub fn lifecycle(&mut self, ev: EngineEvent) -> Vec<Record> {
+        match ev {
+            EngineEvent::CallStarted { origin, at, .. } => {
+                let at = unix_ms(at);
+                let call_ref = events::new_call_ref();
+                let ident = identity(&origin);
+                let data = events::started_data(&ident, &origin.variables);
+                if self
+                    .live
+                    .insert(
+                        origin.sip_call_id.clone(),
+                        Live {
+                            call_ref: call_ref.clone(),
+                            ident,
+                        },
+                    )
+                    .is_some()
+                {
+                    tracing::warn!(call_id = %origin.sip_call_id, "a second call with a live call's Call-ID");
+                }
+                vec![Record {
+                    call_id: call_ref.clone(),
+                    at,
+                    change: CallChange::Insert(new_call(&call_ref, &origin, CallState::Started)),
+                    event: event(events::CALL_STARTED, at, data),
+                }]
+            }
+            EngineEvent::CallAnswered {
+                sip_call_id, at, ..
+            } => {
+                let at = unix_ms(at);
+                let Some(live) = self.live.get(&sip_call_id) else {
+                    tracing::error!(call_id = %sip_call_id, "answered call was never started; no event");
+                    return Vec::new();
+                };
+                vec![Record {
+                    call_id: live.call_ref.clone(),
+                    at,
+                    change: CallChange::Update(CallUpdate {
+                        state: Some(CallState::Answered),
+                        ..CallUpdate::default()
+                    }),
+                    event: event(
+                        events::CALL_ANSWERED,
+                        at,
+                        events::answered_data(&live.ident),
+                    ),
+                }]
+            }
+            EngineEvent::CallFailed {
+                origin,
+                reason,
+                sip_code,
+                detail,
+                at,
+                ..
+            } => {
+                let at = unix_ms(at);
+                self.metrics
+                    .calls_failed
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.as_str().to_owned(),
+                    })
+                    .inc();
+                let ident = identity(&origin);
+                let data =
+                    events::failed_data(&ident, &origin.variables, reason, sip_code, &detail);
+                let update = CallUpdate {
+                    state: Some(CallState::Failed),
+                    failure: Some((reason.as_str().to_owned(), sip_code)),
+                    ..CallUpdate::default()
+                };
+                let mut out = Vec::new();
+                let call_ref = match self.live.remove(&origin.sip_call_id) {
+                    Some(l) => l.call_ref,
+                    None => {
+                        let call_ref = events::new_call_ref();
+                        out.push(Record {
+                            call_id: call_ref.clone(),
+                            at,
+                            change: CallChange::Insert(new_call(
+                                &call_ref,
+                                &origin,
+                                CallState::Failed,
+                            )),
+                            event: None,
+                        });
+                        call_ref
+                    }
+                };
+                out.push(Record {
+                    call_id: call_ref,
+                    at,
+                    change: CallChange::Update(update),
+                    event: event(events::CALL_FAILED, at, data),
+                });
+                out
+            }
+            EngineEvent::CallCompleted(rec) => self.completed(*rec),
+            EngineEvent::Effect { .. } => Vec::new(),
+        }
+    }
+
+    fn completed(&mut self, rec: CallCompleted) -> Vec<Record> {
+        let at = events::parse_rfc3339(&rec.ended_at).unwrap_or_else(|| unix_ms(SystemTime::now()));
+        self.metrics
+            .calls_completed
+            .get_or_create(&OutcomeLabel {
+                outcome: rec.outcome.clone().unwrap_or_else(|| "none".to_owned()),
+            })
+            .inc();
+        let mut out = Vec::new();
+        let call_ref = match self.live.remove(&rec.call_id) {
+            Some(l) => l.call_ref,
+            None => {
+                // Not seen starting (cannot happen with this engine): keep the record anyway.
+                tracing::error!(call_id = %rec.call_id, "completed call was never started; recording it now");
+                let call_ref = events::new_call_ref();
+                let origin = CallOrigin {
+                    sip_call_id: rec.call_id.clone(),
+                    scenario: rec.scenario.clone(),
+                    direction: rec.direction,
+                    from: rec.variables.get("caller").cloned().unwrap_or_default(),
+                    to: rec.variables.get("dialled").cloned().unwrap_or_default(),
+                    variables: rec.variables.clone(),
+                };
+                out.push(Record {
+                    call_id: call_ref.clone(),
+                    at,
+                    change: CallChange::Insert(new_call(&call_ref, &origin, CallState::Answered)),
+                    event: None,
+                });
+                call_ref
+            }
+        };
+        let data = events::completed_data(&rec);
+        let mut result = data.clone();
+        let trace = match result.as_object_mut() {
+            Some(m) => {
+                m.remove("event");
+                m.remove("trace").unwrap_or(Value::Null)
+            }
+            None => Value::Null,
+        };
+        out.push(Record {
+            call_id: call_ref,
+            at,
+            change: CallChange::Update(CallUpdate {
+                state: Some(CallState::Completed),
+                outcome: rec.outcome.clone(),
+                result: Some(result),
+                trace: Some(trace),
+                ..CallUpdate::default()
+            }),
+            event: event(events::CALL_COMPLETED, at, data),
+        });
+        out
+    }
+
+    /// A scenario's `notify` (`sms.requested`, `dnc.requested`, `callback.requested`, …).
+    pub fn notify(
+        &mut self,
+        sip_call_id: &str,
+        name: &str,
+        data: &Value,
+        at: SystemTime,
+    ) -> Option<Record> {
+        if !events::valid_notify_name(name) {
+            tracing::error!(call_id = %sip_call_id, event = %name, "notify event name is not valid (lower-case words joined by dots, not call.*); not sent");
+            return None;
+        }
+        let Some(live) = self.live.get(sip_call_id) else {
+            tracing::error!(call_id = %sip_call_id, event = %name, "notify from a call that is not live; not sent");
+            return None;
+        };
+        Some(Record {
+            call_id: live.call_ref.clone(),
+            at: unix_ms(at),
+            change: CallChange::Update(CallUpdate::default()),
+            event: event(name, unix_ms(at), events::notify_data(&live.ident, data)),
+        })
+    }
+}
+
+/// The record that closes a call this node had up when it stopped (found at start-up).
+pub fn interrupted(call: &CallRecord, now: UnixMs) -> Record {
+    let ident = CallIdentity {
+        call_id: call.sip_call_id.clone(),
+        scenario: call.scenario.clone(),
+        direction: call.direction.as_str(),
+        from: call.from.clone().unwrap_or_default(),
+        to: call.to.clone().unwrap_or_default(),
+    };
+    let vars: BTreeMap<String, String> = call.variables.clone();
+    Record {
+        call_id: call.id.clone(),
+        at: now,
+        change: CallChange::Update(CallUpdate {
+            state: Some(CallState::Failed),
+            failure: Some((FailReason::Interrupted.as_str().to_owned(), None)),
+            ..CallUpdate::default()
+        }),
+        event: event(
+            events::CALL_FAILED,
+            now,
+            events::failed_data(
+                &ident,
+                &vars,
+                FailReason::Interrupted,
+                None,
+                &format!("ivrflow stopped while the call was {}", call.state.as_str()),
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::ua::CallHandle;
+
+    fn origin() -> Box<CallOrigin> {
+        Box::new(CallOrigin {
+            sip_call_id: "sip-1".into(),
+            scenario: "s".into(),
+            direction: "inbound",
+            from: "15551230000".into(),
+            to: "100".into(),
+            variables: BTreeMap::from([("order_id".to_owned(), "4711".to_owned())]),
+        })
+    }
+
+    #[test]
+    fn a_call_becomes_started_answered_then_notify() {
+        let mut r = Recorder::new(Arc::new(Metrics::new()));
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        let started = r.lifecycle(EngineEvent::CallStarted {
+            call: CallHandle(1),
+            origin: origin(),
+            at: t,
+        });
+        assert_eq!(started.len(), 1);
+        let call_ref = started[0].call_id.clone();
+        assert!(
+            matches!(&started[0].change, CallChange::Insert(c) if c.state == CallState::Started)
+        );
+        assert_eq!(started[0].event.as_ref().unwrap().kind, "call.started");
+        assert_eq!(started[0].at, 1_000);
+        assert_eq!(r.call_ref("sip-1"), Some(call_ref.as_str()));
+
+        let answered = r.lifecycle(EngineEvent::CallAnswered {
+            call: CallHandle(1),
+            sip_call_id: "sip-1".into(),
+            at: t,
+        });
+        assert_eq!(answered[0].call_id, call_ref);
+        let n = r
+            .notify(
+                "sip-1",
+                "sms.requested",
+                &serde_json::json!({"text": "hi"}),
+                t,
+            )
+            .unwrap();
+        assert_eq!(n.call_id, call_ref);
+        let ev = n.event.unwrap();
+        assert_eq!(ev.kind, "sms.requested");
+        assert_eq!(ev.data["data"]["text"], "hi");
+        assert_eq!(ev.data["from"], "15551230000");
+        assert!(
+            r.notify("sip-1", "call.completed", &Value::Null, t)
+                .is_none()
+        );
+        assert!(r.notify("nope", "sms.requested", &Value::Null, t).is_none());
+    }
+
+    #[test]
+    fn an_inbound_refusal_inserts_then_fails() {
+        let mut r = Recorder::new(Arc::new(Metrics::new()));
+        let recs = r.lifecycle(EngineEvent::CallFailed {
+            call: CallHandle(1),
+            origin: origin(),
+            reason: FailReason::Rejected,
+            sip_code: Some(503),
+            detail: "at capacity".into(),
+            at: SystemTime::UNIX_EPOCH,
+        });
+        assert_eq!(recs.len(), 2);
+        assert!(recs[0].event.is_none());
+        let ev = recs[1].event.as_ref().unwrap();
+        assert_eq!(ev.kind, "call.failed");
+        assert_eq!(ev.data["sip_code"], 503);
+        assert_eq!(ev.data["reason"], "rejected");
+    }
+}

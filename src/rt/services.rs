@@ -1,0 +1,196 @@
+//! Everything the drive loop needs besides SIP and RTP: the store thread, the recorder, the
+//! delivery worker, mid-call HTTP effects, the control API and the metrics — started in
+//! the right order by [`Services::start`] and stopped by [`Services::shutdown`].
+//!
+//! Start-up order matters for the guarantees in docs/webhooks.md: lock the data directory
+//! (one server per database), open and migrate the store, forget the leases of the previous
+//! process, report the calls it had up as `call.failed` (`interrupted`), and only then
+//! start delivering and accept calls.
+//!
+//! Not here: the drive loop itself (rt::drive).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::http::{CallInput, HttpEffects};
+use super::recorder::{self, Recorder};
+use super::store::{self as store_thread, Ack, StoreHandle};
+use super::webhook::{self, DeliveryConfig};
+use crate::api::{self, ApiState, metrics::Metrics};
+use crate::call::Effect;
+use crate::config::Config;
+use crate::crm::events::unix_ms;
+use crate::dialogue::Action;
+use crate::sip::ua::CallHandle;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Record, Store};
+
+/// The lock file that keeps a second server off the same data directory.
+pub const LOCK_FILE: &str = "ivrflow.lock";
+
+pub struct Services {
+    pub metrics: Arc<Metrics>,
+    pub store: StoreHandle,
+    pub acks: mpsc::UnboundedReceiver<Ack>,
+    pub recorder: Recorder,
+    pub http: HttpEffects,
+    pub http_results: mpsc::UnboundedReceiver<CallInput>,
+    /// Where the control API listens, when it runs.
+    pub api_addr: Option<std::net::SocketAddr>,
+    store_thread: Option<std::thread::JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    _lock: std::fs::File,
+}
+
+impl Services {
+    pub async fn start(cfg: &Config, scenarios: BTreeSet<String>) -> anyhow::Result<Services> {
+        let dir = &cfg.data_dir;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the data directory {}", dir.display()))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            anyhow::bail!(
+                "{} is in use by another `ivrflow serve`; give each server its own --data-dir",
+                dir.display()
+            );
+        }
+        let mut db = SqliteStore::open_in_dir(dir, &cfg.store.node)
+            .with_context(|| format!("opening the database in {}", dir.display()))?;
+        let released = db.release_leases()?;
+        let now = unix_ms(SystemTime::now());
+        let lost = db.live_calls(&cfg.store.node)?;
+        if !lost.is_empty() {
+            let records: Vec<Record> = lost.iter().map(|c| recorder::interrupted(c, now)).collect();
+            db.record(&records, now)?;
+            tracing::warn!(
+                calls = lost.len(),
+                "calls that were up when ivrflow last stopped are reported as call.failed (interrupted)"
+            );
+        }
+        tracing::info!(path = %db.path().display(), released_leases = released, "store open");
+
+        let metrics = Arc::new(Metrics::new());
+        let (store, acks, join) = store_thread::spawn(Box::new(db), metrics.clone())
+            .context("starting the store thread")?;
+        let mut tasks = Vec::new();
+        let schedule = cfg.webhook_schedule().map_err(anyhow::Error::msg)?;
+        let secret = cfg.webhook_secret().map_err(anyhow::Error::msg)?;
+        let timeout = cfg.webhook_timeout().map_err(anyhow::Error::msg)?;
+        tasks.push(webhook::spawn(
+            DeliveryConfig {
+                url: cfg.webhook.url.clone(),
+                timeout,
+                schedule,
+                secret: secret.clone(),
+                max_in_flight: cfg.webhook.max_in_flight,
+            },
+            store.clone(),
+            metrics.clone(),
+        ));
+        let (http, http_results) =
+            HttpEffects::new(cfg.webhook.url.clone(), secret, metrics.clone());
+
+        let mut api_addr = None;
+        match &cfg.api.token {
+            Some(token) => {
+                let listener = tokio::net::TcpListener::bind(cfg.api.listen)
+                    .await
+                    .with_context(|| format!("binding the control API on {}", cfg.api.listen))?;
+                let addr = listener.local_addr()?;
+                api_addr = Some(addr);
+                tracing::info!(%addr, "control API listening (http://{addr}/v1/…, /healthz, /metrics)");
+                let state = ApiState {
+                    store: store.clone(),
+                    token: token.trim().into(),
+                    scenarios: Arc::new(scenarios),
+                    metrics: metrics.clone(),
+                };
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = api::serve(listener, state).await {
+                        tracing::error!(error = %e, "control API stopped");
+                    }
+                }));
+            }
+            None => tracing::warn!(
+                "control API disabled: set IVRFLOW_API_TOKEN (or api.token) to enable POST /v1/calls, /healthz and /metrics"
+            ),
+        }
+        Ok(Services {
+            recorder: Recorder::new(metrics.clone()),
+            metrics,
+            store,
+            acks,
+            http,
+            http_results,
+            api_addr,
+            store_thread: Some(join),
+            tasks,
+            _lock: lock,
+        })
+    }
+
+    /// Route one effect of a live call: CRM notifications to the outbox (appended to
+    /// `records`), webhook requests to the HTTP client; anything else is not this
+    /// runtime's yet.
+    pub fn effect(
+        &mut self,
+        call: CallHandle,
+        sip_call_id: &str,
+        effect: Effect,
+        records: &mut Vec<Record>,
+    ) {
+        match effect {
+            Effect::Dialogue(Action::Notify { event, data }) => {
+                records.extend(
+                    self.recorder
+                        .notify(sip_call_id, &event, &data, SystemTime::now()),
+                );
+            }
+            Effect::Dialogue(Action::Webhook { id, request }) => {
+                let call_ref = self.recorder.call_ref(sip_call_id).map(str::to_owned);
+                self.http
+                    .webhook(call, sip_call_id, call_ref.as_deref(), id, request);
+            }
+            #[allow(unreachable_patterns)]
+            other => {
+                // Only the kind: a transfer target or a recording may be personal data.
+                let kind = match &other {
+                    Effect::Dialogue(Action::Transfer { .. }) => "transfer",
+                    Effect::Dialogue(Action::Record { .. }) => "record",
+                    _ => "other",
+                };
+                tracing::warn!(call_id = %sip_call_id, effect = kind, "effect not supported by this runtime yet");
+            }
+        }
+    }
+
+    /// Stop accepting API requests and deliveries, let the store thread commit what is
+    /// queued, and wait for it (at most 5 s).
+    pub async fn shutdown(mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.store.stop();
+        if let Some(join) = self.store_thread.take() {
+            let waited = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::task::spawn_blocking(move || join.join()),
+            )
+            .await;
+            if waited.is_err() {
+                tracing::warn!("the store thread did not stop within 5 s");
+            }
+        }
+    }
+}

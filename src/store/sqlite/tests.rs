@@ -1,0 +1,450 @@
+//! The SQLite store against real files in a temporary directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::*;
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "ivrflow-store-{tag}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn open(dir: &TempDir) -> SqliteStore {
+    SqliteStore::open_in_dir(&dir.0, "node-a").unwrap()
+}
+
+fn outbound(id: &str, key: Option<&str>, hash: &str) -> NewCall {
+    NewCall {
+        id: id.into(),
+        direction: Direction::Outbound,
+        state: CallState::Queued,
+        scenario: "order-confirmation".into(),
+        to: Some("15551230000".into()),
+        from: None,
+        variables: BTreeMap::from([("order_id".to_owned(), "4711".to_owned())]),
+        not_before: Some(5_000),
+        idempotency_key: key.map(str::to_owned),
+        request_hash: Some(hash.into()),
+        sip_call_id: None,
+    }
+}
+
+fn ev(id: &str, kind: &str) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        kind: kind.into(),
+        occurred_at: 1_000,
+        data: json!({ "k": kind }),
+    }
+}
+
+fn inbound_started(call: &str, event: &str) -> Record {
+    Record {
+        call_id: call.into(),
+        at: 100,
+        change: CallChange::Insert(NewCall {
+            id: call.into(),
+            direction: Direction::Inbound,
+            state: CallState::Started,
+            scenario: "s".into(),
+            to: Some("100".into()),
+            from: Some("15551230000".into()),
+            variables: BTreeMap::new(),
+            not_before: None,
+            idempotency_key: None,
+            request_hash: None,
+            sip_call_id: Some("sip-1".into()),
+        }),
+        event: Some(ev(event, "call.started")),
+    }
+}
+
+fn update(call: &str, state: CallState, event: &str, kind: &str) -> Record {
+    Record {
+        call_id: call.into(),
+        at: 200,
+        change: CallChange::Update(CallUpdate {
+            state: Some(state),
+            ..CallUpdate::default()
+        }),
+        event: Some(ev(event, kind)),
+    }
+}
+
+fn ids(v: &[EventRecord]) -> Vec<&str> {
+    v.iter().map(|e| e.id.as_str()).collect()
+}
+
+fn done(id: &str, attempt: u32, transition: Transition) -> AttemptDone {
+    AttemptDone {
+        attempt: Attempt {
+            event_id: id.into(),
+            attempt,
+            started_at: 0,
+            duration_ms: 3,
+            status_code: Some(200),
+            error: None,
+            result: "delivered".into(),
+        },
+        transition,
+    }
+}
+
+#[test]
+fn migrations_are_versioned_and_idempotent() {
+    let dir = TempDir::new("migrate");
+    let s = open(&dir);
+    assert_eq!(s.schema_version().unwrap(), migrations::latest());
+    let mode: String = s
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = s
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous=FULL");
+    drop(s);
+    // Opening again applies nothing and keeps the data.
+    let s = open(&dir);
+    assert_eq!(s.schema_version().unwrap(), migrations::latest());
+    // A newer schema than this build knows is refused, not clobbered.
+    s.conn
+        .execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (999, 'future', 0)",
+            [],
+        )
+        .unwrap();
+    drop(s);
+    match SqliteStore::open_in_dir(&dir.0, "n") {
+        Err(StoreError::SchemaTooNew { found: 999, .. }) => {}
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+}
+
+#[test]
+fn create_call_is_idempotent_by_key() {
+    let dir = TempDir::new("idem");
+    let mut s = open(&dir);
+    let c = outbound("c1", Some("order-4711"), "h1");
+    let Created::New(rec) = s.create_call(&c, &ev("m1", "call.queued"), 10).unwrap() else {
+        panic!("first create is new")
+    };
+    assert_eq!(rec.state, CallState::Queued);
+    assert_eq!(rec.node, "node-a");
+    assert_eq!(rec.variables["order_id"], "4711");
+    // Same key, same request: the same call, no second event.
+    let again = outbound("c2", Some("order-4711"), "h1");
+    match s.create_call(&again, &ev("m2", "call.queued"), 11).unwrap() {
+        Created::Existing(r) => assert_eq!(r.id, "c1"),
+        other => panic!("{other:?}"),
+    }
+    // Same key, different request: conflict.
+    let other = outbound("c3", Some("order-4711"), "h2");
+    assert!(matches!(
+        s.create_call(&other, &ev("m3", "call.queued"), 12).unwrap(),
+        Created::Conflict(r) if r.id == "c1"
+    ));
+    // No key: always new.
+    assert!(matches!(
+        s.create_call(&outbound("c4", None, "h1"), &ev("m4", "call.queued"), 13)
+            .unwrap(),
+        Created::New(_)
+    ));
+    let evs = s.list_events(&EventFilter {
+        limit: 100,
+        ..EventFilter::default()
+    });
+    assert_eq!(ids(&evs.unwrap()), vec!["m1", "m4"]);
+    let e = s.get_event("m1").unwrap().unwrap();
+    assert_eq!(e.seq, 1);
+    let body: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+    assert_eq!(body["event"], "call.queued");
+    assert_eq!(body["event_id"], "m1");
+    assert_eq!(body["call_ref"], "c1");
+    assert_eq!(body["seq"], 1);
+    assert_eq!(body["k"], "call.queued");
+}
+
+#[test]
+fn records_commit_in_order_and_a_bad_one_rolls_back_alone() {
+    let dir = TempDir::new("record");
+    let mut s = open(&dir);
+    let res = s
+        .record(
+            &[
+                inbound_started("a", "a1"),
+                update("a", CallState::Answered, "a2", "call.answered"),
+                update("nope", CallState::Answered, "x1", "call.answered"),
+                Record {
+                    call_id: "a".into(),
+                    at: 300,
+                    change: CallChange::Update(CallUpdate {
+                        state: Some(CallState::Completed),
+                        outcome: Some("confirmed".into()),
+                        result: Some(json!({"outcome": "confirmed"})),
+                        trace: Some(json!([{"type": "dtmf"}])),
+                        ..CallUpdate::default()
+                    }),
+                    event: Some(ev("a3", "call.completed")),
+                },
+            ],
+            1_000,
+        )
+        .unwrap();
+    assert!(res[0].is_ok() && res[1].is_ok() && res[3].is_ok());
+    assert!(matches!(res[2], Err(StoreError::NoSuchCall(_))));
+    assert!(s.get_event("x1").unwrap().is_none(), "rolled back");
+    drop(s);
+    // Durable: a new connection sees it all.
+    let mut s = open(&dir);
+    let c = s.get_call("a").unwrap().unwrap();
+    assert_eq!(c.state, CallState::Completed);
+    assert_eq!(c.outcome.as_deref(), Some("confirmed"));
+    assert_eq!(
+        (c.started_at, c.answered_at, c.ended_at),
+        (Some(100), Some(200), Some(300))
+    );
+    assert_eq!(c.trace, Some(json!([{"type": "dtmf"}])));
+    let evs = s.call_events("a").unwrap();
+    assert_eq!(ids(&evs), vec!["a1", "a2", "a3"]);
+    assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(evs.iter().all(|e| e.status == EventStatus::Pending));
+}
+
+#[test]
+fn leases_follow_per_call_order() {
+    let dir = TempDir::new("order");
+    let mut s = open(&dir);
+    s.record(
+        &[
+            inbound_started("a", "a1"),
+            update("a", CallState::Answered, "a2", "call.answered"),
+            update("a", CallState::Completed, "a3", "call.completed"),
+            inbound_started("b", "b1"),
+        ],
+        1_000,
+    )
+    .unwrap();
+    let now = 2_000;
+    let got = s.lease_due(now, now + 10_000, 10).unwrap();
+    assert_eq!(ids(&got), vec!["a1", "b1"], "one head per call");
+    assert!(
+        s.lease_due(now, now + 10_000, 10).unwrap().is_empty(),
+        "leased events are not handed out twice"
+    );
+    assert_eq!(s.next_due().unwrap(), Some(now + 10_000));
+
+    s.finish_attempts(&[done("a1", 1, Transition::Delivered)], now)
+        .unwrap();
+    assert_eq!(
+        ids(&s.lease_due(now, now + 10_000, 10).unwrap()),
+        vec!["a2"]
+    );
+    // a2 fails; a3 must wait behind it, even though a3 is "due".
+    s.finish_attempts(
+        &[done(
+            "a2",
+            1,
+            Transition::Retry {
+                at: now + 5_000,
+                error: "HTTP 500".into(),
+            },
+        )],
+        now,
+    )
+    .unwrap();
+    assert!(
+        s.lease_due(now + 4_999, now + 20_000, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.next_due().unwrap(), Some(now + 5_000));
+    let got = s.lease_due(now + 5_000, now + 20_000, 10).unwrap();
+    assert_eq!(ids(&got), vec!["a2"]);
+    assert_eq!(got[0].attempts, 1);
+    assert_eq!(got[0].last_error.as_deref(), Some("HTTP 500"));
+    // Dead releases the next one.
+    s.finish_attempts(
+        &[done(
+            "a2",
+            2,
+            Transition::Dead {
+                error: "410 Gone".into(),
+            },
+        )],
+        now + 5_000,
+    )
+    .unwrap();
+    assert_eq!(
+        ids(&s.lease_due(now + 5_000, now + 20_000, 10).unwrap()),
+        vec!["a3"]
+    );
+    let a2 = s.get_event("a2").unwrap().unwrap();
+    assert_eq!(a2.status, EventStatus::Dead);
+    assert_eq!(a2.attempts, 2);
+    // The attempts log.
+    let log = s.call_attempts("a").unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|a| (a.event_id.as_str(), a.attempt))
+            .collect::<Vec<_>>(),
+        vec![("a1", 1), ("a2", 1), ("a2", 2)]
+    );
+    // A restart forgets leases: b1 and a3 are due again at once.
+    assert_eq!(s.release_leases().unwrap(), 2);
+    assert_eq!(
+        ids(&s.lease_due(now + 5_000, now + 20_000, 10).unwrap()),
+        vec!["a3", "b1"],
+        "oldest due first, then insertion order"
+    );
+}
+
+#[test]
+fn replay_and_cancel() {
+    let dir = TempDir::new("replay");
+    let mut s = open(&dir);
+    s.record(&[inbound_started("a", "a1")], 1_000).unwrap();
+    s.lease_due(1_000, 2_000, 10).unwrap();
+    s.finish_attempts(
+        &[done("a1", 1, Transition::Dead { error: "x".into() })],
+        1_000,
+    )
+    .unwrap();
+    let dead = s
+        .list_events(&EventFilter {
+            status: Some(EventStatus::Dead),
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&dead), vec!["a1"]);
+    match s.replay_event("a1", 5_000).unwrap() {
+        Replayed::Done(e) => {
+            assert_eq!(e.status, EventStatus::Pending);
+            assert_eq!(e.attempts, 0);
+            assert_eq!(e.next_attempt_at, 5_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        s.replay_event("a1", 5_000).unwrap(),
+        Replayed::AlreadyPending(_)
+    ));
+    assert_eq!(s.replay_event("zz", 5_000).unwrap(), Replayed::NotFound);
+    assert_eq!(ids(&s.lease_due(5_000, 6_000, 10).unwrap()), vec!["a1"]);
+
+    s.create_call(&outbound("q", None, "h"), &ev("q1", "call.queued"), 1_000)
+        .unwrap();
+    match s.cancel_call("q", 2_000).unwrap() {
+        Cancelled::Done(c) => {
+            assert_eq!(c.state, CallState::Cancelled);
+            assert_eq!(c.ended_at, Some(2_000));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        s.cancel_call("q", 2_000).unwrap(),
+        Cancelled::NotQueued(_)
+    ));
+    assert!(matches!(
+        s.cancel_call("a", 2_000).unwrap(),
+        Cancelled::NotQueued(_)
+    ));
+    assert_eq!(s.cancel_call("zz", 2_000).unwrap(), Cancelled::NotFound);
+}
+
+#[test]
+fn live_calls_stats_and_paging() {
+    let dir = TempDir::new("stats");
+    let mut s = open(&dir);
+    s.record(
+        &[
+            inbound_started("a", "a1"),
+            inbound_started("b", "b1"),
+            update("b", CallState::Completed, "b2", "call.completed"),
+        ],
+        1_000,
+    )
+    .unwrap();
+    s.create_call(&outbound("q", None, "h"), &ev("q1", "call.queued"), 500)
+        .unwrap();
+    let live = s.live_calls("node-a").unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, "a");
+    assert!(s.live_calls("node-b").unwrap().is_empty());
+    let st = s.stats().unwrap();
+    assert_eq!(st.calls_by_state["started"], 1);
+    assert_eq!(st.calls_by_state["completed"], 1);
+    assert_eq!(st.calls_by_state["queued"], 1);
+    assert_eq!(st.events_by_status["pending"], 4);
+    assert_eq!(st.oldest_pending, Some(500));
+    let page1 = s
+        .list_events(&EventFilter {
+            limit: 2,
+            ..EventFilter::default()
+        })
+        .unwrap();
+    let page2 = s
+        .list_events(&EventFilter {
+            limit: 2,
+            after: Some(page1[1].position),
+            ..EventFilter::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&page1), vec!["a1", "b1"]);
+    assert_eq!(ids(&page2), vec!["b2", "q1"]);
+    let only_b = s
+        .list_events(&EventFilter {
+            call_id: Some("b".into()),
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&only_b), vec!["b1", "b2"]);
+}
+
+#[test]
+fn two_connections_share_the_file() {
+    // The CLI replays while the server runs: a second connection writes, the first sees it.
+    let dir = TempDir::new("share");
+    let mut server = open(&dir);
+    server.record(&[inbound_started("a", "a1")], 1_000).unwrap();
+    server.lease_due(1_000, 2_000, 10).unwrap();
+    server
+        .finish_attempts(
+            &[done("a1", 1, Transition::Dead { error: "x".into() })],
+            1_000,
+        )
+        .unwrap();
+    let mut cli = open(&dir);
+    assert!(matches!(
+        cli.replay_event("a1", 3_000).unwrap(),
+        Replayed::Done(_)
+    ));
+    assert_eq!(
+        ids(&server.lease_due(3_000, 4_000, 10).unwrap()),
+        vec!["a1"]
+    );
+}
