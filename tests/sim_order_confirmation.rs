@@ -48,6 +48,9 @@ fn question() -> Vec<String> {
         "digits/2",
         "for",
         "cancelled",
+        "vm-press",
+        "digits/3",
+        "shop/to-change-order",
     ])
 }
 
@@ -66,7 +69,10 @@ fn key_1_confirms_the_order() {
             en(&["auth-thankyou", "goodbye"])
         ]
     );
-    assert_eq!(r.record.path, vec!["greet", "confirm", "confirmed"]);
+    assert_eq!(
+        r.record.path,
+        vec!["greet", "confirm", "followup", "confirmed"]
+    );
     assert_eq!(r.record.variables["order_id"], "4711");
     assert_eq!(r.record.hangup_by, ivrflow::dialogue::HangupBy::Robot);
     // Every prompt was played in full: packets = Σ ceil(duration / 20 ms) per play-out.

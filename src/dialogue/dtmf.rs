@@ -1,13 +1,20 @@
-//! Classification of collected DTMF keys against an `ask`'s intents.
+//! Classification of collected DTMF keys: against an `ask`'s intents, or as a digit string.
 //!
-//! The rule (VoiceXML-like, without grammars): the buffer matches at once when it equals an
+//! Intents (VoiceXML-like, without grammars): the buffer matches at once when it equals an
 //! intent key and no longer key starts with it; it waits for the inter-digit timeout while a
 //! longer key could still match; it is a no-match as soon as no key starts with it.
+//!
+//! Digit strings (VoiceXML 2.0 Appendix D with `termchar`): below `min` keys the input is
+//! incomplete (inter-digit timeout, then no-match); from `min` to below `max` it is
+//! complete but could go on (inter-digit timeout, then match); at `max` it is complete and
+//! cannot go on (match at once, or after `term_timeout` when a terminator is configured and
+//! the timeout is not zero). The terminator ends the string: a match if it is complete, a
+//! no-match otherwise. A key that is not a digit inside a digit string is a no-match.
 
-use crate::scenario::Intent;
+use crate::scenario::{DigitString, Intent};
 
 /// Longest key buffer kept; a longer one is a no-match whatever the intents say.
-pub(crate) const MAX_KEYS: usize = 64;
+pub const MAX_KEYS: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum KeyMatch {
@@ -40,6 +47,45 @@ pub(crate) fn classify(keys: &str, intents: &[Intent]) -> KeyMatch {
     }
 }
 
+/// Where a digit string stands after a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DigitsState {
+    /// The terminator ended a complete string (the value excludes it).
+    Terminated,
+    /// Complete and at `max`: accept (now, or after `term_timeout`).
+    Full,
+    /// Complete, more keys possible: accept when the inter-digit timeout expires.
+    Complete,
+    /// Too short yet: no-match when the inter-digit timeout expires.
+    Incomplete,
+    NoMatch,
+}
+
+pub(crate) fn digits_state(keys: &str, spec: &DigitString) -> DigitsState {
+    let (body, terminated) = match (spec.terminator, keys.chars().last()) {
+        (Some(t), Some(last)) if t == last => (&keys[..keys.len() - last.len_utf8()], true),
+        _ => (keys, false),
+    };
+    let n = body.chars().count();
+    if !body.chars().all(|c| c.is_ascii_digit()) || n > spec.max {
+        return DigitsState::NoMatch;
+    }
+    match (terminated, n >= spec.min, n == spec.max) {
+        (true, true, _) => DigitsState::Terminated,
+        (true, false, _) => DigitsState::NoMatch,
+        (false, true, true) => DigitsState::Full,
+        (false, true, false) => DigitsState::Complete,
+        (false, false, _) => DigitsState::Incomplete,
+    }
+}
+
+/// The digits of a digit string without its terminator.
+pub(crate) fn digits_value(keys: &str, spec: &DigitString) -> String {
+    keys.chars()
+        .filter(|c| Some(*c) != spec.terminator)
+        .collect()
+}
+
 /// Normalises a key from the engine: 0-9, *, #, A-D (a-d accepted); anything else is None.
 pub(crate) fn normalize_key(key: char) -> Option<char> {
     let key = key.to_ascii_uppercase();
@@ -49,7 +95,7 @@ pub(crate) fn normalize_key(key: char) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::NodeId;
+    use crate::scenario::{IntentAction, Jump, NodeId, SourcePos};
 
     fn intents(keys: &[&[&str]]) -> Vec<Intent> {
         keys.iter()
@@ -57,7 +103,11 @@ mod tests {
             .map(|(i, ks)| Intent {
                 name: format!("i{i}"),
                 dtmf: ks.iter().map(|k| k.to_string()).collect(),
-                target: NodeId(0),
+                phrases: Default::default(),
+                say: Vec::new(),
+                action: IntentAction::Goto(Jump::local(NodeId(0), "next")),
+                global: false,
+                pos: SourcePos::default(),
             })
             .collect()
     }
@@ -75,6 +125,37 @@ mod tests {
         assert_eq!(classify("9", &set), KeyMatch::NoMatch);
         assert_eq!(classify("11", &set), KeyMatch::NoMatch);
         assert_eq!(classify("", &set), KeyMatch::NoMatch);
+    }
+
+    #[test]
+    fn digit_strings_follow_appendix_d() {
+        let spec = DigitString {
+            min: 3,
+            max: 5,
+            terminator: Some('#'),
+            jump: Jump::local(NodeId(0), "digits"),
+        };
+        use DigitsState::*;
+        for (keys, want) in [
+            ("1", Incomplete),
+            ("12", Incomplete),
+            ("123", Complete),
+            ("1234", Complete),
+            ("12345", Full),
+            ("123456", NoMatch),
+            ("12#", NoMatch),
+            ("123#", Terminated),
+            ("#", NoMatch),
+            ("1*", NoMatch),
+        ] {
+            assert_eq!(digits_state(keys, &spec), want, "{keys}");
+        }
+        assert_eq!(digits_value("1234#", &spec), "1234");
+        let open = DigitString {
+            terminator: None,
+            ..spec
+        };
+        assert_eq!(digits_state("123#", &open), NoMatch);
     }
 
     #[test]

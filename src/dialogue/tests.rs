@@ -14,13 +14,16 @@ fn order_confirmation() -> Arc<Scenario> {
     Arc::new(load_file(&path).unwrap_or_else(|e| panic!("{e}")))
 }
 
-const QUESTION: [&str; 6] = [
+const QUESTION: [&str; 9] = [
     "if-correct-press",
     "digits/1",
     "vm-press",
     "digits/2",
     "for",
     "cancelled",
+    "vm-press",
+    "digits/3",
+    "shop/to-change-order",
 ];
 const GREETING: [&str; 8] = [
     "hello", "your", "number", "is", "digits/1", "digits/2", "digits/3", "digits/4",
@@ -121,10 +124,12 @@ fn key_1_after_the_question_confirms() {
         Answer {
             input: "dtmf".into(),
             value: "1".into(),
-            intent: Some("confirm".into())
+            intent: Some("confirm".into()),
+            confidence: None,
+            file: None,
         }
     );
-    assert_eq!(r.path, ["greet", "confirm", "confirmed"]);
+    assert_eq!(r.path, ["greet", "confirm", "followup", "confirmed"]);
     assert_eq!(r.hangup_by, Some(HangupBy::Robot));
     assert_eq!(r.variables["order_id"], "1234");
     assert_eq!(call.d.poll_timeout(), None);
@@ -251,7 +256,7 @@ fn noinput_and_nomatch_count_separately() {
     let (id, prompts) = play(&actions);
     assert_eq!(prompts, names(&[&["im-sorry"], &QUESTION]));
     call.input(20000, Input::PlaybackDone { id });
-    let (id, prompts) = play(&call.input(20500, Input::Dtmf('0'))); // nomatch 2
+    let (id, prompts) = play(&call.input(20500, Input::Dtmf('8'))); // nomatch 2
     assert_eq!(prompts[0], "pm-invalid-option");
     call.input(22000, Input::PlaybackDone { id });
     let (_, actions) = call.wait_timer(); // noinput 2
@@ -574,4 +579,725 @@ fn set_changes_variables_and_language() {
     assert_eq!(r.variables["code"], "91");
     assert_eq!(r.outcome.as_deref(), Some("started"));
     assert_eq!(r.path, ["s", "p", "end"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Speech, digit strings, effects, sub-dialogues, globals, expressions.
+
+fn scenario(yaml: &str) -> Arc<Scenario> {
+    Arc::new(load_str("t.yaml", yaml).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The ids and names of the actions, for compact assertions.
+fn kinds(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::Play { prompts, .. } => format!(
+                "play {}",
+                prompts
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+")
+            ),
+            Action::StopPlayback => "stop".to_string(),
+            Action::Hangup => "hangup".to_string(),
+            Action::Webhook { request, .. } => format!("webhook {}", request.body),
+            Action::Transfer { target, .. } => format!("transfer {target}"),
+            Action::Notify { event, .. } => format!("notify {event}"),
+            Action::Record { .. } => "record".to_string(),
+        })
+        .collect()
+}
+
+fn play_id(actions: &[Action]) -> u64 {
+    actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Play { id, .. } => Some(*id),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no Play in {actions:?}"))
+}
+
+const SPEECH: &str = r##"
+version: 1
+languages: [en, ru]
+start: q
+nodes:
+  q:
+    ask:
+      prompt: [intro, { prompt: code, barge_in: false }, question]
+      input: [dtmf, speech]
+      confidence: 0.6
+      intents:
+        "yes": { dtmf: ["1"], phrases: { en: ["yes", sure], ru: [да] }, say: [say-yes] }
+        "no": { dtmf: ["2"], phrases: { en: ["no"], ru: [нет] } }
+      confirm: { prompt: [did-you-say], question: [press-1-or-2] }
+      noinput: { max: 1, reprompt: [[sorry]] }
+      nomatch: { max: 1, reprompt: [[invalid]] }
+    on: { "yes": ok, "no": ok, noinput: ok, nomatch: ok }
+  ok:
+    hangup: { outcome: done }
+"##;
+
+#[test]
+fn speech_barges_in_and_is_classified() {
+    let mut call = Call::new(scenario(SPEECH), &[]);
+    let q = play_id(&call.drain());
+    // During the first item: listening, and speech may interrupt.
+    let spec = call
+        .d
+        .listen_spec()
+        .expect("listening during a bargeable item");
+    assert!(spec.barge_in);
+    assert_eq!(spec.lang, "en");
+    assert_eq!(spec.phrases, ["yes", "sure", "no"]);
+    assert_eq!(
+        call.input(100, Input::SpeechStarted),
+        [Action::StopPlayback]
+    );
+    assert!(call.d.listen_spec().is_some_and(|s| !s.barge_in));
+    assert!(call.input(150, Input::PlaybackStopped { id: q }).is_empty());
+    // The no-input timer is suspended while the caller speaks.
+    assert!(call.d.poll_timeout().is_some_and(|t| t > call.at(5150)));
+    let actions = call.input(
+        1200,
+        Input::Utterance {
+            text: "Sure!".into(),
+            confidence: 0.9,
+        },
+    );
+    assert_eq!(kinds(&actions), ["hangup"]);
+    let a = &call.d.result().answers["q"];
+    assert_eq!((a.input.as_str(), a.value.as_str()), ("speech", "Sure!"));
+    assert_eq!(a.intent.as_deref(), Some("yes"));
+    assert_eq!(a.confidence, Some(0.9));
+}
+
+#[test]
+fn a_protected_item_cannot_be_interrupted() {
+    let mut call = Call::new(scenario(SPEECH), &[]);
+    let q = play_id(&call.drain());
+    call.input(500, Input::PromptStarted { id: q, index: 1 });
+    assert_eq!(call.d.listen_spec(), None, "not listening during the code");
+    assert!(call.input(600, Input::SpeechStarted).is_empty());
+    assert!(
+        call.input(700, Input::Dtmf('1')).is_empty(),
+        "the key is not kept"
+    );
+    call.input(800, Input::PromptStarted { id: q, index: 2 });
+    assert!(call.d.listen_spec().is_some());
+    assert_eq!(
+        kinds(&call.input(900, Input::Dtmf('2'))),
+        ["stop", "hangup"]
+    );
+    assert_eq!(call.d.result().answers["q"].intent.as_deref(), Some("no"));
+}
+
+#[test]
+fn a_key_cancels_pending_speech_and_a_late_utterance_is_ignored() {
+    let mut call = Call::new(scenario(SPEECH), &[]);
+    let q = play_id(&call.drain());
+    call.input(3000, Input::PlaybackDone { id: q });
+    call.input(3500, Input::SpeechStarted);
+    assert_eq!(kinds(&call.input(3600, Input::Dtmf('2'))), ["hangup"]);
+    assert!(
+        call.input(
+            4000,
+            Input::Utterance {
+                text: "yes".into(),
+                confidence: 1.0
+            }
+        )
+        .is_empty()
+    );
+    let a = &call.d.result().answers["q"];
+    assert_eq!(
+        (a.input.as_str(), a.intent.as_deref()),
+        ("dtmf", Some("no"))
+    );
+}
+
+#[test]
+fn low_confidence_speech_is_confirmed() {
+    let mut call = Call::new(scenario(SPEECH), &[]);
+    let q = play_id(&call.drain());
+    call.input(3000, Input::PlaybackDone { id: q });
+    let said = |c: f32, t: &str| Input::Utterance {
+        text: t.into(),
+        confidence: c,
+    };
+    // 0.4 < 0.6: "Did you say yes? Press 1 or 2."
+    let actions = call.input(4000, said(0.4, "yes"));
+    assert_eq!(kinds(&actions), ["play did-you-say+say-yes+press-1-or-2"]);
+    let c = play_id(&actions);
+    call.input(6000, Input::PlaybackDone { id: c });
+    let spec = call.d.listen_spec().unwrap();
+    assert!(spec.phrases.contains(&"yes".to_string()) && spec.phrases.contains(&"no".to_string()));
+    // "No": a no-match of the question (reprompt 1 of 1).
+    let actions = call.input(7000, said(1.0, "no"));
+    assert_eq!(kinds(&actions), ["play invalid+intro+code+question"]);
+    let r = play_id(&actions);
+    call.input(9000, Input::PlaybackDone { id: r });
+    let c = play_id(&call.input(9500, said(0.3, "sure")));
+    call.input(11000, Input::PlaybackDone { id: c });
+    // Yes by key.
+    assert_eq!(kinds(&call.input(11500, Input::Dtmf('1'))), ["hangup"]);
+    let a = &call.d.result().answers["q"];
+    assert_eq!((a.input.as_str(), a.value.as_str()), ("speech", "sure"));
+    assert_eq!(a.confidence, Some(0.3));
+}
+
+#[test]
+fn unrecognised_speech_and_the_speech_watchdog_count_as_nomatch() {
+    let mut call = Call::new(scenario(SPEECH), &[]);
+    let q = play_id(&call.drain());
+    call.input(3000, Input::PlaybackDone { id: q });
+    let r = play_id(&call.input(3500, Input::SpeechUnrecognised));
+    call.input(5000, Input::PlaybackDone { id: r });
+    call.input(5500, Input::SpeechStarted);
+    // No verdict ever comes: max_speech + incomplete + grace later, no-match 2 → leave.
+    let (ms, actions) = call.wait_timer();
+    assert_eq!(ms, 5500 + 10_000 + 1_500 + 5_000);
+    assert_eq!(kinds(&actions), ["hangup"]);
+    assert!(call.d.journal().iter().any(|e| matches!(
+        &e.event,
+        JournalEvent::NoMatch { reason, .. } if reason == "no recognition result"
+    )));
+}
+
+const DIGITS: &str = r##"
+version: 1
+variables: { account: { type: digits } }
+start: q
+nodes:
+  q:
+    ask:
+      prompt: [enter-account]
+      digits: { min: 3, max: 5, terminator: "#" }
+      store: account
+      interdigit_timeout: 2s
+      term_timeout: 1s
+      intents:
+        repeat: { dtmf: ["*"], repeat: true }
+      noinput: { max: 0 }
+      nomatch: { max: 0 }
+    on: { digits: ok, noinput: bad, nomatch: bad }
+  ok: { hangup: { outcome: ok } }
+  bad: { hangup: { outcome: bad } }
+"##;
+
+fn digits_call() -> Call {
+    let mut call = Call::new(scenario(DIGITS), &[]);
+    let q = play_id(&call.drain());
+    call.input(1000, Input::PlaybackDone { id: q });
+    call
+}
+
+#[test]
+fn digit_strings_end_with_the_terminator_or_the_interdigit_timeout() {
+    // Terminator after a complete string: at once, without the terminator.
+    let mut call = digits_call();
+    for (i, k) in "1234#".chars().enumerate() {
+        call.input(2000 + i as u64 * 100, Input::Dtmf(k));
+    }
+    assert!(call.d.is_finished());
+    assert_eq!(call.d.result().variables["account"], "1234");
+    assert_eq!(call.d.result().outcome.as_deref(), Some("ok"));
+
+    // Complete but could go on: the inter-digit timeout accepts it.
+    let mut call = digits_call();
+    for (i, k) in "123".chars().enumerate() {
+        call.input(2000 + i as u64 * 100, Input::Dtmf(k));
+    }
+    let (ms, _) = call.wait_timer();
+    assert_eq!(ms, 2200 + 2000);
+    assert_eq!(call.d.result().answers["q"].value, "123");
+
+    // Full: waits term_timeout for the terminator, then accepts.
+    let mut call = digits_call();
+    for (i, k) in "12345".chars().enumerate() {
+        call.input(2000 + i as u64 * 100, Input::Dtmf(k));
+    }
+    let (ms, _) = call.wait_timer();
+    assert_eq!(ms, 2400 + 1000);
+    assert_eq!(call.d.result().outcome.as_deref(), Some("ok"));
+
+    // Too short: the inter-digit timeout is a no-match; so is a terminator.
+    let mut call = digits_call();
+    call.input(2000, Input::Dtmf('1'));
+    call.input(2100, Input::Dtmf('2'));
+    let (ms, _) = call.wait_timer();
+    assert_eq!(ms, 4100);
+    assert_eq!(call.d.result().outcome.as_deref(), Some("bad"));
+    let mut call = digits_call();
+    call.input(2000, Input::Dtmf('1'));
+    call.input(2100, Input::Dtmf('#'));
+    assert_eq!(call.d.result().outcome.as_deref(), Some("bad"));
+
+    // `*` is the repeat intent, not a digit.
+    let mut call = digits_call();
+    let actions = call.input(2000, Input::Dtmf('*'));
+    assert_eq!(kinds(&actions), ["play enter-account"]);
+}
+
+const EFFECTS: &str = r##"
+version: 1
+variables:
+  phone: { default: "+100" }
+  status: {}
+  transcript: {}
+start: hook
+nodes:
+  hook:
+    webhook:
+      name: lookup
+      url: "https://crm.example/${phone}"
+      body: { phone: "${phone}", n: 1 }
+      timeout: 2s
+      store: { status: order.status }
+    next: rec
+    on: { error: failed }
+  rec:
+    record: { prompt: [beep], max_length: 10s, final_silence: 2s, transcribe: true, store: transcript }
+    next: xfer
+    on: { empty: failed }
+  xfer:
+    transfer: { target: "sip:desk@pbx", announcement: [caller-en], outcome: handed_over }
+    next: failed
+  failed:
+    notify: { event: callback.requested, data: { phone: "${phone}" } }
+    next: bye
+  bye: { hangup: { outcome: fallback } }
+"##;
+
+#[test]
+fn webhook_results_are_stored_and_its_timeout_is_enforced() {
+    let mut call = Call::new(scenario(EFFECTS), &[]);
+    let actions = call.drain();
+    let Action::Webhook { id, request } = &actions[0] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(request.url.as_deref(), Some("https://crm.example/+100"));
+    assert_eq!(request.body, serde_json::json!({ "phone": "+100", "n": 1 }));
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.timeout, Duration::from_secs(2));
+    let id = *id;
+    assert_eq!(call.d.poll_timeout(), Some(call.at(2000)));
+    let actions = call.input(
+        500,
+        Input::WebhookResult {
+            id,
+            result: Ok(serde_json::json!({ "order": { "status": "shipped" } })),
+        },
+    );
+    assert_eq!(call.d.result().variables["status"], "shipped");
+    assert_eq!(kinds(&actions), ["play beep"]);
+
+    // Timeout: the error path; the late answer is ignored.
+    let mut call = Call::new(scenario(EFFECTS), &[]);
+    let Action::Webhook { id, .. } = call.drain()[0].clone() else {
+        panic!()
+    };
+    let (ms, actions) = call.wait_timer();
+    assert_eq!(ms, 2000);
+    assert_eq!(kinds(&actions), ["notify callback.requested", "hangup"]);
+    assert!(
+        call.input(
+            2500,
+            Input::WebhookResult {
+                id,
+                result: Ok(serde_json::json!({}))
+            }
+        )
+        .is_empty()
+    );
+    assert_eq!(call.d.result().path, ["hook", "failed", "bye"]);
+}
+
+#[test]
+fn recordings_and_transfers() {
+    let mut call = Call::new(scenario(EFFECTS), &[]);
+    let Action::Webhook { id, .. } = call.drain()[0].clone() else {
+        panic!()
+    };
+    let beep = play_id(&call.input(
+        100,
+        Input::WebhookResult {
+            id,
+            result: Ok(serde_json::json!({})),
+        },
+    ));
+    let actions = call.input(600, Input::PlaybackDone { id: beep });
+    let [
+        Action::Record {
+            id: rec,
+            max_length,
+            final_silence,
+            transcribe,
+        },
+    ] = actions[..]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(
+        (max_length, final_silence, transcribe),
+        (Duration::from_secs(10), Duration::from_secs(2), true)
+    );
+    let actions = call.input(
+        5000,
+        Input::RecordingDone {
+            id: rec,
+            duration: Duration::from_secs(3),
+            transcript: Some("call me tomorrow".into()),
+            file: Some("rec/1.wav".into()),
+        },
+    );
+    assert_eq!(call.d.result().variables["transcript"], "call me tomorrow");
+    let a = &call.d.result().answers["rec"];
+    assert_eq!(
+        (a.input.as_str(), a.file.as_deref()),
+        ("recording", Some("rec/1.wav"))
+    );
+    let Action::Transfer {
+        id: x,
+        target,
+        mode,
+        announcement,
+    } = &actions[0]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(
+        (target.as_str(), *mode),
+        ("sip:desk@pbx", TransferMode::Bridged)
+    );
+    assert_eq!(announcement[0].name, "caller-en");
+    let x = *x;
+    // Busy: the fallback.
+    let actions = call.input(
+        9000,
+        Input::TransferResult {
+            id: x,
+            outcome: TransferOutcome::Busy,
+        },
+    );
+    assert_eq!(kinds(&actions), ["notify callback.requested", "hangup"]);
+    assert_eq!(call.d.result().outcome.as_deref(), Some("fallback"));
+}
+
+#[test]
+fn a_connected_transfer_ends_the_dialogue_with_the_transfer_outcome() {
+    let mut call = Call::new(scenario(EFFECTS), &[]);
+    let Action::Webhook { id, .. } = call.drain()[0].clone() else {
+        panic!()
+    };
+    let beep = play_id(&call.input(
+        100,
+        Input::WebhookResult {
+            id,
+            result: Ok(serde_json::json!({})),
+        },
+    ));
+    let Action::Record { id: rec, .. } =
+        call.input(600, Input::PlaybackDone { id: beep })[0].clone()
+    else {
+        panic!()
+    };
+    // An empty recording takes `on.empty`.
+    let actions = call.input(
+        3000,
+        Input::RecordingDone {
+            id: rec,
+            duration: Duration::ZERO,
+            transcript: None,
+            file: None,
+        },
+    );
+    assert_eq!(kinds(&actions), ["notify callback.requested", "hangup"]);
+
+    let mut call = Call::new(scenario(EFFECTS), &[]);
+    let Action::Webhook { id, .. } = call.drain()[0].clone() else {
+        panic!()
+    };
+    let beep = play_id(&call.input(
+        100,
+        Input::WebhookResult {
+            id,
+            result: Ok(serde_json::json!({})),
+        },
+    ));
+    let Action::Record { id: rec, .. } =
+        call.input(600, Input::PlaybackDone { id: beep })[0].clone()
+    else {
+        panic!()
+    };
+    let Action::Transfer { id: x, .. } = call.input(
+        3000,
+        Input::RecordingDone {
+            id: rec,
+            duration: Duration::from_secs(1),
+            transcript: Some("hi".into()),
+            file: None,
+        },
+    )[0]
+    .clone() else {
+        panic!()
+    };
+    assert_eq!(
+        kinds(&call.input(
+            5000,
+            Input::TransferResult {
+                id: x,
+                outcome: TransferOutcome::Connected
+            }
+        )),
+        ["hangup"]
+    );
+    assert_eq!(call.d.result().outcome.as_deref(), Some("handed_over"));
+    assert_eq!(call.d.result().hangup_by, Some(HangupBy::Robot));
+}
+
+const SUBS: &str = r##"
+version: 1
+languages: [en, ru]
+variables:
+  n: { type: integer, default: "0" }
+  kind: { default: "" }
+global:
+  intents:
+    operator: { dtmf: ["0"] }
+  on: { operator: op }
+subdialogs:
+  yn:
+    params:
+      question: {}
+    start: ask
+    nodes:
+      ask:
+        ask:
+          prompt: ["${question}"]
+          intents:
+            "yes": { dtmf: ["1"] }
+            "no": { dtmf: ["2"] }
+        on: { "yes": y, "no": n, noinput: n, nomatch: n }
+      y: { return: "yes" }
+      n: { return: "no" }
+start: first
+nodes:
+  first:
+    call: yn
+    with: { question: q1 }
+    on: { "yes": count, "no": second }
+  count:
+    set: { n: { expr: "n + 1" }, language: ru }
+    next: second
+  second:
+    call: yn
+    with: { question: "q-${language}" }
+    next: route
+  route:
+    switch: { value: n, cases: { "1": one }, default: other }
+  one:
+    branch:
+      - { if: "n >= 1 and language == 'ru'", goto: done }
+    else: other
+  other: { hangup: { outcome: other } }
+  done: { hangup: { outcome: done } }
+  op: { hangup: { outcome: operator } }
+"##;
+
+#[test]
+fn sub_dialogues_take_parameters_and_restore_what_they_shadow() {
+    let sc = scenario(SUBS);
+    let (first, _) = {
+        let mut call = Call::new(Arc::clone(&sc), &[]);
+        let actions = call.drain();
+        assert_eq!(kinds(&actions), ["play q1"]);
+        let q = play_id(&actions);
+        call.input(1000, Input::PlaybackDone { id: q });
+        assert_eq!(call.d.result().variables["question"], "q1");
+        let actions = call.input(1500, Input::Dtmf('1'));
+        // n = 0 + 1; language switches to ru for the second question.
+        assert_eq!(kinds(&actions), ["play q-ru"]);
+        assert_eq!(actions_lang(&actions), "ru");
+        let q = play_id(&actions);
+        call.input(3000, Input::PlaybackDone { id: q });
+        call.input(3500, Input::Dtmf('2'));
+        let r = call.d.result();
+        assert_eq!(r.outcome.as_deref(), Some("done"));
+        assert_eq!(
+            r.path,
+            [
+                "first",
+                "first/ask",
+                "first/y",
+                "count",
+                "second",
+                "second/ask",
+                "second/n",
+                "route",
+                "one",
+                "done"
+            ]
+        );
+        assert_eq!(r.answers["first/ask"].intent.as_deref(), Some("yes"));
+        assert_eq!(r.answers["second/ask"].intent.as_deref(), Some("no"));
+        assert_eq!(r.variables["n"], "1");
+        assert!(
+            !r.variables.contains_key("question"),
+            "parameters do not leak"
+        );
+        (r.clone(), ())
+    };
+    assert_eq!(first.variables["language"], "ru");
+}
+
+fn actions_lang(actions: &[Action]) -> String {
+    match &actions[0] {
+        Action::Play { prompts, .. } => prompts[0].lang.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_global_handler_leaves_the_sub_dialogue() {
+    let mut call = Call::new(scenario(SUBS), &[]);
+    let q = play_id(&call.drain());
+    call.input(1000, Input::PlaybackDone { id: q });
+    assert_eq!(kinds(&call.input(1500, Input::Dtmf('0'))), ["hangup"]);
+    let r = call.d.result();
+    assert_eq!(r.outcome.as_deref(), Some("operator"));
+    assert_eq!(r.path, ["first", "first/ask", "op"]);
+    assert!(!r.variables.contains_key("question"));
+    let edges: Vec<&EdgeId> = call
+        .d
+        .journal()
+        .iter()
+        .filter_map(|e| match &e.event {
+            JournalEvent::Enter {
+                edge: Some(edge), ..
+            } => Some(edge),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        edges.last().map(|e| (e.from, e.key.as_str())),
+        Some((None, "global.operator")),
+        "global edges have no source node"
+    );
+}
+
+#[test]
+fn repeat_replays_the_question_a_few_times_then_counts_as_nomatch() {
+    let yaml = r##"
+version: 1
+global:
+  intents:
+    again: { dtmf: ["*"], repeat: true }
+start: q
+nodes:
+  q:
+    ask:
+      prompt: [question]
+      intents: { ok: { dtmf: ["1"] } }
+      nomatch: { max: 0 }
+    on: { ok: end, noinput: end, nomatch: end }
+  end: { hangup: { outcome: end } }
+"##;
+    let mut call = Call::new(scenario(yaml), &[]);
+    let mut id = play_id(&call.drain());
+    for i in 0..crate::scenario::MAX_REPEATS as u64 {
+        call.input(1000 + i * 1000, Input::PlaybackDone { id });
+        let actions = call.input(1500 + i * 1000, Input::Dtmf('*'));
+        assert_eq!(kinds(&actions), ["play question"], "repeat {i}");
+        id = play_id(&actions);
+    }
+    call.input(9000, Input::PlaybackDone { id });
+    assert_eq!(kinds(&call.input(9500, Input::Dtmf('*'))), ["hangup"]);
+    assert!(call.d.result().answers.is_empty());
+}
+
+#[test]
+fn typed_say_as_items_speak_with_the_call_language() {
+    let yaml = r##"
+version: 1
+languages: [en, ru]
+variables:
+  total: { type: money, default: "21.05" }
+  items: { type: integer, default: "2" }
+  when: { type: date, default: "2026-11-23" }
+  at: { type: time, default: "09:05" }
+start: p
+nodes:
+  p:
+    play:
+      - { money: "${total}", currency: USD }
+      - number: "${items}"
+        plural: { one: item, few: items-few, many: items-many, other: items }
+      - { date: "${when}" }
+      - { time: "${at}" }
+      - { prompt: never, when: "items > 5" }
+    next: end
+  end: { hangup: {} }
+"##;
+    let sc = scenario(yaml);
+    let names_of = |lang: &str| {
+        let mut call = Call::new(Arc::clone(&sc), &[("language", lang)]);
+        match &call.drain()[0] {
+            Action::Play { prompts, .. } => prompts
+                .iter()
+                .map(|p| p.name.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        names_of("en"),
+        "digits/20 digits/1 digits/dollars vm-and digits/5 money/usd-cents-other \
+         digits/2 items digits/mon-10 digits/20 digits/h-3 digits/9 digits/oh digits/5 digits/a-m"
+    );
+    assert_eq!(
+        names_of("ru"),
+        "digits/20 digits/1 money/usd-one digits/5 money/usd-cents-many \
+         digits/2 items-few digits/20 ordinal/3 date/month-11 digits/9 time/hour-many digits/5 time/minute-many"
+    );
+    // Call data that does not fit its type is read digit by digit, not fatal.
+    let mut call = Call::new(Arc::clone(&sc), &[("total", "12,50"), ("items", "")]);
+    let Action::Play { prompts, .. } = &call.drain()[0] else {
+        panic!()
+    };
+    assert_eq!(prompts[0].name, "digits/1");
+    assert_eq!(prompts[1].name, "digits/2");
+}
+
+#[test]
+fn a_digit_string_can_be_said() {
+    let mut call = digits_call();
+    call.input(2000, Input::SpeechStarted);
+    assert!(
+        call.d.listen_spec().is_none(),
+        "the digit-string question takes keys only"
+    );
+    // With speech allowed, number words count.
+    let yaml = DIGITS.replace(
+        "      digits: {",
+        "      input: [dtmf, speech]\n      digits: {",
+    );
+    let mut call = Call::new(scenario(&yaml), &[]);
+    let q = play_id(&call.drain());
+    call.input(1000, Input::PlaybackDone { id: q });
+    call.input(
+        3000,
+        Input::Utterance {
+            text: "four seven one one".into(),
+            confidence: 0.8,
+        },
+    );
+    let a = &call.d.result().answers["q"];
+    assert_eq!((a.input.as_str(), a.value.as_str()), ("speech", "4711"));
+    assert_eq!(call.d.result().variables["account"], "4711");
 }

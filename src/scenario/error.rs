@@ -43,12 +43,49 @@ pub enum ErrorKind {
     ZeroTimeLoop,
     /// A feature that the language reserves but this version does not implement yet.
     Unsupported,
+    /// A `branch`/`switch`/`set`/`when` expression that does not parse or type-check.
+    Expression,
+    /// Sub-dialogues that call each other in a cycle.
+    Recursion,
+    /// Lint: a node no call can reach.
+    Unreachable,
+    /// Lint: nodes from which no path leads to the end of the call (a dead end, or a loop
+    /// without exit).
+    NoExit,
+    /// Lint: a prompt with no recording for one of the scenario's languages.
+    MissingPrompt,
+    /// Lint: a recording in a format or at a level the runtime cannot play well.
+    Audio,
+    /// Lint: a prompt that is a synthetic placeholder still to be recorded by a human.
+    Synthetic,
+    /// Lint: speech input that some language can never match (an intent without phrases).
+    MissingPhrases,
+    /// Lint: something legal but probably unintended (an unused `next`, an unknown event).
+    Suspicious,
+}
+
+/// How bad a diagnostic is: errors make `ivrflow validate` fail, warnings do not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
 }
 
 /// One problem at one place of a scenario file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
     pub kind: ErrorKind,
+    pub severity: Severity,
     /// 1-based line of the offending YAML node.
     pub line: u32,
     /// 1-based column (in characters) of the offending YAML node.
@@ -61,11 +98,18 @@ impl Diagnostic {
     pub(crate) fn new(kind: ErrorKind, pos: super::SourcePos, message: impl Into<String>) -> Self {
         Diagnostic {
             kind,
+            severity: Severity::Error,
             line: pos.line,
             column: pos.column,
             message: message.into(),
             hint: None,
         }
+    }
+
+    /// A warning instead of an error.
+    pub(crate) fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -78,12 +122,15 @@ impl Diagnostic {
         self
     }
 
-    /// Writes `file:line:col: error: message` and, if any, `\n  hint: …`.
+    /// Writes `file:line:col: error: message` (or `warning:`) and, if any, `\n  hint: …`.
     pub fn render(&self, file: &str, f: &mut impl fmt::Write) -> fmt::Result {
         write!(
             f,
-            "{file}:{}:{}: error: {}",
-            self.line, self.column, self.message
+            "{file}:{}:{}: {}: {}",
+            self.line,
+            self.column,
+            self.severity.as_str(),
+            self.message
         )?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
@@ -192,6 +239,7 @@ pub(crate) fn from_yaml_error(err: &serde_saphyr::Error) -> Diagnostic {
     }
     Diagnostic {
         kind: ErrorKind::Yaml,
+        severity: Severity::Error,
         line,
         column,
         message,

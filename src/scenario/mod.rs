@@ -1,22 +1,29 @@
-//! Scenario language v1: the YAML model and its compilation to a validated graph.
+//! The scenario language: the YAML model and its compilation to a validated graph.
 //!
 //! A scenario file (see `docs/scenario-language.md`) is parsed with serde-saphyr into the
 //! `raw` structs, which mirror the YAML and keep source positions. [`compile`] then checks
 //! everything that can be checked without running a call — targets exist, each node does
-//! exactly one thing, `${var}` names are declared, every `ask` handles no-input and
-//! no-match, literal digits are digits, durations parse, no `goto`/`set` cycle spins
-//! without waiting — and produces a [`Scenario`]: nodes in a `Vec` addressed by
-//! [`NodeId`], names kept only for traces and results. Errors carry `file:line:col`.
+//! exactly one thing, variables are declared and literals fit their types, expressions
+//! parse and type-check, every `ask` handles no-input and no-match (itself or through
+//! `global:`), sub-dialogue calls pass their parameters and handle every return value and
+//! do not recurse, no `goto`/`set` cycle spins without waiting — and produces a
+//! [`Scenario`]: nodes in a `Vec` addressed by [`NodeId`], names kept only for traces,
+//! results and coverage. Errors carry `file:line:col`.
 //!
-//! What this module deliberately does not do: run anything (that is `dialogue`), look at
-//! the file system beyond reading the scenario itself (whether `audio/<lang>/<name>.wav`
-//! exists is a lint for `ivrflow validate`, which knows where the audio lives), or know
-//! about SIP. The compiled model is plain data so the linter, the graph renderer and the
-//! simulator can all walk it.
+//! [`lint`] adds the checks that need more than the file (missing prompt recordings per
+//! language, audio format and level, synthetic placeholders) or are about the graph as a
+//! whole (unreachable nodes, dead ends, loops without exit); [`graph`] draws it.
+//!
+//! What this module deliberately does not do: run anything (that is `dialogue`), or know
+//! about SIP. The compiled model is plain data so the linter, the graph renderer, the
+//! simulator and the coverage report can all walk it.
 
 mod compile;
 mod duration;
 mod error;
+pub mod expr;
+pub mod graph;
+pub mod lint;
 mod raw;
 mod template;
 
@@ -29,7 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use duration::{MAX_DURATION, parse_duration};
-pub use error::{Diagnostic, ErrorKind, LoadError};
+pub use error::{Diagnostic, ErrorKind, LoadError, Severity};
+pub use expr::Expr;
 pub use template::{Template, TemplateError, is_variable_name};
 
 /// The scenario language version this build reads.
@@ -39,6 +47,15 @@ pub const LANGUAGE_VERSION: u32 = 1;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default inter-digit timeout of an `ask`.
 pub const DEFAULT_INTERDIGIT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default `webhook` timeout.
+pub const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `transfer` timeout (no result by then counts as `failed`).
+pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `record` limits.
+pub const DEFAULT_RECORD_MAX_LENGTH: Duration = Duration::from_secs(60);
+pub const DEFAULT_RECORD_FINAL_SILENCE: Duration = Duration::from_secs(3);
+/// Deepest nesting of sub-dialogue calls at run time.
+pub const MAX_CALL_DEPTH: usize = 16;
 /// Default `max` of `noinput` / `nomatch` when the block or the key is absent.
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
 /// Language used when the scenario declares none.
@@ -84,8 +101,16 @@ pub struct Scenario {
     /// Declared variables by name; always contains `language`.
     pub variables: BTreeMap<String, Variable>,
     pub start: NodeId,
-    /// All nodes, in file order; `NodeId(i)` is `nodes[i]`.
+    /// All nodes: the main dialogue's in file order, then each sub-dialogue's;
+    /// `NodeId(i)` is `nodes[i]`.
     pub nodes: Vec<Node>,
+    /// Intents declared under `global:` (their jumps are `global`), for graphs and docs;
+    /// each `ask` carries the ones that apply to it.
+    pub globals: Vec<Intent>,
+    /// `global.on.noinput` / `global.on.nomatch`, when declared.
+    pub global_noinput: Option<Jump>,
+    pub global_nomatch: Option<Jump>,
+    pub subdialogs: Vec<Subdialog>,
 }
 
 impl Scenario {
@@ -93,17 +118,58 @@ impl Scenario {
         self.nodes.get(id.index())
     }
 
+    /// The node with this qualified name (`confirm`, or `yes_no.ask` inside a sub-dialogue).
     pub fn node_id(&self, name: &str) -> Option<NodeId> {
         self.nodes
             .iter()
-            .position(|n| n.name == name)
+            .position(|n| n.qualified == name)
             .and_then(|i| u32::try_from(i).ok())
             .map(NodeId)
     }
 
-    /// Name of a node, or `"?"` for an id that is not in this scenario.
+    /// Qualified name of a node, or `"?"` for an id that is not in this scenario.
     pub fn node_name(&self, id: NodeId) -> &str {
-        self.node(id).map_or("?", |n| n.name.as_str())
+        self.node(id).map_or("?", |n| n.qualified.as_str())
+    }
+
+    /// Every transition the dialogue can take, as (source, jump): `None` for global ones
+    /// (declared once under `global:`), plus the `call` edge of each `call` node into its
+    /// sub-dialogue. Each (source, key) pair appears once: this is what edge coverage
+    /// counts.
+    pub fn all_edges(&self) -> Vec<(Option<NodeId>, Jump)> {
+        let mut out = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let id = NodeId(u32::try_from(i).unwrap_or(u32::MAX));
+            if let NodeKind::Call { sub, .. } = &node.kind
+                && let Some(s) = self.subdialogs.get(*sub)
+            {
+                out.push((Some(id), Jump::local(s.start, "call")));
+            }
+            for j in node.edges() {
+                out.push((Some(id), j.clone()));
+            }
+        }
+        for intent in &self.globals {
+            if let IntentAction::Goto(j) = &intent.action {
+                out.push((None, j.clone()));
+            }
+        }
+        for j in [&self.global_noinput, &self.global_nomatch]
+            .into_iter()
+            .flatten()
+        {
+            out.push((None, j.clone()));
+        }
+        out
+    }
+
+    /// The type of a variable visible in `sub` (its parameters, then the scenario's
+    /// variables).
+    pub fn var_type(&self, sub: Option<SubId>, name: &str) -> Option<VarType> {
+        sub.and_then(|s| self.subdialogs.get(s))
+            .and_then(|s| s.params.get(name))
+            .or_else(|| self.variables.get(name))
+            .map(|v| v.ty)
     }
 
     /// The language prompts use when the call does not choose a supported one.
@@ -125,14 +191,78 @@ impl Scenario {
     }
 }
 
-/// The type of a declared variable. Types constrain literal values at load time and tell
-/// say-as items how to speak a value; call-time values are strings and are checked where
-/// they are used (a `digits` item skips non-digits with a warning).
+/// The type of a declared variable. Types constrain literal values (defaults, `set`
+/// literals) at load time, tell expressions how to compare values, and tell say-as items
+/// how to speak them. Call-time values are strings, checked where they are used: a say-as
+/// item that cannot speak a value falls back to reading its digits, with a warning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VarType {
     String,
+    /// Only 0-9 (order numbers, codes: spoken digit by digit).
     Digits,
+    /// A whole number, optionally signed.
+    Integer,
+    /// A decimal number (`.` as the decimal point).
+    Number,
+    /// An amount with at most two decimals: `1500`, `1500.5`, `1500.50`.
+    Money,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// `HH:MM` (24-hour) or `HH:MM:SS`.
+    Time,
+    /// `true`/`false` (also `yes`/`no`, `1`/`0`).
+    Boolean,
+}
+
+impl VarType {
+    /// The name as written in YAML.
+    pub fn name(self) -> &'static str {
+        match self {
+            VarType::String => "string",
+            VarType::Digits => "digits",
+            VarType::Integer => "integer",
+            VarType::Number => "number",
+            VarType::Money => "money",
+            VarType::Date => "date",
+            VarType::Time => "time",
+            VarType::Boolean => "boolean",
+        }
+    }
+
+    /// Checks a value against the type. The empty string ("not provided") is always valid.
+    pub fn check(self, value: &str) -> Result<(), String> {
+        use crate::dialogue::sayas;
+        if value.is_empty() {
+            return Ok(());
+        }
+        let ok = match self {
+            VarType::String => true,
+            VarType::Digits => value.chars().all(|c| c.is_ascii_digit()),
+            VarType::Integer => sayas::parse_integer(value).is_ok(),
+            VarType::Number => value.trim().parse::<f64>().is_ok_and(f64::is_finite),
+            VarType::Money => sayas::parse_money(value).is_ok(),
+            VarType::Date => sayas::parse_date(value).is_ok(),
+            VarType::Time => sayas::parse_time(value).is_ok(),
+            VarType::Boolean => expr::parse_bool(value).is_some(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(match self {
+                VarType::Digits => format!("`{value}` is not digits (0-9 only)"),
+                VarType::Integer => format!("`{value}` is not an integer"),
+                VarType::Number => format!("`{value}` is not a number"),
+                VarType::Money => {
+                    format!("`{value}` is not an amount (write `1500` or `1500.50`)")
+                }
+                VarType::Date => format!("`{value}` is not a date (write `YYYY-MM-DD`)"),
+                VarType::Time => format!("`{value}` is not a time (write `HH:MM`)"),
+                VarType::Boolean => format!("`{value}` is not `true` or `false`"),
+                VarType::String => String::new(),
+            })
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -145,9 +275,37 @@ pub struct Variable {
     pub pos: Option<SourcePos>,
 }
 
+/// Index of a sub-dialogue in [`Scenario::subdialogs`].
+pub type SubId = usize;
+
+/// A transition: where to go, and the key that declares it (`next`, `on.<key>`, `if.1`,
+/// `else`, `case.<v>`, `default`, `call`, …). `global` transitions are declared once under
+/// `global:` and apply in every `ask`; coverage counts them once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Jump {
+    pub target: NodeId,
+    pub key: String,
+    pub global: bool,
+}
+
+impl Jump {
+    pub fn local(target: NodeId, key: impl Into<String>) -> Jump {
+        Jump {
+            target,
+            key: key.into(),
+            global: false,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// The name as written (local to its sub-dialogue).
     pub name: String,
+    /// `name`, or `<subdialog>.<name>` for nodes of a sub-dialogue.
+    pub qualified: String,
+    /// The sub-dialogue the node belongs to (`None`: the main dialogue).
+    pub sub: Option<SubId>,
     /// Position of the node's name in the file.
     pub pos: SourcePos,
     /// `outcome:` recorded when the node is entered.
@@ -162,37 +320,132 @@ pub enum NodeKind {
     /// Play prompts; keys are ignored; when playback ends go to `next`.
     Play {
         prompts: Vec<PromptItem>,
-        next: NodeId,
+        next: Jump,
     },
     /// Ask a question and branch on the answer.
     Ask(Box<Ask>),
-    /// Assign variables (templates rendered in order), then go to `next` at once.
+    /// Assign variables in order, then go to `next` at once.
     Set {
-        assign: Vec<(String, Template)>,
-        next: NodeId,
+        assign: Vec<(String, Assign)>,
+        next: Jump,
     },
     /// Go to another node at once.
-    Goto { target: NodeId },
+    Goto { target: Jump },
     /// Set the outcome, play the prompts (if any), hang up.
     Hangup {
         outcome: Option<String>,
         prompts: Vec<PromptItem>,
     },
+    /// The first arm whose condition holds, else `otherwise`; at once.
+    Branch {
+        arms: Vec<(Expr, Jump)>,
+        otherwise: Jump,
+    },
+    /// The case equal to the value (as text), else `default`; at once.
+    Switch {
+        value: Expr,
+        cases: Vec<(String, Jump)>,
+        default: Jump,
+    },
+    /// Record the caller (after an optional prompt).
+    Record(Box<Record>),
+    /// An HTTP request mid-call, with a timeout and an error path.
+    Webhook(Box<Webhook>),
+    /// Hand the caller to an agent.
+    Transfer(Box<Transfer>),
+    /// A fire-and-forget CRM event (`sms` nodes are `sms.requested`), then `next` at once.
+    Notify {
+        /// `sms` or `notify`, as written.
+        written_as: &'static str,
+        event: String,
+        data: JsonTemplate,
+        next: Jump,
+    },
+    /// Run a sub-dialogue with arguments; continue at the jump its `return` value selects.
+    Call {
+        sub: SubId,
+        args: Vec<(String, Template)>,
+        returns: Vec<(String, Jump)>,
+    },
+    /// End the sub-dialogue with a value.
+    Return { value: String },
+}
+
+/// The value of one `set` assignment.
+#[derive(Clone, Debug)]
+pub enum Assign {
+    /// A string with `${…}` references.
+    Template(Template),
+    /// `{ expr: "count + 1" }`.
+    Expr(Expr),
 }
 
 impl Node {
-    /// The nodes this node can go to, in a stable order, with repeats removed.
-    pub fn successors(&self) -> Vec<NodeId> {
-        let mut out = Vec::new();
+    /// The transitions declared on this node (global ones excluded), unique by key, in a
+    /// stable order.
+    pub fn edges(&self) -> Vec<&Jump> {
+        let mut out: Vec<&Jump> = Vec::new();
         match &self.kind {
-            NodeKind::Play { next, .. } | NodeKind::Set { next, .. } => out.push(*next),
-            NodeKind::Goto { target } => out.push(*target),
+            NodeKind::Play { next, .. }
+            | NodeKind::Set { next, .. }
+            | NodeKind::Notify { next, .. } => out.push(next),
+            NodeKind::Goto { target } => out.push(target),
             NodeKind::Ask(ask) => {
-                out.extend(ask.intents.iter().map(|i| i.target));
-                out.push(ask.noinput.target);
-                out.push(ask.nomatch.target);
+                for intent in &ask.intents {
+                    if let IntentAction::Goto(j) = &intent.action {
+                        out.push(j);
+                    }
+                }
+                if let Some(digits) = &ask.digits {
+                    out.push(&digits.jump);
+                }
+                out.push(&ask.noinput.target);
+                out.push(&ask.nomatch.target);
             }
-            NodeKind::Hangup { .. } => {}
+            NodeKind::Branch { arms, otherwise } => {
+                out.extend(arms.iter().map(|(_, j)| j));
+                out.push(otherwise);
+            }
+            NodeKind::Switch { cases, default, .. } => {
+                out.extend(cases.iter().map(|(_, j)| j));
+                out.push(default);
+            }
+            NodeKind::Record(r) => {
+                out.push(&r.next);
+                out.extend(r.empty.as_ref());
+            }
+            NodeKind::Webhook(w) => {
+                out.push(&w.next);
+                out.push(&w.error);
+            }
+            NodeKind::Transfer(t) => {
+                out.extend([&t.busy, &t.noanswer, &t.failed]);
+            }
+            NodeKind::Call { returns, .. } => out.extend(returns.iter().map(|(_, j)| j)),
+            NodeKind::Hangup { .. } | NodeKind::Return { .. } => {}
+        }
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|j| !j.global && seen.insert(j.key.as_str()));
+        out
+    }
+
+    /// The nodes this node can go to directly (a `call` node's sub-dialogue start is in
+    /// [`Scenario::successors`]), in a stable order, with repeats removed.
+    pub fn successors(&self) -> Vec<NodeId> {
+        let mut out: Vec<NodeId> = self.edges().iter().map(|j| j.target).collect();
+        if let NodeKind::Ask(ask) = &self.kind {
+            for intent in &ask.intents {
+                if let IntentAction::Goto(j) = &intent.action
+                    && j.global
+                {
+                    out.push(j.target);
+                }
+            }
+            for j in [&ask.noinput.target, &ask.nomatch.target] {
+                if j.global {
+                    out.push(j.target);
+                }
+            }
         }
         let mut seen = std::collections::HashSet::new();
         out.retain(|id| seen.insert(*id));
@@ -201,53 +454,141 @@ impl Node {
 
     /// Short name of the kind, as written in YAML.
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
+        match &self.kind {
             NodeKind::Play { .. } => "play",
             NodeKind::Ask(_) => "ask",
             NodeKind::Set { .. } => "set",
             NodeKind::Goto { .. } => "goto",
             NodeKind::Hangup { .. } => "hangup",
+            NodeKind::Branch { .. } => "branch",
+            NodeKind::Switch { .. } => "switch",
+            NodeKind::Record(_) => "record",
+            NodeKind::Webhook(_) => "webhook",
+            NodeKind::Transfer(_) => "transfer",
+            NodeKind::Notify { written_as, .. } => written_as,
+            NodeKind::Call { .. } => "call",
+            NodeKind::Return { .. } => "return",
         }
+    }
+
+    /// Whether entering the node takes no time (it goes on at once).
+    pub fn is_zero_time(&self) -> bool {
+        matches!(
+            self.kind,
+            NodeKind::Set { .. }
+                | NodeKind::Goto { .. }
+                | NodeKind::Branch { .. }
+                | NodeKind::Switch { .. }
+                | NodeKind::Notify { .. }
+                | NodeKind::Call { .. }
+                | NodeKind::Return { .. }
+        )
     }
 }
 
-/// Input modes of an `ask`. Only DTMF in v1; speech is parsed but rejected at load time.
+/// Input modes of an `ask`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InputMode {
     Dtmf,
+    Speech,
 }
 
 #[derive(Clone, Debug)]
 pub struct Ask {
     pub prompt: Vec<PromptItem>,
     pub inputs: Vec<InputMode>,
-    /// No-input timeout, counted from the end of the prompt on the wire.
+    /// No-input timeout, counted from the end of the prompt on the wire (VoiceXML `timeout`).
     pub timeout: Duration,
-    /// Time allowed between keys while a longer intent key could still match.
+    /// Time allowed between keys while the keys so far are incomplete, or complete but could
+    /// go on (VoiceXML `interdigittimeout`).
     pub interdigit_timeout: Duration,
+    /// Time to wait for the terminator once a digit string is at its maximum length
+    /// (VoiceXML `termtimeout`; 0 = accept at once).
+    pub term_timeout: Duration,
+    /// Speech endpointing, passed to the recogniser (VoiceXML `completetimeout`,
+    /// `incompletetimeout`, `maxspeechtimeout`).
+    pub complete_timeout: Duration,
+    pub incomplete_timeout: Duration,
+    pub max_speech_timeout: Duration,
     /// Barge-in default for the prompt and reprompt items (an item may override it).
     pub barge_in: bool,
+    /// Local intents first, then the global intents that apply here (`global: true`).
     pub intents: Vec<Intent>,
+    /// Collect a digit string instead of (or besides) choosing an intent.
+    pub digits: Option<DigitString>,
+    /// Speech below this (min of ASR confidence and match score) is not accepted as is.
+    pub confidence: f32,
+    /// Ask "did you say …?" for speech below `confidence` (and at least `confirm.min`).
+    pub confirm: Option<Confirm>,
+    /// Variable that receives the answer: the intent name, or the digit string.
+    pub store: Option<String>,
     pub noinput: Escalation,
     pub nomatch: Escalation,
 }
+
+/// Default speech confidence threshold of an `ask`.
+pub const DEFAULT_CONFIDENCE: f32 = 0.5;
+/// Default `completetimeout`.
+pub const DEFAULT_COMPLETE_TIMEOUT: Duration = Duration::from_millis(800);
+/// Default `incompletetimeout`.
+pub const DEFAULT_INCOMPLETE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Default `maxspeechtimeout`.
+pub const DEFAULT_MAX_SPEECH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a caller may ask to hear a question again before it counts as a no-match.
+pub const MAX_REPEATS: u32 = 3;
 
 #[derive(Clone, Debug)]
 pub struct Intent {
     pub name: String,
     /// Key sequences that select this intent, e.g. `["1"]`, `["*0"]`.
     pub dtmf: Vec<String>,
-    pub target: NodeId,
+    /// Phrases by language that select it when spoken.
+    pub phrases: BTreeMap<String, Vec<String>>,
+    /// How the robot names this choice in "did you say …?".
+    pub say: Vec<PromptItem>,
+    pub action: IntentAction,
+    /// Declared under `global:`.
+    pub global: bool,
+    pub pos: SourcePos,
+}
+
+#[derive(Clone, Debug)]
+pub enum IntentAction {
+    Goto(Jump),
+    /// Play the question again (not counted as no-match, up to [`MAX_REPEATS`] times).
+    Repeat,
+}
+
+/// A digit string to collect (VoiceXML `builtin:dtmf/digits?minlength=…;maxlength=…`).
+#[derive(Clone, Debug)]
+pub struct DigitString {
+    pub min: usize,
+    pub max: usize,
+    /// The key that ends the string early (VoiceXML `termchar`), e.g. `#`.
+    pub terminator: Option<char>,
+    pub jump: Jump,
+}
+
+/// Confirmation of low-confidence speech: `prompt` + the intent's `say` + `question`,
+/// answered yes (key 1 or a yes phrase) or no (key 2 or a no phrase).
+#[derive(Clone, Debug)]
+pub struct Confirm {
+    pub min: f32,
+    pub prompt: Vec<PromptItem>,
+    pub question: Vec<PromptItem>,
 }
 
 /// Count-based handling of no-input or no-match: events 1..=max reprompt with
-/// `reprompts[min(k, len) - 1]` followed by the question; event max+1 goes to `target`.
+/// `reprompts[min(k, len) - 1]` followed by the question (unless `question` is false);
+/// event max+1 goes to `target`.
 #[derive(Clone, Debug)]
 pub struct Escalation {
     pub max: u32,
     pub reprompts: Vec<Vec<PromptItem>>,
-    pub target: NodeId,
+    /// Replay the question after the reprompt.
+    pub question: bool,
+    pub target: Jump,
 }
 
 impl Escalation {
@@ -262,17 +603,150 @@ impl Escalation {
     }
 }
 
+/// A `record` node.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub prompt: Vec<PromptItem>,
+    pub max_length: Duration,
+    pub final_silence: Duration,
+    pub transcribe: bool,
+    /// Variable that receives the transcript.
+    pub store: Option<String>,
+    pub next: Jump,
+    /// Where to go when nothing was recorded (`on.empty`; default `next`).
+    pub empty: Option<Jump>,
+}
+
+/// A `webhook` node.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub name: Option<String>,
+    /// `None`: the configured CRM webhook URL.
+    pub url: Option<Template>,
+    pub method: String,
+    pub body: JsonTemplate,
+    pub timeout: Duration,
+    /// (variable, dotted path into the response JSON).
+    pub store: Vec<(String, String)>,
+    pub next: Jump,
+    pub error: Jump,
+}
+
+/// How a `transfer` node hands the caller over.
+pub use crate::dialogue::TransferMode;
+
+/// A `transfer` node.
+#[derive(Clone, Debug)]
+pub struct Transfer {
+    pub target: Template,
+    pub mode: TransferMode,
+    /// Played to the agent before connecting.
+    pub announcement: Vec<PromptItem>,
+    /// Give up (as `failed`) when no result came after this long.
+    pub timeout: Duration,
+    /// Outcome recorded when the caller is connected.
+    pub outcome: String,
+    pub busy: Jump,
+    pub noanswer: Jump,
+    pub failed: Jump,
+}
+
+/// A sub-dialogue: its own nodes, parameters and return values.
+#[derive(Clone, Debug)]
+pub struct Subdialog {
+    pub name: String,
+    pub description: Option<String>,
+    /// Parameters, visible only inside the sub-dialogue.
+    pub params: BTreeMap<String, Variable>,
+    pub start: NodeId,
+    /// The values its `return` nodes give, in file order.
+    pub returns: Vec<String>,
+    pub pos: SourcePos,
+}
+
+/// JSON with `${…}` templates in its strings (webhook bodies, notify data).
+#[derive(Clone, Debug, PartialEq)]
+pub enum JsonTemplate {
+    Literal(serde_json::Value),
+    String(Template),
+    Array(Vec<JsonTemplate>),
+    Object(Vec<(String, JsonTemplate)>),
+}
+
+impl JsonTemplate {
+    pub fn render(&self, vars: &BTreeMap<String, String>) -> serde_json::Value {
+        match self {
+            JsonTemplate::Literal(v) => v.clone(),
+            JsonTemplate::String(t) => serde_json::Value::String(t.render(vars)),
+            JsonTemplate::Array(items) => {
+                serde_json::Value::Array(items.iter().map(|i| i.render(vars)).collect())
+            }
+            JsonTemplate::Object(fields) => serde_json::Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.render(vars)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Variables referenced anywhere inside.
+    pub fn variables(&self) -> Vec<&str> {
+        match self {
+            JsonTemplate::Literal(_) => Vec::new(),
+            JsonTemplate::String(t) => t.variables().collect(),
+            JsonTemplate::Array(items) => items.iter().flat_map(|i| i.variables()).collect(),
+            JsonTemplate::Object(fields) => {
+                fields.iter().flat_map(|(_, v)| v.variables()).collect()
+            }
+        }
+    }
+}
+
 /// One item of a prompt list.
 #[derive(Clone, Debug)]
 pub struct PromptItem {
     pub kind: PromptKind,
     /// `barge_in:` of the item; `None` inherits the ask's setting.
     pub barge_in: Option<bool>,
+    /// `when:` — the item is played only if the condition holds.
+    pub when: Option<Expr>,
     pub pos: SourcePos,
 }
 
-/// What an item speaks. Say-as kinds (`Number`, `Money`, `Date`, `Time`) join `Digits`
-/// here; each renders to a list of recorded fragments in the call's language.
+pub use crate::dialogue::sayas::Gender;
+
+/// Prompt names for each plural category of a counted noun (`{ number: …, plural: … }`).
+#[derive(Clone, Debug, Default)]
+pub struct PluralNames {
+    pub one: Option<Template>,
+    pub few: Option<Template>,
+    pub many: Option<Template>,
+    pub other: Option<Template>,
+}
+
+impl PluralNames {
+    /// The name for a category, falling back few → many → other → one.
+    pub fn pick(&self, category: crate::dialogue::sayas::Plural) -> Option<&Template> {
+        use crate::dialogue::sayas::Plural;
+        let order: [&Option<Template>; 4] = match category {
+            Plural::One => [&self.one, &self.other, &self.many, &self.few],
+            Plural::Few => [&self.few, &self.many, &self.other, &self.one],
+            Plural::Many => [&self.many, &self.other, &self.few, &self.one],
+            Plural::Other => [&self.other, &self.many, &self.few, &self.one],
+        };
+        order.into_iter().flatten().next()
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Template> {
+        [&self.one, &self.few, &self.many, &self.other]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// What an item speaks. Say-as kinds render to recorded fragments in the call's language
+/// (see `dialogue::sayas`).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum PromptKind {
@@ -280,6 +754,37 @@ pub enum PromptKind {
     Recording(Template),
     /// Each character 0-9 of the rendered value as `digits/<d>`.
     Digits(Template),
+    /// A cardinal number, agreeing with `gender` (ru, uk), optionally followed by a noun in
+    /// the plural form the number needs.
+    Number {
+        value: Template,
+        gender: Gender,
+        plural: Option<PluralNames>,
+    },
+    /// An amount in a currency (ISO code, e.g. `RUB`).
+    Money { value: Template, currency: Template },
+    /// A `YYYY-MM-DD` date.
+    Date {
+        value: Template,
+        year: bool,
+        weekday: bool,
+    },
+    /// An `HH:MM` time.
+    Time(Template),
+}
+
+impl PromptKind {
+    /// The item key as written (`prompt`, `digits`, `number`, …).
+    pub fn key(&self) -> &'static str {
+        match self {
+            PromptKind::Recording(_) => "prompt",
+            PromptKind::Digits(_) => "digits",
+            PromptKind::Number { .. } => "number",
+            PromptKind::Money { .. } => "money",
+            PromptKind::Date { .. } => "date",
+            PromptKind::Time(_) => "time",
+        }
+    }
 }
 
 /// Checks a prompt name (after interpolation): `/`-separated segments of ASCII letters,
@@ -304,6 +809,16 @@ pub fn validate_prompt_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// YAML helpers shared with the other YAML formats of the crate (caller scripts).
+pub(crate) mod raw_support {
+    pub(crate) use super::raw::{OrderedMap, Scalar};
+}
+
+/// A YAML syntax or schema error as a located diagnostic.
+pub(crate) fn yaml_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
+    error::from_yaml_error(e)
+}
+
 /// Loads and compiles one scenario file. The file label in errors is `path` as given.
 pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
     let label = path.display().to_string();
@@ -319,7 +834,7 @@ pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
 pub fn load_str(file_label: &str, text: &str) -> Result<Scenario, LoadError> {
     let raw: raw::RawScenario = serde_saphyr::from_str(text)
         .map_err(|e| LoadError::invalid(file_label, vec![error::from_yaml_error(&e)]))?;
-    compile::compile(file_label, raw).map_err(|diags| LoadError::invalid(file_label, diags))
+    compile::compile(file_label, text, raw).map_err(|diags| LoadError::invalid(file_label, diags))
 }
 
 /// Loads every `*.yaml` / `*.yml` file of `dir` (not recursively) whose stem contains no

@@ -72,19 +72,26 @@ fn order_confirmation_compiles() {
     let intents: Vec<_> = ask
         .intents
         .iter()
-        .map(|i| (i.name.as_str(), i.dtmf.clone(), s.node_name(i.target)))
+        .map(|i| {
+            let IntentAction::Goto(j) = &i.action else {
+                panic!("not a goto intent")
+            };
+            (i.name.as_str(), i.dtmf.clone(), s.node_name(j.target))
+        })
         .collect();
     assert_eq!(
         intents,
         [
-            ("confirm", vec!["1".to_string()], "confirmed"),
-            ("cancel", vec!["2".to_string()], "cancelled")
+            ("confirm", vec!["1".to_string()], "followup"),
+            ("cancel", vec!["2".to_string()], "cancelled"),
+            ("change", vec!["3".to_string()], "hold_for_operator"),
+            ("operator", vec!["0".to_string()], "hold_for_operator")
         ]
     );
     assert_eq!(ask.noinput.max, 2);
     assert_eq!(ask.noinput.reprompts.len(), 2);
-    assert_eq!(s.node_name(ask.noinput.target), "no_input");
-    assert_eq!(s.node_name(ask.nomatch.target), "no_input");
+    assert_eq!(s.node_name(ask.noinput.target.target), "no_input");
+    assert_eq!(s.node_name(ask.nomatch.target.target), "no_input");
     assert_eq!(s.variables["order_id"].ty, VarType::Digits);
 }
 
@@ -247,7 +254,7 @@ fn undeclared_variables() {
     one_error(
         &VARS.replace("${order_id}", "${order}"),
         7,
-        29,
+        30,
         ErrorKind::UndeclaredVariable,
         "`${order}`",
     );
@@ -255,7 +262,7 @@ fn undeclared_variables() {
     one_error(
         &VARS.replace("[hello,", "[\"greeting/${tone}\","),
         7,
-        12,
+        22,
         ErrorKind::UndeclaredVariable,
         "`${tone}`",
     );
@@ -268,7 +275,7 @@ fn undeclared_variables() {
     assert_eq!(
         errs.iter().map(|e| (e.0, e.1, e.2)).collect::<Vec<_>>(),
         [
-            (7, 22, ErrorKind::UndeclaredVariable),
+            (7, 23, ErrorKind::UndeclaredVariable),
             (7, 30, ErrorKind::UndeclaredVariable)
         ],
         "{errs:#?}"
@@ -280,7 +287,7 @@ fn malformed_template() {
     one_error(
         &VARS.replace("${order_id}", "${order_id"),
         7,
-        29,
+        30,
         ErrorKind::Template,
         "not closed",
     );
@@ -300,7 +307,7 @@ fn literal_digits_must_be_digits() {
         3,
         38,
         ErrorKind::InvalidDigits,
-        "non-digits",
+        "is not digits",
     );
 }
 
@@ -455,13 +462,19 @@ fn bad_intent_keys() {
 }
 
 #[test]
-fn speech_input_is_not_supported_yet() {
-    one_error(
-        &ASK.replace("      timeout: 5s\n", "      input: [dtmf, speech]\n"),
-        7,
-        21,
-        ErrorKind::Unsupported,
-        "speech",
+fn speech_only_intents_need_phrases() {
+    assert!(
+        load_str(
+            "t.yaml",
+            &ASK.replace("      timeout: 5s\n", "      input: [dtmf, speech]\n")
+        )
+        .is_ok()
+    );
+    let errs = errors(&ASK.replace("      timeout: 5s\n", "      input: [speech]\n"));
+    assert!(
+        errs.iter()
+            .all(|e| e.2 == ErrorKind::InvalidValue && e.3.contains("has no `phrases`")),
+        "{errs:#?}"
     );
 }
 
@@ -530,4 +543,416 @@ fn load_dir_reports_bad_files_and_keeps_good_ones() {
     let (scenarios, errs) = load_dir(&dir);
     assert!(scenarios.is_empty());
     assert!(matches!(errs[..], [LoadError::Io { .. }]));
+}
+
+// ---------------------------------------------------------------------------------------
+// The language beyond v1: expressions, sub-dialogues, globals, effects, typed variables.
+
+#[test]
+fn expression_errors_point_into_the_string() {
+    let yaml = "\
+version: 1
+variables: { total: { type: money } }
+start: b
+nodes:
+  b:
+    branch:
+      - { if: 'total >= 1000 and totl < 5', goto: e }
+    else: e
+  e:
+    hangup: {}
+";
+    // `totl` is at offset 18 inside the single-quoted scalar whose text starts at 7:16.
+    one_error(
+        yaml,
+        7,
+        34,
+        ErrorKind::UndeclaredVariable,
+        "`totl` is not a declared variable",
+    );
+    one_error(
+        &yaml.replace("totl < 5", "total = 5"),
+        7,
+        40,
+        ErrorKind::Expression,
+        "`=` is not an operator",
+    );
+    one_error(
+        &yaml.replace("total >= 1000 and totl < 5", "total < \"abc\""),
+        7,
+        22,
+        ErrorKind::Expression,
+        "compares a number with a text",
+    );
+    let ok = yaml.replace("totl < 5", "total < 5");
+    assert!(load_str("t.yaml", &ok).is_ok());
+}
+
+#[test]
+fn typed_defaults_and_set_literals_are_checked() {
+    let yaml = "\
+version: 1
+variables:
+  n: { type: integer, default: x }
+  d: { type: date, default: 2026-13-01 }
+  ok: { type: boolean, default: true }
+start: s
+nodes:
+  s:
+    set: { n: 1.5, ok: maybe }
+    next: e
+  e:
+    hangup: {}
+";
+    let errs = errors(yaml);
+    let got: Vec<(u32, u32)> = errs.iter().map(|e| (e.0, e.1)).collect();
+    assert_eq!(got, [(3, 32), (4, 29), (9, 15), (9, 24)], "{errs:#?}");
+    assert!(errs[0].3.contains("is not an integer"));
+    assert!(errs[1].3.contains("is not a date"));
+}
+
+const SUB: &str = "\
+version: 1
+subdialogs:
+  yn:
+    params: { question: {} }
+    start: ask
+    nodes:
+      ask:
+        ask:
+          prompt: ['${question}']
+          intents: { y: { dtmf: ['1'] }, n: { dtmf: ['2'] } }
+        on: { y: r_yes, n: r_no, noinput: r_no, nomatch: r_no }
+      r_yes: { return: 'yes' }
+      r_no: { return: 'no' }
+start: c
+nodes:
+  c:
+    call: yn
+    with: { question: hello }
+    on: { 'yes': e, 'no': e }
+  e:
+    hangup: {}
+";
+
+#[test]
+fn sub_dialogue_calls_are_checked() {
+    let s = load_str("t.yaml", SUB).unwrap();
+    assert_eq!(s.subdialogs[0].returns, ["yes", "no"]);
+    assert_eq!(s.node_name(s.subdialogs[0].start), "yn.ask");
+    one_error(
+        &SUB.replace("    with: { question: hello }\n", ""),
+        17,
+        11,
+        ErrorKind::MissingHandler,
+        "does not pass parameter `question`",
+    );
+    one_error(
+        &SUB.replace("on: { 'yes': e, 'no': e }", "on: { 'yes': e }"),
+        16,
+        3,
+        ErrorKind::MissingHandler,
+        "does not handle return value `no`",
+    );
+    one_error(
+        &SUB.replace("call: yn", "call: ny"),
+        17,
+        11,
+        ErrorKind::UnknownTarget,
+        "`ny` is not a sub-dialogue",
+    );
+    let errs = errors(&SUB.replace("r_yes: { return: 'yes' }", "r_yes: { goto: e }"));
+    assert_eq!(
+        (errs[0].0, errs[0].1, errs[0].2, errs[0].3.as_str()),
+        (
+            12,
+            22,
+            ErrorKind::UnknownTarget,
+            "goto target `e` is not a node of sub-dialogue `yn`"
+        ),
+        "targets resolve inside the sub-dialogue"
+    );
+    one_error(
+        &SUB.replace("  e:\n    hangup: {}\n", "  e:\n    return: done\n"),
+        21,
+        13,
+        ErrorKind::Misplaced,
+        "`return` outside a sub-dialogue",
+    );
+    // A sub-dialogue that calls itself.
+    let rec = SUB.replace(
+        "r_yes: { return: 'yes' }",
+        "r_yes: { call: yn, on: { 'yes': r_no, 'no': r_no } }",
+    );
+    let errs = errors(&rec);
+    assert!(
+        errs.iter().any(|e| e.2 == ErrorKind::Recursion),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn global_intents_apply_unless_overridden() {
+    let yaml = "\
+version: 1
+global:
+  intents:
+    operator: { dtmf: ['0'] }
+  on: { operator: op, noinput: op, nomatch: op }
+start: q
+nodes:
+  q:
+    ask:
+      prompt: [x]
+      intents: { ok: { dtmf: ['1'] } }
+    on: { ok: op }
+  op:
+    hangup: {}
+";
+    let s = load_str("t.yaml", yaml).unwrap();
+    let NodeKind::Ask(ask) = &s.nodes[0].kind else {
+        panic!()
+    };
+    assert_eq!(
+        ask.intents
+            .iter()
+            .map(|i| (i.name.as_str(), i.global))
+            .collect::<Vec<_>>(),
+        [("ok", false), ("operator", true)]
+    );
+    assert!(
+        ask.noinput.target.global,
+        "the global no-input handler applies"
+    );
+    // A local key that collides with a global one.
+    one_error(
+        &yaml.replace("ok: { dtmf: ['1'] }", "ok: { dtmf: ['0'] }"),
+        11,
+        18,
+        ErrorKind::InvalidValue,
+        "also the key of global intent `operator`",
+    );
+    // Overridden by name, or switched off.
+    assert!(
+        load_str(
+            "t.yaml",
+            &yaml
+                .replace("ok: { dtmf: ['1'] }", "operator: { dtmf: ['0'] }")
+                .replace("on: { ok: op }", "on: { operator: op }")
+        )
+        .is_ok()
+    );
+    let off = yaml.replace(
+        "      intents: { ok",
+        "      globals: false\n      intents: { ok",
+    );
+    let s = load_str("t.yaml", &off).unwrap();
+    let NodeKind::Ask(ask) = &s.nodes[0].kind else {
+        panic!()
+    };
+    assert_eq!(ask.intents.len(), 1);
+}
+
+#[test]
+fn effect_nodes_need_their_fallbacks() {
+    let yaml = "\
+version: 1
+variables: { t: {} }
+start: w
+nodes:
+  w:
+    webhook: { timeout: 2s, store: { t: a.b } }
+    next: r
+  r:
+    record: { transcribe: true, store: t }
+    next: x
+  x:
+    transfer: { target: 'sip:a@b' }
+    on: { busy: e }
+  e:
+    hangup: {}
+";
+    let errs = errors(yaml);
+    let msgs: Vec<&str> = errs.iter().map(|e| e.3.as_str()).collect();
+    assert_eq!(
+        msgs,
+        [
+            "`webhook` node `w` does not handle `error`",
+            "`transfer` node `x` does not handle `noanswer`",
+            "`transfer` node `x` does not handle `failed`",
+        ],
+        "{errs:#?}"
+    );
+    let fixed = yaml
+        .replace("    next: r\n", "    next: r\n    on: { error: e }\n")
+        .replace("    on: { busy: e }\n", "    next: e\n");
+    let s = load_str("t.yaml", &fixed).unwrap();
+    let edges: Vec<(String, String)> = s
+        .all_edges()
+        .into_iter()
+        .map(|(f, j)| (f.map_or("*".into(), |f| s.node_name(f).to_string()), j.key))
+        .collect();
+    assert!(edges.contains(&("w".into(), "error".into())));
+    assert!(edges.contains(&("x".into(), "next".into())));
+}
+
+#[test]
+fn digit_strings_and_language_stores_are_checked() {
+    let yaml = "\
+version: 1
+languages: [en, ru]
+start: q
+nodes:
+  q:
+    ask:
+      prompt: [x]
+      store: language
+      intents: { en: { dtmf: ['1'] }, de: { dtmf: ['2'] } }
+    next: e
+    on: { noinput: e, nomatch: e }
+  e:
+    hangup: {}
+";
+    one_error(yaml, 9, 39, ErrorKind::InvalidValue, "not in `languages`");
+    let digits = "\
+version: 1
+start: q
+nodes:
+  q:
+    ask:
+      prompt: [x]
+      digits: { min: 4, max: 2, terminator: '5' }
+    next: e
+    on: { noinput: e, nomatch: e }
+  e:
+    hangup: {}
+";
+    let errs = errors(digits);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs[0].3.contains("`max` must be between"));
+    assert!(errs[1].3.contains("is not a terminator key"));
+}
+
+mod lints {
+    use super::super::lint::{Audio, lint};
+    use super::*;
+    use crate::media::prompts::{Prompt, PromptCache};
+
+    fn cache(names: &[&str]) -> PromptCache {
+        let mut c = PromptCache::new();
+        for n in names {
+            // A tone at about -20 dBFS RMS.
+            let pcm: Vec<i16> = (0..800)
+                .map(|i| if i % 2 == 0 { 3000 } else { -3000 })
+                .collect();
+            c.insert("en", Prompt::from_pcm(*n, pcm));
+        }
+        c
+    }
+
+    fn found(
+        s: &Scenario,
+        c: Option<&PromptCache>,
+    ) -> Vec<(u32, u32, ErrorKind, Severity, String)> {
+        let audio = c.map(|c| Audio {
+            cache: c,
+            dir: None,
+        });
+        lint(s, audio.as_ref())
+            .into_iter()
+            .map(|d| (d.line, d.column, d.kind, d.severity, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn unreachable_nodes_and_loops_without_exit() {
+        let yaml = "\
+version: 1
+start: a
+nodes:
+  a:
+    play: [x]
+    next: b
+  b:
+    play: [x]
+    next: a
+  lonely:
+    hangup: {}
+";
+        let s = load_str("t.yaml", yaml).unwrap();
+        let got = found(&s, None);
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert_eq!(
+            (got[0].0, got[0].2, got[0].3),
+            (4, ErrorKind::NoExit, Severity::Error)
+        );
+        assert!(got[0].4.contains("loop without exit: `a`, `b`"), "{got:#?}");
+        assert_eq!(
+            (got[1].0, got[1].2, got[1].3),
+            (10, ErrorKind::Unreachable, Severity::Warning)
+        );
+    }
+
+    #[test]
+    fn missing_prompts_and_fragments() {
+        let yaml = "\
+version: 1
+variables: { n: { type: integer } }
+start: a
+nodes:
+  a:
+    play: [hello, { number: '${n}' }]
+    next: e
+  e:
+    hangup: { play: [goodbye] }
+";
+        let s = load_str("t.yaml", yaml).unwrap();
+        let c = cache(&["hello", "goodbye"]);
+        let got = found(&s, Some(&c));
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert_eq!(
+            (got[0].0, got[0].1, got[0].2),
+            (6, 19, ErrorKind::MissingPrompt)
+        );
+        assert!(
+            got[0]
+                .4
+                .contains("`number` item needs 32 fragment(s) missing in `en`"),
+            "{got:#?}"
+        );
+        let mut c = cache(&["hello"]);
+        let mut names: Vec<String> =
+            crate::dialogue::sayas::fragments(crate::dialogue::sayas::SayKind::Number, "en", None);
+        names.push("goodbye".into());
+        for n in &names {
+            c.insert(
+                "en",
+                Prompt::from_pcm(n.clone(), vec![3000, -3000, 3000, -3000]),
+            );
+        }
+        assert!(found(&s, Some(&c)).is_empty());
+    }
+
+    #[test]
+    fn levels_are_checked() {
+        let yaml = "version: 1\nstart: a\nnodes:\n  a:\n    hangup: { play: [loud, quiet] }\n";
+        let s = load_str("t.yaml", yaml).unwrap();
+        let mut c = PromptCache::new();
+        c.insert(
+            "en",
+            Prompt::from_pcm("loud", vec![i16::MAX, i16::MIN, 0, 0]),
+        );
+        c.insert("en", Prompt::from_pcm("quiet", vec![3, -3, 3, -3]));
+        let got = found(&s, Some(&c));
+        let msgs: Vec<&str> = got.iter().map(|g| g.4.as_str()).collect();
+        assert!(
+            msgs.iter().any(|m| m.contains("`en/loud` peaks at")),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("`en/quiet` is too quiet")),
+            "{msgs:#?}"
+        );
+        assert!(got.iter().all(|g| g.3 == Severity::Warning));
+    }
 }
