@@ -1,9 +1,26 @@
-//! Understanding what a caller said: transcript text → intent.
+//! Understanding what a caller said: transcript text → intent, for ru, uk and en.
 //!
 //! Pure functions, no I/O. The dialogue calls [`classify`] with the transcript, the
 //! language and the node's intents (name → phrases); speech recognition lives in `asr`.
-//! This first version normalises case, punctuation and «ё» and matches whole phrases; the
-//! speech milestone grows it (numbers in words, negation, near-miss transcripts).
+//!
+//! What it handles, in order:
+//! 1. **Normalisation** ([`normalize`]): case, punctuation, «ё» → «е», Latin look-alike
+//!    letters inside Cyrillic words (Whisper writes «нi» with a Latin i), apostrophes.
+//! 2. **Numbers** ([`numbers_to_digits`]): number words become digits in all three
+//!    languages — «один», «одна», «сорок два», "twenty one", «п'ять» — so the phrase "1"
+//!    matches "one", «один» and "1."; runs of single digits also match as one number
+//!    ("four seven one one" = "4711").
+//! 3. **Synonyms**: a phrase that belongs to a built-in synonym group (yes/no/repeat/operator
+//!    in each language, [`SYNONYMS`]) brings the rest of its group, at a slightly lower score.
+//! 4. **Negation**: a phrase preceded by a negation word does not count for that phrase
+//!    («нет, не надо» is not «надо»; "not correct" is not "correct"), unless the phrase
+//!    itself includes the negation.
+//! 5. **Near misses**: words within a small edit distance match (a transcript "yess",
+//!    «подтвержаю»), scaled by the similarity; very short words must match exactly.
+//!
+//! The score is in [0, 1]: 1 for an exact phrase, less for a synonym, a near miss or an
+//! ambiguous answer (two intents heard). The dialogue compares it with its threshold and
+//! runs `nomatch` below it.
 
 /// The best intent for a transcript, with a score in [0, 1].
 #[derive(Debug, Clone, PartialEq)]
@@ -12,39 +29,738 @@ pub struct IntentMatch {
     pub score: f32,
 }
 
-/// Lower-case, «ё» → «е», punctuation to spaces, whitespace collapsed.
+/// Score of a match through a synonym group rather than the scenario's own phrase.
+pub const SYNONYM_SCORE: f32 = 0.9;
+/// Words at least this similar (1 − edit distance / length) count as a near miss.
+pub const NEAR_MISS_SIMILARITY: f32 = 0.75;
+/// Factor applied when more than one intent was heard.
+pub const AMBIGUITY_PENALTY: f32 = 0.7;
+
+/// Lower-case, «ё» → «е», punctuation to spaces, whitespace collapsed; Latin look-alikes
+/// inside Cyrillic words become Cyrillic; typographic apostrophes become `'`.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars().flat_map(char::to_lowercase) {
         let c = match c {
             'ё' => 'е',
+            '’' | 'ʼ' | '`' | '´' | 'ʻ' => '\'',
             c if c.is_alphanumeric() || c == '\'' => c,
             _ => ' ',
         };
         out.push(c);
     }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
+    out.split_whitespace()
+        .map(|w| fix_mixed_script(w.trim_matches('\'')))
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-/// Pick the intent whose phrase appears (as whole words) in the transcript; the longest
-/// matching phrase wins. `intents` are (name, phrases) for the call's language.
-pub fn classify(text: &str, _lang: &str, intents: &[(String, Vec<String>)]) -> Option<IntentMatch> {
-    let said = format!(" {} ", normalize(text));
-    let mut best: Option<(usize, &str)> = None;
-    for (name, phrases) in intents {
-        for p in phrases {
-            let p = normalize(p);
-            if p.is_empty() {
+fn is_cyrillic(c: char) -> bool {
+    ('\u{0400}'..='\u{04FF}').contains(&c)
+}
+
+/// «нi» (Latin i) → «ні»: a word with Cyrillic letters gets its Latin look-alikes replaced.
+fn fix_mixed_script(w: &str) -> String {
+    if !w.chars().any(is_cyrillic) || w.chars().all(|c| !c.is_ascii_alphabetic()) {
+        return w.to_owned();
+    }
+    w.chars()
+        .map(|c| match c {
+            'a' => 'а',
+            'e' => 'е',
+            'o' => 'о',
+            'p' => 'р',
+            'c' => 'с',
+            'x' => 'х',
+            'y' => 'у',
+            'i' => 'і',
+            'k' => 'к',
+            'm' => 'м',
+            't' => 'т',
+            'h' => 'н',
+            'b' => 'в',
+            c => c,
+        })
+        .collect()
+}
+
+/// Built-in synonym groups: (language, words). A scenario phrase found in a group brings
+/// the others at [`SYNONYM_SCORE`].
+pub const SYNONYMS: &[(&str, &[&str])] = &[
+    (
+        "en",
+        &[
+            "yes",
+            "yeah",
+            "yep",
+            "yup",
+            "sure",
+            "correct",
+            "right",
+            "that's right",
+            "confirm",
+            "of course",
+            "absolutely",
+            "affirmative",
+        ],
+    ),
+    (
+        "en",
+        &[
+            "no",
+            "nope",
+            "nah",
+            "incorrect",
+            "wrong",
+            "cancel",
+            "not right",
+        ],
+    ),
+    (
+        "en",
+        &[
+            "repeat",
+            "again",
+            "say again",
+            "say that again",
+            "once more",
+            "pardon",
+            "what",
+        ],
+    ),
+    (
+        "en",
+        &[
+            "operator",
+            "agent",
+            "human",
+            "person",
+            "representative",
+            "real person",
+            "live agent",
+        ],
+    ),
+    (
+        "ru",
+        &[
+            "да",
+            "ага",
+            "угу",
+            "конечно",
+            "верно",
+            "правильно",
+            "точно",
+            "подтверждаю",
+            "давай",
+            "давайте",
+            "хорошо",
+            "согласен",
+            "согласна",
+        ],
+    ),
+    (
+        "ru",
+        &[
+            "нет",
+            "неа",
+            "не надо",
+            "не нужно",
+            "отмена",
+            "отменить",
+            "отмените",
+            "неверно",
+            "неправильно",
+        ],
+    ),
+    (
+        "ru",
+        &[
+            "повторите",
+            "повтори",
+            "еще раз",
+            "повторить",
+            "не расслышал",
+            "не понял",
+            "что",
+        ],
+    ),
+    (
+        "ru",
+        &[
+            "оператор",
+            "оператора",
+            "человек",
+            "специалист",
+            "менеджер",
+            "живой человек",
+            "соедините с оператором",
+        ],
+    ),
+    (
+        "uk",
+        &[
+            "так",
+            "ага",
+            "звісно",
+            "звичайно",
+            "авжеж",
+            "вірно",
+            "правильно",
+            "точно",
+            "підтверджую",
+            "добре",
+            "згоден",
+            "згодна",
+        ],
+    ),
+    (
+        "uk",
+        &[
+            "ні",
+            "не треба",
+            "не потрібно",
+            "скасувати",
+            "скасуйте",
+            "відміна",
+            "невірно",
+            "неправильно",
+        ],
+    ),
+    (
+        "uk",
+        &[
+            "повторіть",
+            "повтори",
+            "ще раз",
+            "повторити",
+            "не почув",
+            "не зрозумів",
+            "що",
+        ],
+    ),
+    (
+        "uk",
+        &[
+            "оператор",
+            "оператора",
+            "людина",
+            "спеціаліст",
+            "менеджер",
+            "жива людина",
+            "з'єднайте з оператором",
+        ],
+    ),
+];
+
+/// Negation words: a phrase right after one of these is negated.
+const NEGATIONS: &[&str] = &[
+    "не",
+    "not",
+    "don't",
+    "dont",
+    "never",
+    "ни",
+    "ніколи",
+    "никогда",
+];
+
+// --- numbers ---------------------------------------------------------------------------
+
+/// (word, value, kind): kind 1 = units 0–9, 2 = teens 10–19, 3 = tens 20–90, 4 = hundreds,
+/// 5 = thousand multiplier.
+const NUMBER_WORDS: &[(&str, u64, u8)] = &[
+    // en
+    ("zero", 0, 1),
+    ("oh", 0, 1),
+    ("one", 1, 1),
+    ("two", 2, 1),
+    ("three", 3, 1),
+    ("four", 4, 1),
+    ("five", 5, 1),
+    ("six", 6, 1),
+    ("seven", 7, 1),
+    ("eight", 8, 1),
+    ("nine", 9, 1),
+    ("ten", 10, 2),
+    ("eleven", 11, 2),
+    ("twelve", 12, 2),
+    ("thirteen", 13, 2),
+    ("fourteen", 14, 2),
+    ("fifteen", 15, 2),
+    ("sixteen", 16, 2),
+    ("seventeen", 17, 2),
+    ("eighteen", 18, 2),
+    ("nineteen", 19, 2),
+    ("twenty", 20, 3),
+    ("thirty", 30, 3),
+    ("forty", 40, 3),
+    ("fifty", 50, 3),
+    ("sixty", 60, 3),
+    ("seventy", 70, 3),
+    ("eighty", 80, 3),
+    ("ninety", 90, 3),
+    ("hundred", 100, 4),
+    ("thousand", 1000, 5),
+    // ru
+    ("ноль", 0, 1),
+    ("нуль", 0, 1),
+    ("один", 1, 1),
+    ("одна", 1, 1),
+    ("одно", 1, 1),
+    ("два", 2, 1),
+    ("две", 2, 1),
+    ("три", 3, 1),
+    ("четыре", 4, 1),
+    ("пять", 5, 1),
+    ("шесть", 6, 1),
+    ("семь", 7, 1),
+    ("восемь", 8, 1),
+    ("девять", 9, 1),
+    ("десять", 10, 2),
+    ("одиннадцать", 11, 2),
+    ("двенадцать", 12, 2),
+    ("тринадцать", 13, 2),
+    ("четырнадцать", 14, 2),
+    ("пятнадцать", 15, 2),
+    ("шестнадцать", 16, 2),
+    ("семнадцать", 17, 2),
+    ("восемнадцать", 18, 2),
+    ("девятнадцать", 19, 2),
+    ("двадцать", 20, 3),
+    ("тридцать", 30, 3),
+    ("сорок", 40, 3),
+    ("пятьдесят", 50, 3),
+    ("шестьдесят", 60, 3),
+    ("семьдесят", 70, 3),
+    ("восемьдесят", 80, 3),
+    ("девяносто", 90, 3),
+    ("сто", 100, 4),
+    ("двести", 200, 4),
+    ("триста", 300, 4),
+    ("четыреста", 400, 4),
+    ("пятьсот", 500, 4),
+    ("шестьсот", 600, 4),
+    ("семьсот", 700, 4),
+    ("восемьсот", 800, 4),
+    ("девятьсот", 900, 4),
+    ("тысяча", 1000, 5),
+    ("тысячи", 1000, 5),
+    ("тысяч", 1000, 5),
+    // uk (words identical to ru are listed once above)
+    ("одна", 1, 1),
+    ("одне", 1, 1),
+    ("дві", 2, 1),
+    ("чотири", 4, 1),
+    ("п'ять", 5, 1),
+    ("шість", 6, 1),
+    ("сім", 7, 1),
+    ("вісім", 8, 1),
+    ("дев'ять", 9, 1),
+    ("десять", 10, 2),
+    ("одинадцять", 11, 2),
+    ("дванадцять", 12, 2),
+    ("тринадцять", 13, 2),
+    ("чотирнадцять", 14, 2),
+    ("п'ятнадцять", 15, 2),
+    ("шістнадцять", 16, 2),
+    ("сімнадцять", 17, 2),
+    ("вісімнадцять", 18, 2),
+    ("дев'ятнадцять", 19, 2),
+    ("двадцять", 20, 3),
+    ("тридцять", 30, 3),
+    ("п'ятдесят", 50, 3),
+    ("шістдесят", 60, 3),
+    ("сімдесят", 70, 3),
+    ("вісімдесят", 80, 3),
+    ("дев'яносто", 90, 3),
+    ("двісті", 200, 4),
+    ("чотириста", 400, 4),
+    ("п'ятсот", 500, 4),
+    ("шістсот", 600, 4),
+    ("сімсот", 700, 4),
+    ("вісімсот", 800, 4),
+    ("дев'ятсот", 900, 4),
+    ("тисяча", 1000, 5),
+    ("тисячі", 1000, 5),
+    ("тисяч", 1000, 5),
+    // Whisper's apostrophe-less spellings of Ukrainian numbers
+    ("пять", 5, 1),
+    ("девять", 9, 1),
+];
+
+fn number_word(w: &str) -> Option<(u64, u8)> {
+    NUMBER_WORDS
+        .iter()
+        .find(|(word, _, _)| *word == w)
+        .map(|&(_, v, k)| (v, k))
+}
+
+/// Replaces number words with digits in a normalised text: «сорок два» → "42",
+/// "twenty one" → "21", "one two" → "1 2" (units after units stay separate).
+pub fn numbers_to_digits(normalized: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    // The number being built: (value, kind of the last word).
+    let mut cur: Option<(u64, u8)> = None;
+    let flush = |cur: &mut Option<(u64, u8)>, out: &mut Vec<String>| {
+        if let Some((v, _)) = cur.take() {
+            out.push(v.to_string());
+        }
+    };
+    for w in normalized.split_whitespace() {
+        if w == "and" || w == "и" || w == "і" {
+            // "one hundred and five": keep building only inside a number.
+            if matches!(cur, Some((_, 4))) {
                 continue;
             }
-            if said.contains(&format!(" {p} ")) && best.is_none_or(|(len, _)| p.len() > len) {
-                best = Some((p.len(), name));
+        }
+        let Some((v, kind)) = number_word(w) else {
+            flush(&mut cur, &mut out);
+            out.push(w.to_owned());
+            continue;
+        };
+        cur = match cur {
+            None => Some((v, kind)),
+            Some((acc, last)) => {
+                let combines = match (last, kind) {
+                    (3, 1) => v > 0,                  // twenty + one
+                    (4, 1) | (4, 2) | (4, 3) => true, // hundred + …
+                    (1, 4) if v == 100 => true,       // one hundred
+                    (_, 5) => acc < 1000,             // … thousand
+                    (5, k) => k <= 4,                 // thousand + …
+                    _ => false,
+                };
+                if !combines {
+                    out.push(acc.to_string());
+                    Some((v, kind))
+                } else if v == 100 && kind == 4 && last == 1 {
+                    Some((acc * 100, 4))
+                } else if kind == 5 {
+                    Some((acc.max(1) * 1000, 5))
+                } else {
+                    Some((acc + v, kind))
+                }
+            }
+        };
+    }
+    flush(&mut cur, &mut out);
+    out.join(" ")
+}
+
+/// 0–19 and the tens, per language, for saying a number ([`spoken_forms`]).
+const SAY_EN: ([&str; 20], [&str; 8]) = (
+    [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ],
+    [
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ],
+);
+const SAY_RU: ([&str; 20], [&str; 8]) = (
+    [
+        "ноль",
+        "один",
+        "два",
+        "три",
+        "четыре",
+        "пять",
+        "шесть",
+        "семь",
+        "восемь",
+        "девять",
+        "десять",
+        "одиннадцать",
+        "двенадцать",
+        "тринадцать",
+        "четырнадцать",
+        "пятнадцать",
+        "шестнадцать",
+        "семнадцать",
+        "восемнадцать",
+        "девятнадцать",
+    ],
+    [
+        "двадцать",
+        "тридцать",
+        "сорок",
+        "пятьдесят",
+        "шестьдесят",
+        "семьдесят",
+        "восемьдесят",
+        "девяносто",
+    ],
+);
+const SAY_UK: ([&str; 20], [&str; 8]) = (
+    [
+        "нуль",
+        "один",
+        "два",
+        "три",
+        "чотири",
+        "п'ять",
+        "шість",
+        "сім",
+        "вісім",
+        "дев'ять",
+        "десять",
+        "одинадцять",
+        "дванадцять",
+        "тринадцять",
+        "чотирнадцять",
+        "п'ятнадцять",
+        "шістнадцять",
+        "сімнадцять",
+        "вісімнадцять",
+        "дев'ятнадцять",
+    ],
+    [
+        "двадцять",
+        "тридцять",
+        "сорок",
+        "п'ятдесят",
+        "шістдесят",
+        "сімдесят",
+        "вісімдесят",
+        "дев'яносто",
+    ],
+);
+
+/// A number 0–99 in words in `lang` ("ru", "uk", else English).
+pub fn say_number(n: u64, lang: &str) -> Option<String> {
+    let (small, tens) = match lang {
+        "ru" => SAY_RU,
+        "uk" => SAY_UK,
+        _ => SAY_EN,
+    };
+    match n {
+        0..=19 => Some(small[n as usize].to_owned()),
+        20..=99 => {
+            let t = tens[(n / 10 - 2) as usize];
+            Some(if n.is_multiple_of(10) {
+                t.to_owned()
+            } else {
+                format!("{t} {}", small[(n % 10) as usize])
+            })
+        }
+        _ => None,
+    }
+}
+
+/// How a phrase may be said: itself, and for a number ("1", "42") its words in `lang`
+/// ("один", "сорок два"). The recogniser scores these forms for closed questions.
+pub fn spoken_forms(phrase: &str, lang: &str) -> Vec<String> {
+    let mut out = vec![phrase.trim().to_owned()];
+    let toks = canonical(phrase);
+    if toks.len() == 1
+        && is_digits(&toks[0])
+        && let Ok(n) = toks[0].parse::<u64>()
+        && let Some(words) = say_number(n, lang)
+    {
+        out.push(words);
+    }
+    out.retain(|s| !s.is_empty());
+    out.dedup();
+    out
+}
+
+/// Digits glued to words ("1st") stay as they are; a token of digits is a number.
+fn is_digits(w: &str) -> bool {
+    !w.is_empty() && w.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Runs of single-digit tokens joined: "4 7 1 1" → "4711" (a number read digit by digit).
+fn join_digit_runs(tokens: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut run = String::new();
+    for t in tokens {
+        if is_digits(t) {
+            run.push_str(t);
+        } else {
+            if !run.is_empty() {
+                out.push(std::mem::take(&mut run));
+            }
+            out.push(t.clone());
+        }
+    }
+    if !run.is_empty() {
+        out.push(run);
+    }
+    out
+}
+
+/// The canonical tokens of a text: normalised, numbers as digits.
+fn canonical(text: &str) -> Vec<String> {
+    numbers_to_digits(&normalize(text))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+// --- matching --------------------------------------------------------------------------
+
+fn levenshtein(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// Similarity of two words in [0, 1]; 1 when equal. Words of ≤ 3 letters and numbers
+/// match only exactly ("да"/"на", "no"/"so", "1"/"7" must not be near misses).
+fn word_similarity(said: &str, expected: &str) -> f32 {
+    if said == expected {
+        return 1.0;
+    }
+    let a: Vec<char> = said.chars().collect();
+    let b: Vec<char> = expected.chars().collect();
+    if a.len().min(b.len()) <= 3 || is_digits(said) || is_digits(expected) {
+        return 0.0;
+    }
+    let d = levenshtein(&a, &b);
+    1.0 - d as f32 / a.len().max(b.len()) as f32
+}
+
+/// Best match of `phrase` (tokens) inside `said` (tokens): (similarity, position).
+fn find_phrase(said: &[String], phrase: &[String]) -> Option<(f32, usize)> {
+    if phrase.is_empty() || phrase.len() > said.len() {
+        return None;
+    }
+    let phrase_negated = NEGATIONS.contains(&phrase[0].as_str());
+    let mut best: Option<(f32, usize)> = None;
+    for start in 0..=said.len() - phrase.len() {
+        let mut sim = 1.0f32;
+        for (s, p) in said[start..start + phrase.len()].iter().zip(phrase) {
+            let w = word_similarity(s, p);
+            if w < NEAR_MISS_SIMILARITY {
+                sim = 0.0;
+                break;
+            }
+            sim = sim.min(w);
+        }
+        if sim == 0.0 {
+            continue;
+        }
+        if !phrase_negated && start > 0 && NEGATIONS.contains(&said[start - 1].as_str()) {
+            continue; // «не надо» is not «надо»
+        }
+        if sim < 1.0 {
+            sim *= 0.9; // a near miss is never as good as the word itself
+        }
+        if best.is_none_or(|(b, p)| sim > b || (sim == b && start > p)) {
+            best = Some((sim, start));
+        }
+    }
+    best
+}
+
+/// Phrases for `name` in `lang` with their weight: the scenario's own at 1.0, plus the
+/// synonym groups they belong to at [`SYNONYM_SCORE`].
+fn expand(phrases: &[String], lang: &str) -> Vec<(Vec<String>, f32)> {
+    let mut out: Vec<(Vec<String>, f32)> = Vec::new();
+    for p in phrases {
+        let toks = canonical(p);
+        if toks.is_empty() {
+            continue;
+        }
+        out.push((toks, 1.0));
+    }
+    let own: Vec<String> = out.iter().map(|(t, _)| t.join(" ")).collect();
+    for (glang, words) in SYNONYMS {
+        if !lang.is_empty() && *glang != lang {
+            continue;
+        }
+        let group: Vec<String> = words.iter().map(|w| canonical(w).join(" ")).collect();
+        if group.iter().any(|g| own.contains(g)) {
+            for g in group {
+                if !own.contains(&g) {
+                    out.push((g.split(' ').map(str::to_owned).collect(), SYNONYM_SCORE));
+                }
             }
         }
     }
-    best.map(|(_, name)| IntentMatch {
-        intent: name.to_owned(),
-        score: 1.0,
+    out
+}
+
+/// Pick the intent the transcript expresses. `intents` are (name, phrases) for the call's
+/// language `lang` ("ru", "uk", "en"; it selects the synonym groups). Returns None when no
+/// phrase, synonym or near miss is heard.
+pub fn classify(text: &str, lang: &str, intents: &[(String, Vec<String>)]) -> Option<IntentMatch> {
+    let said = canonical(text);
+    if said.is_empty() {
+        return None;
+    }
+    let joined = join_digit_runs(&said);
+    // Per intent: (index, score, phrase length, end position).
+    let mut scored: Vec<(usize, f32, usize, usize)> = Vec::new();
+    for (i, (_, phrases)) in intents.iter().enumerate() {
+        let mut best: Option<(f32, usize, usize)> = None;
+        for (phrase, weight) in expand(phrases, lang) {
+            let hit = find_phrase(&said, &phrase).or_else(|| {
+                // "4711" said as "four seven one one".
+                if phrase.len() == 1 && is_digits(&phrase[0]) && joined.len() != said.len() {
+                    find_phrase(&joined, &phrase)
+                } else {
+                    None
+                }
+            });
+            if let Some((sim, pos)) = hit {
+                let s = sim * weight;
+                let len = phrase.iter().map(|w| w.chars().count()).sum::<usize>();
+                let end = pos + phrase.len();
+                if best.is_none_or(|(bs, bl, _)| s > bs || (s == bs && len > bl)) {
+                    best = Some((s, len, end));
+                }
+            }
+        }
+        if let Some((s, len, pos)) = best {
+            scored.push((i, s, len, pos));
+        }
+    }
+    if scored.is_empty() {
+        return None;
+    }
+    // Highest score; then the one said last (a caller who corrects themselves: "yes… no");
+    // then, for phrases ending at the same word, the longer one ("cancel the order" over
+    // "order").
+    scored.sort_by(|a, b| {
+        b.1.partial_cmp(&a.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.3.cmp(&a.3))
+            .then(b.2.cmp(&a.2))
+    });
+    let (i, mut score, _, _) = scored[0];
+    if scored.len() > 1 {
+        score *= AMBIGUITY_PENALTY;
+    }
+    Some(IntentMatch {
+        intent: intents[i].0.clone(),
+        score: score.clamp(0.0, 1.0),
     })
 }
 
@@ -52,22 +768,123 @@ pub fn classify(text: &str, _lang: &str, intents: &[(String, Vec<String>)]) -> O
 mod tests {
     use super::*;
 
+    fn intents(spec: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        spec.iter()
+            .map(|(n, p)| (n.to_string(), p.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    fn confirm() -> Vec<(String, Vec<String>)> {
+        intents(&[
+            ("confirm", &["yes", "да", "так", "1", "надо"]),
+            ("cancel", &["no", "нет", "ні", "2"]),
+            ("repeat", &["repeat", "повторите", "повторіть"]),
+            ("operator", &["operator", "оператор"]),
+        ])
+    }
+
+    fn intent(text: &str, lang: &str) -> Option<String> {
+        classify(text, lang, &confirm()).map(|m| m.intent)
+    }
+
     #[test]
-    fn normalises_case_punctuation_and_yo() {
+    fn normalises_case_punctuation_yo_and_look_alikes() {
         assert_eq!(normalize("  Да, ВСЁ верно! "), "да все верно");
+        assert_eq!(normalize("Нi."), "ні");
+        assert_eq!(normalize("П’ять"), "п'ять");
     }
 
     #[test]
     fn whole_phrase_match_longest_wins() {
-        let intents = vec![
-            ("yes".to_owned(), vec!["yes".to_owned()]),
-            ("no".to_owned(), vec!["no".to_owned(), "not yes".to_owned()]),
-        ];
+        let intents = intents(&[("yes", &["yes"]), ("no", &["no", "not yes"])]);
         assert_eq!(classify("Yes.", "en", &intents).unwrap().intent, "yes");
         assert_eq!(
             classify("well, not yes", "en", &intents).unwrap().intent,
             "no"
         );
         assert_eq!(classify("yesterday", "en", &intents), None);
+    }
+
+    #[test]
+    fn numbers_in_words_and_digits() {
+        assert_eq!(numbers_to_digits("сорок два"), "42");
+        assert_eq!(numbers_to_digits("twenty one"), "21");
+        assert_eq!(numbers_to_digits("one two"), "1 2");
+        assert_eq!(numbers_to_digits("one hundred and five"), "105");
+        assert_eq!(numbers_to_digits("двести тридцать один"), "231");
+        assert_eq!(numbers_to_digits("дві тисячі двадцять"), "2020");
+        assert_eq!(numbers_to_digits("п'ять"), "5");
+        assert_eq!(intent("One.", "en").unwrap(), "confirm");
+        assert_eq!(intent("Один", "ru").unwrap(), "confirm");
+        assert_eq!(intent("1", "uk").unwrap(), "confirm");
+        assert_eq!(intent("Два!", "ru").unwrap(), "cancel");
+        let order = intents(&[("ok", &["4711"])]);
+        assert!(classify("four seven one one", "en", &order).is_some());
+        assert!(classify("четыре семь один один", "ru", &order).is_some());
+        assert!(classify("4, 7, 1, 1.", "ru", &order).is_some());
+        assert!(classify("four seven one two", "en", &order).is_none());
+    }
+
+    #[test]
+    fn numbers_are_said_in_each_language() {
+        assert_eq!(spoken_forms("1", "ru"), ["1", "один"]);
+        assert_eq!(spoken_forms("42", "uk"), ["42", "сорок два"]);
+        assert_eq!(spoken_forms("20", "en"), ["20", "twenty"]);
+        assert_eq!(spoken_forms("да", "ru"), ["да"]);
+        for lang in ["en", "ru", "uk"] {
+            for n in 0..100 {
+                let words = say_number(n, lang).unwrap();
+                assert_eq!(
+                    numbers_to_digits(&normalize(&words)),
+                    n.to_string(),
+                    "{lang} {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn negation_is_not_the_positive_phrase() {
+        assert_eq!(intent("Нет, не надо", "ru").unwrap(), "cancel");
+        assert_eq!(intent("не надо", "ru").unwrap(), "cancel");
+        let only_pos = intents(&[("go", &["надо"])]);
+        assert_eq!(classify("не надо", "ru", &only_pos), None);
+        let m = intents(&[("ok", &["correct"]), ("bad", &["not correct"])]);
+        assert_eq!(
+            classify("That's not correct", "en", &m).unwrap().intent,
+            "bad"
+        );
+    }
+
+    #[test]
+    fn synonyms_and_globals() {
+        let m = classify("Yeah, sure", "en", &confirm()).unwrap();
+        assert_eq!((m.intent.as_str(), m.score), ("confirm", SYNONYM_SCORE));
+        assert_eq!(intent("Конечно", "ru").unwrap(), "confirm");
+        assert_eq!(intent("Звісно", "uk").unwrap(), "confirm");
+        assert_eq!(intent("Скасувати", "uk").unwrap(), "cancel");
+        assert_eq!(intent("Повторите, пожалуйста", "ru").unwrap(), "repeat");
+        assert_eq!(intent("Соедините с оператором", "ru").unwrap(), "operator");
+        assert_eq!(intent("I want a real person", "en").unwrap(), "operator");
+        // Synonym groups of another language do not apply.
+        assert_eq!(intent("конечно", "en"), None);
+    }
+
+    #[test]
+    fn near_misses_count_but_short_words_must_be_exact() {
+        let m = classify("Подтвержаю", "ru", &intents(&[("c", &["подтверждаю"])])).unwrap();
+        assert!(m.score > 0.7 && m.score < 1.0, "{m:?}");
+        assert_eq!(intent("на", "ru"), None);
+        assert_eq!(intent("so", "en"), None);
+        assert!(classify("operater", "en", &confirm()).is_some());
+    }
+
+    #[test]
+    fn ambiguity_lowers_the_score_and_the_last_word_wins_ties() {
+        let m = classify("yes no", "en", &confirm()).unwrap();
+        assert!(m.score < 1.0);
+        assert_eq!(m.intent, "cancel");
+        assert_eq!(classify("", "en", &confirm()), None);
+        assert_eq!(classify("...", "en", &confirm()), None);
     }
 }

@@ -1,0 +1,800 @@
+//! The speech side of one call, sans-IO: caller audio in, dialogue inputs and recognition
+//! requests out. The call core owns one [`Listener`] and glues it to the dialogue.
+//!
+//! ```text
+//!  audio ──► (listening? prompt interruptible?) ──► Endpointer ──SpeechStarted──► Input::SpeechStarted
+//!                                                      │ Utterance
+//!                                                      ▼
+//!                                     Recognize{id} ──► (worker pool) ──► handle_result(id)
+//!                                                      │ transcript names an expected phrase
+//!                                                      │ (or open question): deliver now;
+//!                                                      │ otherwise hold until the end of
+//!                                                      │ speech + incomplete_timeout
+//!                                                      ▼
+//!                                              Input::Utterance / SpeechUnrecognised
+//! ```
+//! VoiceXML-like timing: the endpointer ends an utterance after `complete_timeout` of
+//! silence; speech resuming within `incomplete_timeout` of its end continues it (the pending
+//! recognition is dropped and the longer utterance recognised again), so a caller pausing
+//! between the digits of a number is not cut off. A key cancels pending recognition; a
+//! result whose id is no longer awaited is ignored.
+//!
+//! Recording (`Action::Record`) is here too: capture until `final_silence` after speech or
+//! `max_length`, then transcribe it if asked.
+//!
+//! Not here: RTP, G.711 (the call core decodes), threads (the runtime's pool), the words.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::Transcript;
+use crate::dialogue::{Input, ListenSpec};
+use crate::media::vad::{EndpointConfig, EndpointEvent, Endpointer, FRAME, Vad, VadKind};
+use crate::pii::Pii;
+
+/// What the listener asks of its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenEvent {
+    /// Feed this to the dialogue.
+    Input(Input),
+    /// Recognise this audio (8 kHz) and answer with [`Listener::handle_result`].
+    Recognize {
+        id: u64,
+        audio: Vec<i16>,
+        lang: String,
+        phrases: Vec<String>,
+    },
+}
+
+#[derive(Debug)]
+enum Pending {
+    Utterance {
+        id: u64,
+        speech_end: Instant,
+        /// The endpointer has ended the utterance (false: a speculative recognition started
+        /// at a pause; its result is kept until the utterance ends or speech resumes).
+        ended: bool,
+        /// The speculative result, when it came before the end.
+        early: Option<Result<Transcript, String>>,
+    },
+    Recording {
+        id: u64,
+        dialogue_id: u64,
+        duration: Duration,
+    },
+}
+
+impl Pending {
+    fn id(&self) -> u64 {
+        match self {
+            Pending::Utterance { id, .. } | Pending::Recording { id, .. } => *id,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Recording {
+    dialogue_id: u64,
+    started: Instant,
+    max_length: Duration,
+    final_silence: Duration,
+    transcribe: bool,
+    lang: String,
+    audio: Vec<i16>,
+    vad: Vad,
+    spoke: bool,
+    silence: u64,
+}
+
+/// The key of a question: a new one resets the endpointer; `barge_in` flipping when the
+/// prompt ends does not.
+fn same_question(a: &ListenSpec, b: &ListenSpec) -> bool {
+    a.lang == b.lang
+        && a.phrases == b.phrases
+        && a.complete_timeout == b.complete_timeout
+        && a.incomplete_timeout == b.incomplete_timeout
+        && a.max_speech_timeout == b.max_speech_timeout
+}
+
+fn endpoint_config(spec: &ListenSpec) -> EndpointConfig {
+    EndpointConfig {
+        end_silence: spec.complete_timeout,
+        continue_window: spec.incomplete_timeout.max(spec.complete_timeout),
+        max_speech: spec.max_speech_timeout,
+        ..EndpointConfig::default()
+    }
+}
+
+pub struct Listener {
+    vad: VadKind,
+    endpointer: Option<Endpointer>,
+    spec: Option<ListenSpec>,
+    next_id: u64,
+    pending: Option<Pending>,
+    /// A transcript that names no expected phrase, delivered at this instant unless the
+    /// caller speaks again first.
+    held: Option<(Instant, Input)>,
+    started_reported: bool,
+    recording: Option<Recording>,
+    events: VecDeque<ListenEvent>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("listening", &self.spec.is_some())
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Listener::new(VadKind::default())
+    }
+}
+
+impl Listener {
+    pub fn new(vad: VadKind) -> Listener {
+        Listener {
+            vad,
+            endpointer: None,
+            spec: None,
+            next_id: 1,
+            pending: None,
+            held: None,
+            started_reported: false,
+            recording: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Whether a recognition is awaited (an utterance or a recording's transcript).
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some() || self.held.is_some()
+    }
+
+    pub fn is_recording(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// Decoded caller audio that arrived at `now`. `spec` is what the dialogue listens for
+    /// now (None: not listening); `playing` whether a prompt is on the wire.
+    pub fn handle_audio(
+        &mut self,
+        now: Instant,
+        pcm: &[i16],
+        spec: Option<&ListenSpec>,
+        playing: bool,
+    ) {
+        if let Some(rec) = self.recording.as_mut() {
+            rec.audio.extend_from_slice(pcm);
+            for frame in pcm.chunks(FRAME) {
+                if rec.vad.is_speech(frame) {
+                    rec.spoke = true;
+                    rec.silence = 0;
+                } else {
+                    rec.silence += frame.len() as u64;
+                }
+            }
+            let silence = Duration::from_micros(rec.silence * 125);
+            let length = Duration::from_micros(rec.audio.len() as u64 * 125);
+            if (rec.spoke && silence >= rec.final_silence) || length >= rec.max_length {
+                self.finish_recording();
+            }
+        }
+        self.update_spec(spec);
+        let Some(spec) = self.spec.as_ref() else {
+            return;
+        };
+        // A prompt that may not be interrupted is not listened through (VoiceXML bargein
+        // false): what the caller says over it is dropped.
+        if playing && !spec.barge_in {
+            if let Some(ep) = self.endpointer.as_mut() {
+                ep.reset();
+            }
+            return;
+        }
+        let ep = self
+            .endpointer
+            .get_or_insert_with(|| Endpointer::new(endpoint_config(spec), self.vad));
+        ep.handle_audio(now, pcm);
+        self.drain_endpointer(now);
+    }
+
+    fn update_spec(&mut self, spec: Option<&ListenSpec>) {
+        match (self.spec.as_ref(), spec) {
+            (None, None) => {}
+            (Some(_), None) => {
+                // The dialogue stopped listening (answered, timed out, moved on).
+                self.spec = None;
+                self.reset_speech();
+            }
+            (Some(old), Some(new)) if same_question(old, new) => {
+                if old.barge_in != new.barge_in {
+                    self.spec = Some(new.clone());
+                }
+            }
+            (_, Some(new)) => {
+                self.reset_speech();
+                self.spec = Some(new.clone());
+                if let Some(ep) = self.endpointer.as_mut() {
+                    ep.set_config(endpoint_config(new));
+                }
+            }
+        }
+    }
+
+    fn reset_speech(&mut self) {
+        if let Some(ep) = self.endpointer.as_mut() {
+            ep.reset();
+        }
+        if matches!(self.pending, Some(Pending::Utterance { .. })) {
+            self.pending = None;
+        }
+        self.held = None;
+        self.started_reported = false;
+    }
+
+    fn drain_endpointer(&mut self, now: Instant) {
+        let Some(ep) = self.endpointer.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        while let Some(ev) = ep.poll_event() {
+            out.push(ev);
+        }
+        for ev in out {
+            match ev {
+                EndpointEvent::SpeechStarted { .. } => {
+                    if !self.started_reported {
+                        self.started_reported = true;
+                        self.events
+                            .push_back(ListenEvent::Input(Input::SpeechStarted));
+                    }
+                }
+                EndpointEvent::Pause { audio, speech_end } => {
+                    // Speculative: recognise now so the transcript is ready when the
+                    // silence turns into the end of the utterance.
+                    let Some(spec) = self.spec.as_ref() else {
+                        continue;
+                    };
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.held = None;
+                    self.pending = Some(Pending::Utterance {
+                        id,
+                        speech_end,
+                        ended: false,
+                        early: None,
+                    });
+                    self.events.push_back(ListenEvent::Recognize {
+                        id,
+                        audio,
+                        lang: spec.lang.clone(),
+                        phrases: spec.phrases.clone(),
+                    });
+                }
+                EndpointEvent::SpeechResumed { .. } => {
+                    // The caller is not done: what was sent for recognition is incomplete.
+                    if matches!(self.pending, Some(Pending::Utterance { .. })) {
+                        self.pending = None;
+                    }
+                    self.held = None;
+                }
+                EndpointEvent::Utterance {
+                    audio, speech_end, ..
+                } => {
+                    let Some(spec) = self.spec.as_ref() else {
+                        continue;
+                    };
+                    // The speculative recognition of this very utterance is the final one.
+                    if let Some(Pending::Utterance {
+                        speech_end: at,
+                        ended,
+                        early,
+                        ..
+                    }) = self.pending.as_mut()
+                        && *at == speech_end
+                        && !*ended
+                    {
+                        *ended = true;
+                        if let Some(result) = early.take() {
+                            self.finish_utterance(now, speech_end, result);
+                        }
+                        continue;
+                    }
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.held = None;
+                    self.pending = Some(Pending::Utterance {
+                        id,
+                        speech_end,
+                        ended: true,
+                        early: None,
+                    });
+                    tracing::debug!(
+                        id,
+                        audio_ms = audio.len() as u64 / 8,
+                        end_lag_ms = now.saturating_duration_since(speech_end).as_millis() as u64,
+                        "utterance ended; recognising"
+                    );
+                    self.events.push_back(ListenEvent::Recognize {
+                        id,
+                        audio,
+                        lang: spec.lang.clone(),
+                        phrases: spec.phrases.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// A recognition result. Results for ids no longer awaited are ignored.
+    pub fn handle_result(&mut self, now: Instant, id: u64, result: Result<Transcript, String>) {
+        if self.pending.as_ref().is_none_or(|p| p.id() != id) {
+            tracing::debug!(id, "stale recognition result ignored");
+            return;
+        }
+        if let Some(Pending::Utterance {
+            ended: false,
+            early,
+            ..
+        }) = self.pending.as_mut()
+        {
+            // Speculative and the caller may still go on: keep it for the end.
+            *early = Some(result);
+            return;
+        }
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        match pending {
+            Pending::Recording {
+                dialogue_id,
+                duration,
+                ..
+            } => {
+                let transcript = match result {
+                    Ok(t) if !t.text.is_empty() => Some(t.text),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "recording transcription failed");
+                        None
+                    }
+                };
+                self.events
+                    .push_back(ListenEvent::Input(Input::RecordingDone {
+                        id: dialogue_id,
+                        duration,
+                        transcript,
+                        file: None,
+                    }));
+            }
+            Pending::Utterance { speech_end, .. } => self.finish_utterance(now, speech_end, result),
+        }
+    }
+
+    /// The final result of an utterance: deliver it, or hold an incomplete one.
+    fn finish_utterance(
+        &mut self,
+        now: Instant,
+        speech_end: Instant,
+        result: Result<Transcript, String>,
+    ) {
+        self.pending = None;
+        let input = match result {
+            Ok(t) if !t.text.is_empty() => {
+                tracing::debug!(
+                    text = %Pii(&t.text),
+                    confidence = t.confidence,
+                    constrained = t.constrained,
+                    decode_ms = t.elapsed.as_millis() as u64,
+                    end_to_result_ms = now.saturating_duration_since(speech_end).as_millis() as u64,
+                    "recognised"
+                );
+                Input::Utterance {
+                    text: t.text,
+                    confidence: t.confidence,
+                }
+            }
+            Ok(_) => Input::SpeechUnrecognised,
+            Err(e) => {
+                tracing::warn!(error = %e, "recognition failed");
+                Input::SpeechUnrecognised
+            }
+        };
+        let complete = match (&input, self.spec.as_ref()) {
+            (Input::Utterance { text, .. }, Some(spec)) => {
+                spec.phrases.is_empty()
+                    || crate::nlu::classify(
+                        text,
+                        &spec.lang,
+                        &[(String::new(), spec.phrases.clone())],
+                    )
+                    .is_some()
+            }
+            _ => true,
+        };
+        let at = self
+            .spec
+            .as_ref()
+            .map_or(now, |s| speech_end + s.incomplete_timeout);
+        if complete || at <= now {
+            self.deliver(input);
+        } else {
+            self.held = Some((at, input));
+        }
+    }
+
+    fn deliver(&mut self, input: Input) {
+        if let Some(ep) = self.endpointer.as_mut() {
+            ep.reset();
+        }
+        self.started_reported = false;
+        self.events.push_back(ListenEvent::Input(input));
+    }
+
+    /// A key was pressed: keys win over speech in progress (pending recognition is
+    /// dropped) and end a recording.
+    pub fn handle_key(&mut self) {
+        self.reset_speech();
+        if self.recording.is_some() {
+            self.finish_recording();
+        }
+    }
+
+    /// `Action::Record`: start capturing the caller.
+    pub fn start_recording(
+        &mut self,
+        now: Instant,
+        dialogue_id: u64,
+        max_length: Duration,
+        final_silence: Duration,
+        transcribe: bool,
+        lang: &str,
+    ) {
+        self.recording = Some(Recording {
+            dialogue_id,
+            started: now,
+            max_length,
+            final_silence,
+            transcribe,
+            lang: lang.to_owned(),
+            audio: Vec::new(),
+            vad: Vad::new(self.vad),
+            spoke: false,
+            silence: 0,
+        });
+    }
+
+    fn finish_recording(&mut self) {
+        let Some(rec) = self.recording.take() else {
+            return;
+        };
+        let duration = Duration::from_micros(rec.audio.len() as u64 * 125);
+        if rec.transcribe && rec.spoke {
+            let id = self.next_id;
+            self.next_id += 1;
+            self.pending = Some(Pending::Recording {
+                id,
+                dialogue_id: rec.dialogue_id,
+                duration,
+            });
+            self.events.push_back(ListenEvent::Recognize {
+                id,
+                audio: rec.audio,
+                lang: rec.lang,
+                phrases: Vec::new(),
+            });
+        } else {
+            self.events
+                .push_back(ListenEvent::Input(Input::RecordingDone {
+                    id: rec.dialogue_id,
+                    duration,
+                    transcript: None,
+                    file: None,
+                }));
+        }
+    }
+
+    /// The next instant the listener needs [`Listener::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ep = self.endpointer.as_ref().and_then(Endpointer::poll_timeout);
+        let held = self.held.as_ref().map(|(t, _)| *t);
+        let rec = self
+            .recording
+            .as_ref()
+            .map(|r| r.started + r.max_length + Duration::from_millis(100));
+        [ep, held, rec].into_iter().flatten().min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(ep) = self.endpointer.as_mut()
+            && ep.poll_timeout().is_some_and(|t| t <= now)
+        {
+            ep.handle_timeout(now);
+            self.drain_endpointer(now);
+        }
+        if self.held.as_ref().is_some_and(|(t, _)| *t <= now)
+            && let Some((_, input)) = self.held.take()
+        {
+            self.deliver(input);
+        }
+        if self
+            .recording
+            .as_ref()
+            .is_some_and(|r| r.started + r.max_length + Duration::from_millis(100) <= now)
+        {
+            self.finish_recording();
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<ListenEvent> {
+        self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(barge_in: bool) -> ListenSpec {
+        ListenSpec {
+            lang: "ru".into(),
+            phrases: vec!["да".into(), "нет".into()],
+            barge_in,
+            complete_timeout: Duration::from_millis(600),
+            incomplete_timeout: Duration::from_millis(1200),
+            max_speech_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn voice(ms: u64) -> Vec<i16> {
+        (0..ms * 8)
+            .map(|i| {
+                let t = i as f32 / 8000.0;
+                ((2.0 * std::f32::consts::PI * 150.0 * t).sin() * 6000.0
+                    + (2.0 * std::f32::consts::PI * 450.0 * t).sin() * 3000.0)
+                    as i16
+            })
+            .collect()
+    }
+
+    /// Feeds `pcm` in 20 ms packets from `*at_ms`; returns the events.
+    fn feed(
+        l: &mut Listener,
+        t0: Instant,
+        at_ms: &mut u64,
+        pcm: &[i16],
+        s: Option<&ListenSpec>,
+        playing: bool,
+    ) -> Vec<ListenEvent> {
+        let mut out = Vec::new();
+        for chunk in pcm.chunks(FRAME) {
+            *at_ms += 20;
+            l.handle_audio(t0 + Duration::from_millis(*at_ms), chunk, s, playing);
+            while let Some(e) = l.poll_event() {
+                out.push(e);
+            }
+        }
+        out
+    }
+
+    fn transcript(text: &str) -> Result<Transcript, String> {
+        Ok(Transcript {
+            text: text.into(),
+            confidence: 0.9,
+            lang: "ru".into(),
+            constrained: false,
+            audio: Duration::from_millis(500),
+            elapsed: Duration::from_millis(100),
+        })
+    }
+
+    fn recognize_id(ev: &[ListenEvent]) -> u64 {
+        ev.iter()
+            .find_map(|e| match e {
+                ListenEvent::Recognize { id, .. } => Some(*id),
+                _ => None,
+            })
+            .expect("a Recognize event")
+    }
+
+    #[test]
+    fn speech_starts_then_a_matching_result_is_delivered_at_once() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = spec(true);
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &vec![0; 4000], Some(&s), true);
+        let ev = feed(&mut l, t0, &mut at, &voice(400), Some(&s), true);
+        assert_eq!(ev, [ListenEvent::Input(Input::SpeechStarted)]);
+        let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 700], Some(&s), false);
+        // One recognition: started speculatively at the pause, final at the end.
+        let n = ev
+            .iter()
+            .filter(|e| matches!(e, ListenEvent::Recognize { .. }))
+            .count();
+        assert_eq!(n, 1, "{ev:?}");
+        let id = recognize_id(&ev);
+        l.handle_result(t0 + Duration::from_millis(at), id, transcript("Да."));
+        assert_eq!(
+            l.poll_event(),
+            Some(ListenEvent::Input(Input::Utterance {
+                text: "Да.".into(),
+                confidence: 0.9
+            }))
+        );
+    }
+
+    #[test]
+    fn an_unmatched_result_waits_for_the_incomplete_timeout_and_resumed_speech_supersedes_it() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = spec(false);
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &vec![0; 4000], Some(&s), false);
+        feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
+        let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 700], Some(&s), false);
+        let first = recognize_id(&ev);
+        l.handle_result(
+            t0 + Duration::from_millis(at),
+            first,
+            transcript("четыре семь"),
+        );
+        assert_eq!(l.poll_event(), None, "held: no phrase matched yet");
+        let deadline = l.poll_timeout().unwrap();
+        // The caller goes on before the deadline: the held result is dropped.
+        let ev = feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
+        assert!(ev.is_empty(), "{ev:?}");
+        let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 700], Some(&s), false);
+        let second = recognize_id(&ev);
+        assert!(second > first);
+        l.handle_timeout(deadline);
+        assert_eq!(l.poll_event(), None);
+        // A late result for the first utterance is stale.
+        l.handle_result(t0 + Duration::from_millis(at), first, transcript("да"));
+        assert_eq!(l.poll_event(), None);
+        l.handle_result(
+            t0 + Duration::from_millis(at),
+            second,
+            transcript("четыре семь один"),
+        );
+        let d = l.poll_timeout().unwrap();
+        l.handle_timeout(d);
+        assert!(matches!(
+            l.poll_event(),
+            Some(ListenEvent::Input(Input::Utterance { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_speculative_result_waits_for_the_end_and_is_dropped_if_the_caller_goes_on() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = spec(false);
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &vec![0; 4000], Some(&s), false);
+        feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
+        // 400 ms of silence: past the pause (300 ms), before the end (600 ms).
+        let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 400], Some(&s), false);
+        let early = recognize_id(&ev);
+        l.handle_result(t0 + Duration::from_millis(at), early, transcript("да"));
+        assert_eq!(l.poll_event(), None, "not before the end of the utterance");
+        // The caller goes on: the speculative transcript is incomplete.
+        feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
+        let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 700], Some(&s), false);
+        let last = recognize_id(&ev);
+        assert!(last > early);
+        assert!(
+            !ev.iter()
+                .any(|e| matches!(e, ListenEvent::Input(Input::Utterance { .. })))
+        );
+        // A speculative result that is ready when the silence ends is delivered at the end.
+        l.handle_result(t0 + Duration::from_millis(at), last, transcript("нет"));
+        assert!(matches!(
+            l.poll_event(),
+            Some(ListenEvent::Input(Input::Utterance { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_key_cancels_pending_recognition() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = spec(false);
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
+        let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 700], Some(&s), false);
+        let id = recognize_id(&ev);
+        l.handle_key();
+        l.handle_result(t0 + Duration::from_millis(at), id, transcript("да"));
+        assert_eq!(l.poll_event(), None);
+        assert!(!l.is_pending());
+    }
+
+    #[test]
+    fn speech_over_a_prompt_without_barge_in_is_dropped() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = spec(false);
+        let mut at = 0;
+        let mut ev = feed(&mut l, t0, &mut at, &voice(600), Some(&s), true);
+        ev.extend(feed(
+            &mut l,
+            t0,
+            &mut at,
+            &vec![0; 8 * 800],
+            Some(&s),
+            false,
+        ));
+        assert!(ev.is_empty(), "{ev:?}");
+        // Not listening at all: nothing either.
+        let mut ev = feed(&mut l, t0, &mut at, &voice(600), None, false);
+        ev.extend(feed(&mut l, t0, &mut at, &vec![0; 8 * 800], None, false));
+        assert!(ev.is_empty(), "{ev:?}");
+    }
+
+    #[test]
+    fn recording_ends_on_final_silence_and_is_transcribed() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        l.start_recording(
+            t0,
+            7,
+            Duration::from_secs(30),
+            Duration::from_millis(1000),
+            true,
+            "uk",
+        );
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &vec![0; 8000], None, false);
+        feed(&mut l, t0, &mut at, &voice(1000), None, false);
+        let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 1100], None, false);
+        let id = match &ev[..] {
+            [
+                ListenEvent::Recognize {
+                    id, lang, audio, ..
+                },
+            ] => {
+                assert_eq!(lang, "uk");
+                assert!(audio.len() >= 8 * 2900, "{}", audio.len());
+                *id
+            }
+            other => panic!("{other:?}"),
+        };
+        l.handle_result(t0, id, transcript("все добре"));
+        match l.poll_event() {
+            Some(ListenEvent::Input(Input::RecordingDone {
+                id: 7,
+                transcript,
+                file: None,
+                duration,
+            })) => {
+                assert_eq!(transcript.as_deref(), Some("все добре"));
+                assert!(duration >= Duration::from_millis(2900));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without transcription, and at max length when the phone sends nothing.
+        l.start_recording(
+            t0,
+            8,
+            Duration::from_secs(2),
+            Duration::from_secs(1),
+            false,
+            "en",
+        );
+        let d = l.poll_timeout().unwrap();
+        l.handle_timeout(d);
+        assert!(matches!(
+            l.poll_event(),
+            Some(ListenEvent::Input(Input::RecordingDone {
+                id: 8,
+                transcript: None,
+                ..
+            }))
+        ));
+    }
+}

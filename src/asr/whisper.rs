@@ -1,0 +1,567 @@
+//! The Whisper backend: whisper.cpp (via whisper-rs) on a local ggml model.
+//!
+//! [`WhisperModel::load`] reads and checks a model once (at start-up); each worker thread
+//! then makes its own [`WhisperRecognizer`] (a decoder state, ~20–40 MB) sharing the
+//! weights. Decoding is tuned for closed answers on the phone:
+//! - the decode window (`audio_ctx`) is fitted to the utterance ([`super::prepare`]), which
+//!   cuts the encoder's work ~8× for a 2 s answer compared with the fixed 30 s window;
+//! - the node's expected phrases go into the initial prompt;
+//! - the language is set per request (no language detection on 1 s of audio);
+//! - greedy decoding, no timestamps, one segment, no context carried between calls (a
+//!   previous caller's words must never leak into the next transcript).
+//!
+//! Not here: threads (see [`super::pool`]) and audio framing (see `media::vad`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+use super::{AsrError, Recognizer, Transcript, Window};
+use crate::pii::Pii;
+
+/// ggml's magic number, little-endian "lmgg".
+const GGML_MAGIC: u32 = 0x6767_6d6c;
+
+/// Languages the multilingual model is used with here (others work but are untested).
+pub const LANGUAGES: [&str; 3] = ["ru", "uk", "en"];
+
+/// What a model file says about itself (read from its header before whisper.cpp loads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelHeader {
+    pub n_vocab: u32,
+    pub n_audio_state: u32,
+    pub n_audio_layer: u32,
+    pub n_text_layer: u32,
+    pub n_mels: u32,
+}
+
+impl ModelHeader {
+    pub fn multilingual(&self) -> bool {
+        self.n_vocab >= 51865
+    }
+
+    /// "base", "tiny.en", …, from the dimensions.
+    pub fn kind(&self) -> String {
+        let size = match (self.n_audio_state, self.n_audio_layer) {
+            (384, 4) => "tiny",
+            (512, 6) => "base",
+            (768, 12) => "small",
+            (1024, 24) => "medium",
+            (1280, 32) => "large",
+            _ => "custom",
+        };
+        if self.multilingual() {
+            size.to_owned()
+        } else {
+            format!("{size}.en")
+        }
+    }
+}
+
+/// Reads and sanity-checks a ggml model header.
+pub fn read_header(path: &Path) -> Result<ModelHeader, AsrError> {
+    use std::io::Read;
+    let invalid = |reason: String| AsrError::ModelInvalid {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(AsrError::ModelMissing {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) => return Err(invalid(format!("cannot open: {e}"))),
+    };
+    let mut h = [0u8; 48];
+    f.read_exact(&mut h)
+        .map_err(|e| invalid(format!("cannot read the header: {e}")))?;
+    let w = |i: usize| u32::from_le_bytes([h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]]);
+    if w(0) != GGML_MAGIC {
+        return Err(invalid(format!("bad magic {:#010x}", w(0))));
+    }
+    let header = ModelHeader {
+        n_vocab: w(1),
+        n_audio_state: w(3),
+        n_audio_layer: w(5),
+        n_text_layer: w(9),
+        n_mels: w(10),
+    };
+    if !(51864..=51866).contains(&header.n_vocab) || header.n_mels != 80 {
+        return Err(invalid(format!(
+            "unexpected dimensions (n_vocab {}, n_mels {})",
+            header.n_vocab, header.n_mels
+        )));
+    }
+    Ok(header)
+}
+
+/// Decoder settings; the defaults are the ones measured best for closed answers.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Threads whisper.cpp uses for one utterance.
+    pub threads: usize,
+    pub window: Window,
+    /// Put the expected phrases in the initial prompt.
+    pub use_prompt: bool,
+    /// Temperature step of the fallback decode when the output looks like a loop (0: off).
+    pub temperature_inc: f32,
+    /// When the free transcript names none of the expected phrases, score the phrases
+    /// against the audio and take the best one when its probability is at least
+    /// `rescore_min` and its share among all phrases at least `rescore_share`.
+    pub rescore: bool,
+    pub rescore_min: f32,
+    pub rescore_share: f32,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            threads: 2,
+            window: Window::Fit,
+            use_prompt: true,
+            temperature_inc: 0.0,
+            rescore: true,
+            rescore_min: 0.05,
+            rescore_share: 0.5,
+        }
+    }
+}
+
+/// A loaded ggml Whisper model (the weights, shared by every worker).
+#[derive(Clone)]
+pub struct WhisperModel {
+    ctx: Arc<WhisperContext>,
+    path: PathBuf,
+    header: ModelHeader,
+    load_time: Duration,
+}
+
+impl std::fmt::Debug for WhisperModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhisperModel")
+            .field("path", &self.path)
+            .field("kind", &self.header.kind())
+            .finish()
+    }
+}
+
+fn init_logging_hooks() {
+    static ONCE: Once = Once::new();
+    // whisper.cpp's own logging is silenced (whisper-rs is built without a log backend):
+    // in debug builds it prints decoded tokens, i.e. pieces of transcripts, which are
+    // personal data. Its failures still surface as errors from the calls themselves.
+    ONCE.call_once(whisper_rs::install_logging_hooks);
+}
+
+impl WhisperModel {
+    /// Loads a model and checks that whisper.cpp accepts it (header, every tensor).
+    pub fn load(path: &Path) -> Result<WhisperModel, AsrError> {
+        init_logging_hooks();
+        let header = read_header(path)?;
+        let started = Instant::now();
+        let mut params = WhisperContextParameters::default();
+        params.use_gpu(false);
+        let ctx =
+            WhisperContext::new_with_params(path, params).map_err(|e| AsrError::ModelInvalid {
+                path: path.to_owned(),
+                reason: format!("whisper.cpp refused it: {e}"),
+            })?;
+        Ok(WhisperModel {
+            ctx: Arc::new(ctx),
+            path: path.to_owned(),
+            header,
+            load_time: started.elapsed(),
+        })
+    }
+
+    /// Loads the model and recognises one second of a tone, proving that a decoder state
+    /// can be made and a full decode completes (start-up check; ~0.2–1 s).
+    pub fn load_checked(path: &Path) -> Result<WhisperModel, AsrError> {
+        let model = Self::load(path)?;
+        let tone: Vec<i16> = (0..8000)
+            .map(|i| ((i as f32 * 0.3).sin() * 2000.0) as i16)
+            .collect();
+        let mut rec = model.recognizer(DecodeOptions {
+            threads: 1,
+            ..DecodeOptions::default()
+        });
+        rec.recognize(&tone, "en", &[])
+            .map_err(|e| AsrError::SelfTest {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(model)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn header(&self) -> &ModelHeader {
+        &self.header
+    }
+
+    pub fn kind(&self) -> String {
+        self.header.kind()
+    }
+
+    pub fn multilingual(&self) -> bool {
+        self.header.multilingual()
+    }
+
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// A recogniser for one worker thread.
+    pub fn recognizer(&self, options: DecodeOptions) -> WhisperRecognizer {
+        WhisperRecognizer {
+            model: self.clone(),
+            state: None,
+            options,
+        }
+    }
+}
+
+/// One worker's decoder.
+pub struct WhisperRecognizer {
+    model: WhisperModel,
+    /// Made on first use, on the worker's own thread.
+    state: Option<whisper_rs::WhisperState>,
+    options: DecodeOptions,
+}
+
+impl WhisperRecognizer {
+    pub fn options_mut(&mut self) -> &mut DecodeOptions {
+        &mut self.options
+    }
+}
+
+impl Recognizer for WhisperRecognizer {
+    fn recognize(
+        &mut self,
+        audio: &[i16],
+        lang: &str,
+        phrases: &[String],
+    ) -> Result<Transcript, AsrError> {
+        let started = Instant::now();
+        let lang = if self.model.multilingual() {
+            lang
+        } else if lang == "en" || lang.is_empty() {
+            "en"
+        } else {
+            return Err(AsrError::Language {
+                lang: lang.to_owned(),
+                model: self.model.kind(),
+            });
+        };
+        let prepared = super::prepare(audio, self.options.window);
+        if self.state.is_none() {
+            self.state =
+                Some(self.model.ctx.create_state().map_err(|e| {
+                    AsrError::Decode(format!("cannot create a decoder state: {e}"))
+                })?);
+        }
+        let Some(state) = self.state.as_mut() else {
+            return Err(AsrError::Decode("no decoder state".to_owned()));
+        };
+        let prompt = if self.options.use_prompt {
+            super::initial_prompt(phrases)
+        } else {
+            None
+        };
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(self.options.threads.max(1) as i32);
+        params.set_language(Some(lang));
+        params.set_translate(false);
+        params.set_no_context(true);
+        params.set_no_timestamps(true);
+        params.set_single_segment(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        // A closed answer is a few words: bound the decoder so a hallucination loop cannot
+        // hold a worker for seconds.
+        params.set_max_tokens(48);
+        // Greedy at temperature 0, falling back to sampling at +0.2 steps when the output
+        // looks like a loop (whisper.cpp's entropy check): short clips in a fitted window
+        // are prone to "1, 1, 1, 1…".
+        params.set_temperature(0.0);
+        params.set_temperature_inc(self.options.temperature_inc);
+        params.set_audio_ctx(prepared.audio_ctx as i32);
+        if let Some(p) = &prompt {
+            params.set_initial_prompt(p);
+        }
+        state
+            .full(params, &prepared.samples)
+            .map_err(|e| AsrError::Decode(e.to_string()))?;
+
+        let eot = self.model.ctx.token_eot();
+        let mut text = String::new();
+        let mut probs = Vec::new();
+        let mut no_speech: f32 = 0.0;
+        for segment in state.as_iter() {
+            no_speech = no_speech.max(segment.no_speech_probability());
+            text.push_str(
+                &segment
+                    .to_str_lossy()
+                    .map_err(|e| AsrError::Decode(e.to_string()))?,
+            );
+            for i in 0..segment.n_tokens() {
+                if let Some(tok) = segment.get_token(i)
+                    && tok.token_id() < eot
+                {
+                    probs.push(tok.token_probability());
+                }
+            }
+        }
+        let mut text = collapse_repeats(&clean(&text));
+        let mut confidence = if text.is_empty() || probs.is_empty() {
+            0.0
+        } else {
+            let mean = probs.iter().sum::<f32>() / probs.len() as f32;
+            (mean * (1.0 - no_speech)).clamp(0.0, 1.0)
+        };
+        let mut constrained = false;
+        // A closed question whose free transcript names none of its answers: score each
+        // expected answer against the audio (the decoder's own probability of saying it).
+        if self.options.rescore && !phrases.is_empty() && !names_a_phrase(&text, lang, phrases) {
+            let rescored = rescore(&self.model, state, lang, phrases, self.options.threads)?;
+            tracing::debug!(?rescored, "rescored the expected phrases");
+            if let Some(r) = rescored
+                && r.probability >= self.options.rescore_min
+                && r.share >= self.options.rescore_share
+            {
+                text = r.form;
+                confidence = r.share * (1.0 - no_speech);
+                constrained = true;
+            }
+        }
+        let transcript = Transcript {
+            text,
+            confidence,
+            constrained,
+            lang: lang.to_owned(),
+            audio: Duration::from_micros(
+                audio.len() as u64 * 1_000_000 / u64::from(super::LINE_RATE),
+            ),
+            elapsed: started.elapsed(),
+        };
+        tracing::debug!(
+            text = %Pii(&transcript.text),
+            confidence = transcript.confidence,
+            audio_ms = transcript.audio.as_millis() as u64,
+            decode_ms = transcript.elapsed.as_millis() as u64,
+            audio_ctx = prepared.audio_ctx,
+            lang,
+            "recognised"
+        );
+        Ok(transcript)
+    }
+}
+
+/// Whether the transcript names one of the phrases (as `nlu` would match it). A transcript
+/// naming three or more different phrases is a decoder loop ("5, 6, 7, 8, 9"), not an
+/// answer: it does not count.
+fn names_a_phrase(text: &str, lang: &str, phrases: &[String]) -> bool {
+    let named = phrases
+        .iter()
+        .filter(|p| {
+            let one = [(String::new(), vec![(*p).clone()])];
+            crate::nlu::classify(text, lang, &one).is_some()
+        })
+        .count();
+    (1..=2).contains(&named)
+}
+
+/// Log-probability of `token` under `logits` (log-softmax).
+fn log_prob(logits: &[f32], token: i32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    logits
+        .get(token as usize)
+        .map_or(f32::NEG_INFINITY, |&l| l - max - sum.ln())
+}
+
+/// Scores each expected phrase (and its spoken forms: "1" → «один») as the whole answer,
+/// using the encoder output that the free decode left in `state`: the mean token
+/// log-probability of " phrase" followed by an end (punctuation or end of text). Returns
+/// the best phrase's best form, its probability and its share among all phrases.
+fn rescore(
+    model: &WhisperModel,
+    state: &mut whisper_rs::WhisperState,
+    lang: &str,
+    phrases: &[String],
+    threads: usize,
+) -> Result<Option<Rescored>, AsrError> {
+    let ctx = &model.ctx;
+    let err = |e: whisper_rs::WhisperError| AsrError::Decode(format!("rescoring: {e}"));
+    let mut prefix = vec![ctx.token_sot()];
+    if model.multilingual() {
+        let id = whisper_rs::get_lang_id(lang).unwrap_or(0);
+        prefix.push(ctx.token_lang(id));
+        prefix.push(ctx.token_transcribe());
+    }
+    prefix.push(ctx.token_not());
+    let threads = threads.max(1);
+    // Only the last token's logits are kept per call: feed one token at a time.
+    for (i, &t) in prefix.iter().enumerate() {
+        state.decode(&[t], i, threads).map_err(err)?;
+    }
+    let after_prefix = state.get_logits().map_err(err)?.to_vec();
+    let enders: Vec<i32> = [".", ",", "!", "?"]
+        .iter()
+        .filter_map(|p| ctx.tokenize(p, 4).ok())
+        .filter(|t| t.len() == 1)
+        .map(|t| t[0])
+        .chain([ctx.token_eot()])
+        .collect();
+    // Per phrase: its best-scoring form and that form's probability.
+    let mut per_phrase: Vec<(String, f32)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for phrase in phrases {
+        let mut phrase_best: Option<(String, f32)> = None;
+        for form in crate::nlu::spoken_forms(phrase, lang) {
+            let mut cap = form.clone();
+            if let Some(first) = form.chars().next() {
+                cap = first.to_uppercase().chain(form.chars().skip(1)).collect();
+            }
+            for variant in [form.clone(), cap] {
+                if !seen.insert(variant.clone()) {
+                    continue;
+                }
+                let tokens = ctx.tokenize(&format!(" {variant}"), 32).map_err(err)?;
+                if tokens.is_empty() {
+                    continue;
+                }
+                let mut total = log_prob(&after_prefix, tokens[0]);
+                let mut n_past = prefix.len();
+                for w in tokens.windows(2) {
+                    state.decode(&[w[0]], n_past, threads).map_err(err)?;
+                    n_past += 1;
+                    total += log_prob(state.get_logits().map_err(err)?, w[1]);
+                }
+                if let Some(&last) = tokens.last() {
+                    state.decode(&[last], n_past, threads).map_err(err)?;
+                    let logits = state.get_logits().map_err(err)?;
+                    let end = enders
+                        .iter()
+                        .map(|&e| log_prob(logits, e))
+                        .fold(f32::NEG_INFINITY, f32::max);
+                    total += end;
+                }
+                let p = (total / (tokens.len() + 1) as f32).exp();
+                if phrase_best.as_ref().is_none_or(|(_, b)| p > *b) {
+                    phrase_best = Some((form.clone(), p));
+                }
+            }
+        }
+        if let Some(b) = phrase_best {
+            per_phrase.push(b);
+        }
+    }
+    let sum: f32 = per_phrase.iter().map(|(_, p)| p).sum();
+    let best = per_phrase
+        .into_iter()
+        .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(best.map(|(form, p)| Rescored {
+        form,
+        probability: p,
+        share: if sum > 0.0 { p / sum } else { 0.0 },
+    }))
+}
+
+/// The best expected phrase by [`rescore`].
+#[derive(Debug)]
+struct Rescored {
+    form: String,
+    /// Geometric-mean token probability of the form (how plausible it is at all).
+    probability: f32,
+    /// Its share of the summed probabilities of all phrases (how clearly it beats them).
+    share: f32,
+}
+
+/// Whisper's bracketed non-speech markers ("[BLANK_AUDIO]", "(music)") are not words.
+fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0i32;
+    for c in text.chars() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth = (depth - 1).max(0),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// "1, 1, 1, 1" → "1"; "no, cancel, no, cancel, no" → "no, cancel": a decoder loop on a
+/// short clip repeats what was said; the caller said it once.
+fn collapse_repeats(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let key = |w: &str| {
+        w.trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase()
+    };
+    let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
+    for period in 1..=4.min(words.len() / 2) {
+        let last = keys.len() - 1;
+        let repeats = |i: usize| {
+            keys[i] == keys[i % period] || (i == last && keys[i % period].starts_with(&keys[i]))
+        };
+        if (period..keys.len()).all(repeats) {
+            let out = words[..period].join(" ");
+            return out.trim_end_matches([',', ';']).to_owned();
+        }
+    }
+    text.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn collapse_repeats_keeps_one_copy() {
+        assert_eq!(collapse_repeats("1, 1, 1, 1, 1"), "1");
+        assert_eq!(
+            collapse_repeats("Сегодня. Сегодня. Сегодня. Сег"),
+            "Сегодня."
+        );
+        assert_eq!(collapse_repeats("no, cancel, no, cancel, no"), "no, cancel");
+        assert_eq!(collapse_repeats("yes, yes please"), "yes, yes please");
+        assert_eq!(collapse_repeats("Yes."), "Yes.");
+    }
+
+    use super::*;
+
+    #[test]
+    fn clean_drops_markers() {
+        assert_eq!(clean(" [BLANK_AUDIO]"), "");
+        assert_eq!(clean(" Да. (music)"), "Да.");
+        assert_eq!(clean("  yes  please "), "yes please");
+    }
+
+    #[test]
+    fn header_errors_name_the_fix() {
+        let missing = read_header(Path::new("/nonexistent/ggml.bin")).unwrap_err();
+        assert!(
+            missing.to_string().contains("./scripts/setup.sh"),
+            "{missing}"
+        );
+        let dir = std::env::temp_dir().join(format!("ivrflow-hdr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("bad.bin");
+        std::fs::write(&bad, b"not a model at all, definitely not one, no no no no").unwrap();
+        let e = read_header(&bad).unwrap_err();
+        assert!(matches!(e, AsrError::ModelInvalid { .. }), "{e}");
+        assert!(e.to_string().contains("fetch-model.sh"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,178 @@
+//! A spoken answer over a real SIP call: SIPp calls `ivrflow serve` on loopback and, in the
+//! middle of the order-confirmation question, says "yes" as RTP (PCMU) — a pcap this test
+//! builds from `tests/fixtures/speech/synth/en/yes.wav`. The robot's media path (G.711
+//! decode → VAD/endpointer → Whisper on the recognition threads → intent) must confirm the
+//! order, and the CRM must receive `call.completed` with a speech answer.
+//!
+//! Needs the speech model (`./scripts/setup.sh`); without it the server refuses to start
+//! and this test fails saying so.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use ivrflow::media::Codec;
+
+/// A classic pcap (Ethernet / IPv4 / UDP / RTP) of `pcm` (8 kHz) as 20 ms PCMU packets,
+/// paced by the capture timestamps, the way SIPp's `play_pcap_audio` wants it.
+fn write_rtp_pcap(path: &Path, pcm: &[i16]) {
+    let mut out = Vec::new();
+    // Global header: magic, v2.4, tz 0, sigfigs 0, snaplen, LINKTYPE_ETHERNET.
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let mut payload = Vec::new();
+    for (i, chunk) in pcm.chunks(160).enumerate() {
+        let mut frame = chunk.to_vec();
+        frame.resize(160, 0);
+        payload.clear();
+        ivrflow::media::g711::encode(Codec::Pcmu, &frame, &mut payload);
+        let mut rtp = vec![0x80, if i == 0 { 0x80 } else { 0x00 }];
+        rtp.extend_from_slice(&(1000u16.wrapping_add(i as u16)).to_be_bytes());
+        rtp.extend_from_slice(&((i as u32) * 160).to_be_bytes());
+        rtp.extend_from_slice(&0x5eed_0001u32.to_be_bytes());
+        rtp.extend_from_slice(&payload);
+        let udp_len = 8 + rtp.len();
+        let ip_len = 20 + udp_len;
+        let mut pkt = vec![0u8; 12];
+        pkt.extend_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+        ];
+        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        let sum = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        pkt.extend_from_slice(&ip);
+        pkt.extend_from_slice(&6000u16.to_be_bytes());
+        pkt.extend_from_slice(&6002u16.to_be_bytes());
+        pkt.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        pkt.extend_from_slice(&0u16.to_be_bytes());
+        pkt.extend_from_slice(&rtp);
+        let t_us = i as u64 * 20_000;
+        out.extend_from_slice(&((t_us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((t_us % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        out.extend_from_slice(&pkt);
+    }
+    std::fs::write(path, out).expect("write pcap");
+}
+
+#[test]
+fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
+    let model = repo().join("models/ggml-base.bin");
+    assert!(
+        model.exists(),
+        "{} is missing: run ./scripts/setup.sh (it fetches and converts the Whisper models)",
+        model.display()
+    );
+    let dir = std::env::temp_dir().join(format!("ivrflow-sipp-speech-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The answer: 300 ms of line silence, "yes", then 2 s of silence (the endpointer ends
+    // the utterance after the node's complete timeout).
+    let yes =
+        ivrflow::media::prompts::load_file(&repo().join("tests/fixtures/speech/synth/en/yes.wav"))
+            .expect("fixture");
+    let mut pcm = vec![0i16; 2400];
+    pcm.extend_from_slice(&yes);
+    pcm.extend(std::iter::repeat_n(0i16, 16000));
+    let pcap = dir.join("yes.pcap");
+    write_rtp_pcap(&pcap, &pcm);
+    let xml = std::fs::read_to_string(fixture("sipp/uac_speech.xml"))
+        .unwrap()
+        .replace("@PCAP@", pcap.to_str().unwrap());
+    let scenario = dir.join("uac_speech.xml");
+    std::fs::write(&scenario, xml).unwrap();
+
+    let crm = Crm::start();
+    let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let server = Server::start(
+        sip,
+        &[
+            "--webhook-url",
+            &crm.url,
+            "--rtp-ports",
+            "32000-32999",
+            "--model",
+            model.to_str().unwrap(),
+        ],
+    );
+    let out = run_sipp(
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-s",
+            "order-confirmation",
+            &sip.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &free_udp_port().to_string(),
+            "-m",
+            "1",
+            "-l",
+            "1",
+            "-key",
+            "rtp_port",
+            &free_udp_port().to_string(),
+            "-key",
+            "order_id",
+            "4711",
+            // Speak 9 s in: in the middle of the question (barge-in by voice), as the
+            // DTMF test presses its key.
+            "-d",
+            "9000",
+            "-timeout",
+            "60",
+            "-timeout_error",
+        ],
+        Duration::from_secs(75),
+    );
+    let log = format!(
+        "sipp stdout:\n{}\nsipp stderr:\n{}\nserver log (tail):\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        {
+            let t = server.log_text();
+            let lines: Vec<&str> = t.lines().filter(|l| !l.contains("whisper_rs")).collect();
+            lines[lines.len().saturating_sub(80)..].join("\n")
+        }
+    );
+    assert!(
+        out.status.success(),
+        "SIPp call failed ({:?})\n{log}",
+        out.status
+    );
+    let events = crm.wait_for_event("call.completed", 1, Duration::from_secs(10));
+    assert_eq!(events.len(), 1, "one call.completed expected\n{log}");
+    let ev = &events[0];
+    let answer = &ev["answers"]["confirm"];
+    assert_eq!(answer["input"], "speech", "{ev:#}\n{log}");
+    assert_eq!(answer["intent"], "confirm", "{ev:#}");
+    assert!(
+        ivrflow::nlu::normalize(answer["value"].as_str().unwrap_or("")).contains("yes"),
+        "{ev:#}"
+    );
+    assert_eq!(ev["outcome"], "confirmed", "{ev:#}");
+    // Barge-in by voice: the question was cut, and the trace says how much was heard.
+    let trace = ev["trace"].as_array().expect("trace");
+    assert!(
+        trace
+            .iter()
+            .any(|e| e["type"] == "play_stopped" && e["heard_ms"].as_u64().is_some()),
+        "the question was not interrupted: {ev:#}"
+    );
+    assert_eq!(ev["hangup_by"], "robot");
+    std::fs::remove_dir_all(&dir).ok();
+}
