@@ -5,12 +5,17 @@
 #   sip-tester  SIPp, the real SIP peer the tests call ivrflow with
 #   iproute2    `ip netns`, to isolate the RFC 4475 torture traffic
 #   build-essential, pkg-config: C compiler for crates with C parts (TLS, SQLite)
+#   cmake, libclang-dev: whisper-rs builds whisper.cpp (cmake) and its bindings (bindgen)
+#   (scripts/fetch-model.sh, run at the end, needs only python3 and pip: on the image)
+#   python3     also the independent Standard Webhooks signature check of tests/crm_*.rs
+#   graphviz    `dot`, for `ivrflow graph --format svg|png` (and tests/scenario_cli.rs)
 set -euo pipefail
 
 need=()
-for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates; do
+for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
@@ -24,4 +29,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: Rust is missing. Install the stable toolchain (rustup, Rust >= 1.89) and re-run." >&2
   exit 1
 fi
+# The Whisper speech models (download + convert; idempotent, ~45 s the first time).
+"$(dirname "$0")/fetch-model.sh"
+
 echo "setup: ok ($(sipp -v 2>/dev/null | grep -o 'SIPp v[0-9.]*' | head -1), $(cargo --version))"

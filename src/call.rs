@@ -92,6 +92,14 @@ pub enum Effect {
     /// A dialogue action the call core does not perform itself (webhooks, transfers, CRM
     /// notifications, …): media actions (play, stop, hang up) never appear here.
     Dialogue(Action),
+    /// Recognise the caller's speech (8 kHz, as received) in `lang`, expecting `phrases`;
+    /// answer with [`CallCore::handle_recognition`]. Never run it on the pacing thread.
+    Recognize {
+        id: u64,
+        audio: Vec<i16>,
+        lang: String,
+        phrases: Vec<String>,
+    },
 }
 
 pub struct CallCore {
@@ -108,6 +116,12 @@ pub struct CallCore {
     trace: Vec<TraceEvent>,
     /// Something happened since the owner last looked (see [`CallCore::take_changed`]).
     changed: bool,
+    /// The caller's speech: endpointing, recognition requests, recording (`asr::listen`).
+    listener: crate::asr::listen::Listener,
+    /// The negotiated audio codec and payload type of the caller's RTP.
+    audio_in: (crate::media::Codec, u8),
+    /// Scratch buffer for decoded caller audio.
+    pcm_in: Vec<i16>,
 }
 
 impl CallCore {
@@ -136,6 +150,9 @@ impl CallCore {
             started_at: now,
             trace: Vec::new(),
             changed: false,
+            listener: crate::asr::listen::Listener::default(),
+            audio_in: (media.codec, media.payload_type),
+            pcm_in: Vec::with_capacity(320),
         }
     }
 
@@ -155,6 +172,74 @@ impl CallCore {
         if let Some(d) = digit {
             self.handle_dtmf(now, d.digit);
         }
+        self.handle_audio_rtp(now, packet);
+    }
+
+    /// Caller audio: G.711 → PCM → the listener, while the dialogue listens for speech or a
+    /// recording runs. Nothing is decoded otherwise.
+    fn handle_audio_rtp(&mut self, now: Instant, packet: &[u8]) {
+        if self.dialogue.is_finished() {
+            return;
+        }
+        let spec = self.dialogue.listen_spec();
+        if spec.is_none() && !self.listener.is_recording() {
+            // Lets the listener drop what it had for the previous question.
+            self.listener.handle_audio(now, &[], None, false);
+            return;
+        }
+        let (codec, pt) = self.audio_in;
+        let Some(h) = crate::media::dtmf::parse_rtp(packet) else {
+            return;
+        };
+        if h.payload_type != pt {
+            return;
+        }
+        let mut pcm = std::mem::take(&mut self.pcm_in);
+        pcm.clear();
+        crate::media::g711::decode(codec, &packet[h.payload], &mut pcm);
+        let playing = self.playout.is_playing();
+        self.listener
+            .handle_audio(now, &pcm, spec.as_ref(), playing);
+        self.pcm_in = pcm;
+        self.drain_listener(now);
+    }
+
+    /// The result of [`Effect::Recognize`] `id` (a transcript, or why there is none).
+    pub fn handle_recognition(
+        &mut self,
+        now: Instant,
+        id: u64,
+        result: Result<crate::asr::Transcript, String>,
+    ) {
+        if self.dialogue.is_finished() {
+            return;
+        }
+        self.listener.handle_result(now, id, result);
+        self.drain_listener(now);
+    }
+
+    /// Pass the listener's inputs to the dialogue and its recognition requests out.
+    fn drain_listener(&mut self, now: Instant) {
+        while let Some(ev) = self.listener.poll_event() {
+            self.changed = true;
+            match ev {
+                crate::asr::listen::ListenEvent::Input(input) => {
+                    self.dialogue.handle_input(now, input);
+                    self.drain(now);
+                }
+                crate::asr::listen::ListenEvent::Recognize {
+                    id,
+                    audio,
+                    lang,
+                    phrases,
+                } => self.effects.push_back(Effect::Recognize {
+                    id,
+                    audio,
+                    lang,
+                    phrases,
+                }),
+            }
+        }
     }
 
     /// A key from any source (RFC 4733, SIP INFO, a simulated caller).
@@ -164,6 +249,9 @@ impl CallCore {
         }
         let at_ms = self.ms(now);
         self.trace.push(TraceEvent::Dtmf { at_ms, digit });
+        // Keys win over speech: pending recognition is dropped; a recording ends.
+        self.listener.handle_key();
+        self.drain_listener(now);
         self.dialogue.handle_input(now, Input::Dtmf(digit));
         self.drain(now);
     }
@@ -212,10 +300,8 @@ impl CallCore {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let d = self.dialogue.poll_timeout();
         let p = self.pending_done.map(|(t, _)| t);
-        match (d, p) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let l = self.listener.poll_timeout();
+        [d, p, l].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -231,6 +317,10 @@ impl CallCore {
         if self.dialogue.poll_timeout().is_some_and(|t| t <= now) {
             self.dialogue.handle_timeout(now);
             self.drain(now);
+        }
+        if self.listener.poll_timeout().is_some_and(|t| t <= now) {
+            self.listener.handle_timeout(now);
+            self.drain_listener(now);
         }
     }
 
@@ -297,6 +387,22 @@ impl CallCore {
                         self.trace.push(TraceEvent::RobotHangup { at_ms });
                     }
                     self.wants_hangup = true;
+                }
+                Action::Record {
+                    id,
+                    max_length,
+                    final_silence,
+                    transcribe,
+                } => {
+                    let lang = self.dialogue.language().to_owned();
+                    self.listener.start_recording(
+                        now,
+                        id,
+                        max_length,
+                        final_silence,
+                        transcribe,
+                        &lang,
+                    );
                 }
                 #[allow(unreachable_patterns)]
                 other => self.effects.push_back(Effect::Dialogue(other)),
@@ -367,6 +473,12 @@ impl CallCore {
 
     pub fn result(&self) -> &DialogueResult {
         self.dialogue.result()
+    }
+
+    /// The dialogue, read-only: what it listens for ([`Dialogue::listen_spec`]), its
+    /// journal of transitions and timers, its result.
+    pub fn dialogue(&self) -> &Dialogue {
+        &self.dialogue
     }
 
     pub fn trace(&self) -> &[TraceEvent] {

@@ -13,12 +13,22 @@
 //! data_dir: data
 //! webhook:
 //!   url: http://127.0.0.1:8000/ivr
-//!   timeout: 10s
-//!   max_attempts: 10
+//!   timeout: 10s                    # per attempt
+//!   max_attempts: 8
+//!   retry: [5s, 5m, 30m, 2h, 5h, 10h, 10h]   # waits between attempts (Standard Webhooks)
+//!   jitter: 0.1                     # each wait × [0.9, 1.1)
+//!   secret: whsec_…                 # or IVRFLOW_WEBHOOK_SECRET (preferred)
+//!   max_in_flight: 64
+//! api:
+//!   listen: 127.0.0.1:8080
+//!   token: …                        # or IVRFLOW_API_TOKEN (preferred); none: API off
+//! store:
+//!   node: local                     # this process's name in call records
 //! routes:                            # dialled number → scenario (file stem)
 //!   "100": order-confirmation
 //! max_calls: 4000
 //! log: { pii: false }
+//! asr: { model: models/ggml-base.bin, workers: 1, threads: 2, queue: 16 }
 //! ```
 //! Errors name the file, line and column. This module does no I/O beyond reading the file.
 
@@ -88,8 +98,19 @@ impl Default for MediaConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
     pub url: Option<String>,
+    /// Per-attempt timeout (connect + response).
     pub timeout: String,
+    /// Attempts in all, the first immediate; the last `retry` wait repeats if needed.
     pub max_attempts: u32,
+    /// Waits between attempts (humantime durations).
+    pub retry: Vec<String>,
+    /// Each wait is scaled by a random factor in [1 - jitter, 1 + jitter).
+    pub jitter: f64,
+    /// Standard Webhooks signing secret, `whsec_<base64>`; `IVRFLOW_WEBHOOK_SECRET`
+    /// overrides it.
+    pub secret: Option<String>,
+    /// Deliveries in flight at once (each to a different call).
+    pub max_in_flight: usize,
 }
 
 impl Default for WebhookConfig {
@@ -97,7 +118,51 @@ impl Default for WebhookConfig {
         WebhookConfig {
             url: None,
             timeout: "10s".to_owned(),
-            max_attempts: 10,
+            max_attempts: 8,
+            retry: ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            jitter: 0.1,
+            secret: None,
+            max_in_flight: 64,
+        }
+    }
+}
+
+/// The control API (`POST /v1/calls`, …).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Bearer token; `IVRFLOW_API_TOKEN` overrides it. Without one the API is not started.
+    pub token: Option<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+        }
+    }
+}
+
+/// Shortest API token accepted.
+pub const MIN_API_TOKEN_LEN: usize = 16;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// This process's name in call records; calls it had up when it stopped are reported
+    /// as interrupted at its next start.
+    pub node: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            node: "local".to_owned(),
         }
     }
 }
@@ -118,9 +183,49 @@ pub struct Config {
     pub audio: PathBuf,
     pub data_dir: PathBuf,
     pub webhook: WebhookConfig,
+    pub api: ApiConfig,
+    pub store: StoreConfig,
     pub routes: BTreeMap<String, String>,
     pub max_calls: usize,
     pub log: LogConfig,
+    pub asr: AsrConfig,
+}
+
+/// Speech recognition (`asr:`). The model is loaded and self-tested at start-up when any
+/// loaded scenario accepts speech; `serve` refuses to start if it is missing or broken.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AsrConfig {
+    /// ggml Whisper model; default `$IVRFLOW_MODEL`, else `models/ggml-base.bin`
+    /// (made by `./scripts/setup.sh`).
+    pub model: Option<PathBuf>,
+    /// Recognition worker threads (each decodes one utterance at a time).
+    pub workers: usize,
+    /// whisper.cpp threads per utterance.
+    pub threads: usize,
+    /// Utterances waiting beyond the ones being decoded; past this, new ones are answered
+    /// as unrecognised at once (the node's nomatch) instead of piling up.
+    pub queue: usize,
+}
+
+impl Default for AsrConfig {
+    fn default() -> Self {
+        AsrConfig {
+            model: None,
+            workers: 1,
+            threads: 2,
+            queue: 16,
+        }
+    }
+}
+
+impl AsrConfig {
+    /// The model path: configured, or the default.
+    pub fn model_path(&self) -> PathBuf {
+        self.model
+            .clone()
+            .unwrap_or_else(crate::asr::default_model_path)
+    }
 }
 
 impl Default for Config {
@@ -132,9 +237,12 @@ impl Default for Config {
             audio: bundled_dir("audio"),
             data_dir: PathBuf::from("data"),
             webhook: WebhookConfig::default(),
+            api: ApiConfig::default(),
+            store: StoreConfig::default(),
             routes: BTreeMap::new(),
             max_calls: 4000,
             log: LogConfig::default(),
+            asr: AsrConfig::default(),
         }
     }
 }
@@ -194,7 +302,63 @@ impl Config {
         if self.max_calls == 0 {
             return Err(invalid("max_calls must be at least 1".to_owned()));
         }
+        self.webhook_schedule().map_err(invalid)?;
+        self.webhook_secret().map_err(invalid)?;
+        if self.webhook.max_in_flight == 0 {
+            return Err(invalid(
+                "webhook.max_in_flight must be at least 1".to_owned(),
+            ));
+        }
+        if let Some(t) = &self.api.token
+            && t.trim().len() < MIN_API_TOKEN_LEN
+        {
+            return Err(invalid(format!(
+                "api.token (or IVRFLOW_API_TOKEN) must be at least {MIN_API_TOKEN_LEN} characters"
+            )));
+        }
+        if self.store.node.trim().is_empty() {
+            return Err(invalid("store.node must not be empty".to_owned()));
+        }
         Ok(())
+    }
+
+    /// The delivery retry schedule from `webhook.retry`, `max_attempts` and `jitter`.
+    pub fn webhook_schedule(&self) -> Result<crate::crm::outbox::RetrySchedule, String> {
+        let w = &self.webhook;
+        if w.max_attempts == 0 {
+            return Err("webhook.max_attempts must be at least 1".to_owned());
+        }
+        if !(0.0..=1.0).contains(&w.jitter) {
+            return Err(format!("webhook.jitter {} must be in [0, 1]", w.jitter));
+        }
+        if w.retry.is_empty() && w.max_attempts > 1 {
+            return Err(
+                "webhook.retry must list at least one wait when max_attempts > 1".to_owned(),
+            );
+        }
+        let delays = w
+            .retry
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                humantime::parse_duration(d).map_err(|e| format!("webhook.retry[{i}] {d:?}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::crm::outbox::RetrySchedule {
+            delays,
+            max_attempts: w.max_attempts,
+            jitter: w.jitter,
+        })
+    }
+
+    /// The signing secret, parsed (`None` when not configured).
+    pub fn webhook_secret(&self) -> Result<Option<crate::crm::signing::Secret>, String> {
+        match &self.webhook.secret {
+            None => Ok(None),
+            Some(s) => crate::crm::signing::Secret::parse(s)
+                .map(Some)
+                .map_err(|e| format!("webhook.secret (or IVRFLOW_WEBHOOK_SECRET): {e}")),
+        }
     }
 
     pub fn rtp_port_range(&self) -> Result<(u16, u16), String> {
@@ -251,6 +415,37 @@ mod tests {
         let e = Config::from_yaml("c.yaml", y).unwrap_err().to_string();
         assert!(e.starts_with("c.yaml:3:3:"), "{e}");
         assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn webhook_api_and_store_sections() {
+        let y = "webhook:\n  url: http://127.0.0.1:9/x\n  retry: [100ms, 1s]\n  max_attempts: 4\n  jitter: 0\n  secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\napi:\n  listen: 127.0.0.1:18080\n  token: abcdefghijklmnopq\nstore:\n  node: n1\n";
+        let c = Config::from_yaml("c.yaml", y).unwrap();
+        let s = c.webhook_schedule().unwrap();
+        assert_eq!(
+            s.delays,
+            vec![Duration::from_millis(100), Duration::from_secs(1)]
+        );
+        assert_eq!(s.max_attempts, 4);
+        assert!(c.webhook_secret().unwrap().is_some());
+        assert_eq!(c.api.listen.port(), 18080);
+        assert_eq!(c.store.node, "n1");
+        // Defaults: the Standard Webhooks schedule, no secret, API off (no token).
+        let d = Config::default();
+        assert_eq!(
+            d.webhook_schedule().unwrap(),
+            crate::crm::outbox::RetrySchedule::default()
+        );
+        assert_eq!(d.api.token, None);
+        for (bad, field) in [
+            ("webhook:\n  retry: [5x]\n", "webhook.retry[0]"),
+            ("webhook:\n  secret: nope\n", "webhook.secret"),
+            ("webhook:\n  jitter: 2\n", "webhook.jitter"),
+            ("api:\n  token: short\n", "api.token"),
+        ] {
+            let e = Config::from_yaml("c.yaml", bad).unwrap_err().to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
     }
 
     #[test]

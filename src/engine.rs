@@ -2,7 +2,10 @@
 //!
 //! It routes incoming INVITEs to scenarios (Request-URI user part, or the route table),
 //! negotiates SDP, answers, runs each call's [`CallCore`], hangs up when the dialogue says
-//! so, and emits a [`CallCompleted`] record for the CRM when a call ends.
+//! so, and emits a [`CallCompleted`] record for the CRM when a call ends — and, for the
+//! outbox, [`EngineEvent::CallStarted`] / [`EngineEvent::CallAnswered`] when a call is
+//! accepted and answered, [`EngineEvent::CallFailed`] when a call that named a scenario is
+//! refused (503 at capacity, 488, no RTP port). A 404 (no scenario) emits nothing.
 //!
 //! The runtime (`rt`) feeds it datagrams and timeouts, and calls [`Engine::tick`] on one
 //! 20 ms pacing grid for all calls; the engine hands back SIP datagrams to send, RTP packets
@@ -23,6 +26,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::call::{CallCore, CallInfo, Effect, MediaParams};
 use crate::crm::CallCompleted;
+use crate::crm::events::FailReason;
 use crate::dialogue::{HangupBy, Input};
 use crate::media::prompts::PromptCache;
 use crate::pii::Pii;
@@ -51,10 +55,47 @@ pub struct EngineConfig {
     pub seed: u64,
 }
 
+/// Who called whom for which scenario: the identity of a call in its CRM events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallOrigin {
+    pub sip_call_id: String,
+    pub scenario: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// Caller number (personal data).
+    pub from: String,
+    /// Dialled number (personal data).
+    pub to: String,
+    /// The call's variables as the scenario starts (`X-…` headers, `caller`, `dialled`).
+    pub variables: BTreeMap<String, String>,
+}
+
 /// What the engine reports to the runtime.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum EngineEvent {
+    /// A call was accepted for a scenario (inbound: the INVITE was routed). Always the
+    /// first event of a call; [`EngineEvent::CallAnswered`] follows.
+    CallStarted {
+        call: CallHandle,
+        origin: Box<CallOrigin>,
+        at: SystemTime,
+    },
+    /// The call was answered (inbound: ivrflow sent 200 OK) and its scenario starts.
+    CallAnswered {
+        call: CallHandle,
+        sip_call_id: String,
+        at: SystemTime,
+    },
+    /// A call that named a scenario was refused or failed before it was answered.
+    CallFailed {
+        call: CallHandle,
+        origin: Box<CallOrigin>,
+        reason: FailReason,
+        sip_code: Option<u16>,
+        detail: String,
+        at: SystemTime,
+    },
     CallCompleted(Box<CallCompleted>),
     /// Work for the runtime on behalf of a live call; results come back through
     /// [`Engine::handle_call_input`].
@@ -232,6 +273,24 @@ impl Engine {
         self.after_call_activity(now, call, ports);
     }
 
+    /// The result of an [`Effect::Recognize`](crate::call::Effect::Recognize) of `call`
+    /// (from the runtime's recognition workers).
+    pub fn handle_recognition(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        id: u64,
+        result: Result<crate::asr::Transcript, String>,
+        ports: &mut dyn MediaPorts,
+    ) {
+        if let Some(c) = self.calls.get_mut(&call)
+            && !c.completed
+        {
+            c.core.handle_recognition(now, id, result);
+        }
+        self.after_call_activity(now, call, ports);
+    }
+
     /// After anything touched a call: pass its effects on, reschedule its timer, hang up if
     /// it asked to.
     fn after_call_activity(&mut self, now: Instant, call: CallHandle, ports: &mut dyn MediaPorts) {
@@ -332,6 +391,23 @@ impl Engine {
             .unwrap_or_default();
         tracing::info!(%call_id, %source, from = %Pii(&caller), to = %Pii(&dialled), "incoming call");
 
+        let scenario_name = self
+            .cfg
+            .routes
+            .get(&dialled)
+            .cloned()
+            .unwrap_or_else(|| dialled.clone());
+        let origin = |variables: BTreeMap<String, String>| {
+            Box::new(CallOrigin {
+                sip_call_id: call_id.clone(),
+                scenario: scenario_name.clone(),
+                direction: "inbound",
+                from: caller.clone(),
+                to: dialled.clone(),
+                variables,
+            })
+        };
+        let at = self.wall(now);
         if self.calls.len() >= self.cfg.max_calls {
             tracing::warn!(%call_id, live = self.calls.len(), "at capacity; refusing call");
             self.ua.reject(
@@ -341,14 +417,18 @@ impl Engine {
                 "Service Unavailable",
                 &[("Retry-After", "5".to_owned())],
             );
+            if self.scenarios.contains_key(&scenario_name) {
+                self.events.push_back(EngineEvent::CallFailed {
+                    call,
+                    origin: origin(invite_variables(invite, &caller, &dialled)),
+                    reason: FailReason::Rejected,
+                    sip_code: Some(503),
+                    detail: "at capacity (max_calls)".to_owned(),
+                    at,
+                });
+            }
             return;
         }
-        let scenario_name = self
-            .cfg
-            .routes
-            .get(&dialled)
-            .cloned()
-            .unwrap_or_else(|| dialled.clone());
         let Some(scenario) = self.scenarios.get(&scenario_name).cloned() else {
             tracing::info!(%call_id, to = %Pii(&dialled), "no scenario for the dialled number");
             self.ua.reject(now, call, 404, "Not Found", &[]);
@@ -366,6 +446,14 @@ impl Engine {
                     "Not Acceptable Here",
                     &[("Warning", warning)],
                 );
+                self.events.push_back(EngineEvent::CallFailed {
+                    call,
+                    origin: origin(invite_variables(invite, &caller, &dialled)),
+                    reason: FailReason::Rejected,
+                    sip_code: Some(488),
+                    detail: format!("unusable SDP offer: {e}"),
+                    at,
+                });
                 return;
             }
         };
@@ -380,12 +468,23 @@ impl Engine {
                     "Service Unavailable",
                     &[("Retry-After", "5".to_owned())],
                 );
+                self.events.push_back(EngineEvent::CallFailed {
+                    call,
+                    origin: origin(invite_variables(invite, &caller, &dialled)),
+                    reason: FailReason::Error,
+                    sip_code: Some(503),
+                    detail: format!("cannot open an RTP port: {e}"),
+                    at,
+                });
                 return;
             }
         };
-        let mut variables = variables_from_headers(invite);
-        variables.insert("caller".to_owned(), caller);
-        variables.insert("dialled".to_owned(), dialled);
+        let variables = invite_variables(invite, &caller, &dialled);
+        self.events.push_back(EngineEvent::CallStarted {
+            call,
+            origin: origin(variables.clone()),
+            at,
+        });
         let local = LocalMedia {
             addr: SocketAddr::new(self.cfg.media_ip, port),
             origin: Origin {
@@ -405,6 +504,11 @@ impl Engine {
         let core = CallCore::new(scenario, variables, self.prompts.clone(), media, now);
         self.ua.ring(now, call);
         self.ua.answer(now, call, &answer);
+        self.events.push_back(EngineEvent::CallAnswered {
+            call,
+            sip_call_id: call_id.clone(),
+            at,
+        });
         tracing::info!(%call_id, scenario = %scenario_name, codec = ?neg.codec, remote_rtp = %neg.remote_rtp, "answered");
         self.calls.insert(
             call,
@@ -460,6 +564,14 @@ impl Engine {
             ports.close(call);
         }
     }
+}
+
+/// An inbound call's variables: the `X-…` headers, `caller` and `dialled`.
+fn invite_variables(invite: &Request, caller: &str, dialled: &str) -> BTreeMap<String, String> {
+    let mut variables = variables_from_headers(invite);
+    variables.insert("caller".to_owned(), caller.to_owned());
+    variables.insert("dialled".to_owned(), dialled.to_owned());
+    variables
 }
 
 /// `X-Order-Id: 1234` → `order_id = "1234"`: custom headers fill scenario variables.

@@ -5,7 +5,10 @@
 //! `engine`); only `rt` owns sockets, threads, HTTP and the real clock, and `sim` drives the
 //! same engine on a virtual clock for tests and the `simulate` command.
 
+pub mod api;
+pub mod asr;
 pub mod call;
+pub mod cli;
 pub mod config;
 pub mod crm;
 pub mod dialer;
@@ -18,3 +21,4 @@ pub mod rt;
 pub mod scenario;
 pub mod sim;
 pub mod sip;
+pub mod store;

@@ -1,16 +1,12 @@
 //! The `ivrflow` command line: parse arguments, build the runtime, run.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ivrflow::config::Config;
-use ivrflow::media::prompts::PromptCache;
-use ivrflow::sim::{CallerStep, SimOptions};
 
 #[derive(Parser)]
 #[command(name = "ivrflow", version, about = "Voice-robot dialogue runtime")]
@@ -23,13 +19,52 @@ struct Cli {
 enum Command {
     /// Run the SIP user agent (defaults: 127.0.0.1:5060, bundled scenarios and prompts).
     Serve(ServeArgs),
-    /// Check scenario files; prints file:line:col for every problem.
-    Validate {
-        /// Scenario files or directories (default: the bundled scenarios).
-        paths: Vec<PathBuf>,
-    },
+    /// Check scenario files and lint them against the audio; prints file:line:col for
+    /// every problem, exits 1 on errors.
+    Validate(ValidateArgs),
     /// Play a call through a scenario on a virtual clock and print what happened.
     Simulate(SimulateArgs),
+    /// Run the caller scripts (<scenario>.test.yaml) and report node and edge coverage.
+    Test(TestArgs),
+    /// Draw a scenario as a graph.
+    Graph(GraphArgs),
+    /// List and replay webhook outbox events (also while a server runs on the data dir).
+    Events(EventsArgs),
+}
+
+#[derive(clap::Args)]
+struct EventsArgs {
+    #[command(subcommand)]
+    command: EventsCommand,
+    /// YAML configuration file (for its data_dir).
+    #[arg(long, env = "IVRFLOW_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Data directory holding ivrflow.sqlite3 (default: the config's, else ./data).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// List events, oldest first.
+    List {
+        /// Only events in this state: pending, delivered or dead.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only the events of this call (its call_ref).
+        #[arg(long)]
+        call: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a dead or delivered event pending again (same webhook-id, fresh attempts).
+    Replay {
+        /// The event id (msg_…).
+        id: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -58,6 +93,32 @@ struct ServeArgs {
     /// Show phone numbers and names in logs.
     #[arg(long)]
     log_pii: bool,
+    /// Control API listen address (default 127.0.0.1:8080); the API needs a token,
+    /// IVRFLOW_API_TOKEN or api.token.
+    #[arg(long)]
+    api_listen: Option<SocketAddr>,
+    /// ggml Whisper model for scenarios that accept speech (default: $IVRFLOW_MODEL, else
+    /// models/ggml-base.bin, made by ./scripts/setup.sh).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ValidateArgs {
+    /// Scenario files or directories (default: the bundled scenarios).
+    paths: Vec<PathBuf>,
+    /// Prompt directory to check prompts against (default: the bundled audio).
+    #[arg(long)]
+    audio: Option<PathBuf>,
+    /// Skip the prompt and audio checks.
+    #[arg(long)]
+    no_audio: bool,
+    /// Exit 1 on warnings too.
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Print errors only.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -67,15 +128,76 @@ struct SimulateArgs {
     /// Call variable, k=v (repeatable).
     #[arg(long = "var", value_parser = parse_kv)]
     vars: Vec<(String, String)>,
-    /// Keys to press when the robot asks (repeatable; in order).
+    /// Keys to press when the robot asks (repeatable; caller actions run in command-line order).
     #[arg(long)]
     dtmf: Vec<String>,
+    /// Words to say when the robot listens (repeatable).
+    #[arg(long)]
+    say: Vec<String>,
+    /// A recording of the caller's answer, transcribed with the speech recogniser (repeatable).
+    #[arg(long)]
+    wav: Vec<PathBuf>,
+    /// Say something the recogniser cannot use (repeatable).
+    #[arg(long)]
+    noise: bool,
+    /// Stay silent this long, e.g. 5s (repeatable).
+    #[arg(long)]
+    silence: Vec<String>,
+    /// Hang up this long after the call started, e.g. 12s.
+    #[arg(long, value_parser = parse_dur)]
+    hangup_after: Option<Duration>,
+    /// Reply to the next webhook with this JSON body (repeatable, in order).
+    #[arg(long)]
+    webhook: Vec<String>,
+    /// Fail the next webhook with this message (repeatable).
+    #[arg(long)]
+    webhook_error: Vec<String>,
+    /// Never reply to the next webhook (repeatable).
+    #[arg(long)]
+    webhook_timeout: bool,
+    /// Outcome of the next transfer: connected, busy, no_answer, failed (repeatable).
+    #[arg(long)]
+    transfer: Vec<String>,
+    /// What the caller says into the next recording (repeatable).
+    #[arg(long)]
+    record: Vec<String>,
     /// Prompt directory.
     #[arg(long)]
     audio: Option<PathBuf>,
     /// Print the CRM payload as JSON only.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    /// Scenario files, caller scripts or directories (default: the bundled scenarios).
+    paths: Vec<PathBuf>,
+    /// Prompt directory.
+    #[arg(long)]
+    audio: Option<PathBuf>,
+    /// Print every call's timeline.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Fail when a scenario's edge coverage is below this percentage.
+    #[arg(long)]
+    min_coverage: Option<f64>,
+}
+
+#[derive(clap::Args)]
+struct GraphArgs {
+    /// Scenario file.
+    scenario: PathBuf,
+    /// dot, mermaid, svg or png (svg and png need Graphviz).
+    #[arg(long, default_value = "dot")]
+    format: ivrflow::cli::graph::Format,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+fn parse_dur(s: &str) -> Result<Duration, String> {
+    ivrflow::scenario::parse_duration(s)
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -97,8 +219,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Validate { paths } => validate(paths),
+        Command::Validate(args) => validate(args),
         Command::Simulate(args) => simulate(args),
+        Command::Test(args) => test(args),
+        Command::Graph(args) => graph(args),
+        Command::Events(args) => events(args),
     }
 }
 
@@ -132,8 +257,30 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(r) = args.rtp_ports {
         cfg.media.rtp_ports = r;
     }
+    if let Some(m) = args.model {
+        cfg.asr.model = Some(m);
+    }
     if args.log_pii {
         cfg.log.pii = true;
+    }
+    if let Some(a) = args.api_listen {
+        cfg.api.listen = a;
+    }
+    if let Ok(t) = std::env::var("IVRFLOW_API_TOKEN")
+        && !t.is_empty()
+    {
+        cfg.api.token = Some(t);
+    }
+    if let Ok(s) = std::env::var("IVRFLOW_WEBHOOK_SECRET")
+        && !s.is_empty()
+    {
+        cfg.webhook.secret = Some(s);
+    }
+    if args.api_listen.is_some() && cfg.api.token.is_none() {
+        eprintln!(
+            "error: --api-listen given but the API has no token: set IVRFLOW_API_TOKEN (or api.token in the config)"
+        );
+        return ExitCode::from(2);
     }
     if let Err(e) = cfg.validate("command line") {
         eprintln!("error: {e}");
@@ -158,133 +305,96 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-fn scenario_files(paths: Vec<PathBuf>) -> Vec<PathBuf> {
-    let paths = if paths.is_empty() {
-        vec![Config::default().scenarios]
-    } else {
-        paths
-    };
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(&p) {
-                let mut v: Vec<PathBuf> = rd
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-                    .collect();
-                v.sort();
-                files.extend(v);
+fn events(args: EventsArgs) -> ExitCode {
+    let data_dir = match (args.data_dir, &args.config) {
+        (Some(d), _) => d,
+        (None, Some(p)) => match Config::load(p) {
+            Ok(c) => c.data_dir,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
             }
-        } else {
-            files.push(p);
+        },
+        (None, None) => Config::default().data_dir,
+    };
+    let mut out = std::io::stdout().lock();
+    let r = match args.command {
+        EventsCommand::List {
+            status,
+            call,
+            limit,
+            json,
+        } => ivrflow::store::admin::list(&data_dir, status.as_deref(), call, limit, json, &mut out),
+        EventsCommand::Replay { id } => ivrflow::store::admin::replay(&data_dir, &id, &mut out),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
-    files
 }
 
-fn validate(paths: Vec<PathBuf>) -> ExitCode {
-    let mut failed = 0;
-    let files = scenario_files(paths);
-    for f in &files {
-        match ivrflow::scenario::load_file(f) {
-            Ok(_) => println!("{}: ok", f.display()),
-            Err(e) => {
-                failed += 1;
-                eprintln!("{e}");
-            }
-        }
-    }
-    if failed > 0 {
-        eprintln!("{failed} of {} scenario file(s) have errors", files.len());
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+fn validate(args: ValidateArgs) -> ExitCode {
+    let args = ivrflow::cli::validate::ValidateArgs {
+        paths: args.paths,
+        audio: args.audio,
+        no_audio: args.no_audio,
+        deny_warnings: args.deny_warnings,
+        quiet: args.quiet,
+    };
+    let code = ivrflow::cli::validate::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
+    ExitCode::from(code)
 }
 
 fn simulate(args: SimulateArgs) -> ExitCode {
-    let scenario = match ivrflow::scenario::load_file(&args.scenario) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
-    };
-    let audio = args.audio.unwrap_or_else(|| Config::default().audio);
-    let prompts = match PromptCache::load_dir(&audio) {
-        Ok(p) => Arc::new(p),
+    // Caller actions and effect results keep their command-line order.
+    let argv: Vec<String> = std::env::args().collect();
+    let steps = match ivrflow::cli::simulate::steps_from_argv(&argv) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(2);
         }
     };
-    let vars: BTreeMap<String, String> = args.vars.into_iter().collect();
-    let script: Vec<CallerStep> = args.dtmf.iter().map(|d| CallerStep::key(d)).collect();
-    let report = ivrflow::sim::run_call(scenario, vars, prompts, &script, &SimOptions::default());
-    if args.json {
-        match serde_json::to_string_pretty(&report.record) {
-            Ok(j) => println!("{j}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
+    let effects = match ivrflow::cli::simulate::effects_from_argv(&argv) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
-        return ExitCode::SUCCESS;
-    }
-    for ev in &report.record.trace {
-        println!("{}", describe(ev));
-    }
-    println!(
-        "outcome: {}   path: {}   duration: {:.1}s   rtp packets: {}",
-        report.record.outcome.as_deref().unwrap_or("-"),
-        report.record.path.join(" → "),
-        report.duration.as_secs_f64(),
-        report.packets
-    );
-    match serde_json::to_string_pretty(&report.record.answers) {
-        Ok(j) => println!("answers: {j}"),
-        Err(e) => eprintln!("error: {e}"),
-    }
-    if report.timed_out {
-        eprintln!(
-            "warning: the call did not end within {:?}",
-            Duration::from_secs(600)
-        );
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
+    };
+    let args = ivrflow::cli::simulate::SimulateArgs {
+        scenario: args.scenario,
+        vars: args.vars,
+        steps,
+        effects,
+        hangup_after: args.hangup_after,
+        audio: args.audio,
+        json: args.json,
+    };
+    let code = ivrflow::cli::simulate::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
+    ExitCode::from(code)
 }
 
-fn describe(ev: &ivrflow::call::TraceEvent) -> String {
-    use ivrflow::call::TraceEvent as T;
-    let t = |ms: &u64| format!("{:>7.2}s", *ms as f64 / 1000.0);
-    match ev {
-        T::Play {
-            at_ms,
-            prompts,
-            duration_ms,
-            ..
-        } => {
-            format!(
-                "{} ▶ play {} ({:.2}s)",
-                t(at_ms),
-                prompts.join(" + "),
-                *duration_ms as f64 / 1000.0
-            )
-        }
-        T::PlayFinished { at_ms, .. } => format!("{} ■ prompt finished", t(at_ms)),
-        T::PlayStopped {
-            at_ms, heard_ms, ..
-        } => {
-            format!(
-                "{} ■ prompt cut after {:.2}s (barge-in)",
-                t(at_ms),
-                *heard_ms as f64 / 1000.0
-            )
-        }
-        T::MissingPrompt { at_ms, prompt } => format!("{} ! missing prompt {prompt}", t(at_ms)),
-        T::Dtmf { at_ms, digit } => format!("{} ☎ caller pressed {digit}", t(at_ms)),
-        T::RobotHangup { at_ms } => format!("{} ✆ robot hangs up", t(at_ms)),
-        T::CallerHangup { at_ms } => format!("{} ✆ caller hangs up", t(at_ms)),
-    }
+fn test(args: TestArgs) -> ExitCode {
+    let args = ivrflow::cli::test::TestArgs {
+        paths: args.paths,
+        audio: args.audio,
+        verbose: args.verbose,
+        min_coverage: args.min_coverage,
+    };
+    let code = ivrflow::cli::test::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
+    ExitCode::from(code)
+}
+
+fn graph(args: GraphArgs) -> ExitCode {
+    let args = ivrflow::cli::graph::GraphArgs {
+        scenario: args.scenario,
+        format: args.format,
+        output: args.output,
+    };
+    let code = ivrflow::cli::graph::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
+    ExitCode::from(code)
 }

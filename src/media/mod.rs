@@ -5,6 +5,7 @@
 //!   and encoded to PCMU and PCMA **once**, at load time.
 //! - [`rtp`]: [`rtp::Playout`], a sans-IO RTP sender that turns a queue of prompts into
 //!   20 ms packets (RFC 3550, RFC 3551 §4.5.14) on the runtime's single pacing grid.
+//! - [`vad`]: voice-activity detection and endpointing of the caller's audio (sans-IO).
 //! - [`dtmf`]: RFC 4733 telephone-event receiver (and a sender-side payload encoder), and an
 //!   allocation-free RTP header parser.
 //!
@@ -18,6 +19,7 @@ pub mod g711;
 pub mod goertzel;
 pub mod prompts;
 pub mod rtp;
+pub mod vad;
 
 /// An audio codec we can negotiate and send: G.711 at 8 kHz, one channel
 /// (RFC 3551 §4.5.14, static payload types 0 and 8).

@@ -2,13 +2,25 @@
 //!
 //! One tokio task owns the [`Engine`] and drives it: SIP datagrams, RTP datagrams (each
 //! call's socket has a small receive task that forwards packets), the engine's timers, and
-//! one 20 ms pacing grid for every call's RTP. Completed calls go to the webhook worker.
+//! one 20 ms pacing grid for every call's RTP.
+//!
+//! Call events (started, answered, completed, failed, notify) go to the store thread as
+//! records; the SIP messages the engine produced in the same step, and any after them, are
+//! held back until the store acknowledges the commit (`rt::store`), so no SIP message that
+//! follows an event leaves before the event is on disk (docs/webhooks.md, "Guarantees").
+//! The store thread, the delivery worker, HTTP effects and the control API are started by
+//! `rt::services`.
 //!
 //! Not here: any protocol or dialogue decision — those are in the sans-IO layers.
 
+pub mod http;
+pub mod recorder;
+pub mod services;
+pub mod speech;
+pub mod store;
 pub mod webhook;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,10 +33,10 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::Config;
-use crate::crm::RetryPolicy;
 use crate::engine::{Engine, EngineConfig, EngineEvent, MediaPorts};
 use crate::media::prompts::PromptCache;
-use crate::sip::ua::{CallHandle, TimerValues, UaConfig};
+use crate::sip::ua::{CallHandle, TimerValues, Transmit, UaConfig};
+use services::Services;
 
 /// RTP packet time: the pacing grid.
 pub const PTIME: Duration = Duration::from_millis(20);
@@ -42,6 +54,7 @@ struct SocketPorts {
     sockets: HashMap<CallHandle, (Arc<UdpSocket>, JoinHandle<()>)>,
     rtp_tx: mpsc::Sender<RtpIn>,
     send_errors: u64,
+    packets_sent: u64,
 }
 
 impl SocketPorts {
@@ -66,10 +79,12 @@ impl SocketPorts {
     }
 
     fn send(&mut self, call: CallHandle, dest: SocketAddr, packet: &[u8]) {
-        if let Some((sock, _)) = self.sockets.get(&call)
-            && sock.try_send_to(packet, dest).is_err()
-        {
-            self.send_errors += 1;
+        if let Some((sock, _)) = self.sockets.get(&call) {
+            if sock.try_send_to(packet, dest).is_err() {
+                self.send_errors += 1;
+            } else {
+                self.packets_sent += 1;
+            }
         }
     }
 }
@@ -132,21 +147,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         prompts = prompts.len(),
         "loaded"
     );
+    // Before the SIP socket opens: a scenario that accepts speech needs a working model.
+    let speech = speech::Speech::start(&cfg.asr, &scenarios)?;
     let sip = UdpSocket::bind(cfg.sip.listen)
         .await
         .with_context(|| format!("binding SIP UDP socket {}", cfg.sip.listen))?;
     let local_addr = sip.local_addr()?;
     tracing::info!(%local_addr, "SIP listening (UDP)");
 
-    let timeout = cfg.webhook_timeout().map_err(anyhow::Error::msg)?;
-    let webhooks = webhook::spawn(
-        cfg.webhook.url.clone(),
-        timeout,
-        RetryPolicy {
-            max_attempts: cfg.webhook.max_attempts,
-            ..RetryPolicy::default()
-        },
-    );
+    let mut svc = Services::start(&cfg, scenarios.keys().cloned().collect()).await?;
     let engine_cfg = EngineConfig {
         ua: UaConfig {
             local_addr,
@@ -175,14 +184,17 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         sockets: HashMap::new(),
         rtp_tx,
         send_errors: 0,
+        packets_sent: 0,
     };
-    tokio::select! {
-        r = drive(engine, sip, ports, rtp_rx, webhooks) => r,
+    let r = tokio::select! {
+        r = drive(engine, sip, ports, rtp_rx, &mut svc, speech) => r,
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())
         }
-    }
+    };
+    svc.shutdown().await;
+    r
 }
 
 async fn shutdown_signal() {
@@ -207,16 +219,53 @@ async fn shutdown_signal() {
     }
 }
 
+/// SIP messages waiting for the commit of a batch of call records.
+struct Held {
+    ticket: u64,
+    since: Instant,
+    transmits: Vec<Transmit>,
+}
+
+async fn send_sip(sip: &UdpSocket, t: Transmit) {
+    if let Err(e) = sip.send_to(&t.payload, t.dest).await {
+        tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
+    }
+}
+
+/// Counters the engine and the sockets keep, copied into the metrics about once a second.
+fn publish_counters(engine: &Engine, ports: &SocketPorts, svc: &Services) {
+    let m = &svc.metrics;
+    m.live_calls.set(engine.live_calls() as i64);
+    let sent = m.rtp_packets_sent.get();
+    if ports.packets_sent > sent {
+        m.rtp_packets_sent.inc_by(ports.packets_sent - sent);
+    }
+    let errs = m.rtp_send_errors.get();
+    if ports.send_errors > errs {
+        m.rtp_send_errors.inc_by(ports.send_errors - errs);
+    }
+    let ua = engine.ua().stats();
+    m.sip_counter_to("unparseable_dropped", ua.unparseable_dropped);
+    m.sip_counter_to("invalid_rejected", ua.invalid_rejected);
+    m.sip_counter_to("responses_dropped", ua.responses_dropped);
+    m.sip_counter_to("retransmissions_absorbed", ua.retransmissions_absorbed);
+}
+
 async fn drive(
     mut engine: Engine,
     sip: UdpSocket,
     mut ports: SocketPorts,
     mut rtp_rx: mpsc::Receiver<RtpIn>,
-    webhooks: webhook::WebhookSender,
+    svc: &mut Services,
+    mut speech: Option<speech::Speech>,
 ) -> anyhow::Result<()> {
     let mut pacing = tokio::time::interval(PTIME);
     pacing.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut buf = vec![0u8; 65535];
+    let mut held: VecDeque<Held> = VecDeque::new();
+    let mut ticket = 0u64;
+    let mut ticks = 0u64;
+    let mut store_gone = false;
     loop {
         let deadline = engine
             .poll_timeout()
@@ -224,11 +273,31 @@ async fn drive(
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             biased;
-            _ = pacing.tick() => {
+            scheduled = pacing.tick() => {
                 let now = Instant::now();
+                svc.metrics
+                    .rtp_tick_lateness_seconds
+                    .observe(now.saturating_duration_since(scheduled.into_std()).as_secs_f64());
                 engine.handle_timeout(now, &mut ports);
                 engine.tick(now, &mut |call, dest, pkt| ports.send(call, dest, pkt));
                 engine.handle_timeout(now, &mut ports);
+                ticks += 1;
+                if ticks.is_multiple_of(50) {
+                    publish_counters(&engine, &ports, svc);
+                }
+            }
+            ack = svc.acks.recv(), if !held.is_empty() => {
+                // Acks arrive in ticket order; a closed channel (store thread gone)
+                // releases everything.
+                let upto = ack.map(|a| a.ticket).unwrap_or(u64::MAX);
+                while held.front().is_some_and(|h| h.ticket <= upto) {
+                    if let Some(h) = held.pop_front() {
+                        svc.metrics.sip_hold_seconds.observe(h.since.elapsed().as_secs_f64());
+                        for t in h.transmits {
+                            send_sip(&sip, t).await;
+                        }
+                    }
+                }
             }
             r = sip.recv_from(&mut buf) => {
                 match r {
@@ -239,27 +308,71 @@ async fn drive(
             Some(pkt) = rtp_rx.recv() => {
                 engine.handle_rtp(Instant::now(), pkt.call, &pkt.data, &mut ports);
             }
+            Some(res) = svc.http_results.recv() => {
+                engine.handle_call_input(Instant::now(), res.call, res.input, &mut ports);
+            }
+            Some(res) = async {
+                match speech.as_mut() {
+                    Some(s) => s.results.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                engine.handle_recognition(Instant::now(), res.call, res.id, res.result, &mut ports);
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 engine.handle_timeout(Instant::now(), &mut ports);
             }
         }
-        while let Some(t) = engine.poll_transmit() {
-            if let Err(e) = sip.send_to(&t.payload, t.dest).await {
-                tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
-            }
-        }
+        // Events first: if there are any, this step's SIP messages wait for their commit.
+        let mut records = Vec::new();
         while let Some(ev) = engine.poll_event() {
             match ev {
-                EngineEvent::CallCompleted(rec) => webhooks.send(rec),
+                // Speech goes to the recognition threads, never run here (this task paces RTP).
                 EngineEvent::Effect {
+                    call,
+                    effect:
+                        crate::call::Effect::Recognize {
+                            id,
+                            audio,
+                            lang,
+                            phrases,
+                        },
+                    ..
+                } => match &speech {
+                    Some(s) => s.submit(call, id, audio, lang, phrases),
+                    None => engine.handle_recognition(
+                        Instant::now(),
+                        call,
+                        id,
+                        Err("no speech model is loaded".to_owned()),
+                        &mut ports,
+                    ),
+                },
+                EngineEvent::Effect {
+                    call,
                     sip_call_id,
                     effect,
-                    ..
-                } => {
-                    // Mid-call effects (webhook nodes, transfers) arrive with their issues;
-                    // until then the dialogue's own timeouts and fallbacks apply.
-                    tracing::warn!(call_id = %sip_call_id, ?effect, "effect not supported by this runtime yet");
-                }
+                } => svc.effect(call, &sip_call_id, effect, &mut records),
+                other => records.extend(svc.recorder.lifecycle(other)),
+            }
+        }
+        if !records.is_empty() {
+            ticket += 1;
+            if svc.store.record(records, ticket) {
+                held.push_back(Held {
+                    ticket,
+                    since: Instant::now(),
+                    transmits: Vec::new(),
+                });
+            } else if !store_gone {
+                store_gone = true;
+                tracing::error!("the store thread is gone: call events are no longer recorded");
+            }
+        }
+        while let Some(t) = engine.poll_transmit() {
+            match held.back_mut() {
+                Some(h) => h.transmits.push(t),
+                None => send_sip(&sip, t).await,
             }
         }
     }

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod crm;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -43,12 +45,17 @@ pub struct Server {
     pub child: Child,
     pub sip: SocketAddr,
     pub log: PathBuf,
+    /// A data directory made for this server (when the caller gave none); removed on drop.
+    own_data_dir: Option<PathBuf>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.own_data_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 
@@ -66,10 +73,19 @@ impl Server {
             sip.port()
         ));
         let log_file = std::fs::File::create(&log).expect("create server log");
+        // Each server gets its own database unless the test gives one.
+        let own_data_dir = (!extra.contains(&"--data-dir")).then(|| {
+            std::env::temp_dir().join(format!(
+                "ivrflow-test-data-{}-{}",
+                std::process::id(),
+                sip.port()
+            ))
+        });
+        cmd.arg("serve").arg("--sip-listen").arg(sip.to_string());
+        if let Some(d) = &own_data_dir {
+            cmd.arg("--data-dir").arg(d);
+        }
         let child = cmd
-            .arg("serve")
-            .arg("--sip-listen")
-            .arg(sip.to_string())
             .args(extra)
             .current_dir(repo())
             .env("IVRFLOW_LOG", "debug")
@@ -77,7 +93,12 @@ impl Server {
             .stderr(log_file)
             .spawn()
             .expect("start ivrflow serve");
-        let server = Server { child, sip, log };
+        let server = Server {
+            child,
+            sip,
+            log,
+            own_data_dir,
+        };
         server.wait_ready();
         server
     }
@@ -178,6 +199,25 @@ impl Crm {
             url: format!("http://{addr}/crm"),
             bodies,
             _rt: rt,
+        }
+    }
+
+    /// Wait (bounded) until at least `n` events of type `kind` arrived; returns those.
+    pub fn wait_for_event(&self, kind: &str, n: usize, limit: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got: Vec<serde_json::Value> = self
+                .bodies
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|b| b["event"] == kind)
+                .cloned()
+                .collect();
+            if got.len() >= n || Instant::now() >= deadline {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
