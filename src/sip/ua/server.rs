@@ -385,24 +385,34 @@ impl UserAgent {
         }
     }
 
+    /// The INVITE of `call`, where it came from, our tag and its transaction.
+    fn invite_of(&self, call: CallHandle) -> Option<(Request, SocketAddr, String, TxKey)> {
+        let leg = self.legs.get(&call)?;
+        Some((
+            leg.invite.clone(),
+            leg.peer,
+            leg.local_tag.clone(),
+            leg.invite_key.clone(),
+        ))
+    }
+
+    /// The same, only while the call has no final response yet.
+    fn unanswered_invite(&self, call: CallHandle) -> Option<(Request, SocketAddr, String, TxKey)> {
+        match self.legs.get(&call) {
+            Some(leg) if leg.state == LegState::Early => self.invite_of(call),
+            _ => None,
+        }
+    }
+
     /// Send 180 Ringing on an incoming call.
     pub fn ring(&mut self, _now: Instant, call: CallHandle) {
         self.provisional(call, 180, "Ringing");
     }
 
     pub(super) fn provisional(&mut self, call: CallHandle, status: u16, reason: &str) {
-        let Some(leg) = self.legs.get(&call) else {
+        let Some((invite, peer, tag, key)) = self.unanswered_invite(call) else {
             return;
         };
-        if leg.state != LegState::Early {
-            return;
-        }
-        let (invite, peer, tag, key) = (
-            leg.invite.clone(),
-            leg.peer,
-            leg.local_tag.clone(),
-            leg.invite_key.clone(),
-        );
         let mut resp = self.response_to(&invite, peer, status, reason, Some(&tag));
         resp.headers.push("Contact", self.contact());
         let bytes = resp.to_bytes();
@@ -414,18 +424,9 @@ impl UserAgent {
 
     /// Answer an incoming call with 200 OK carrying `sdp`; retransmitted until ACK.
     pub fn answer(&mut self, now: Instant, call: CallHandle, sdp: &str) {
-        let Some(leg) = self.legs.get(&call) else {
+        let Some((invite, peer, tag, key)) = self.unanswered_invite(call) else {
             return;
         };
-        if leg.state != LegState::Early {
-            return;
-        }
-        let (invite, peer, tag, key) = (
-            leg.invite.clone(),
-            leg.peer,
-            leg.local_tag.clone(),
-            leg.invite_key.clone(),
-        );
         let mut resp = self.response_to(&invite, peer, 200, "OK", Some(&tag));
         resp.headers.push("Contact", self.contact());
         resp.headers.push("Allow", ALLOW);
@@ -595,15 +596,9 @@ impl UserAgent {
         reason: &str,
         extra: &[(&str, String)],
     ) {
-        let Some(leg) = self.legs.get(&call) else {
+        let Some((invite, peer, tag, key)) = self.invite_of(call) else {
             return;
         };
-        let (invite, peer, tag, key) = (
-            leg.invite.clone(),
-            leg.peer,
-            leg.local_tag.clone(),
-            leg.invite_key.clone(),
-        );
         let mut resp = self.response_to(&invite, peer, status, reason, Some(&tag));
         for (n, v) in extra {
             resp.headers.push(n, v.clone());
