@@ -337,6 +337,12 @@ impl Engine {
                 | UaEvent::Registered { .. }
                 | UaEvent::RegistrationFailed { .. }
                 | UaEvent::Unregistered { .. }
+                | UaEvent::ReferAccepted { .. }
+                | UaEvent::ReferProgress { .. }
+                | UaEvent::ReferSucceeded { .. }
+                | UaEvent::ReferFailed { .. }
+                | UaEvent::SessionUpdated { .. }
+                | UaEvent::InfoFailed { .. }
                 | UaEvent::PingResult { .. } => {}
                 UaEvent::Confirmed { call } => {
                     tracing::debug!(

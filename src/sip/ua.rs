@@ -27,9 +27,17 @@
 //! requests to the address the INVITE came from (symmetric signalling, RFC 3581 style), so
 //! peers behind NAT work and a forged Via host can never redirect our traffic.
 //!
+//! Transfers (issue 6): [`UserAgent::refer`] sends REFER in an established dialog and
+//! follows the implicit `refer` subscription (RFC 3515) through its NOTIFYs to one terminal
+//! event, [`UaEvent::ReferSucceeded`] or [`UaEvent::ReferFailed`]; [`UserAgent::send_info_dtmf`]
+//! relays keys to the other leg of a bridge; a re-INVITE from the peer (hold, unhold, media
+//! move) is answered with our unchanged media and reported as [`UaEvent::SessionUpdated`].
+//! See `refer.rs`.
+//!
 //! What it deliberately does not do: proxying, forking, TCP/TLS, DNS (RFC 3263), PRACK,
-//! session timers, and outbound INVITE/REGISTER (the trunk issue adds client INVITE
-//! transactions here). Scenario routing is the TU's business: it rejects with 404.
+//! session timers, receiving REFER (we are never the transferee), sending re-INVITEs, and
+//! SUBSCRIBE dialogs other than REFER's implicit one. Scenario routing is the TU's
+//! business: it rejects with 404.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -48,7 +56,9 @@ use super::message::{
 /// The magic cookie that marks RFC 3261 branch parameters (§8.1.1.7).
 const MAGIC_COOKIE: &str = "z9hG4bK";
 /// Methods this UA implements (answers with `Allow`).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+/// NOTIFY is accepted only inside the subscription of a REFER we sent; REFER itself is not
+/// listed: we send it but refuse to be transferred (405).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY";
 /// Option tags we support: none yet (no 100rel, no timer).
 const SUPPORTED_EXTENSIONS: &[&str] = &[];
 
@@ -163,6 +173,72 @@ pub enum UaEvent {
     Unregistered { id: RegId },
     /// The answer to an OPTIONS keep-alive (`None`: no answer within 64·T1).
     PingResult { id: u64, status: Option<u16> },
+    /// The peer accepted our REFER (202, or any 2xx): it is now calling the transfer
+    /// target. NOTIFYs follow; wait for [`UaEvent::ReferSucceeded`] / [`UaEvent::ReferFailed`].
+    ReferAccepted { call: CallHandle },
+    /// A NOTIFY of the REFER subscription: `status` is the status line of its
+    /// `message/sipfrag` body (100 Trying, 180 Ringing, 200 OK, 486 …); `terminated` when the
+    /// peer ended the subscription with it. Informational (traces): a final status is also
+    /// reported as exactly one `ReferSucceeded` or `ReferFailed`.
+    ReferProgress {
+        call: CallHandle,
+        status: u16,
+        terminated: bool,
+    },
+    /// The transfer target answered (sipfrag 2xx): the peer is now talking to it. The TU
+    /// ends its own leg with [`UserAgent::hangup`] (the peer may also send BYE first).
+    ReferSucceeded { call: CallHandle, status: u16 },
+    /// The transfer did not happen; the call (if not ended) is still ours. Terminal: no
+    /// more REFER events follow for this REFER.
+    ReferFailed {
+        call: CallHandle,
+        reason: ReferFailure,
+    },
+    /// The peer changed the session with a re-INVITE (hold, unhold, new media address).
+    /// We already answered 200 with our media unchanged except the direction, mirrored
+    /// as RFC 3264 §6.1 requires (a sendonly offer gets recvonly). `sdp` is the peer's new
+    /// description (the re-INVITE's offer, or the answer in the ACK of an offerless
+    /// re-INVITE): renegotiate it to learn the new RTP address and whether to send.
+    SessionUpdated { call: CallHandle, sdp: Vec<u8> },
+    /// An INFO we sent ([`UserAgent::send_info_dtmf`]) was refused (`Some(status)`) or got
+    /// no answer (`None`); a TU relaying DTMF may fall back to RFC 4733 events.
+    InfoFailed {
+        call: CallHandle,
+        status: Option<u16>,
+    },
+}
+
+/// Why a transfer by REFER failed ([`UaEvent::ReferFailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReferFailure {
+    /// The peer refused the REFER with this final status (403, 405, 481, 501, 603 …).
+    Rejected(u16),
+    /// No final response to the REFER (Timer F).
+    NoResponse,
+    /// The peer's call to the target failed with this status (sipfrag 3xx–6xx).
+    TargetFailed(u16),
+    /// The peer ended the subscription without reporting a final status.
+    SubscriptionTerminated,
+    /// No final NOTIFY before the deadline ([`UserAgent::set_refer_timeout`]).
+    Timeout,
+}
+
+/// Why an in-dialog request ([`UserAgent::refer`], [`UserAgent::send_info_dtmf`]) could
+/// not be sent. Nothing was sent when this is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    #[error("no such call")]
+    NoSuchCall,
+    #[error("the call is not established (no 2xx/ACK yet, or it is ending)")]
+    NotEstablished,
+    #[error("a REFER is already in progress on this call")]
+    ReferInProgress,
+    #[error("{header} is not a valid SIP, SIPS or tel URI")]
+    InvalidUri { header: &'static str },
+    #[error("not a DTMF key (0-9, *, #, A-D)")]
+    InvalidDigit,
 }
 
 /// Counters for metrics and tests.
@@ -284,6 +360,14 @@ struct Leg {
     ok_give_up_at: Option<Instant>,
     /// Why our BYE was sent, reported when it completes.
     bye_reason: EndReason,
+    /// Our current session description (the answer we sent, or the offer of a call we
+    /// placed): re-INVITEs are answered with it.
+    local_sdp: Vec<u8>,
+    /// The 2xx in `ok_bytes` answers a re-INVITE, not the initial INVITE: its ACK must not
+    /// report `Confirmed` again.
+    reinvite: bool,
+    /// The REFER we sent on this dialog and its subscription.
+    refer: Option<Box<refer::ReferState>>,
     /// Present on calls we placed (UAC).
     uac: Option<Box<client::UacState>>,
 }
@@ -294,6 +378,7 @@ enum TimerRef {
     Client(ClientKey),
     Register(RegId),
     Leg(CallHandle),
+    Refer(CallHandle),
 }
 
 /// The user agent. One per SIP socket.
@@ -313,6 +398,7 @@ pub struct UserAgent {
     transmits: VecDeque<Transmit>,
     events: VecDeque<UaEvent>,
     stats: UaStats,
+    refer_timeout: Duration,
 }
 
 impl UserAgent {
@@ -334,6 +420,7 @@ impl UserAgent {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: UaStats::default(),
+            refer_timeout: refer::DEFAULT_REFER_TIMEOUT,
         }
     }
 
@@ -417,6 +504,7 @@ impl UserAgent {
                     TimerRef::Client(key) => self.client_timer(now, key),
                     TimerRef::Register(id) => self.register_timer(now, id),
                     TimerRef::Leg(call) => self.leg_timer(now, call),
+                    TimerRef::Refer(call) => self.refer_timer(now, call),
                 }
             }
         }
@@ -502,6 +590,7 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 }
 
 mod client;
+mod refer;
 mod register;
 mod server;
 
@@ -509,5 +598,7 @@ pub use client::OutboundInvite;
 use client::{ClientKey, ClientTxn};
 pub use register::{RegId, RegisterParams};
 
+#[cfg(test)]
+mod refer_tests;
 #[cfg(test)]
 mod tests;

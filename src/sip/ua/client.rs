@@ -26,6 +26,9 @@ pub(super) enum Purpose {
     Invite(CallHandle),
     Cancel(CallHandle),
     Bye(CallHandle),
+    /// A REFER with this CSeq (the subscription's `id`).
+    Refer(CallHandle, u32),
+    Info(CallHandle),
     Register(super::RegId),
     Ping(u64),
 }
@@ -234,6 +237,15 @@ impl UserAgent {
                 status: resp.map(|r| r.status),
             }),
             Purpose::Bye(call) => self.end_leg(call, EndReason::LocalBye),
+            Purpose::Refer(call, cseq) => self.refer_final(call, cseq, resp.map(|r| r.status)),
+            Purpose::Info(call) => match resp.map(|r| r.status) {
+                Some(s) if s < 300 => {}
+                status => {
+                    if self.legs.contains_key(&call) {
+                        self.events.push_back(UaEvent::InfoFailed { call, status });
+                    }
+                }
+            },
             Purpose::Cancel(call) => tracing::debug!(%call, "CANCEL transaction completed"),
             Purpose::Invite(call) => match resp {
                 Some(r) if r.status < 300 => self.invite_answered(now, call, r),
@@ -414,6 +426,12 @@ impl UserAgent {
 
     // ───────────────────────────── commands from the TU ─────────────────────────────
 
+    /// The handle the next [`UserAgent::invite`] will return, so the TU can open the call's
+    /// media port (whose number goes into the SDP offer) before placing it.
+    pub fn next_call_handle(&self) -> CallHandle {
+        CallHandle(self.next_call)
+    }
+
     /// Place an outbound call. Progress, answer and failure come back as events.
     pub fn invite(&mut self, now: Instant, out: OutboundInvite) -> CallHandle {
         let call = CallHandle(self.next_call);
@@ -478,6 +496,9 @@ impl UserAgent {
                 ok_interval: self.cfg.timers.t1,
                 ok_give_up_at: None,
                 bye_reason: EndReason::LocalBye,
+                local_sdp: out.sdp_offer.clone().into_bytes(),
+                reinvite: false,
+                refer: None,
                 uac: Some(Box::new(UacState {
                     branch: branch.clone(),
                     credentials: out.credentials,
@@ -561,9 +582,6 @@ impl UserAgent {
     }
 
     pub(super) fn send_bye(&mut self, now: Instant, call: CallHandle) {
-        let branch = self.new_branch();
-        let via = self.via_value(&branch);
-        let ua = self.cfg.user_agent.clone();
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
@@ -571,9 +589,26 @@ impl UserAgent {
         leg.ok_bytes = None;
         leg.ok_retransmit_at = None;
         leg.ok_give_up_at = None;
+        if let Some((req, branch, dest)) = self.dialog_request(call, Method::Bye) {
+            self.start_client(now, dest, req, branch, Purpose::Bye(call));
+        }
+    }
+
+    /// A new request within the dialog of `call` (§12.2.1.1): next local CSeq, Request-URI
+    /// the remote target, Route the route set, From/To/Call-ID of the dialog. Returns it
+    /// with its branch and where to send it (the peer the dialog talks to).
+    pub(super) fn dialog_request(
+        &mut self,
+        call: CallHandle,
+        method: Method,
+    ) -> Option<(Request, String, SocketAddr)> {
+        let branch = self.new_branch();
+        let via = self.via_value(&branch);
+        let ua = self.cfg.user_agent.clone();
+        let leg = self.legs.get_mut(&call)?;
         leg.local_cseq += 1;
         let mut req = Request {
-            method: Method::Bye,
+            method: method.clone(),
             uri: leg.remote_target.clone(),
             version: "SIP/2.0".to_owned(),
             headers: Default::default(),
@@ -584,13 +619,13 @@ impl UserAgent {
         req.headers.push("From", leg.local_party.clone());
         req.headers.push("To", leg.remote_party.clone());
         req.headers.push("Call-ID", leg.call_id.clone());
-        req.headers.push("CSeq", format!("{} BYE", leg.local_cseq));
+        req.headers
+            .push("CSeq", format!("{} {method}", leg.local_cseq));
         for r in &leg.route_set {
             req.headers.push("Route", r.clone());
         }
         req.headers.push("User-Agent", ua);
-        let dest = leg.peer;
-        self.start_client(now, dest, req, branch, Purpose::Bye(call));
+        Some((req, branch, leg.peer))
     }
 
     // ───────────────────────────── timers ─────────────────────────────

@@ -82,7 +82,9 @@ impl UserAgent {
                 ];
                 self.respond_once(now, source, &req, 200, "OK", &extra);
             }
-            Method::Bye | Method::Info => self.respond_once(
+            // NOTIFY outside a dialog: we hold no subscription that could be its (RFC 6665
+            // §4.1.3).
+            Method::Bye | Method::Info | Method::Notify => self.respond_once(
                 now,
                 source,
                 &req,
@@ -241,6 +243,9 @@ impl UserAgent {
                 ok_interval: self.cfg.timers.t1,
                 ok_give_up_at: None,
                 bye_reason: EndReason::LocalBye,
+                local_sdp: Vec::new(),
+                reinvite: false,
+                refer: None,
                 uac: None,
             },
         );
@@ -335,11 +340,8 @@ impl UserAgent {
                 let extra = [("Allow", ALLOW.to_owned())];
                 self.respond_once(now, source, &req, 200, "OK", &extra);
             }
-            Method::Invite => {
-                // Re-INVITE (session refresh, hold): we keep our media as it is. Offer
-                // changes are not applied yet; refuse rather than pretend (RFC 3261 §14.2).
-                self.respond_once(now, source, &req, 488, "Not Acceptable Here", &[]);
-            }
+            Method::Notify => self.handle_notify(now, source, req, call),
+            Method::Invite => self.handle_reinvite(now, source, req, call),
             Method::Other(_) => {
                 let extra = [("Allow", ALLOW.to_owned())];
                 self.respond_once(now, source, &req, 501, "Not Implemented", &extra);
@@ -381,7 +383,19 @@ impl UserAgent {
             leg.ok_bytes = None;
             leg.ok_retransmit_at = None;
             leg.ok_give_up_at = None;
-            self.events.push_back(UaEvent::Confirmed { call });
+            if leg.reinvite {
+                // The ACK of a re-INVITE's 2xx; with an offerless re-INVITE it carries the
+                // peer's answer to the offer we put in the 2xx (RFC 3264 §4).
+                leg.reinvite = false;
+                if !req.body.is_empty() {
+                    self.events.push_back(UaEvent::SessionUpdated {
+                        call,
+                        sdp: req.body,
+                    });
+                }
+            } else {
+                self.events.push_back(UaEvent::Confirmed { call });
+            }
         }
     }
 
@@ -433,6 +447,9 @@ impl UserAgent {
         resp.headers.push("Content-Type", "application/sdp");
         resp.body = sdp.as_bytes().to_vec();
         let bytes = resp.to_bytes();
+        if let Some(leg) = self.legs.get_mut(&call) {
+            leg.local_sdp = sdp.as_bytes().to_vec();
+        }
         self.send(peer, bytes.clone());
         // The transaction moves to Accepted (RFC 6026 §7.1) and only absorbs retransmissions.
         let t1 = self.cfg.timers.t1;

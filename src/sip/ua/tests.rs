@@ -5,7 +5,7 @@ use super::*;
 
 const PEER: &str = "127.0.0.1:5061";
 
-fn ua() -> UserAgent {
+pub(super) fn ua() -> UserAgent {
     UserAgent::new(
         UaConfig {
             local_addr: "127.0.0.1:5060".parse().unwrap(),
@@ -17,11 +17,11 @@ fn ua() -> UserAgent {
     )
 }
 
-fn peer() -> SocketAddr {
+pub(super) fn peer() -> SocketAddr {
     PEER.parse().unwrap()
 }
 
-fn invite(branch: &str) -> Vec<u8> {
+pub(super) fn invite(branch: &str) -> Vec<u8> {
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
     format!(
         "INVITE sip:order-confirmation@127.0.0.1:5060 SIP/2.0\r\n\
@@ -53,7 +53,7 @@ fn in_dialog(method: &str, branch: &str, to_tag: &str, cseq: u32) -> Vec<u8> {
     .into_bytes()
 }
 
-fn drain(ua: &mut UserAgent) -> Vec<Response> {
+pub(super) fn drain(ua: &mut UserAgent) -> Vec<Response> {
     let mut out = Vec::new();
     while let Some(t) = ua.poll_transmit() {
         match message::parse(&t.payload).expect("we send parseable SIP") {
@@ -64,7 +64,7 @@ fn drain(ua: &mut UserAgent) -> Vec<Response> {
     out
 }
 
-fn drain_requests(ua: &mut UserAgent) -> Vec<Request> {
+pub(super) fn drain_requests(ua: &mut UserAgent) -> Vec<Request> {
     let mut out = Vec::new();
     while let Some(t) = ua.poll_transmit() {
         if let Ok(Message::Request(r)) = message::parse(&t.payload) {
@@ -74,18 +74,18 @@ fn drain_requests(ua: &mut UserAgent) -> Vec<Request> {
     out
 }
 
-fn statuses(rs: &[Response]) -> Vec<u16> {
+pub(super) fn statuses(rs: &[Response]) -> Vec<u16> {
     rs.iter().map(|r| r.status).collect()
 }
 
-fn incoming(ua: &mut UserAgent) -> CallHandle {
+pub(super) fn incoming(ua: &mut UserAgent) -> CallHandle {
     match ua.poll_event() {
         Some(UaEvent::IncomingCall { call, .. }) => call,
         other => panic!("expected IncomingCall, got {other:?}"),
     }
 }
 
-fn to_tag(r: &Response) -> String {
+pub(super) fn to_tag(r: &Response) -> String {
     parse_name_addr(r.headers.get("To").unwrap())
         .unwrap()
         .tag()
@@ -330,11 +330,11 @@ fn require_and_content_type_policy() {
 
 // ───────────────────────────── outbound calls (UAC) ─────────────────────────────
 
-fn trunk() -> SocketAddr {
+pub(super) fn trunk() -> SocketAddr {
     "127.0.0.1:5080".parse().unwrap()
 }
 
-fn outbound(
+pub(super) fn outbound(
     ua: &mut UserAgent,
     now: Instant,
     creds: Option<(&str, &str)>,
@@ -357,7 +357,7 @@ fn outbound(
 }
 
 /// A response from the callee to `req`, with a To tag and optional extra headers.
-fn reply(req: &Request, status: u16, extra: &str) -> Vec<u8> {
+pub(super) fn reply(req: &Request, status: u16, extra: &str) -> Vec<u8> {
     let h = |n| req.headers.get(n).unwrap();
     let to = if status > 100 {
         format!("{};tag=callee1", h("To"))
@@ -374,7 +374,7 @@ fn reply(req: &Request, status: u16, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn ended(ua: &mut UserAgent) -> Option<EndReason> {
+pub(super) fn ended(ua: &mut UserAgent) -> Option<EndReason> {
     let mut r = None;
     while let Some(e) = ua.poll_event() {
         if let UaEvent::Ended { reason, .. } = e {
