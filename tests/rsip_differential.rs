@@ -13,7 +13,6 @@ use ivrflow::sip::message::{self, Message, parse_cseq};
 use ivrflow::sip::ua::{TimerValues, UaConfig, UaEvent, UserAgent};
 use rsip::message::HeadersExt;
 use rsip::prelude::ToTypedHeader as _;
-use rsip::prelude::UntypedHeader as _;
 
 fn rsip_fields(bytes: &[u8]) -> Result<(String, String, u32, String), String> {
     let msg = rsip::SipMessage::try_from(bytes).map_err(|e| e.to_string())?;
@@ -91,6 +90,122 @@ fn everything_our_user_agent_sends_reads_the_same_in_rsip() {
             String::from_utf8_lossy(bytes)
         );
     }
+}
+
+fn assert_rsip_reads_the_same(sent: &[Vec<u8>]) {
+    for bytes in sent {
+        let theirs = rsip_fields(bytes).unwrap_or_else(|e| {
+            panic!(
+                "rsip cannot read what we sent ({e}):\n{}",
+                String::from_utf8_lossy(bytes)
+            )
+        });
+        assert_eq!(
+            theirs,
+            our_fields(bytes),
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+/// The transfer messages (issue 6): REFER, our 200 to the NOTIFYs, DTMF INFO, and the 200
+/// to a hold re-INVITE.
+#[test]
+fn transfer_messages_we_send_read_the_same_in_rsip() {
+    let t0 = Instant::now();
+    let peer: SocketAddr = "127.0.0.1:5061".parse().unwrap();
+    let mut ua = UserAgent::new(
+        UaConfig {
+            local_addr: "127.0.0.1:5060".parse().unwrap(),
+            advertised: None,
+            user_agent: "ivrflow-test".into(),
+            timers: TimerValues::default(),
+        },
+        2,
+    );
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+    let req = |method: &str, branch: &str, tag: &str, cseq: u32, extra: &str, body: &str| {
+        format!(
+            "{method} sip:ivrflow@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5061;branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=x\r\nTo: <sip:order-confirmation@127.0.0.1>{tag}\r\nCall-ID: diff-2@test\r\nCSeq: {cseq} {method}\r\nContact: <sip:alice@127.0.0.1:5061>\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let sdp_type = "Content-Type: application/sdp\r\n";
+    ua.handle_datagram(
+        t0,
+        peer,
+        req("INVITE", "z9hG4bKt1", "", 1, sdp_type, sdp).as_bytes(),
+    );
+    let call = match ua.poll_event() {
+        Some(UaEvent::IncomingCall { call, .. }) => call,
+        other => panic!("{other:?}"),
+    };
+    ua.answer(t0, call, sdp);
+    let mut tag = String::new();
+    while let Some(t) = ua.poll_transmit() {
+        if let Ok(Message::Response(r)) = message::parse(&t.payload)
+            && let Some(to) = r.headers.get("To")
+            && let Some(i) = to.find(";tag=")
+        {
+            tag = to[i..].to_owned();
+        }
+    }
+    ua.handle_datagram(
+        t0,
+        peer,
+        req("ACK", "z9hG4bKt2", &tag, 1, "", "").as_bytes(),
+    );
+    ua.refer(
+        t0,
+        call,
+        "sip:agent@10.0.0.5",
+        Some("<sip:robot@127.0.0.1>"),
+    )
+    .unwrap();
+    ua.send_info_dtmf(t0, call, '5', 160).unwrap();
+    let notify = "Event: refer\r\nSubscription-State: active;expires=60\r\nContent-Type: message/sipfrag\r\n";
+    ua.handle_datagram(
+        t0,
+        peer,
+        req(
+            "NOTIFY",
+            "z9hG4bKt3",
+            &tag,
+            2,
+            notify,
+            "SIP/2.0 100 Trying\r\n",
+        )
+        .as_bytes(),
+    );
+    let hold = sdp.replace("RTP/AVP 0\r\n", "RTP/AVP 0\r\na=sendonly\r\n");
+    ua.handle_datagram(
+        t0,
+        peer,
+        req("INVITE", "z9hG4bKt4", &tag, 3, sdp_type, &hold).as_bytes(),
+    );
+    let mut sent = Vec::new();
+    let mut starts = Vec::new();
+    while let Some(t) = ua.poll_transmit() {
+        starts.push(
+            String::from_utf8_lossy(&t.payload)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        sent.push(t.payload);
+    }
+    assert_eq!(
+        starts,
+        vec![
+            "REFER sip:alice@127.0.0.1:5061 SIP/2.0",
+            "INFO sip:alice@127.0.0.1:5061 SIP/2.0",
+            "SIP/2.0 200 OK",
+            "SIP/2.0 200 OK",
+        ]
+    );
+    assert_rsip_reads_the_same(&sent);
 }
 
 #[test]
