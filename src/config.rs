@@ -29,6 +29,29 @@
 //! max_calls: 4000
 //! log: { pii: false }
 //! asr: { model: models/ggml-base.bin, workers: 1, threads: 2, queue: 16 }
+//! trunks:                            # outbound calls and transfers (or --trunk sip:U:P@H:P)
+//!   - name: main
+//!     proxy: sip.example.net:5060   # where INVITEs go (trunk or outbound proxy)
+//!     registrar: sip.example.net:5060  # default: the proxy; register: false to skip
+//!     domain: sip.example.net       # host of dialled URIs and of our From (default: proxy)
+//!     username: shop                # digest credentials (or IVRFLOW_TRUNK_PASSWORD)
+//!     password: …
+//!     caller_id: "+15550100"        # From user (default: username)
+//!     expires: 300s                 # registration; refreshed at 85 %
+//!     keepalive: 30s                # OPTIONS; 0s: off
+//!     max_calls: 100                # concurrent calls on this trunk
+//!     max_cps: 10                   # new calls per second
+//!     ring_timeout: 30s             # then CANCEL: no answer
+//! campaigns:                         # calls name one in POST /v1/calls ("campaign")
+//!   - name: cart
+//!     trunk: main
+//!     timezone: Europe/Moscow       # callees without a timezone of their own
+//!     windows: [{ days: mon-fri, from: "09:00", to: "20:00" }, { days: sat, from: "10:00", to: "18:00" }]
+//!     require_consent: false
+//!     retry:
+//!       no_answer: { every: 10m, max_attempts: 5 }
+//!       busy: { every: 5m, max_attempts: 3 }
+//!       failed: { every: 30m, max_attempts: 2 }
 //! ```
 //! Errors name the file, line and column. This module does no I/O beyond reading the file.
 
@@ -189,6 +212,308 @@ pub struct Config {
     pub max_calls: usize,
     pub log: LogConfig,
     pub asr: AsrConfig,
+    pub trunks: Vec<TrunkConfig>,
+    pub campaigns: Vec<CampaignConfig>,
+}
+
+/// A SIP trunk for outbound calls.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    pub name: String,
+    /// `host:port` where INVITEs go (the trunk, or its outbound proxy).
+    pub proxy: String,
+    /// `host:port` to REGISTER with (default: the proxy).
+    #[serde(default)]
+    pub registrar: Option<String>,
+    /// Register at start (default: when a username is set).
+    #[serde(default)]
+    pub register: Option<bool>,
+    /// Host part of dialled URIs and of our From (default: the proxy's `host:port`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default = "default_expires")]
+    pub expires: String,
+    #[serde(default = "default_keepalive")]
+    pub keepalive: String,
+    #[serde(default = "default_trunk_calls")]
+    pub max_calls: usize,
+    #[serde(default = "default_cps")]
+    pub max_cps: f64,
+    #[serde(default = "default_ring")]
+    pub ring_timeout: String,
+}
+
+fn default_expires() -> String {
+    "300s".to_owned()
+}
+fn default_keepalive() -> String {
+    "30s".to_owned()
+}
+fn default_trunk_calls() -> usize {
+    100
+}
+fn default_cps() -> f64 {
+    10.0
+}
+fn default_ring() -> String {
+    "30s".to_owned()
+}
+
+impl TrunkConfig {
+    /// `sip:USER:PASSWORD@HOST:PORT` (user and password optional, percent-encoded where
+    /// needed), the quick-start form of `--trunk`.
+    pub fn from_uri(name: &str, uri: &str) -> Result<TrunkConfig, String> {
+        let bad =
+            |why: &str| format!("--trunk {uri:?}: {why}; expected sip:USER:PASSWORD@HOST:PORT");
+        let rest = uri
+            .strip_prefix("sip:")
+            .ok_or_else(|| bad("not a sip: URI"))?;
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        if hostport.is_empty() || hostport.contains(['/', ';', '?', ' ']) {
+            return Err(bad("missing or malformed HOST:PORT"));
+        }
+        if let Some((_, port)) = hostport.rsplit_once(':')
+            && !port.contains(']')
+            && port.parse::<u16>().is_err()
+        {
+            return Err(bad("the port is not a number"));
+        }
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(u) => {
+                let (user, pass) = match u.split_once(':') {
+                    Some((a, b)) => (a, Some(b)),
+                    None => (u, None),
+                };
+                if user.is_empty() {
+                    return Err(bad("empty user"));
+                }
+                (Some(percent_decode(user)), pass.map(percent_decode))
+            }
+        };
+        Ok(TrunkConfig {
+            name: name.to_owned(),
+            proxy: hostport.to_owned(),
+            registrar: None,
+            register: None,
+            domain: None,
+            username,
+            password,
+            caller_id: None,
+            display_name: None,
+            expires: default_expires(),
+            keepalive: default_keepalive(),
+            max_calls: default_trunk_calls(),
+            max_cps: default_cps(),
+            ring_timeout: default_ring(),
+        })
+    }
+
+    pub fn registers(&self) -> bool {
+        self.register.unwrap_or(self.username.is_some())
+    }
+
+    /// Host part of dialled URIs.
+    pub fn domain(&self) -> &str {
+        self.domain.as_deref().unwrap_or(&self.proxy)
+    }
+
+    fn duration(&self, what: &str, v: &str) -> Result<Duration, String> {
+        humantime::parse_duration(v).map_err(|e| format!("trunks[{}].{what} {v:?}: {e}", self.name))
+    }
+
+    pub fn expires(&self) -> Result<Duration, String> {
+        self.duration("expires", &self.expires)
+    }
+    pub fn keepalive(&self) -> Result<Duration, String> {
+        self.duration("keepalive", &self.keepalive)
+    }
+    pub fn ring_timeout(&self) -> Result<Duration, String> {
+        self.duration("ring_timeout", &self.ring_timeout)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (
+                (b[i + 1] as char).to_digit(16),
+                (b[i + 2] as char).to_digit(16),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A calling campaign: when and how often its calls may be placed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignConfig {
+    pub name: String,
+    /// Trunk name (default: the first trunk).
+    #[serde(default)]
+    pub trunk: Option<String>,
+    /// Callees without a time zone of their own.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// Empty: any time.
+    #[serde(default)]
+    pub windows: Vec<WindowConfig>,
+    #[serde(default)]
+    pub require_consent: bool,
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+fn default_tz() -> String {
+    "UTC".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// `mon-fri`, `sat`, `mon,wed,fri`, `daily`.
+    pub days: String,
+    /// Local time `HH:MM`.
+    pub from: String,
+    /// Local time `HH:MM`, exclusive.
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub busy: Option<RetryRuleConfig>,
+    pub no_answer: Option<RetryRuleConfig>,
+    pub failed: Option<RetryRuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRuleConfig {
+    pub every: String,
+    pub max_attempts: u32,
+}
+
+fn parse_days(s: &str) -> Result<Vec<jiff::civil::Weekday>, String> {
+    use jiff::civil::Weekday::*;
+    const ALL: [jiff::civil::Weekday; 7] = [
+        Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday,
+    ];
+    let day = |d: &str| -> Result<usize, String> {
+        let d = d.trim().to_ascii_lowercase();
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .iter()
+            .position(|n| d.starts_with(n) && !d.is_empty())
+            .ok_or_else(|| format!("{d:?} is not a day (mon … sun)"))
+    };
+    let s = s.trim().to_ascii_lowercase();
+    if s == "daily" || s == "every day" {
+        return Ok(ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (day(a)?, day(b)?);
+                let mut i = a;
+                loop {
+                    out.push(ALL[i]);
+                    if i == b {
+                        break;
+                    }
+                    i = (i + 1) % 7;
+                }
+            }
+            None => out.push(ALL[day(part)?]),
+        }
+    }
+    Ok(out)
+}
+
+impl CampaignConfig {
+    /// The dialer's view of this campaign.
+    pub fn to_campaign(&self) -> Result<crate::dialer::Campaign, String> {
+        let name = &self.name;
+        if jiff::tz::TimeZone::get(&self.timezone).is_err() {
+            return Err(format!(
+                "campaigns[{name}].timezone {:?} is not an IANA time zone",
+                self.timezone
+            ));
+        }
+        let mut windows = Vec::new();
+        for (i, w) in self.windows.iter().enumerate() {
+            let at = |what: &str, v: &str| -> Result<jiff::civil::Time, String> {
+                v.parse::<jiff::civil::Time>().map_err(|e| {
+                    format!("campaigns[{name}].windows[{i}].{what} {v:?} is not HH:MM: {e}")
+                })
+            };
+            let start = at("from", &w.from)?;
+            let end = at("to", &w.to)?;
+            if end <= start {
+                return Err(format!(
+                    "campaigns[{name}].windows[{i}]: `to` must be after `from`"
+                ));
+            }
+            windows.push(crate::dialer::CallingWindow {
+                days: parse_days(&w.days)
+                    .map_err(|e| format!("campaigns[{name}].windows[{i}].days: {e}"))?,
+                start,
+                end,
+            });
+        }
+        let rule = |what: &str, r: &Option<RetryRuleConfig>| match r {
+            None => Ok(crate::dialer::RetryRule {
+                every: Duration::ZERO,
+                max_attempts: 1,
+            }),
+            Some(r) => {
+                let every = humantime::parse_duration(&r.every).map_err(|e| {
+                    format!("campaigns[{name}].retry.{what}.every {:?}: {e}", r.every)
+                })?;
+                if r.max_attempts == 0 {
+                    return Err(format!(
+                        "campaigns[{name}].retry.{what}.max_attempts must be at least 1"
+                    ));
+                }
+                Ok(crate::dialer::RetryRule {
+                    every,
+                    max_attempts: r.max_attempts,
+                })
+            }
+        };
+        Ok(crate::dialer::Campaign {
+            name: name.clone(),
+            windows,
+            default_tz: self.timezone.clone(),
+            require_consent: self.require_consent,
+            busy: rule("busy", &self.retry.busy)?,
+            no_answer: rule("no_answer", &self.retry.no_answer)?,
+            failed: rule("failed", &self.retry.failed)?,
+        })
+    }
 }
 
 /// Speech recognition (`asr:`). The model is loaded and self-tested at start-up when any
@@ -243,6 +568,8 @@ impl Default for Config {
             max_calls: 4000,
             log: LogConfig::default(),
             asr: AsrConfig::default(),
+            trunks: Vec::new(),
+            campaigns: Vec::new(),
         }
     }
 }
@@ -318,6 +645,42 @@ impl Config {
         }
         if self.store.node.trim().is_empty() {
             return Err(invalid("store.node must not be empty".to_owned()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for t in &self.trunks {
+            if !names.insert(t.name.as_str()) {
+                return Err(invalid(format!("trunk name {:?} is used twice", t.name)));
+            }
+            t.expires().map_err(invalid)?;
+            t.keepalive().map_err(invalid)?;
+            t.ring_timeout().map_err(invalid)?;
+            if t.max_calls == 0 || !(t.max_cps > 0.0) {
+                return Err(invalid(format!(
+                    "trunks[{}]: max_calls and max_cps must be positive",
+                    t.name
+                )));
+            }
+            if t.registers() && t.username.is_none() {
+                return Err(invalid(format!(
+                    "trunks[{}]: register needs a username",
+                    t.name
+                )));
+            }
+        }
+        let mut campaigns = std::collections::BTreeSet::new();
+        for c in &self.campaigns {
+            if !campaigns.insert(c.name.as_str()) {
+                return Err(invalid(format!("campaign name {:?} is used twice", c.name)));
+            }
+            c.to_campaign().map_err(invalid)?;
+            if let Some(t) = &c.trunk
+                && !names.contains(t.as_str())
+            {
+                return Err(invalid(format!(
+                    "campaigns[{}].trunk {t:?} is not a configured trunk",
+                    c.name
+                )));
+            }
         }
         Ok(())
     }
@@ -458,5 +821,60 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("webhook.url"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod trunk_tests {
+    use super::*;
+
+    #[test]
+    fn trunk_uri_gives_credentials_and_address() {
+        let t = TrunkConfig::from_uri("default", "sip:shop:s%40cret:x@127.0.0.1:5070").unwrap();
+        assert_eq!(t.username.as_deref(), Some("shop"));
+        assert_eq!(t.password.as_deref(), Some("s@cret:x"));
+        assert_eq!(t.proxy, "127.0.0.1:5070");
+        assert!(t.registers());
+        let t = TrunkConfig::from_uri("default", "sip:pbx.example:5060").unwrap();
+        assert_eq!(t.username, None);
+        assert!(!t.registers());
+        for bad in [
+            "http://x",
+            "sip:",
+            "sip:u:p@",
+            "sip:u@host:port",
+            "sip:@h:5060",
+        ] {
+            assert!(TrunkConfig::from_uri("d", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn campaigns_parse_windows_and_retries() {
+        let cfg = Config::from_yaml(
+            "t.yaml",
+            "trunks: [{name: main, proxy: '127.0.0.1:5070', username: u, password: p}]\n\
+             campaigns:\n  - name: cart\n    trunk: main\n    timezone: Europe/Moscow\n    \
+             windows: [{days: mon-fri, from: '09:00', to: '20:00'}, {days: sat, from: '10:00', to: '18:00'}]\n    \
+             retry: {no_answer: {every: 10m, max_attempts: 5}}\n",
+        )
+        .unwrap();
+        let c = cfg.campaigns[0].to_campaign().unwrap();
+        assert_eq!(c.windows.len(), 2);
+        assert_eq!(c.windows[0].days.len(), 5);
+        assert_eq!(c.no_answer.max_attempts, 5);
+        assert_eq!(c.no_answer.every, Duration::from_secs(600));
+        assert_eq!(c.busy.max_attempts, 1);
+        let bad = Config::from_yaml(
+            "t.yaml",
+            "campaigns: [{name: c, windows: [{days: funday, from: '09:00', to: '10:00'}]}]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("funday"), "{bad}");
+        let bad = Config::from_yaml("t.yaml", "campaigns: [{name: c, trunk: nope}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("nope"), "{bad}");
     }
 }

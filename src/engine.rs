@@ -13,13 +13,19 @@
 //! closed through the [`MediaPorts`] trait, which the runtime implements with real sockets
 //! and tests with a counter.
 //!
-//! What it does not do: sockets, clocks, HTTP, threads — or outbound calls (issue 6).
+//! Outbound calls: [`Engine::place_call`] opens the media port, sends the INVITE with an
+//! SDP offer through the trunk, and keeps the leg pending until it is answered (the
+//! scenario starts on the 2xx, like an inbound call after our 200 OK), fails (the SIP
+//! status becomes a [`Disposition`]), or rings past its ring timeout (CANCEL; no answer).
+//!
+//! What it does not do: sockets, clocks, HTTP, threads, or decide when to dial (the
+//! [`crate::dialer`] does).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -27,13 +33,16 @@ use rand::{Rng, SeedableRng};
 use crate::call::{CallCore, CallInfo, Effect, MediaParams};
 use crate::crm::CallCompleted;
 use crate::crm::events::FailReason;
+use crate::dialer::Disposition;
 use crate::dialogue::{HangupBy, Input};
 use crate::media::prompts::PromptCache;
 use crate::pii::Pii;
 use crate::scenario::Scenario;
 use crate::sip::message::{Request, parse_name_addr, parse_uri};
 use crate::sip::sdp::{self, LocalMedia, Origin};
-use crate::sip::ua::{CallHandle, EndReason, Transmit, UaConfig, UaEvent, UserAgent};
+use crate::sip::ua::{
+    CallHandle, EndReason, OutboundInvite, Transmit, UaConfig, UaEvent, UserAgent,
+};
 
 /// Opens and closes the local RTP endpoint of a call.
 pub trait MediaPorts {
@@ -59,6 +68,9 @@ pub struct EngineConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallOrigin {
     pub sip_call_id: String,
+    /// ivrflow's id of the call when it existed before the SIP leg (an outbound call
+    /// queued by the API); `None` for inbound calls, which get one when they start.
+    pub call_ref: Option<String>,
     pub scenario: String,
     /// `inbound` or `outbound`.
     pub direction: &'static str,
@@ -97,6 +109,9 @@ pub enum EngineEvent {
         at: SystemTime,
     },
     CallCompleted(Box<CallCompleted>),
+    /// A trunk's registration or keep-alive changed (`Registered`, `RegistrationFailed`,
+    /// `Unregistered`, `PingResult`), for the runtime's trunk status.
+    Trunk(UaEvent),
     /// Work for the runtime on behalf of a live call; results come back through
     /// [`Engine::handle_call_input`].
     Effect {
@@ -110,12 +125,53 @@ struct LiveCall {
     core: CallCore,
     sip_call_id: String,
     scenario: String,
+    direction: &'static str,
     remote_rtp: SocketAddr,
     started_wall: SystemTime,
     /// The record was emitted (the robot hung up, or the caller did); only cleanup remains.
     completed: bool,
     /// The deadline last pushed to the timer heap, to avoid pushing it again.
     scheduled: Option<Instant>,
+}
+
+/// An outbound call placed and not yet answered.
+struct PendingCall {
+    origin: Box<CallOrigin>,
+    scenario: Arc<Scenario>,
+    port: u16,
+    ring_deadline: Instant,
+    /// We sent CANCEL at the ring timeout: the 487 that follows means "no answer".
+    cancelled_on_timeout: bool,
+    /// The SDP of an early-media (183) response, used if the 2xx carries none.
+    early_sdp: Option<Vec<u8>>,
+}
+
+/// An outbound call to place through a trunk.
+#[derive(Debug, Clone)]
+pub struct OutboundCall {
+    /// ivrflow's id of the call (the queued call's `call_ref`).
+    pub call_ref: String,
+    pub scenario: String,
+    /// The number dialled (personal data), as the API gave it.
+    pub to: String,
+    /// Our caller ID (the From user).
+    pub from: String,
+    pub variables: BTreeMap<String, String>,
+    /// The INVITE: Request-URI, destination, identity, credentials. Its `sdp_offer` is
+    /// filled in by the engine.
+    pub invite: OutboundInvite,
+    pub ring_timeout: Duration,
+}
+
+/// Why [`Engine::place_call`] placed nothing; the call was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceError {
+    #[error("at capacity ({0} live calls)")]
+    AtCapacity(usize),
+    #[error("no scenario named {0:?}")]
+    UnknownScenario(String),
+    #[error("cannot open an RTP port: {0}")]
+    NoMediaPort(String),
 }
 
 pub struct Engine {
@@ -125,6 +181,8 @@ pub struct Engine {
     scenarios: BTreeMap<String, Arc<Scenario>>,
     prompts: Arc<PromptCache>,
     calls: HashMap<CallHandle, LiveCall>,
+    /// Outbound calls ringing.
+    pending: HashMap<CallHandle, PendingCall>,
     /// Per-call wake-ups (dialogue timers); stale entries are harmless.
     call_timers: BinaryHeap<Reverse<(Instant, CallHandle)>>,
     events: VecDeque<EngineEvent>,
@@ -151,6 +209,7 @@ impl Engine {
             scenarios,
             prompts,
             calls: HashMap::new(),
+            pending: HashMap::new(),
             call_timers: BinaryHeap::new(),
             events: VecDeque::new(),
             anchor,
@@ -163,8 +222,85 @@ impl Engine {
         self.anchor.1 + now.saturating_duration_since(self.anchor.0)
     }
 
+    /// Calls answered and up, plus outbound calls ringing.
     pub fn live_calls(&self) -> usize {
-        self.calls.len()
+        self.calls.len() + self.pending.len()
+    }
+
+    /// `ua` as mutable, for the runtime's trunk commands (REGISTER, OPTIONS keep-alive).
+    pub fn ua_mut(&mut self) -> &mut UserAgent {
+        &mut self.ua
+    }
+
+    /// Place an outbound call: open its media port, send the INVITE with our SDP offer.
+    /// [`EngineEvent::CallStarted`] follows at once; then [`EngineEvent::CallAnswered`] and
+    /// the scenario, or [`EngineEvent::CallFailed`] with the SIP status and disposition.
+    pub fn place_call(
+        &mut self,
+        now: Instant,
+        out: OutboundCall,
+        ports: &mut dyn MediaPorts,
+    ) -> Result<CallHandle, PlaceError> {
+        if self.live_calls() >= self.cfg.max_calls {
+            return Err(PlaceError::AtCapacity(self.live_calls()));
+        }
+        let scenario = self
+            .scenarios
+            .get(&out.scenario)
+            .cloned()
+            .ok_or_else(|| PlaceError::UnknownScenario(out.scenario.clone()))?;
+        let handle = self.ua.next_call_handle();
+        let port = ports
+            .open(handle)
+            .map_err(|e| PlaceError::NoMediaPort(e.to_string()))?;
+        let local = LocalMedia {
+            addr: SocketAddr::new(self.cfg.media_ip, port),
+            origin: Origin {
+                session_id: self.rng.next_u64() >> 1,
+                version: 1,
+            },
+        };
+        let mut invite = out.invite;
+        invite.sdp_offer = sdp::offer(&local);
+        let call = self.ua.invite(now, invite);
+        debug_assert_eq!(call, handle);
+        let sip_call_id = self.ua.call_id(call).unwrap_or("").to_owned();
+        let mut variables = out.variables;
+        variables
+            .entry("dialled".to_owned())
+            .or_insert_with(|| out.to.clone());
+        variables
+            .entry("caller".to_owned())
+            .or_insert_with(|| out.from.clone());
+        let origin = Box::new(CallOrigin {
+            sip_call_id: sip_call_id.clone(),
+            call_ref: Some(out.call_ref),
+            scenario: out.scenario,
+            direction: "outbound",
+            from: out.from,
+            to: out.to,
+            variables,
+        });
+        tracing::info!(call_id = %sip_call_id, to = %Pii(&origin.to), scenario = %origin.scenario, "placing outbound call");
+        self.events.push_back(EngineEvent::CallStarted {
+            call,
+            origin: origin.clone(),
+            at: self.wall(now),
+        });
+        let ring_deadline = now + out.ring_timeout;
+        self.call_timers.push(Reverse((ring_deadline, call)));
+        self.pending.insert(
+            call,
+            PendingCall {
+                origin,
+                scenario,
+                port,
+                ring_deadline,
+                cancelled_on_timeout: false,
+                early_sdp: None,
+            },
+        );
+        Ok(call)
     }
 
     pub fn ua(&self) -> &UserAgent {
@@ -226,6 +362,14 @@ impl Engine {
                 break;
             }
             self.call_timers.pop();
+            if let Some(p) = self.pending.get_mut(&call) {
+                if at >= p.ring_deadline && !p.cancelled_on_timeout {
+                    p.cancelled_on_timeout = true;
+                    tracing::info!(call_id = %p.origin.sip_call_id, "no answer before the ring timeout; cancelling");
+                    self.ua.cancel(now, call);
+                }
+                continue;
+            }
             if let Some(c) = self.calls.get_mut(&call) {
                 if c.scheduled == Some(at) {
                     c.scheduled = None;
@@ -331,19 +475,25 @@ impl Engine {
                     request,
                     source,
                 } => self.incoming_call(now, call, &request, source, ports),
-                // Outbound calls: the engine places none yet (the dialer arrives with issue 6).
-                UaEvent::Progress { .. }
-                | UaEvent::Answered { .. }
-                | UaEvent::Registered { .. }
+                UaEvent::Progress { call, status, sdp } => {
+                    if let Some(p) = self.pending.get_mut(&call) {
+                        tracing::debug!(call_id = %p.origin.sip_call_id, status, early_media = sdp.is_some(), "outbound call progress");
+                        if sdp.is_some() {
+                            p.early_sdp = sdp;
+                        }
+                    }
+                }
+                UaEvent::Answered { call, sdp } => self.outbound_answered(now, call, sdp, ports),
+                ev @ (UaEvent::Registered { .. }
                 | UaEvent::RegistrationFailed { .. }
                 | UaEvent::Unregistered { .. }
-                | UaEvent::ReferAccepted { .. }
+                | UaEvent::PingResult { .. }) => self.events.push_back(EngineEvent::Trunk(ev)),
+                UaEvent::ReferAccepted { .. }
                 | UaEvent::ReferProgress { .. }
                 | UaEvent::ReferSucceeded { .. }
                 | UaEvent::ReferFailed { .. }
                 | UaEvent::SessionUpdated { .. }
-                | UaEvent::InfoFailed { .. }
-                | UaEvent::PingResult { .. } => {}
+                | UaEvent::InfoFailed { .. } => {}
                 UaEvent::Confirmed { call } => {
                     tracing::debug!(
                         call_id = self.ua.call_id(call).unwrap_or("-"),
@@ -354,11 +504,16 @@ impl Engine {
                     if let Some(d) = dtmf_from_info(&request)
                         && let Some(c) = self.calls.get_mut(&call)
                     {
-                        c.core.handle_dtmf(now, d);
+                        c.core
+                            .handle_dtmf_from(now, d, crate::media::dtmf_dedup::DtmfSource::Info);
                     }
                     self.after_call_activity(now, call, ports);
                 }
                 UaEvent::Ended { call, reason } => {
+                    if let Some(p) = self.pending.remove(&call) {
+                        self.outbound_failed(now, call, p, reason);
+                        ports.close(call);
+                    }
                     if self.calls.contains_key(&call) {
                         let by = match reason {
                             EndReason::LocalBye | EndReason::AckTimeout => HangupBy::Robot,
@@ -406,6 +561,7 @@ impl Engine {
         let origin = |variables: BTreeMap<String, String>| {
             Box::new(CallOrigin {
                 sip_call_id: call_id.clone(),
+                call_ref: None,
                 scenario: scenario_name.clone(),
                 direction: "inbound",
                 from: caller.clone(),
@@ -414,8 +570,8 @@ impl Engine {
             })
         };
         let at = self.wall(now);
-        if self.calls.len() >= self.cfg.max_calls {
-            tracing::warn!(%call_id, live = self.calls.len(), "at capacity; refusing call");
+        if self.live_calls() >= self.cfg.max_calls {
+            tracing::warn!(%call_id, live = self.live_calls(), "at capacity; refusing call");
             self.ua.reject(
                 now,
                 call,
@@ -522,6 +678,7 @@ impl Engine {
                 core,
                 sip_call_id: call_id,
                 scenario: scenario_name,
+                direction: "inbound",
                 remote_rtp: neg.remote_rtp,
                 started_wall: self.wall(now),
                 completed: false,
@@ -532,6 +689,116 @@ impl Engine {
             c.core.start(now);
         }
         self.after_call_activity(now, call, ports);
+    }
+
+    /// The callee answered an outbound call: negotiate its SDP answer and start the
+    /// scenario. An unusable answer ends the call (BYE) as failed.
+    fn outbound_answered(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        sdp_answer: Vec<u8>,
+        ports: &mut dyn MediaPorts,
+    ) {
+        let Some(p) = self.pending.remove(&call) else {
+            return;
+        };
+        let body = if sdp_answer.is_empty() {
+            p.early_sdp.clone().unwrap_or_default()
+        } else {
+            sdp_answer
+        };
+        let call_id = p.origin.sip_call_id.clone();
+        let neg = match sdp::negotiate(&body) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
+                self.ua.hangup(now, call);
+                ports.close(call);
+                self.events.push_back(EngineEvent::CallFailed {
+                    call,
+                    origin: p.origin,
+                    reason: FailReason::Error,
+                    sip_code: None,
+                    detail: format!("unusable SDP answer: {e}"),
+                    at: self.wall(now),
+                });
+                return;
+            }
+        };
+        let media = MediaParams {
+            codec: neg.codec,
+            payload_type: neg.codec_pt,
+            telephone_event_pt: neg.telephone_event_pt,
+            ssrc: self.rng.next_u32(),
+            initial_seq: self.rng.next_u32() as u16,
+            initial_ts: self.rng.next_u32(),
+        };
+        let core = CallCore::new(
+            p.scenario,
+            p.origin.variables.clone(),
+            self.prompts.clone(),
+            media,
+            now,
+        );
+        self.events.push_back(EngineEvent::CallAnswered {
+            call,
+            sip_call_id: call_id.clone(),
+            at: self.wall(now),
+        });
+        tracing::info!(%call_id, scenario = %p.origin.scenario, codec = ?neg.codec, remote_rtp = %neg.remote_rtp, local_port = p.port, "outbound call answered");
+        self.calls.insert(
+            call,
+            LiveCall {
+                core,
+                sip_call_id: call_id,
+                scenario: p.origin.scenario.clone(),
+                direction: "outbound",
+                remote_rtp: neg.remote_rtp,
+                started_wall: self.wall(now),
+                completed: false,
+                scheduled: None,
+            },
+        );
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.core.start(now);
+        }
+        self.after_call_activity(now, call, ports);
+    }
+
+    /// An outbound call ended before it was answered.
+    fn outbound_failed(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        p: PendingCall,
+        reason: EndReason,
+    ) {
+        let status = match reason {
+            EndReason::Failed(487) if p.cancelled_on_timeout => None,
+            EndReason::Failed(s) | EndReason::Rejected(s) => Some(s),
+            _ => None,
+        };
+        let disposition = Disposition::from_sip(status);
+        let fail = match disposition {
+            Disposition::Busy => FailReason::Busy,
+            Disposition::NoAnswer => FailReason::NoAnswer,
+            Disposition::Rejected => FailReason::Rejected,
+            Disposition::Failed(_) | Disposition::Answered => FailReason::Error,
+        };
+        let detail = match status {
+            None => "no answer before the ring timeout".to_owned(),
+            Some(s) => format!("SIP {s}"),
+        };
+        tracing::info!(call_id = %p.origin.sip_call_id, ?status, disposition = disposition.as_str(), "outbound call failed");
+        self.events.push_back(EngineEvent::CallFailed {
+            call,
+            origin: p.origin,
+            reason: fail,
+            sip_code: status,
+            detail,
+            at: self.wall(now),
+        });
     }
 
     /// Emit the call's record once; the leg may linger until the BYE transaction ends.
@@ -556,7 +823,7 @@ impl Engine {
             CallInfo {
                 call_id: &c.sip_call_id,
                 scenario: &c.scenario,
-                direction: "inbound",
+                direction: c.direction,
                 started_wall: c.started_wall,
             },
             now,

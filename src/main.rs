@@ -101,6 +101,10 @@ struct ServeArgs {
     /// models/ggml-base.bin, made by ./scripts/setup.sh).
     #[arg(long)]
     model: Option<PathBuf>,
+    /// One SIP trunk for outbound calls, `sip:USER:PASSWORD@HOST:PORT`: registers there
+    /// and sends `POST /v1/calls {"to":"100",…}` as `sip:100@HOST:PORT` through it.
+    #[arg(long)]
+    trunk: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -262,6 +266,27 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if args.log_pii {
         cfg.log.pii = true;
+    }
+    if let Some(t) = &args.trunk {
+        match ivrflow::config::TrunkConfig::from_uri("default", t) {
+            Ok(t) => {
+                cfg.trunks.retain(|x| x.name != "default");
+                cfg.trunks.insert(0, t);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Ok(p) = std::env::var("IVRFLOW_TRUNK_PASSWORD")
+        && !p.is_empty()
+    {
+        for t in &mut cfg.trunks {
+            if t.username.is_some() && t.password.is_none() {
+                t.password = Some(p.clone());
+            }
+        }
     }
     if let Some(a) = args.api_listen {
         cfg.api.listen = a;

@@ -47,7 +47,13 @@ pub struct ApiState {
     pub token: Arc<str>,
     /// Names of the loaded scenarios (`POST /v1/calls` must name one).
     pub scenarios: Arc<BTreeSet<String>>,
+    /// Names of the configured campaigns (`POST /v1/calls` may name one).
+    pub campaigns: Arc<BTreeSet<String>>,
     pub metrics: Arc<Metrics>,
+    /// Tells the dialer about queued, cancelled and do-not-call changes (committed first).
+    pub dialer: Option<tokio::sync::mpsc::UnboundedSender<crate::rt::dialer::DialerCommand>>,
+    /// Trunk registration state, as the runtime last saw it.
+    pub trunks: crate::rt::dialer::TrunkBoard,
 }
 
 /// A JSON error response.
@@ -123,6 +129,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/calls/{id}", get(get_call).delete(cancel_call))
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}/replay", post(replay_event))
+        .route("/v1/dnc", get(list_dnc))
+        .route(
+            "/v1/dnc/{number}",
+            axum::routing::put(add_dnc).delete(remove_dnc),
+        )
+        .route("/v1/trunks", get(list_trunks))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(v1)
@@ -178,6 +190,8 @@ pub struct CallRequest {
     pub variables: BTreeMap<String, String>,
     pub not_before: Option<i64>,
     pub idempotency_key: Option<String>,
+    /// Campaign (calling windows, retry policy), callee time zone, consent.
+    pub dial: crate::store::DialOptions,
 }
 
 impl CallRequest {
@@ -189,18 +203,22 @@ impl CallRequest {
             "scenario": self.scenario,
             "variables": self.variables,
             "not_before": self.not_before,
+            "dial": self.dial,
         });
         let digest = Sha256::digest(canon.to_string().as_bytes());
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
-const CALL_FIELDS: [&str; 5] = [
+const CALL_FIELDS: [&str; 8] = [
     "to",
     "scenario",
     "variables",
     "not_before",
     "idempotency_key",
+    "campaign",
+    "timezone",
+    "consent",
 ];
 
 fn valid_number(s: &str) -> bool {
@@ -215,11 +233,13 @@ fn valid_var_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Validate a `POST /v1/calls` body; `header_key` is the `Idempotency-Key` header.
+/// Validate a `POST /v1/calls` body; `header_key` is the `Idempotency-Key` header;
+/// `campaigns` are the configured campaign names.
 pub fn parse_call_request(
     body: &[u8],
     header_key: Option<&str>,
     scenarios: &BTreeSet<String>,
+    campaigns: &BTreeSet<String>,
 ) -> Result<CallRequest, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
@@ -317,6 +337,35 @@ pub fn parse_call_request(
             )
         })?),
     };
+    let campaign = string("campaign", false)?;
+    if let Some(c) = &campaign
+        && !campaigns.contains(c)
+    {
+        let known: Vec<&str> = campaigns.iter().map(String::as_str).collect();
+        return Err(ApiError::invalid(
+            "campaign",
+            format!("unknown campaign {c:?}; configured: {}", known.join(", ")),
+        ));
+    }
+    let timezone = string("timezone", false)?;
+    if let Some(tz) = &timezone
+        && jiff::tz::TimeZone::get(tz).is_err()
+    {
+        return Err(ApiError::invalid(
+            "timezone",
+            format!("timezone {tz:?} is not an IANA time zone (Europe/Moscow)"),
+        ));
+    }
+    let consent = match m.get("consent") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "consent",
+                "consent must be true or false",
+            ));
+        }
+    };
     let body_key = string("idempotency_key", false)?;
     let idempotency_key = match (body_key, header_key) {
         (Some(b), Some(h)) if b != h => {
@@ -343,6 +392,11 @@ pub fn parse_call_request(
         variables,
         not_before,
         idempotency_key,
+        dial: crate::store::DialOptions {
+            campaign,
+            timezone,
+            consent,
+        },
     })
 }
 
@@ -355,7 +409,7 @@ async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes
             })
         })
         .transpose()?;
-    let req = parse_call_request(&body, header_key, &st.scenarios)?;
+    let req = parse_call_request(&body, header_key, &st.scenarios, &st.campaigns)?;
     let now = unix_ms(SystemTime::now());
     let call = NewCall {
         id: events::new_call_ref(),
@@ -369,6 +423,7 @@ async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes
         idempotency_key: req.idempotency_key.clone(),
         request_hash: Some(req.hash()),
         sip_call_id: None,
+        dial: req.dial.clone(),
     };
     let event = NewEvent {
         id: events::new_message_id(),
@@ -386,6 +441,9 @@ async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes
             st.metrics.event_recorded(events::CALL_QUEUED);
             st.store.new_events.notify_one();
             tracing::info!(call_ref = %c.id, scenario = %c.scenario, "call queued by the API");
+            st.tell_dialer(crate::rt::dialer::DialerCommand::Queued(Box::new(
+                c.clone(),
+            )));
             let location = format!("/v1/calls/{}", c.id);
             let body = call_json(&c, &[], &[]);
             let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
@@ -442,6 +500,7 @@ async fn cancel_call(State(st): State<ApiState>, Path(id): Path<String>) -> ApiR
     match res {
         Cancelled::Done(c) => {
             tracing::info!(call_ref = %c.id, "queued call cancelled by the API");
+            st.tell_dialer(crate::rt::dialer::DialerCommand::Cancelled(c.id.clone()));
             Ok(axum::Json(call_json(&c, &[], &[])).into_response())
         }
         Cancelled::NotFound => Err(ApiError::not_found("call", &id)),
@@ -454,6 +513,90 @@ async fn cancel_call(State(st): State<ApiState>, Path(id): Path<String>) -> ApiR
             Some("id"),
         )),
     }
+}
+
+impl ApiState {
+    fn tell_dialer(&self, cmd: crate::rt::dialer::DialerCommand) {
+        if let Some(tx) = &self.dialer
+            && tx.send(cmd).is_err()
+        {
+            tracing::error!("the dialer is gone; the change takes effect at the next start");
+        }
+    }
+}
+
+/// `GET /v1/dnc`: the do-not-call list.
+async fn list_dnc(State(st): State<ApiState>) -> ApiResult {
+    let numbers = st
+        .store
+        .run(|s| s.dnc_numbers())
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    Ok(axum::Json(json!({ "numbers": numbers })).into_response())
+}
+
+fn dnc_number(raw: &str) -> Result<String, ApiError> {
+    let n = crate::dialer::normalize_number(raw);
+    let formatting = |c: char| c.is_ascii_digit() || " +-().".contains(c);
+    if (1..=64).contains(&raw.len()) && raw.chars().all(formatting) && n.len() > 1 {
+        Ok(n)
+    } else {
+        Err(ApiError::invalid(
+            "number",
+            "number must be a phone number: digits, a leading +, spaces, - ( ) .",
+        ))
+    }
+}
+
+/// `PUT /v1/dnc/{number}`: never call this number again (checked at dial time).
+async fn add_dnc(State(st): State<ApiState>, Path(raw): Path<String>) -> ApiResult {
+    let number = dnc_number(&raw)?;
+    let now = unix_ms(SystemTime::now());
+    let key = number.clone();
+    let added = st
+        .store
+        .run(move |s| s.add_dnc(&key, "api", now))
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    st.tell_dialer(crate::rt::dialer::DialerCommand::Dnc {
+        number: number.clone(),
+        listed: true,
+    });
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        axum::Json(json!({ "number": number, "listed": true })),
+    )
+        .into_response())
+}
+
+/// `DELETE /v1/dnc/{number}`.
+async fn remove_dnc(State(st): State<ApiState>, Path(raw): Path<String>) -> ApiResult {
+    let number = dnc_number(&raw)?;
+    let key = number.clone();
+    let removed = st
+        .store
+        .run(move |s| s.remove_dnc(&key))
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    if !removed {
+        return Err(ApiError::not_found("do-not-call number", &number));
+    }
+    st.tell_dialer(crate::rt::dialer::DialerCommand::Dnc {
+        number: number.clone(),
+        listed: false,
+    });
+    Ok(axum::Json(json!({ "number": number, "listed": false })).into_response())
+}
+
+/// `GET /v1/trunks`: each trunk's registration and keep-alive state.
+async fn list_trunks(State(st): State<ApiState>) -> ApiResult {
+    let trunks = st.trunks.snapshot();
+    Ok(axum::Json(json!({ "trunks": trunks })).into_response())
 }
 
 /// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
@@ -727,6 +870,10 @@ pub fn call_json(c: &CallRecord, evs: &[EventRecord], attempts: &[Attempt]) -> V
         "from": c.from,
         "variables": c.variables,
         "not_before": c.not_before.map(rfc3339),
+        "campaign": c.dial.campaign,
+        "timezone": c.dial.timezone,
+        "consent": c.dial.consent,
+        "dial_attempts": c.dial_attempts,
         "idempotency_key": c.idempotency_key,
         "sip_call_id": c.sip_call_id,
         "node": c.node,

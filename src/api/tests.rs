@@ -7,8 +7,33 @@ fn scenarios() -> BTreeSet<String> {
     BTreeSet::from(["order-confirmation".to_owned()])
 }
 
+fn campaigns() -> BTreeSet<String> {
+    BTreeSet::from(["cart".to_owned()])
+}
+
+#[test]
+fn dialer_fields_are_checked() {
+    let r = parse_call_request(
+        br#"{"to":"100","scenario":"order-confirmation","campaign":"cart","timezone":"Europe/Moscow","consent":true}"#,
+        None,
+        &scenarios(),
+        &campaigns(),
+    )
+    .unwrap();
+    assert_eq!(r.dial.campaign.as_deref(), Some("cart"));
+    assert_eq!(r.dial.timezone.as_deref(), Some("Europe/Moscow"));
+    assert_eq!(r.dial.consent, Some(true));
+    let e = err(r#"{"to":"100","scenario":"order-confirmation","campaign":"nope"}"#);
+    assert_eq!(e.field.as_deref(), Some("campaign"));
+    assert!(e.error.contains("cart"), "{}", e.error);
+    let e = err(r#"{"to":"100","scenario":"order-confirmation","timezone":"Mars/Olympus"}"#);
+    assert_eq!(e.field.as_deref(), Some("timezone"));
+    let e = err(r#"{"to":"100","scenario":"order-confirmation","consent":"yes"}"#);
+    assert_eq!(e.field.as_deref(), Some("consent"));
+}
+
 fn err(body: &str) -> ApiError {
-    parse_call_request(body.as_bytes(), None, &scenarios()).unwrap_err()
+    parse_call_request(body.as_bytes(), None, &scenarios(), &campaigns()).unwrap_err()
 }
 
 #[test]
@@ -17,6 +42,7 @@ fn a_good_request_parses() {
         br#"{"to":"+15551230000","scenario":"order-confirmation","variables":{"order_id":4711,"vip":true,"name":"Ann"},"not_before":"2026-11-22T09:30:00Z","idempotency_key":"order-4711"}"#,
         None,
         &scenarios(),
+        &campaigns(),
     )
     .unwrap();
     assert_eq!(r.to, "+15551230000");
@@ -88,13 +114,14 @@ fn every_error_names_its_field() {
 #[test]
 fn header_key_and_body_key_must_agree() {
     let b = br#"{"to":"100","scenario":"order-confirmation","idempotency_key":"k1"}"#;
-    assert!(parse_call_request(b, Some("k1"), &scenarios()).is_ok());
-    let e = parse_call_request(b, Some("k2"), &scenarios()).unwrap_err();
+    assert!(parse_call_request(b, Some("k1"), &scenarios(), &campaigns()).is_ok());
+    let e = parse_call_request(b, Some("k2"), &scenarios(), &campaigns()).unwrap_err();
     assert_eq!(e.field.as_deref(), Some("idempotency_key"));
     let r = parse_call_request(
         br#"{"to":"100","scenario":"order-confirmation"}"#,
         Some("k3"),
         &scenarios(),
+        &campaigns(),
     )
     .unwrap();
     assert_eq!(r.idempotency_key.as_deref(), Some("k3"));
@@ -129,6 +156,8 @@ fn call_resource_builds_the_trace() {
         idempotency_key: None,
         request_hash: None,
         sip_call_id: Some("sip".into()),
+        dial: Default::default(),
+        dial_attempts: 0,
         node: "local".into(),
         outcome: Some("confirmed".into()),
         failure_reason: None,

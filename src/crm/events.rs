@@ -183,6 +183,9 @@ pub enum FailReason {
     /// ivrflow stopped (crash, kill, restart) while the call was up; reported at the next
     /// start.
     Interrupted,
+    /// Never dialled: the number is on the do-not-call list, consent was required and
+    /// missing, or the call's time zone or campaign is unknown.
+    Blocked,
 }
 
 impl FailReason {
@@ -193,6 +196,7 @@ impl FailReason {
             FailReason::Rejected => "rejected",
             FailReason::Error => "error",
             FailReason::Interrupted => "interrupted",
+            FailReason::Blocked => "blocked",
         }
     }
 }

@@ -202,6 +202,10 @@ impl Dialer {
         self.dnc.insert(normalize_number(number));
     }
 
+    pub fn remove_dnc(&mut self, number: &str) {
+        self.dnc.remove(&normalize_number(number));
+    }
+
     pub fn is_dnc(&self, number: &str) -> bool {
         self.dnc.contains(&normalize_number(number))
     }

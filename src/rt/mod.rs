@@ -13,6 +13,7 @@
 //!
 //! Not here: any protocol or dialogue decision — those are in the sans-IO layers.
 
+pub mod dialer;
 pub mod http;
 pub mod recorder;
 pub mod services;
@@ -155,7 +156,21 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let local_addr = sip.local_addr()?;
     tracing::info!(%local_addr, "SIP listening (UDP)");
 
-    let mut svc = Services::start(&cfg, scenarios.keys().cloned().collect()).await?;
+    let mut outbound = dialer::Outbound::new(&cfg).await?;
+    let (dialer_tx, dialer_rx) = mpsc::unbounded_channel();
+    let mut svc = Services::start(
+        &cfg,
+        scenarios.keys().cloned().collect(),
+        dialer_tx,
+        outbound.board.clone(),
+    )
+    .await?;
+    let (queued, dnc) = svc
+        .store
+        .run(|s| Ok::<_, crate::store::StoreError>((s.queued_calls()?, s.dnc_numbers()?)))
+        .await
+        .context("the store thread stopped")??;
+    outbound.load(queued, dnc);
     let engine_cfg = EngineConfig {
         ua: UaConfig {
             local_addr,
@@ -186,8 +201,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         send_errors: 0,
         packets_sent: 0,
     };
+    let mut engine = engine;
+    outbound.start(Instant::now(), &mut engine);
     let r = tokio::select! {
-        r = drive(engine, sip, ports, rtp_rx, &mut svc, speech) => r,
+        r = drive(engine, sip, ports, rtp_rx, &mut svc, speech, outbound, dialer_rx) => r,
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())
@@ -251,6 +268,7 @@ fn publish_counters(engine: &Engine, ports: &SocketPorts, svc: &Services) {
     m.sip_counter_to("retransmissions_absorbed", ua.retransmissions_absorbed);
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     mut engine: Engine,
     sip: UdpSocket,
@@ -258,6 +276,8 @@ async fn drive(
     mut rtp_rx: mpsc::Receiver<RtpIn>,
     svc: &mut Services,
     mut speech: Option<speech::Speech>,
+    mut outbound: dialer::Outbound,
+    mut dialer_rx: mpsc::UnboundedReceiver<dialer::DialerCommand>,
 ) -> anyhow::Result<()> {
     let mut pacing = tokio::time::interval(PTIME);
     pacing.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -271,6 +291,8 @@ async fn drive(
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let dial_at = outbound.next_wakeup();
+        let mut records = Vec::new();
         tokio::select! {
             biased;
             scheduled = pacing.tick() => {
@@ -322,9 +344,20 @@ async fn drive(
             _ = tokio::time::sleep_until(deadline) => {
                 engine.handle_timeout(Instant::now(), &mut ports);
             }
+            Some(cmd) = dialer_rx.recv() => {
+                outbound.command(cmd);
+                outbound.dial_due(Instant::now(), &mut engine, &mut ports, &mut svc.recorder, &mut records);
+            }
+            _ = async {
+                match dial_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                outbound.dial_due(Instant::now(), &mut engine, &mut ports, &mut svc.recorder, &mut records);
+            }
         }
         // Events first: if there are any, this step's SIP messages wait for their commit.
-        let mut records = Vec::new();
         while let Some(ev) = engine.poll_event() {
             match ev {
                 // Speech goes to the recognition threads, never run here (this task paces RTP).
@@ -352,8 +385,28 @@ async fn drive(
                     call,
                     sip_call_id,
                     effect,
-                } => svc.effect(call, &sip_call_id, effect, &mut records),
-                other => records.extend(svc.recorder.lifecycle(other)),
+                } => {
+                    if let crate::call::Effect::Dialogue(crate::dialogue::Action::Notify {
+                        event,
+                        ..
+                    }) = &effect
+                        && event == crate::crm::events::DNC_REQUESTED
+                        && let Some(number) = outbound.opt_out(&sip_call_id)
+                    {
+                        let store = svc.store.clone();
+                        tokio::spawn(async move {
+                            let now = crate::crm::events::unix_ms(SystemTime::now());
+                            match store.run(move |s| s.add_dnc(&number, "call", now)).await {
+                                Some(Ok(_)) => {}
+                                other => {
+                                    tracing::error!(?other, "could not store a do-not-call request")
+                                }
+                            }
+                        });
+                    }
+                    svc.effect(call, &sip_call_id, effect, &mut records)
+                }
+                other => outbound.on_event(other, &mut svc.recorder, &mut records),
             }
         }
         if !records.is_empty() {

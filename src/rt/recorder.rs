@@ -5,8 +5,12 @@
 //! effects carry) from `call.started` until `call.completed`. No I/O: the drive loop hands
 //! the records to the store thread.
 //!
-//! Not here: outbound calls created by the API (they get their id and `call.queued` in
-//! `api`), or when events are delivered.
+//! Outbound calls exist before their SIP leg (the API created them, with `call.queued`):
+//! their origin carries that `call_ref`, and starting one updates its row instead of
+//! inserting one. A failed attempt that the dialer will retry puts the row back in
+//! `queued` with the retry time ([`Recorder::failed_attempt`]).
+//!
+//! Not here: when events are delivered.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -64,6 +68,7 @@ fn new_call(call_ref: &str, o: &CallOrigin, state: CallState) -> NewCall {
         idempotency_key: None,
         request_hash: None,
         sip_call_id: Some(o.sip_call_id.clone()),
+        dial: Default::default(),
     }
 }
 
@@ -86,7 +91,7 @@ impl Recorder {
         match ev {
             EngineEvent::CallStarted { origin, at, .. } => {
                 let at = unix_ms(at);
-                let call_ref = events::new_call_ref();
+                let call_ref = origin.call_ref.clone().unwrap_or_else(events::new_call_ref);
                 let ident = identity(&origin);
                 let data = events::started_data(&ident, &origin.variables);
                 if self
@@ -102,10 +107,19 @@ impl Recorder {
                 {
                     tracing::warn!(call_id = %origin.sip_call_id, "a second call with a live call's Call-ID");
                 }
+                let change = if origin.call_ref.is_some() {
+                    CallChange::Update(CallUpdate {
+                        state: Some(CallState::Started),
+                        sip_call_id: Some(origin.sip_call_id.clone()),
+                        ..CallUpdate::default()
+                    })
+                } else {
+                    CallChange::Insert(new_call(&call_ref, &origin, CallState::Started))
+                };
                 vec![Record {
                     call_id: call_ref.clone(),
                     at,
-                    change: CallChange::Insert(new_call(&call_ref, &origin, CallState::Started)),
+                    change,
                     event: event(events::CALL_STARTED, at, data),
                 }]
             }
@@ -157,6 +171,9 @@ impl Recorder {
                 let mut out = Vec::new();
                 let call_ref = match self.live.remove(&origin.sip_call_id) {
                     Some(l) => l.call_ref,
+                    None if origin.call_ref.is_some() => {
+                        origin.call_ref.clone().unwrap_or_default()
+                    }
                     None => {
                         let call_ref = events::new_call_ref();
                         out.push(Record {
@@ -181,7 +198,68 @@ impl Recorder {
                 out
             }
             EngineEvent::CallCompleted(rec) => self.completed(*rec),
-            EngineEvent::Effect { .. } => Vec::new(),
+            EngineEvent::Effect { .. } | EngineEvent::Trunk(_) => Vec::new(),
+        }
+    }
+
+    /// A failed outbound attempt (`ev` is its [`EngineEvent::CallFailed`]): `call.failed`
+    /// says which attempt it was and, when the dialer will try again, `retry_at` — then the
+    /// row goes back to `queued` with that time, not to `failed`.
+    pub fn failed_attempt(
+        &mut self,
+        ev: EngineEvent,
+        attempt: u32,
+        retry_at: Option<UnixMs>,
+    ) -> Vec<Record> {
+        let mut out = self.lifecycle(ev);
+        if let Some(last) = out.last_mut() {
+            if let CallChange::Update(u) = &mut last.change
+                && let Some(at) = retry_at
+            {
+                u.state = Some(CallState::Queued);
+                u.not_before = Some(at);
+            }
+            if let Some(Value::Object(m)) = last.event.as_mut().map(|e| &mut e.data) {
+                m.insert("attempt".to_owned(), Value::from(attempt));
+                m.insert("final".to_owned(), Value::from(retry_at.is_none()));
+                if let Some(at) = retry_at {
+                    m.insert("retry_at".to_owned(), Value::from(events::rfc3339(at)));
+                }
+            }
+        }
+        out
+    }
+
+    /// A queued call the dialer will never place (do-not-call, no consent, bad time zone):
+    /// `call.failed` with reason `blocked`.
+    pub fn refused(&mut self, call: &CallRecord, why: &str, now: UnixMs) -> Record {
+        let ident = CallIdentity {
+            call_id: None,
+            scenario: call.scenario.clone(),
+            direction: "outbound",
+            from: call.from.clone().unwrap_or_default(),
+            to: call.to.clone().unwrap_or_default(),
+        };
+        self.metrics
+            .calls_failed
+            .get_or_create(&ReasonLabel {
+                reason: FailReason::Blocked.as_str().to_owned(),
+            })
+            .inc();
+        let mut data = events::failed_data(&ident, &call.variables, FailReason::Blocked, None, why);
+        if let Value::Object(m) = &mut data {
+            m.insert("attempt".to_owned(), Value::from(call.dial_attempts));
+            m.insert("final".to_owned(), Value::from(true));
+        }
+        Record {
+            call_id: call.id.clone(),
+            at: now,
+            change: CallChange::Update(CallUpdate {
+                state: Some(CallState::Failed),
+                failure: Some((FailReason::Blocked.as_str().to_owned(), None)),
+                ..CallUpdate::default()
+            }),
+            event: event(events::CALL_FAILED, now, data),
         }
     }
 
@@ -202,6 +280,7 @@ impl Recorder {
                 let call_ref = events::new_call_ref();
                 let origin = CallOrigin {
                     sip_call_id: rec.call_id.clone(),
+                    call_ref: None,
                     scenario: rec.scenario.clone(),
                     direction: rec.direction,
                     from: rec.variables.get("caller").cloned().unwrap_or_default(),
@@ -306,6 +385,7 @@ mod tests {
     fn origin() -> Box<CallOrigin> {
         Box::new(CallOrigin {
             sip_call_id: "sip-1".into(),
+            call_ref: None,
             scenario: "s".into(),
             direction: "inbound",
             from: "15551230000".into(),

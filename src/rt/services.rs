@@ -48,7 +48,12 @@ pub struct Services {
 }
 
 impl Services {
-    pub async fn start(cfg: &Config, scenarios: BTreeSet<String>) -> anyhow::Result<Services> {
+    pub async fn start(
+        cfg: &Config,
+        scenarios: BTreeSet<String>,
+        dialer: tokio::sync::mpsc::UnboundedSender<crate::rt::dialer::DialerCommand>,
+        trunks: crate::rt::dialer::TrunkBoard,
+    ) -> anyhow::Result<Services> {
         let dir = &cfg.data_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the data directory {}", dir.display()))?;
@@ -114,7 +119,14 @@ impl Services {
                     store: store.clone(),
                     token: token.trim().into(),
                     scenarios: Arc::new(scenarios),
+                    campaigns: Arc::new(
+                        std::iter::once(crate::rt::dialer::DEFAULT_CAMPAIGN.to_owned())
+                            .chain(cfg.campaigns.iter().map(|c| c.name.clone()))
+                            .collect(),
+                    ),
                     metrics: metrics.clone(),
+                    dialer: Some(dialer),
+                    trunks,
                 };
                 tasks.push(tokio::spawn(async move {
                     if let Err(e) = api::serve(listener, state).await {

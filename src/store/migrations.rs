@@ -6,10 +6,11 @@
 //! also accepts where it can (INTEGER milliseconds for time, TEXT for JSON).
 
 /// `(version, description, SQL)` in order.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "calls, outbox events, delivery attempts",
-    r#"
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "calls, outbox events, delivery attempts",
+        r#"
 CREATE TABLE calls (
     id              TEXT PRIMARY KEY,
     direction       TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
@@ -69,7 +70,20 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_by_event ON deliveries (event_id);
 "#,
-)];
+    ),
+    (
+        2,
+        "dialer options per call, do-not-call list",
+        r#"
+ALTER TABLE calls ADD COLUMN dial TEXT;
+CREATE TABLE dnc (
+    number      TEXT PRIMARY KEY,
+    source      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+"#,
+    ),
+];
 
 /// The newest schema version this build knows.
 pub fn latest() -> i64 {

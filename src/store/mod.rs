@@ -139,6 +139,19 @@ impl EventStatus {
     }
 }
 
+/// How the dialer treats an outbound call: its campaign (calling windows, retries), the
+/// callee's time zone, and whether the callee consented to calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialOptions {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    /// IANA time zone of the callee.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent: Option<bool>,
+}
+
 /// A call the store has not seen yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewCall {
@@ -159,6 +172,8 @@ pub struct NewCall {
     /// request from a different request reusing the key.
     pub request_hash: Option<String>,
     pub sip_call_id: Option<String>,
+    /// Outbound calls: dialer options.
+    pub dial: DialOptions,
 }
 
 /// A call as stored.
@@ -175,6 +190,9 @@ pub struct CallRecord {
     pub idempotency_key: Option<String>,
     pub request_hash: Option<String>,
     pub sip_call_id: Option<String>,
+    pub dial: DialOptions,
+    /// Dial attempts made so far (outbound).
+    pub dial_attempts: u32,
     /// The node (process) that carries or carried the call.
     pub node: String,
     pub outcome: Option<String>,
@@ -221,6 +239,9 @@ pub struct CallUpdate {
     pub failure: Option<(String, Option<u16>)>,
     pub result: Option<Value>,
     pub trace: Option<Value>,
+    /// Outbound retry: when to dial again (with `state: Queued`).
+    pub not_before: Option<UnixMs>,
+    pub dial_attempts: Option<u32>,
 }
 
 /// One thing that happened to a call, with the event it produces (if any), applied
@@ -380,6 +401,19 @@ pub trait Store: Send {
 
     /// Make a dead or delivered event pending again, due at `now`, attempts reset.
     fn replay_event(&mut self, id: &str, now: UnixMs) -> Result<Replayed, StoreError>;
+
+    /// Outbound calls waiting for the dialer, earliest `not_before` first.
+    fn queued_calls(&mut self) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// The do-not-call list (normalised numbers).
+    fn dnc_numbers(&mut self) -> Result<Vec<String>, StoreError>;
+
+    /// Add a number to the do-not-call list (`source`: `api`, `call`, …); false if it
+    /// was already there.
+    fn add_dnc(&mut self, number: &str, source: &str, now: UnixMs) -> Result<bool, StoreError>;
+
+    /// Remove a number from the do-not-call list; false if it was not there.
+    fn remove_dnc(&mut self, number: &str) -> Result<bool, StoreError>;
 
     fn stats(&mut self) -> Result<Stats, StoreError>;
 }

@@ -28,7 +28,7 @@ pub struct SqliteStore {
 
 const CALL_COLS: &str = "id, direction, state, scenario, to_number, from_number, variables, not_before, \
      idempotency_key, request_hash, sip_call_id, node, outcome, failure_reason, sip_code, result, trace, \
-     created_at, updated_at, started_at, answered_at, ended_at";
+     created_at, updated_at, started_at, answered_at, ended_at, dial, dial_attempts";
 
 const EVENT_COLS: &str = "e.id, e.call_id, e.seq, e.type, e.payload, e.status, e.attempts, e.next_attempt_at, \
      e.last_error, e.created_at, e.updated_at, e.delivered_at, e.position";
@@ -169,6 +169,11 @@ fn call_from_row(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
         started_at: r.get(19)?,
         answered_at: r.get(20)?,
         ended_at: r.get(21)?,
+        dial: r
+            .get::<_, Option<String>>(22)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default(),
+        dial_attempts: r.get::<_, i64>(23)?.clamp(0, i64::from(u32::MAX)) as u32,
     })
 }
 
@@ -233,8 +238,8 @@ fn insert_call(
     .then_some(at);
     conn.execute(
         "INSERT INTO calls (id, direction, state, scenario, to_number, from_number, variables, not_before, \
-         idempotency_key, request_hash, sip_call_id, node, created_at, updated_at, started_at, answered_at, ended_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)",
+         idempotency_key, request_hash, sip_call_id, node, created_at, updated_at, started_at, answered_at, ended_at, dial) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17)",
         params![
             c.id,
             c.direction.as_str(),
@@ -252,6 +257,7 @@ fn insert_call(
             started.or(ended),
             answered,
             ended,
+            (c.dial != DialOptions::default()).then(|| json_text(&c.dial)),
         ],
     )?;
     Ok(())
@@ -277,10 +283,12 @@ fn update_call(
            sip_code = COALESCE(?5, sip_code), \
            result = COALESCE(?6, result), \
            trace = COALESCE(?7, trace), \
+           not_before = COALESCE(?11, not_before), \
+           dial_attempts = COALESCE(?12, dial_attempts), \
            updated_at = ?8, \
            started_at = CASE WHEN ?1 IN ('started', 'answered') THEN COALESCE(started_at, ?9) ELSE started_at END, \
            answered_at = CASE WHEN ?1 = 'answered' THEN COALESCE(answered_at, ?9) ELSE answered_at END, \
-           ended_at = CASE WHEN ?1 IN ('completed', 'failed', 'cancelled') THEN COALESCE(ended_at, ?9) ELSE ended_at END \
+           ended_at = CASE WHEN ?1 IN ('completed', 'failed', 'cancelled') THEN COALESCE(ended_at, ?9) WHEN ?1 = 'queued' THEN NULL ELSE ended_at END \
          WHERE id = ?10",
         params![
             u.state.map(CallState::as_str),
@@ -293,6 +301,8 @@ fn update_call(
             now,
             at,
             id,
+            u.not_before,
+            u.dial_attempts.map(i64::from),
         ],
     )?;
     if n == 0 {
@@ -457,6 +467,38 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(results)
+    }
+
+    fn queued_calls(&mut self) -> Result<Vec<CallRecord>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {CALL_COLS} FROM calls WHERE state = 'queued' AND direction = 'outbound' \
+             ORDER BY COALESCE(not_before, 0), created_at"
+        ))?;
+        let rows = st.query_map([], call_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn dnc_numbers(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT number FROM dnc ORDER BY number")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn add_dnc(&mut self, number: &str, source: &str, now: UnixMs) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO dnc (number, source, created_at) VALUES (?1, ?2, ?3)",
+            params![number, source, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn remove_dnc(&mut self, number: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM dnc WHERE number = ?1", [number])?
+            == 1)
     }
 
     fn live_calls(&mut self, node: &str) -> Result<Vec<CallRecord>, StoreError> {

@@ -45,6 +45,11 @@ fn outbound(id: &str, key: Option<&str>, hash: &str) -> NewCall {
         idempotency_key: key.map(str::to_owned),
         request_hash: Some(hash.into()),
         sip_call_id: None,
+        dial: DialOptions {
+            campaign: Some("cart".into()),
+            timezone: Some("Europe/Moscow".into()),
+            consent: Some(true),
+        },
     }
 }
 
@@ -73,6 +78,7 @@ fn inbound_started(call: &str, event: &str) -> Record {
             idempotency_key: None,
             request_hash: None,
             sip_call_id: Some("sip-1".into()),
+            dial: DialOptions::default(),
         }),
         event: Some(ev(event, "call.started")),
     }
@@ -447,4 +453,60 @@ fn two_connections_share_the_file() {
         ids(&server.lease_due(3_000, 4_000, 10).unwrap()),
         vec!["a1"]
     );
+}
+
+#[test]
+fn queued_calls_retry_fields_and_dnc_survive_a_reopen() {
+    let dir = TempDir::new("queued");
+    {
+        let mut s = open(&dir);
+        s.create_call(&outbound("q1", None, "h1"), &ev("m1", "call.queued"), 1_000)
+            .unwrap();
+        s.create_call(&outbound("q2", None, "h2"), &ev("m2", "call.queued"), 1_001)
+            .unwrap();
+        // q1 is dialled, gets no answer, and goes back to the queue for a retry.
+        let started = Record {
+            call_id: "q1".into(),
+            at: 6_000,
+            change: CallChange::Update(CallUpdate {
+                state: Some(CallState::Started),
+                sip_call_id: Some("sip-q1".into()),
+                dial_attempts: Some(1),
+                ..CallUpdate::default()
+            }),
+            event: None,
+        };
+        let retry = Record {
+            call_id: "q1".into(),
+            at: 36_000,
+            change: CallChange::Update(CallUpdate {
+                state: Some(CallState::Queued),
+                failure: Some(("no_answer".into(), None)),
+                not_before: Some(636_000),
+                ..CallUpdate::default()
+            }),
+            event: Some(ev("m3", "call.failed")),
+        };
+        for r in s.record(&[started, retry], 40_000).unwrap() {
+            r.unwrap();
+        }
+        assert!(s.add_dnc("15550001111", "api", 1).unwrap());
+        assert!(!s.add_dnc("15550001111", "call", 2).unwrap());
+        assert!(s.add_dnc("15550002222", "call", 3).unwrap());
+        assert!(s.remove_dnc("15550002222").unwrap());
+        assert!(!s.remove_dnc("15550002222").unwrap());
+    }
+    let mut s = open(&dir);
+    let q = s.queued_calls().unwrap();
+    let ids: Vec<&str> = q.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["q2", "q1"], "ordered by not_before");
+    let q1 = &q[1];
+    assert_eq!(q1.dial_attempts, 1);
+    assert_eq!(q1.not_before, Some(636_000));
+    assert_eq!(q1.ended_at, None, "a call queued for a retry has not ended");
+    assert_eq!(q1.dial.campaign.as_deref(), Some("cart"));
+    assert_eq!(q1.dial.timezone.as_deref(), Some("Europe/Moscow"));
+    assert_eq!(q1.dial.consent, Some(true));
+    assert_eq!(q[0].dial_attempts, 0);
+    assert_eq!(s.dnc_numbers().unwrap(), ["15550001111"]);
 }
