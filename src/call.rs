@@ -1,5 +1,18 @@
 //! One call's media and dialogue, owned in one place: the dialogue interpreter, the RTP
-//! playout of prompts, and the caller's input (RFC 4733 events for now).
+//! playout of prompts, and the caller's input: keys (RFC 4733 events, SIP INFO, tones in
+//! the audio — merged by [`DtmfDedup`] so a press that arrives by several routes counts
+//! once) and speech.
+//!
+//! The caller's audio is decoded on every packet while the call is up (one reused buffer)
+//! and goes to the in-band DTMF detector; to the speech listener only while the dialogue
+//! listens or records.
+//!
+//! Answering-machine detection: when the scenario has an `amd:` block, `start` does not
+//! start the dialogue; the caller's audio goes to [`Amd`] first. A person (or no decision
+//! by `max_wait`) starts the dialogue at its start node; a machine is waited out until its
+//! beep or the end of its greeting, then the dialogue enters `amd.on_machine` (or hangs up).
+//! A key during detection means a person (the key itself is not an answer to anything).
+//! The verdict is the variable `answered_by` and `amd` / `amd_greeting_end` trace entries.
 //!
 //! `CallCore` is sans-IO like everything below the runtime: the SIP engine and the
 //! simulator drive it the same way — `start`, then `poll_packet` on every 20 ms pacing tick,
@@ -16,7 +29,10 @@ use serde::Serialize;
 use crate::crm::CallCompleted;
 use crate::dialogue::{Action, Dialogue, DialogueResult, HangupBy, Input};
 use crate::media::Codec;
+use crate::media::amd::{Amd, AmdEvent, AmdVerdict, GreetingEnd};
 use crate::media::dtmf::DtmfReceiver;
+use crate::media::dtmf_dedup::{DtmfDedup, DtmfSource};
+use crate::media::goertzel::InbandDtmf;
 use crate::media::prompts::PromptCache;
 use crate::media::rtp::{Playout, PlayoutEvent, SAMPLES_PER_PACKET};
 use crate::scenario::Scenario;
@@ -33,32 +49,36 @@ pub enum TraceEvent {
         duration_ms: u64,
     },
     /// It played to the end (the last packet left at `at_ms`).
-    PlayFinished {
-        at_ms: u64,
-        id: u64,
-    },
+    PlayFinished { at_ms: u64, id: u64 },
     /// It was cut short (barge-in, or replaced); `heard_ms` of it were played.
-    PlayStopped {
-        at_ms: u64,
-        id: u64,
-        heard_ms: u64,
-    },
+    PlayStopped { at_ms: u64, id: u64, heard_ms: u64 },
     /// A prompt the scenario names has no recording for the call's language.
-    MissingPrompt {
-        at_ms: u64,
-        prompt: String,
-    },
+    MissingPrompt { at_ms: u64, prompt: String },
     Dtmf {
         at_ms: u64,
         digit: char,
+        /// The route the press came by first (`rfc4733`, `info`, `inband`, `other`).
+        #[serde(skip_serializing_if = "is_other")]
+        source: DtmfSource,
     },
     /// The robot decided to hang up.
-    RobotHangup {
-        at_ms: u64,
-    },
+    RobotHangup { at_ms: u64 },
     /// The caller hung up.
-    CallerHangup {
+    CallerHangup { at_ms: u64 },
+    /// Answering-machine detection decided who answered, and why.
+    Amd {
         at_ms: u64,
+        verdict: AmdVerdict,
+        reason: String,
+        greeting_ms: u64,
+        words: u32,
+    },
+    /// The machine's greeting ended (its beep, silence, or the time limit): the dialogue
+    /// starts at `amd.on_machine`.
+    AmdGreetingEnd {
+        at_ms: u64,
+        #[serde(flatten)]
+        end: GreetingEnd,
     },
 }
 
@@ -122,6 +142,28 @@ pub struct CallCore {
     audio_in: (crate::media::Codec, u8),
     /// Scratch buffer for decoded caller audio.
     pcm_in: Vec<i16>,
+    /// Keys sent as tones in the audio.
+    inband: InbandDtmf,
+    /// One press, counted once, whatever routes it comes by.
+    dedup: DtmfDedup,
+    /// Answering-machine detection while it runs.
+    amd: AmdPhase,
+}
+
+/// Where answering-machine detection stands.
+#[derive(Debug)]
+enum AmdPhase {
+    /// Not asked for, or over.
+    Off,
+    /// Listening for the verdict (`None`: the verdict comes from outside, see
+    /// [`CallCore::handle_amd_event`]).
+    Listening(Option<Box<Amd>>),
+    /// A machine: waiting for its greeting to end.
+    AwaitEnd(Option<Box<Amd>>),
+}
+
+fn is_other(s: &DtmfSource) -> bool {
+    *s == DtmfSource::Other
 }
 
 impl CallCore {
@@ -153,6 +195,9 @@ impl CallCore {
             listener: crate::asr::listen::Listener::default(),
             audio_in: (media.codec, media.payload_type),
             pcm_in: Vec::with_capacity(320),
+            inband: InbandDtmf::new(),
+            dedup: DtmfDedup::new(),
+            amd: AmdPhase::Off,
         }
     }
 
@@ -160,31 +205,115 @@ impl CallCore {
         at.saturating_duration_since(self.started_at).as_millis() as u64
     }
 
-    /// Enter the scenario's start node.
+    /// The call is answered: enter the scenario's start node — or, when the scenario has
+    /// `amd:`, listen for who answered first (see the module docs).
     pub fn start(&mut self, now: Instant) {
-        self.dialogue.start(now);
-        self.drain(now);
+        let amd = self.dialogue.scenario().amd.as_ref().map(|a| a.config());
+        match amd {
+            Some(cfg) => {
+                self.changed = true;
+                self.amd = AmdPhase::Listening(Some(Box::new(Amd::new(cfg, now))));
+            }
+            None => {
+                self.dialogue.start(now);
+                self.drain(now);
+            }
+        }
+    }
+
+    /// Whether answering-machine detection is still deciding (or waiting out a machine's
+    /// greeting); the dialogue has not started yet.
+    pub fn amd_pending(&self) -> bool {
+        !matches!(self.amd, AmdPhase::Off)
+    }
+
+    /// An answering-machine event from outside the call's own detector (the simulator, or
+    /// a detector elsewhere): the call's detector stops and this decides instead.
+    pub fn handle_amd_event(&mut self, now: Instant, event: AmdEvent) {
+        match &mut self.amd {
+            AmdPhase::Listening(d) | AmdPhase::AwaitEnd(d) => *d = None,
+            AmdPhase::Off => return,
+        }
+        self.on_amd_event(now, event);
+    }
+
+    fn drain_amd(&mut self, now: Instant) {
+        loop {
+            let ev = match &mut self.amd {
+                AmdPhase::Listening(Some(d)) | AmdPhase::AwaitEnd(Some(d)) => d.poll_event(),
+                _ => None,
+            };
+            let Some(ev) = ev else { break };
+            self.on_amd_event(now, ev);
+        }
+    }
+
+    fn on_amd_event(&mut self, now: Instant, event: AmdEvent) {
+        self.changed = true;
+        let at_ms = self.ms(now);
+        match event {
+            AmdEvent::Verdict {
+                verdict,
+                reason,
+                greeting,
+                words,
+            } => {
+                if !matches!(self.amd, AmdPhase::Listening(_)) {
+                    return;
+                }
+                tracing::info!(
+                    verdict = verdict.name(),
+                    reason,
+                    greeting_ms = greeting.as_millis() as u64,
+                    words,
+                    "answering-machine detection"
+                );
+                self.trace.push(TraceEvent::Amd {
+                    at_ms,
+                    verdict,
+                    reason: reason.to_string(),
+                    greeting_ms: greeting.as_millis() as u64,
+                    words,
+                });
+                self.dialogue
+                    .set_variable(now, crate::scenario::ANSWERED_BY, verdict.name());
+                if verdict == AmdVerdict::Machine {
+                    let old = std::mem::replace(&mut self.amd, AmdPhase::Off);
+                    if let AmdPhase::Listening(d) = old {
+                        self.amd = AmdPhase::AwaitEnd(d);
+                    }
+                } else {
+                    self.amd = AmdPhase::Off;
+                    self.dialogue.start(now);
+                    self.drain(now);
+                }
+            }
+            AmdEvent::GreetingEnded(end) => {
+                if !matches!(self.amd, AmdPhase::AwaitEnd(_)) {
+                    return;
+                }
+                tracing::info!(end = ?end, "answering machine's greeting ended");
+                self.trace.push(TraceEvent::AmdGreetingEnd { at_ms, end });
+                self.amd = AmdPhase::Off;
+                self.dialogue.start_machine(now);
+                self.drain(now);
+            }
+        }
     }
 
     /// One incoming RTP datagram from the caller.
     pub fn handle_rtp(&mut self, now: Instant, packet: &[u8]) {
         let digit = self.dtmf.as_mut().and_then(|d| d.handle_rtp(now, packet));
         if let Some(d) = digit {
-            self.handle_dtmf(now, d.digit);
+            self.handle_dtmf_from(now, d.digit, DtmfSource::Rfc4733);
         }
         self.handle_audio_rtp(now, packet);
     }
 
-    /// Caller audio: G.711 → PCM → the listener, while the dialogue listens for speech or a
-    /// recording runs. Nothing is decoded otherwise.
+    /// Caller audio: G.711 → PCM → the in-band DTMF detector (always, while the call is
+    /// up) and the listener (while the dialogue listens for speech or a recording runs).
     fn handle_audio_rtp(&mut self, now: Instant, packet: &[u8]) {
         if self.dialogue.is_finished() {
-            return;
-        }
-        let spec = self.dialogue.listen_spec();
-        if spec.is_none() && !self.listener.is_recording() {
-            // Lets the listener drop what it had for the previous question.
-            self.listener.handle_audio(now, &[], None, false);
             return;
         }
         let (codec, pt) = self.audio_in;
@@ -194,12 +323,31 @@ impl CallCore {
         if h.payload_type != pt {
             return;
         }
+        let Some(payload) = packet.get(h.payload) else {
+            return;
+        };
         let mut pcm = std::mem::take(&mut self.pcm_in);
         pcm.clear();
-        crate::media::g711::decode(codec, &packet[h.payload], &mut pcm);
-        let playing = self.playout.is_playing();
-        self.listener
-            .handle_audio(now, &pcm, spec.as_ref(), playing);
+        crate::media::g711::decode(codec, payload, &mut pcm);
+        self.inband.push(now, &pcm);
+        while let Some(d) = self.inband.poll_digit() {
+            self.key(now, d.at, d.digit, DtmfSource::Inband);
+        }
+        if let AmdPhase::Listening(Some(d)) | AmdPhase::AwaitEnd(Some(d)) = &mut self.amd {
+            d.handle_audio(now, &pcm);
+            self.drain_amd(now);
+        }
+        if !self.dialogue.is_finished() {
+            let spec = self.dialogue.listen_spec();
+            if spec.is_none() && !self.listener.is_recording() {
+                // Lets the listener drop what it had for the previous question.
+                self.listener.handle_audio(now, &[], None, false);
+            } else {
+                let playing = self.playout.is_playing();
+                self.listener
+                    .handle_audio(now, &pcm, spec.as_ref(), playing);
+            }
+        }
         self.pcm_in = pcm;
         self.drain_listener(now);
     }
@@ -242,13 +390,56 @@ impl CallCore {
         }
     }
 
-    /// A key from any source (RFC 4733, SIP INFO, a simulated caller).
+    /// A key from a source that is not one of the call's routes (a simulated caller, a
+    /// test): counted as a press of its own. Carrier routes use [`CallCore::handle_dtmf_from`].
     pub fn handle_dtmf(&mut self, now: Instant, digit: char) {
+        self.handle_dtmf_from(now, digit, DtmfSource::Other);
+    }
+
+    /// A key reported by `source` (RFC 4733 and in-band come from [`CallCore::handle_rtp`]
+    /// itself; the engine passes SIP INFO keys here with [`DtmfSource::Info`]). A copy of a
+    /// press another route already reported is dropped (see `media::dtmf_dedup`).
+    pub fn handle_dtmf_from(&mut self, now: Instant, digit: char, source: DtmfSource) {
+        self.key(now, now, digit, source);
+    }
+
+    /// A key that started at `at` (the in-band detector dates a tone at its onset; the
+    /// de-duplicator compares onsets), handled at `now`.
+    fn key(&mut self, now: Instant, at: Instant, digit: char, source: DtmfSource) {
         if self.dialogue.is_finished() {
             return;
         }
+        if !self.dedup.accept(at, digit, source) {
+            tracing::debug!(
+                source = source.name(),
+                "key already reported by another route"
+            );
+            return;
+        }
+        let digit = digit.to_ascii_uppercase();
         let at_ms = self.ms(now);
-        self.trace.push(TraceEvent::Dtmf { at_ms, digit });
+        self.trace.push(TraceEvent::Dtmf {
+            at_ms,
+            digit,
+            source,
+        });
+        match &mut self.amd {
+            AmdPhase::Off => {}
+            AmdPhase::Listening(_) => {
+                // A machine does not press keys: a person, whose key answers nothing yet.
+                self.on_amd_event(
+                    now,
+                    AmdEvent::Verdict {
+                        verdict: AmdVerdict::Human,
+                        reason: "key",
+                        greeting: Duration::ZERO,
+                        words: 0,
+                    },
+                );
+                return;
+            }
+            AmdPhase::AwaitEnd(_) => return,
+        }
         // Keys win over speech: pending recognition is dropped; a recording ends.
         self.listener.handle_key();
         self.drain_listener(now);
@@ -278,6 +469,7 @@ impl CallCore {
         }
         let at_ms = self.ms(now);
         self.trace.push(TraceEvent::CallerHangup { at_ms });
+        self.amd = AmdPhase::Off;
         self.playout.stop(now);
         self.pending_done = None;
         self.dialogue.handle_input(now, Input::Hangup);
@@ -301,10 +493,20 @@ impl CallCore {
         let d = self.dialogue.poll_timeout();
         let p = self.pending_done.map(|(t, _)| t);
         let l = self.listener.poll_timeout();
-        [d, p, l].into_iter().flatten().min()
+        let a = match &self.amd {
+            AmdPhase::Listening(Some(d)) | AmdPhase::AwaitEnd(Some(d)) => d.poll_timeout(),
+            _ => None,
+        };
+        [d, p, l, a].into_iter().flatten().min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let AmdPhase::Listening(Some(d)) | AmdPhase::AwaitEnd(Some(d)) = &mut self.amd
+            && d.poll_timeout().is_some_and(|t| t <= now)
+        {
+            d.handle_timeout(now);
+            self.drain_amd(now);
+        }
         if let Some((at, id)) = self.pending_done
             && at <= now
         {

@@ -69,6 +69,9 @@ pub const MAX_TRANSITIONS_PER_INPUT: u32 = 1000;
 
 /// Outcome set when the caller hangs up before any outcome was recorded.
 pub const OUTCOME_CALLER_HANGUP: &str = "caller_hangup";
+/// Outcome set when an answering machine answered and the scenario's `amd.on_machine` is
+/// `hangup`.
+pub const OUTCOME_ANSWERING_MACHINE: &str = "answering_machine";
 /// Outcome set when the dialogue stops because of a scenario fault at run time.
 pub const OUTCOME_ERROR: &str = "error";
 
@@ -631,6 +634,40 @@ impl Dialogue {
         }
         self.hops = 0;
         self.enter(now, self.scenario.start, None);
+    }
+
+    /// An answering machine answered and its greeting is over (the scenario's `amd:`): enters
+    /// `amd.on_machine` instead of the start node, or hangs up (outcome
+    /// [`OUTCOME_ANSWERING_MACHINE`]). Call instead of [`Dialogue::start`].
+    pub fn start_machine(&mut self, now: Instant) {
+        if !matches!(self.state, State::NotStarted) {
+            tracing::warn!(scenario = %self.scenario.name, "dialogue started twice; ignored");
+            return;
+        }
+        self.hops = 0;
+        let Some(amd) = self.scenario.amd.clone() else {
+            self.enter(now, self.scenario.start, None);
+            return;
+        };
+        match &amd.on_machine {
+            Some(jump) => {
+                let edge = EdgeId {
+                    from: None,
+                    key: jump.key.clone(),
+                };
+                self.enter(now, jump.target, Some(edge));
+            }
+            None => {
+                self.result.outcome = Some(OUTCOME_ANSWERING_MACHINE.to_string());
+                self.robot_hangup(now);
+            }
+        }
+    }
+
+    /// Sets a call variable from outside the scenario (the call core's `answered_by`),
+    /// journalled like a `set`. Works before the dialogue starts.
+    pub fn set_variable(&mut self, now: Instant, name: &str, value: &str) {
+        self.set_var(now, name, value.to_string());
     }
 
     pub fn handle_input(&mut self, now: Instant, input: Input) {

@@ -8,13 +8,18 @@
 //! - [`vad`]: voice-activity detection and endpointing of the caller's audio (sans-IO).
 //! - [`dtmf`]: RFC 4733 telephone-event receiver (and a sender-side payload encoder), and an
 //!   allocation-free RTP header parser.
+//! - [`goertzel`]: in-band DTMF detection (ITU-T Q.24 limits) on the caller's decoded audio.
+//! - [`dtmf_dedup`]: one press counted once when it arrives by RFC 4733, SIP INFO and/or
+//!   in-band tone.
+//! - [`amd`]: answering-machine detection (greeting cadence, then the beep).
 //!
 //! Like the rest of the core (see `DESIGN.md`), nothing here opens sockets, spawns threads or
 //! reads the clock: time comes in as a `now: Instant` argument. Deliberately not here yet:
-//! RTCP, jitter buffering of received audio, in-band (Goertzel) DTMF, VAD, codecs other than
-//! G.711.
+//! RTCP, jitter buffering of received audio, codecs other than G.711.
 
+pub mod amd;
 pub mod dtmf;
+pub mod dtmf_dedup;
 pub mod g711;
 pub mod goertzel;
 pub mod prompts;

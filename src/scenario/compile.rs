@@ -262,6 +262,7 @@ pub(crate) fn compile(
     if let Some(global) = &raw.global {
         c.global(global);
     }
+    let amd = raw.amd.as_ref().and_then(|a| c.amd(a));
 
     let mut nodes = Vec::new();
     let mut complete = true;
@@ -333,6 +334,7 @@ pub(crate) fn compile(
             global_noinput,
             global_nomatch,
             subdialogs,
+            amd,
         }),
         _ => Err(c.diags),
     }
@@ -516,6 +518,39 @@ impl<'a> Compiler<'a> {
                 self.variables.insert(name.value.clone(), var);
             }
         }
+        if let Some(amd) = &raw.amd {
+            match self.variables.get(super::ANSWERED_BY) {
+                Some(v) if v.ty != VarType::String => {
+                    let at = v.pos.unwrap_or(pos(amd));
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        at,
+                        format!(
+                            "`{}` is set by `amd:` to human, machine or unknown; it cannot be a {} variable",
+                            super::ANSWERED_BY,
+                            v.ty.name()
+                        ),
+                    )
+                    .hint("declare it as `type: string`, or leave it out (`amd:` declares it)");
+                }
+                Some(_) => {}
+                None => {
+                    self.variables.insert(
+                        super::ANSWERED_BY.to_string(),
+                        Variable {
+                            name: super::ANSWERED_BY.to_string(),
+                            ty: VarType::String,
+                            default: String::new(),
+                            description: Some(
+                                "who answered: human, machine or unknown (implicit, `amd:`)"
+                                    .to_string(),
+                            ),
+                            pos: None,
+                        },
+                    );
+                }
+            }
+        }
         let default_lang = self.languages[0].clone();
         self.variables
             .entry("language".to_string())
@@ -556,6 +591,61 @@ impl<'a> Compiler<'a> {
             }
         }
         (out, required)
+    }
+
+    /// `amd:` (main dialogue name space).
+    fn amd(&mut self, amd: &Spanned<super::raw::RawAmd>) -> Option<super::Amd> {
+        let raw = &amd.value;
+        let on_machine = if raw.on_machine.value == "hangup" {
+            None
+        } else {
+            Some(Jump {
+                global: true,
+                ..self.jump(
+                    &raw.on_machine,
+                    super::AMD_MACHINE_KEY,
+                    "`amd.on_machine` node",
+                )?
+            })
+        };
+        let max_wait = self.duration(
+            raw.max_wait.as_ref(),
+            super::DEFAULT_AMD_MAX_WAIT,
+            "max_wait",
+        );
+        if max_wait > super::MAX_AMD_WAIT
+            && let Some(at) = raw.max_wait.as_ref()
+        {
+            self.error(
+                ErrorKind::InvalidDuration,
+                pos(at),
+                format!(
+                    "`max_wait` of {} keeps a person waiting in silence",
+                    at.value
+                ),
+            )
+            .hint("at most 10s; 3s to 5s is usual");
+        }
+        let d = crate::media::amd::AmdConfig::default();
+        let greeting = self.duration(raw.greeting.as_ref(), d.machine_speech, "greeting");
+        let silence = self.duration(raw.silence.as_ref(), d.human_silence, "silence");
+        if let (Some(g), true) = (raw.greeting.as_ref(), greeting >= max_wait) {
+            self.error(
+                ErrorKind::InvalidDuration,
+                pos(g),
+                "`greeting` must be shorter than `max_wait`",
+            )
+            .hint("a machine is recognised once its greeting has lasted `greeting`, which must happen before `max_wait`");
+        }
+        let max_greeting = self.duration(raw.max_greeting.as_ref(), d.max_greeting, "max_greeting");
+        Some(super::Amd {
+            on_machine,
+            max_wait,
+            greeting,
+            silence,
+            max_greeting,
+            pos: pos(amd),
+        })
     }
 
     /// A target in the current name space.

@@ -115,6 +115,9 @@ fn graph(scenario: &Scenario, out: &mut Vec<Diagnostic>) {
     // Reachable from the start.
     let mut reached = vec![false; n];
     let mut stack = vec![scenario.start];
+    if let Some(j) = scenario.amd.as_ref().and_then(|a| a.on_machine.as_ref()) {
+        stack.push(j.target);
+    }
     while let Some(cur) = stack.pop() {
         if cur.index() >= n || reached[cur.index()] {
             continue;

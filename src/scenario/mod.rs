@@ -111,6 +111,47 @@ pub struct Scenario {
     pub global_noinput: Option<Jump>,
     pub global_nomatch: Option<Jump>,
     pub subdialogs: Vec<Subdialog>,
+    /// `amd:`, when the scenario asks for answering-machine detection.
+    pub amd: Option<Amd>,
+}
+
+/// Name of the variable that holds the answering-machine verdict.
+pub const ANSWERED_BY: &str = "answered_by";
+/// Edge key of the jump taken when the machine's greeting has ended.
+pub const AMD_MACHINE_KEY: &str = "machine";
+/// Default `amd.max_wait`.
+pub const DEFAULT_AMD_MAX_WAIT: Duration = Duration::from_secs(4);
+/// Longest `amd.max_wait` (the caller hears nothing meanwhile).
+pub const MAX_AMD_WAIT: Duration = Duration::from_secs(10);
+
+/// Answering-machine detection (`amd:`): the call starts by listening; a person (or no
+/// decision) starts the dialogue at `start`, a machine is waited out until its beep (or
+/// the end of its greeting) and then goes to `on_machine`, or is hung up on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Amd {
+    /// `None`: hang up (outcome `answering_machine`).
+    pub on_machine: Option<Jump>,
+    pub max_wait: Duration,
+    /// A greeting this long is a machine's.
+    pub greeting: Duration,
+    /// Silence after a shorter greeting that makes it a person's.
+    pub silence: Duration,
+    /// How long to wait for a machine's greeting to end.
+    pub max_greeting: Duration,
+    pub pos: SourcePos,
+}
+
+impl Amd {
+    /// The detector settings this block asks for.
+    pub fn config(&self) -> crate::media::amd::AmdConfig {
+        crate::media::amd::AmdConfig {
+            max_wait: self.max_wait,
+            human_silence: self.silence,
+            machine_speech: self.greeting,
+            max_greeting: self.max_greeting,
+            ..crate::media::amd::AmdConfig::default()
+        }
+    }
 }
 
 impl Scenario {
@@ -158,6 +199,9 @@ impl Scenario {
             .into_iter()
             .flatten()
         {
+            out.push((None, j.clone()));
+        }
+        if let Some(j) = self.amd.as_ref().and_then(|a| a.on_machine.as_ref()) {
             out.push((None, j.clone()));
         }
         out

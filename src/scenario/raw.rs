@@ -88,6 +88,7 @@ pub(crate) struct RawScenario {
     pub languages: Option<Spanned<Vec<Spanned<String>>>>,
     pub variables: Option<Named<RawVariable>>,
     pub global: Option<Spanned<RawGlobal>>,
+    pub amd: Option<Spanned<RawAmd>>,
     pub subdialogs: Option<Named<RawSubdialog>>,
     pub start: Spanned<String>,
     pub nodes: Spanned<Named<RawNode>>,
@@ -123,6 +124,18 @@ pub(crate) struct RawGlobal {
     pub noinput: Option<Spanned<RawEscalation>>,
     pub nomatch: Option<Spanned<RawEscalation>>,
     pub on: Option<Spanned<Named<String>>>,
+}
+
+/// `amd:` — answering-machine detection when the call is answered.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAmd {
+    /// A node of the main dialogue, or the word `hangup`.
+    pub on_machine: Spanned<String>,
+    pub max_wait: Option<Spanned<String>>,
+    pub greeting: Option<Spanned<String>>,
+    pub silence: Option<Spanned<String>>,
+    pub max_greeting: Option<Spanned<String>>,
 }
 
 /// `subdialogs.<name>:` — a reusable dialogue with parameters.

@@ -76,6 +76,24 @@ pub enum CallerStep {
         path: PathBuf,
         after_silence: Duration,
     },
+    /// Who picks up, for a scenario with `amd:` (first step only; without it a person
+    /// answers). The simulator plays the detector's part: see [`Answerer`].
+    Answer(Answerer),
+}
+
+/// Greeting length of a simulated answering machine (`answer: machine`).
+pub const DEFAULT_MACHINE_GREETING: Duration = Duration::from_secs(6);
+
+/// Who answers a simulated call, as answering-machine detection would see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answerer {
+    /// "Hello?" (0.6 s) and silence: a person, decided 0.8 s after the word.
+    Human,
+    /// A machine whose greeting lasts `greeting`, then a 1 kHz beep of 500 ms; detected as a
+    /// machine 2.4 s into the greeting.
+    Machine { greeting: Duration },
+    /// Nobody says anything: the call's own detector answers `unknown` at `max_wait`.
+    Silent,
 }
 
 /// How long a person waits after the robot stopped talking before answering.
@@ -274,6 +292,7 @@ const PTIME: Duration = Duration::from_millis(20);
 enum Scheduled {
     Input(Input),
     Key(char),
+    Amd(crate::media::amd::AmdEvent),
 }
 
 /// Sim-side timeline notes: (instant, rank, text).
@@ -570,6 +589,7 @@ impl Sim<'_> {
     fn feed(&mut self, now: Instant, what: Scheduled) {
         match what {
             Scheduled::Key(d) => self.core.handle_dtmf(now, d),
+            Scheduled::Amd(ev) => self.core.handle_amd_event(now, ev),
             Scheduled::Input(input) => {
                 if let Input::Utterance { text, confidence } = &input {
                     self.notes.push(
@@ -582,6 +602,58 @@ impl Sim<'_> {
                         .push(now, 0, "🗣 recognised nothing usable".to_string());
                 }
                 self.core.handle_input(now, input);
+            }
+        }
+    }
+
+    /// Schedules what the answering-machine detector would report for `who`.
+    fn answer(&mut self, t0: Instant, who: Answerer) {
+        use crate::media::amd::{AmdEvent, AmdVerdict, GreetingEnd};
+        let ms = Duration::from_millis;
+        match who {
+            Answerer::Human => {
+                self.notes
+                    .push(t0 + ms(200), 0, "🗣 caller says \"Hello?\"".to_string());
+                self.schedule(
+                    t0 + ms(1600),
+                    Scheduled::Amd(AmdEvent::Verdict {
+                        verdict: AmdVerdict::Human,
+                        reason: "short greeting",
+                        greeting: ms(600),
+                        words: 1,
+                    }),
+                );
+            }
+            Answerer::Machine { greeting } => {
+                self.notes.push(
+                    t0 + ms(200),
+                    0,
+                    format!(
+                        "📼 an answering machine plays a {} greeting, then a beep",
+                        secs(millis(greeting))
+                    ),
+                );
+                let detected = greeting.min(ms(2400));
+                self.schedule(
+                    t0 + ms(200) + detected,
+                    Scheduled::Amd(AmdEvent::Verdict {
+                        verdict: AmdVerdict::Machine,
+                        reason: "long greeting",
+                        greeting: detected,
+                        words: 4,
+                    }),
+                );
+                self.schedule(
+                    t0 + ms(200) + greeting + ms(300 + 500),
+                    Scheduled::Amd(AmdEvent::GreetingEnded(GreetingEnd::Beep {
+                        hz: 1000,
+                        ms: 500,
+                    })),
+                );
+            }
+            Answerer::Silent => {
+                self.notes
+                    .push(t0, 0, "🗣 the callee picks up and says nothing".to_string());
             }
         }
     }
@@ -609,7 +681,7 @@ impl Sim<'_> {
                 self.core.handle_dtmf(now, *digit);
                 now
             }
-            CallerStep::Silence(_) => now,
+            CallerStep::Silence(_) | CallerStep::Answer(_) => now,
             CallerStep::Hangup { .. } => {
                 self.core.handle_hangup(now);
                 now
@@ -701,6 +773,13 @@ pub fn run_call(
     let by;
     let mut timed_out = false;
     sim.core.start(now);
+    if sim.core.amd_pending() {
+        let who = match script.first() {
+            Some(CallerStep::Answer(a)) => *a,
+            _ => Answerer::Human,
+        };
+        sim.answer(t0, who);
+    }
     sim.drain_effects(now);
     loop {
         if sim.core.wants_hangup() {
@@ -740,6 +819,7 @@ pub fn run_call(
             Some(CallerStep::KeyAt { at, .. } | CallerStep::SayAt { at, .. }) => Some(t0 + *at),
             Some(CallerStep::Silence(d)) => Some(step_started + *d),
             Some(CallerStep::Hangup { after }) => Some(step_started + *after),
+            Some(CallerStep::Answer(_)) => Some(step_started),
             None => None,
         };
         let mut next = next_tick;
@@ -867,9 +947,26 @@ fn timeline(
             TraceEvent::MissingPrompt { at_ms, prompt } => {
                 (*at_ms, 3, format!("! missing prompt {prompt}"))
             }
-            TraceEvent::Dtmf { at_ms, digit } => (*at_ms, 0, format!("☎ caller presses {digit}")),
+            TraceEvent::Dtmf { at_ms, digit, .. } => {
+                (*at_ms, 0, format!("☎ caller presses {digit}"))
+            }
             TraceEvent::RobotHangup { at_ms } => (*at_ms, 4, "✆ robot hangs up".to_string()),
             TraceEvent::CallerHangup { at_ms } => (*at_ms, 0, "✆ caller hangs up".to_string()),
+            TraceEvent::Amd {
+                at_ms,
+                verdict,
+                reason,
+                ..
+            } => (
+                *at_ms,
+                2,
+                format!("◎ answered by {} ({reason})", verdict.name()),
+            ),
+            TraceEvent::AmdGreetingEnd { at_ms, end } => (
+                *at_ms,
+                2,
+                format!("◎ the machine's greeting ended: {end:?}"),
+            ),
             other => (0, 5, format!("{other:?}")),
         };
         lines.push((at, rank, text));

@@ -14,6 +14,8 @@
 //!       - noise: true                    # speech the recogniser cannot use
 //!       - silence: 6s
 //!       - hangup: 2s
+//!       - answer: machine                # first step, scenarios with `amd:`: who picks up
+//!       - { answer: machine, greeting: 8s }  # (human by default; or `silent`)
 //!     webhooks: [{ respond: { open: true }, after: 300ms }, { error: "HTTP 503" }, { timeout: true }]
 //!     transfers: [busy, { outcome: connected, after: 5s }]
 //!     recordings: [{ transcript: "the courier was late", duration: 4s }]
@@ -128,6 +130,8 @@ struct RawStep {
     at: Option<Spanned<String>>,
     gap: Option<Spanned<String>>,
     confidence: Option<Spanned<f64>>,
+    answer: Option<Spanned<String>>,
+    greeting: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +251,7 @@ impl Parser {
             ("wav", raw.wav.is_some()),
             ("silence", raw.silence.is_some()),
             ("hangup", raw.hangup.is_some()),
+            ("answer", raw.answer.is_some()),
         ]
         .into_iter()
         .filter_map(|(k, p)| p.then_some(k))
@@ -258,7 +263,7 @@ impl Parser {
                     "a step does exactly one thing, this one has {}",
                     actions.len()
                 ),
-                "one of `press`, `say`, `noise`, `wav`, `silence`, `hangup` per step",
+                "one of `press`, `say`, `noise`, `wav`, `silence`, `hangup`, `answer` per step",
             );
             return None;
         }
@@ -272,6 +277,7 @@ impl Parser {
             ("at", raw.at.is_some(), &["press", "say"][..]),
             ("gap", raw.gap.is_some(), &["press"][..]),
             ("confidence", raw.confidence.is_some(), &["say"][..]),
+            ("greeting", raw.greeting.is_some(), &["answer"][..]),
             (
                 "after",
                 raw.after.is_some(),
@@ -349,6 +355,24 @@ impl Parser {
                 path: PathBuf::from(&raw.wav.as_ref()?.value),
                 after_silence: after,
             }),
+            "answer" => {
+                let who = raw.answer.as_ref()?;
+                let greeting =
+                    self.duration(raw.greeting.as_ref(), super::DEFAULT_MACHINE_GREETING);
+                match who.value.as_str() {
+                    "human" => Some(CallerStep::Answer(super::Answerer::Human)),
+                    "silent" => Some(CallerStep::Answer(super::Answerer::Silent)),
+                    "machine" => Some(CallerStep::Answer(super::Answerer::Machine { greeting })),
+                    other => {
+                        self.error(
+                            pos(who),
+                            format!("`{other}` is not who answers"),
+                            "`answer: human`, `answer: machine` or `answer: silent`",
+                        );
+                        None
+                    }
+                }
+            }
             "silence" => Some(CallerStep::Silence(
                 self.duration(raw.silence.as_ref(), Duration::ZERO),
             )),
