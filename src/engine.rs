@@ -21,6 +21,10 @@
 //! What it does not do: sockets, clocks, HTTP, threads, or decide when to dial (the
 //! [`crate::dialer`] does).
 
+mod transfer;
+
+pub use transfer::TransferRoute;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +53,11 @@ pub trait MediaPorts {
     /// Bind a local RTP port for `call`; returns the port.
     fn open(&mut self, call: CallHandle) -> std::io::Result<u16>;
     fn close(&mut self, call: CallHandle);
+    /// Send `packet` to `dest` from `via`'s port (media relayed between the legs of a
+    /// bridged transfer: symmetric RTP).
+    fn relay(&mut self, via: CallHandle, dest: SocketAddr, packet: &[u8]) {
+        let _ = (via, dest, packet);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +71,8 @@ pub struct EngineConfig {
     pub max_calls: usize,
     /// Seed for tags, branches, SSRCs (tests pass a constant).
     pub seed: u64,
+    /// Where bridged transfers to targets without an address of their own go.
+    pub transfer_route: Option<TransferRoute>,
 }
 
 /// Who called whom for which scenario: the identity of a call in its CRM events.
@@ -127,6 +138,11 @@ struct LiveCall {
     scenario: String,
     direction: &'static str,
     remote_rtp: SocketAddr,
+    media: MediaParams,
+    /// The agent leg of a bridged transfer (ringing, announced, or bridged).
+    bridge: Option<CallHandle>,
+    /// Reads the caller's keys for an agent that takes them only by SIP INFO.
+    relay_dtmf: Option<crate::media::dtmf::DtmfReceiver>,
     started_wall: SystemTime,
     /// The record was emitted (the robot hung up, or the caller did); only cleanup remains.
     completed: bool,
@@ -183,6 +199,10 @@ pub struct Engine {
     calls: HashMap<CallHandle, LiveCall>,
     /// Outbound calls ringing.
     pending: HashMap<CallHandle, PendingCall>,
+    /// Agent legs of bridged transfers.
+    agents: HashMap<CallHandle, transfer::AgentLeg>,
+    /// Blind transfers waiting for their REFER's outcome: call → transfer id.
+    refers: HashMap<CallHandle, u64>,
     /// Per-call wake-ups (dialogue timers); stale entries are harmless.
     call_timers: BinaryHeap<Reverse<(Instant, CallHandle)>>,
     events: VecDeque<EngineEvent>,
@@ -210,6 +230,8 @@ impl Engine {
             prompts,
             calls: HashMap::new(),
             pending: HashMap::new(),
+            agents: HashMap::new(),
+            refers: HashMap::new(),
             call_timers: BinaryHeap::new(),
             events: VecDeque::new(),
             anchor,
@@ -343,6 +365,9 @@ impl Engine {
         packet: &[u8],
         ports: &mut dyn MediaPorts,
     ) {
+        if self.relay_rtp(now, call, packet, ports) {
+            return;
+        }
         if let Some(c) = self.calls.get_mut(&call) {
             c.core.handle_rtp(now, packet);
         }
@@ -362,6 +387,9 @@ impl Engine {
                 break;
             }
             self.call_timers.pop();
+            if self.agent_timer(now, at, call) {
+                continue;
+            }
             if let Some(p) = self.pending.get_mut(&call) {
                 if at >= p.ring_deadline && !p.cancelled_on_timeout {
                     p.cancelled_on_timeout = true;
@@ -399,6 +427,7 @@ impl Engine {
             }
         }
         self.packet_buf = buf;
+        self.tick_agents(now, send);
     }
 
     /// Feed the result of an [`EngineEvent::Effect`] (or any input) to a live call.
@@ -444,14 +473,29 @@ impl Engine {
         if c.completed {
             return;
         }
+        let mut transfers = Vec::new();
         while let Some(effect) = c.core.poll_effect() {
+            if let Effect::Dialogue(action @ crate::dialogue::Action::Transfer { .. }) = effect {
+                transfers.push(action);
+                continue;
+            }
             self.events.push_back(EngineEvent::Effect {
                 call,
                 sip_call_id: c.sip_call_id.clone(),
                 effect,
             });
         }
+        for action in transfers {
+            self.start_transfer(now, call, action, ports);
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if c.core.wants_hangup() {
+            if c.bridge.is_some() {
+                // Bridged to an agent: the dialogue is over, the call is not.
+                return;
+            }
             self.ua.hangup(now, call);
             self.complete(now, call, HangupBy::Robot, ports);
             return;
@@ -483,15 +527,27 @@ impl Engine {
                         }
                     }
                 }
+                UaEvent::Answered { call, sdp } if self.agents.contains_key(&call) => {
+                    self.agent_answered(now, call, &sdp);
+                    let attention = std::mem::take(&mut self.attention);
+                    for c in &attention {
+                        self.after_call_activity(now, *c, ports);
+                    }
+                }
                 UaEvent::Answered { call, sdp } => self.outbound_answered(now, call, sdp, ports),
+                ev @ (UaEvent::ReferSucceeded { .. } | UaEvent::ReferFailed { .. }) => {
+                    self.refer_event(now, ev);
+                    let attention = std::mem::take(&mut self.attention);
+                    for c in &attention {
+                        self.after_call_activity(now, *c, ports);
+                    }
+                }
                 ev @ (UaEvent::Registered { .. }
                 | UaEvent::RegistrationFailed { .. }
                 | UaEvent::Unregistered { .. }
                 | UaEvent::PingResult { .. }) => self.events.push_back(EngineEvent::Trunk(ev)),
                 UaEvent::ReferAccepted { .. }
                 | UaEvent::ReferProgress { .. }
-                | UaEvent::ReferSucceeded { .. }
-                | UaEvent::ReferFailed { .. }
                 | UaEvent::SessionUpdated { .. }
                 | UaEvent::InfoFailed { .. } => {}
                 UaEvent::Confirmed { call } => {
@@ -509,7 +565,18 @@ impl Engine {
                     }
                     self.after_call_activity(now, call, ports);
                 }
+                UaEvent::Ended { call, reason } if self.agents.contains_key(&call) => {
+                    self.agent_ended(now, call, reason, ports);
+                    let attention = std::mem::take(&mut self.attention);
+                    for c in &attention {
+                        self.after_call_activity(now, *c, ports);
+                    }
+                }
                 UaEvent::Ended { call, reason } => {
+                    self.refers.remove(&call);
+                    if let Some(agent) = self.calls.get(&call).and_then(|c| c.bridge) {
+                        self.caller_gone(now, agent, ports);
+                    }
                     if let Some(p) = self.pending.remove(&call) {
                         self.outbound_failed(now, call, p, reason);
                         ports.close(call);
@@ -680,6 +747,11 @@ impl Engine {
                 scenario: scenario_name,
                 direction: "inbound",
                 remote_rtp: neg.remote_rtp,
+                media,
+                bridge: None,
+                relay_dtmf: media
+                    .telephone_event_pt
+                    .map(crate::media::dtmf::DtmfReceiver::new),
                 started_wall: self.wall(now),
                 completed: false,
                 scheduled: None,
@@ -755,6 +827,11 @@ impl Engine {
                 scenario: p.origin.scenario.clone(),
                 direction: "outbound",
                 remote_rtp: neg.remote_rtp,
+                media,
+                bridge: None,
+                relay_dtmf: media
+                    .telephone_event_pt
+                    .map(crate::media::dtmf::DtmfReceiver::new),
                 started_wall: self.wall(now),
                 completed: false,
                 scheduled: None,

@@ -209,6 +209,17 @@ impl Outbound {
         })
     }
 
+    /// Where bridged transfers to targets without an address go: the first trunk.
+    pub fn transfer_route(&self) -> Option<crate::engine::TransferRoute> {
+        let t = self.trunks.get(self.default_trunk.as_ref()?)?;
+        Some(crate::engine::TransferRoute {
+            dest: t.proxy,
+            domain: t.cfg.domain().to_owned(),
+            from_uri: format!("sip:{}@{}", t.caller_id(), t.cfg.domain()),
+            credentials: t.credentials(),
+        })
+    }
+
     pub fn has_trunk(&self) -> bool {
         !self.trunks.is_empty()
     }

@@ -120,6 +120,10 @@ impl MediaPorts for SocketPorts {
         Ok(port)
     }
 
+    fn relay(&mut self, via: CallHandle, dest: SocketAddr, packet: &[u8]) {
+        self.send(via, dest, packet);
+    }
+
     fn close(&mut self, call: CallHandle) {
         if let Some((_, task)) = self.sockets.remove(&call) {
             task.abort();
@@ -182,6 +186,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         routes: cfg.routes.clone(),
         max_calls: cfg.max_calls,
         seed: rand::make_rng::<rand::rngs::StdRng>().next_u64(),
+        transfer_route: outbound.transfer_route(),
     };
     let scenarios: BTreeMap<_, _> = scenarios;
     let engine = Engine::new(
