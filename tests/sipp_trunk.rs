@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::str::FromStr;
+
 use serde_json::Value;
 
 use common::crm::*;
@@ -393,4 +395,46 @@ fn busy_is_retried_by_policy_no_answer_is_cancelled_and_dnc_blocks_dialling() {
         2,
         "only the first call was placed"
     );
+}
+
+#[test]
+fn a_restart_loses_no_queued_call() {
+    let busy = Trunk::start("uas_trunk_busy.xml", &[]);
+    let rx = Receiver::start(Mode::Ok);
+    let dir = DataDir::new("trunk-restart");
+    let yaml = format!(
+        "trunks:\n  - {{ name: main, proxy: \"{}\", keepalive: 0s }}\n",
+        busy.addr
+    );
+    // Whole milliseconds: the store keeps not_before to the millisecond.
+    let due_ms = jiff::Timestamp::now().as_millisecond() + 5_000;
+    let not_before = jiff::Timestamp::from_millisecond(due_ms)
+        .unwrap()
+        .to_string();
+    let id = {
+        let (server, api) = serve(&dir, &rx, &yaml, None);
+        let id = queue(
+            &api,
+            &format!(
+                r#"{{"to":"500","scenario":"order-confirmation","not_before":"{not_before}"}}"#
+            ),
+        );
+        // SIGKILL before the call is due.
+        drop(server);
+        id
+    };
+    assert_eq!(busy.received("INVITE"), 0, "dialled before its time");
+    let (server, _api) = serve(&dir, &rx, &yaml, None);
+    let failed = wait_event(&rx, &server, &id, "call.failed", 1);
+    assert_eq!(failed[0]["reason"], "busy", "{}", failed[0]);
+    assert_eq!(
+        busy.received("INVITE"),
+        1,
+        "placed once, by the restarted server"
+    );
+    let started = events_of(&rx, &id, "call.started");
+    assert_eq!(started.len(), 1);
+    let at = jiff::Timestamp::from_str(started[0]["occurred_at"].as_str().unwrap()).unwrap();
+    let due = jiff::Timestamp::from_str(&not_before).unwrap();
+    assert!(at >= due, "started at {at}, due at {due}");
 }

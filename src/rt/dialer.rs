@@ -302,7 +302,8 @@ impl Outbound {
         }
         let now = Timestamp::now();
         let mut at = self.dialer.next_slot(now).map(|t| {
-            let wait = t.duration_since(now).unsigned_abs();
+            // Past due: now.
+            let wait = Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO);
             tokio::time::Instant::now() + wait.min(Duration::from_secs(3600))
         });
         for t in self.trunks.values() {
@@ -362,6 +363,11 @@ impl Outbound {
             return;
         }
         let wall = Timestamp::now();
+        tracing::trace!(
+            queued = self.dialer.queued(),
+            active = self.dialer.active(),
+            "dialer wake-up"
+        );
         while let Some(action) = self.dialer.poll_dial(wall) {
             match action {
                 DialAction::Dial(q) => self.place(now, wall, q, engine, ports, recorder, records),
