@@ -221,6 +221,13 @@ impl CallCore {
         }
     }
 
+    /// An inbound call was answered: the caller called us, so there is no answering
+    /// machine to detect; the dialogue starts at once whatever the scenario's `amd:` says.
+    pub fn start_inbound(&mut self, now: Instant) {
+        self.dialogue.start(now);
+        self.drain(now);
+    }
+
     /// Whether answering-machine detection is still deciding (or waiting out a machine's
     /// greeting); the dialogue has not started yet.
     pub fn amd_pending(&self) -> bool {

@@ -42,6 +42,7 @@
 //!     max_calls: 100                # concurrent calls on this trunk
 //!     max_cps: 10                   # new calls per second
 //!     ring_timeout: 30s             # then CANCEL: no answer
+//!     codecs: [pcma, pcmu]          # offer order (default: pcmu, pcma)
 //! campaigns:                         # calls name one in POST /v1/calls ("campaign")
 //!   - name: cart
 //!     trunk: main
@@ -250,6 +251,9 @@ pub struct TrunkConfig {
     pub max_cps: f64,
     #[serde(default = "default_ring")]
     pub ring_timeout: String,
+    /// Codecs to offer, in order of preference: `pcmu`, `pcma` (default both, µ-law first).
+    #[serde(default)]
+    pub codecs: Vec<String>,
 }
 
 fn default_expires() -> String {
@@ -318,6 +322,7 @@ impl TrunkConfig {
             max_calls: default_trunk_calls(),
             max_cps: default_cps(),
             ring_timeout: default_ring(),
+            codecs: Vec::new(),
         })
     }
 
@@ -342,6 +347,20 @@ impl TrunkConfig {
     }
     pub fn ring_timeout(&self) -> Result<Duration, String> {
         self.duration("ring_timeout", &self.ring_timeout)
+    }
+
+    pub fn codecs(&self) -> Result<Vec<crate::media::Codec>, String> {
+        self.codecs
+            .iter()
+            .map(|c| match c.to_ascii_lowercase().as_str() {
+                "pcmu" | "g711u" | "ulaw" => Ok(crate::media::Codec::Pcmu),
+                "pcma" | "g711a" | "alaw" => Ok(crate::media::Codec::Pcma),
+                other => Err(format!(
+                    "trunks[{}].codecs: {other:?} is not a codec ivrflow speaks (pcmu, pcma)",
+                    self.name
+                )),
+            })
+            .collect()
     }
 }
 
@@ -654,6 +673,7 @@ impl Config {
             t.expires().map_err(invalid)?;
             t.keepalive().map_err(invalid)?;
             t.ring_timeout().map_err(invalid)?;
+            t.codecs().map_err(invalid)?;
             if t.max_calls == 0 || !(t.max_cps > 0.0) {
                 return Err(invalid(format!(
                     "trunks[{}]: max_calls and max_cps must be positive",

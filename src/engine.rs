@@ -177,6 +177,8 @@ pub struct OutboundCall {
     /// filled in by the engine.
     pub invite: OutboundInvite,
     pub ring_timeout: Duration,
+    /// Codecs to offer, in order of preference (empty: PCMU, PCMA).
+    pub codecs: Vec<crate::media::Codec>,
 }
 
 /// Why [`Engine::place_call`] placed nothing; the call was not started.
@@ -283,7 +285,7 @@ impl Engine {
             },
         };
         let mut invite = out.invite;
-        invite.sdp_offer = sdp::offer(&local);
+        invite.sdp_offer = sdp::offer_codecs(&local, &out.codecs);
         let call = self.ua.invite(now, invite);
         debug_assert_eq!(call, handle);
         let sip_call_id = self.ua.call_id(call).unwrap_or("").to_owned();
@@ -758,7 +760,7 @@ impl Engine {
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {
-            c.core.start(now);
+            c.core.start_inbound(now);
         }
         self.after_call_activity(now, call, ports);
     }

@@ -93,6 +93,7 @@ struct Trunk {
     reg: Option<RegId>,
     ring_timeout: Duration,
     keepalive: Duration,
+    codecs: Vec<crate::media::Codec>,
     next_ping: Option<Instant>,
     ping: Option<u64>,
 }
@@ -167,6 +168,7 @@ impl Outbound {
                 Trunk {
                     ring_timeout: t.ring_timeout().map_err(anyhow::Error::msg)?,
                     keepalive: t.keepalive().map_err(anyhow::Error::msg)?,
+                    codecs: t.codecs().map_err(anyhow::Error::msg)?,
                     cfg: t.clone(),
                     proxy,
                     registrar,
@@ -423,6 +425,7 @@ impl Outbound {
                 credentials: t.credentials(),
             },
             ring_timeout: t.ring_timeout,
+            codecs: t.codecs.clone(),
         };
         let attempt = q.attempts + 1;
         match engine.place_call(now, out, ports) {

@@ -380,13 +380,48 @@ fn write_audio_attrs(
 
 /// An offer for outbound calls: PCMU, PCMA and telephone-event 101.
 pub fn offer(local: &LocalMedia) -> String {
+    offer_codecs(local, &[Codec::Pcmu, Codec::Pcma])
+}
+
+/// An offer with `codecs` in this order of preference (PCMU and PCMA if empty), plus
+/// telephone-event 101.
+pub fn offer_codecs(local: &LocalMedia, codecs: &[Codec]) -> String {
+    let codecs = if codecs.is_empty() {
+        &[Codec::Pcmu, Codec::Pcma][..]
+    } else {
+        codecs
+    };
     let mut out = String::with_capacity(300);
     write_session_header(&mut out, local);
-    let _ = write!(out, "m=audio {} RTP/AVP 0 8 101\r\n", local.addr.port());
-    out.push_str("a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n");
+    let _ = write!(out, "m=audio {} RTP/AVP", local.addr.port());
+    let mut seen = Vec::new();
+    for c in codecs {
+        if !seen.contains(c) {
+            seen.push(*c);
+            let _ = write!(out, " {}", codec_pt(*c));
+        }
+    }
+    out.push_str(" 101\r\n");
+    for c in &seen {
+        let _ = write!(out, "a=rtpmap:{} {}/8000\r\n", codec_pt(*c), codec_name(*c));
+    }
     out.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
     out.push_str("a=ptime:20\r\na=sendrecv\r\n");
     out
+}
+
+fn codec_pt(c: Codec) -> u8 {
+    match c {
+        Codec::Pcmu => 0,
+        Codec::Pcma => 8,
+    }
+}
+
+fn codec_name(c: Codec) -> &'static str {
+    match c {
+        Codec::Pcmu => "PCMU",
+        Codec::Pcma => "PCMA",
+    }
 }
 
 #[cfg(test)]
@@ -540,5 +575,20 @@ mod tests {
         assert_eq!(n.codec, Codec::Pcmu);
         assert_eq!(n.telephone_event_pt, Some(101));
         assert_eq!(n.remote_rtp, local().addr);
+    }
+
+    #[test]
+    fn trunk_codec_preference_orders_the_offer() {
+        let o = offer_codecs(&local(), &[Codec::Pcma]);
+        assert!(o.contains("m=audio 20000 RTP/AVP 8 101\r\n"), "{o}");
+        assert!(!o.contains("PCMU"));
+        let n = negotiate(o.as_bytes()).unwrap();
+        assert_eq!(
+            (n.codec, n.codec_pt, n.telephone_event_pt),
+            (Codec::Pcma, 8, Some(101))
+        );
+        let o = offer_codecs(&local(), &[Codec::Pcma, Codec::Pcmu, Codec::Pcma]);
+        assert!(o.contains("RTP/AVP 8 0 101\r\n"), "{o}");
+        assert_eq!(offer_codecs(&local(), &[]), offer(&local()));
     }
 }
