@@ -8,6 +8,7 @@
 //! media:
 //!   rtp_ip: 127.0.0.1
 //!   rtp_ports: 20000-29999
+//!   advertise: 203.0.113.5         # SDP address behind NAT (default: rtp_ip)
 //! scenarios: scenarios               # directory of *.yaml
 //! audio: audio                       # audio/<lang>/<prompt>.wav
 //! data_dir: data
@@ -107,6 +108,9 @@ pub struct MediaConfig {
     pub rtp_ip: Option<IpAddr>,
     /// Inclusive port range, "LOW-HIGH"; even ports are used for RTP.
     pub rtp_ports: String,
+    /// Address written into SDP when it differs from `rtp_ip` (a public address behind
+    /// NAT); RTP still binds `rtp_ip`.
+    pub advertise: Option<IpAddr>,
 }
 
 impl Default for MediaConfig {
@@ -114,6 +118,7 @@ impl Default for MediaConfig {
         MediaConfig {
             rtp_ip: None,
             rtp_ports: "20000-29999".to_owned(),
+            advertise: None,
         }
     }
 }
@@ -764,6 +769,11 @@ impl Config {
 
     pub fn rtp_ip(&self) -> IpAddr {
         self.media.rtp_ip.unwrap_or(self.sip.listen.ip())
+    }
+
+    /// The RTP address our SDP advertises.
+    pub fn sdp_ip(&self) -> IpAddr {
+        self.media.advertise.unwrap_or_else(|| self.rtp_ip())
     }
 }
 

@@ -182,7 +182,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             user_agent: cfg.sip.user_agent.clone(),
             timers: TimerValues::default(),
         },
-        media_ip: cfg.rtp_ip(),
+        media_ip: cfg.sdp_ip(),
         routes: cfg.routes.clone(),
         max_calls: cfg.max_calls,
         seed: rand::make_rng::<rand::rngs::StdRng>().next_u64(),
