@@ -679,7 +679,7 @@ impl Config {
             t.keepalive().map_err(invalid)?;
             t.ring_timeout().map_err(invalid)?;
             t.codecs().map_err(invalid)?;
-            if t.max_calls == 0 || !(t.max_cps > 0.0) {
+            if t.max_calls == 0 || t.max_cps.is_nan() || t.max_cps <= 0.0 {
                 return Err(invalid(format!(
                     "trunks[{}]: max_calls and max_cps must be positive",
                     t.name
