@@ -21,6 +21,8 @@
 //! What it does not do: sockets, clocks, HTTP, threads, or decide when to dial (the
 //! [`crate::dialer`] does).
 
+#[cfg(test)]
+mod tests;
 mod transfer;
 
 pub use transfer::TransferRoute;

@@ -500,7 +500,7 @@ fn transcode(from: crate::media::Codec, to: crate::media::Codec, b: u8) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
+mod relay_tests {
     use super::*;
     use crate::media::Codec;
 

@@ -1,0 +1,276 @@
+//! The engine's outbound path on a virtual clock: INVITE with our offer, the callee's
+//! answer starting the scenario, the ring timeout's CANCEL, and SIP outcomes becoming
+//! dispositions. The peer is played by hand-written responses to what the engine sent.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::media::prompts::{Prompt, PromptCache};
+use crate::sip::message::{Message, parse as parse_message};
+use crate::sip::ua::{TimerValues, UaConfig};
+
+const SCENARIO: &str = r#"version: 1
+name: hello
+description: Says hello and hangs up.
+languages: [en]
+variables:
+  language: { type: string, default: en }
+start: bye
+nodes:
+  bye:
+    hangup: { outcome: greeted, play: [hello] }
+"#;
+
+struct Ports(u16);
+
+impl MediaPorts for Ports {
+    fn open(&mut self, _call: CallHandle) -> std::io::Result<u16> {
+        self.0 += 2;
+        Ok(self.0)
+    }
+    fn close(&mut self, _call: CallHandle) {}
+}
+
+fn engine(t0: Instant) -> Engine {
+    let cfg = EngineConfig {
+        ua: UaConfig {
+            local_addr: "127.0.0.1:5060".parse().unwrap(),
+            advertised: None,
+            user_agent: "test".into(),
+            timers: TimerValues::default(),
+        },
+        media_ip: "127.0.0.1".parse().unwrap(),
+        routes: BTreeMap::new(),
+        max_calls: 10,
+        seed: 7,
+        transfer_route: None,
+    };
+    let scenario = crate::scenario::load_str("hello.yaml", SCENARIO).unwrap();
+    let mut prompts = PromptCache::new();
+    prompts.insert("en", Prompt::from_pcm("hello", vec![0i16; 8000]));
+    Engine::new(
+        cfg,
+        BTreeMap::from([("hello".to_owned(), Arc::new(scenario))]),
+        Arc::new(prompts),
+        (t0, SystemTime::UNIX_EPOCH),
+    )
+}
+
+const TRUNK: &str = "127.0.0.1:5070";
+
+fn call(to: &str) -> OutboundCall {
+    OutboundCall {
+        call_ref: format!("ref-{to}"),
+        scenario: "hello".into(),
+        to: to.into(),
+        from: "shop".into(),
+        variables: BTreeMap::from([("order_id".to_owned(), "4711".to_owned())]),
+        invite: OutboundInvite {
+            target: format!("sip:{to}@{TRUNK}"),
+            dest: TRUNK.parse().unwrap(),
+            from_uri: format!("sip:shop@{TRUNK}"),
+            from_display: None,
+            sdp_offer: String::new(),
+            headers: Vec::new(),
+            credentials: None,
+        },
+        ring_timeout: Duration::from_secs(20),
+        codecs: Vec::new(),
+    }
+}
+
+/// The requests the engine sent, parsed.
+fn sent(e: &mut Engine) -> Vec<crate::sip::message::Request> {
+    let mut out = Vec::new();
+    while let Some(t) = e.poll_transmit() {
+        if let Ok(Message::Request(r)) = parse_message(&t.payload) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// The INVITE among what the engine sent.
+fn invite_of(e: &mut Engine) -> crate::sip::message::Request {
+    sent(e)
+        .into_iter()
+        .find(|r| r.method == crate::sip::message::Method::Invite)
+        .expect("an INVITE")
+}
+
+/// A response to `req` from the callee, with a To tag.
+fn respond(req: &crate::sip::message::Request, status: u16, reason: &str, sdp: &str) -> Vec<u8> {
+    let h = |n: &str| req.headers.get(n).unwrap_or("").to_owned();
+    let mut msg = format!(
+        "SIP/2.0 {status} {reason}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=callee\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:callee@{TRUNK}>\r\n",
+        h("Via"),
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+        h("CSeq")
+    );
+    if sdp.is_empty() {
+        msg.push_str("Content-Length: 0\r\n\r\n");
+    } else {
+        msg.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ));
+    }
+    msg.into_bytes()
+}
+
+const ANSWER: &str = "v=0\r\no=callee 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+fn events(e: &mut Engine) -> Vec<EngineEvent> {
+    std::iter::from_fn(|| e.poll_event()).collect()
+}
+
+#[test]
+fn an_answered_outbound_call_runs_its_scenario_and_hangs_up() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    let mut ports = Ports(20000);
+    let c = e.place_call(t0, call("100"), &mut ports).unwrap();
+    let invite = invite_of(&mut e);
+    assert_eq!(invite.uri, format!("sip:100@{TRUNK}"));
+    let offer = String::from_utf8(invite.body.clone()).unwrap();
+    assert!(offer.contains("m=audio 20002 RTP/AVP 0 8 101"), "{offer}");
+    let evs = events(&mut e);
+    assert!(matches!(&evs[0], EngineEvent::CallStarted { origin, .. }
+        if origin.call_ref.as_deref() == Some("ref-100") && origin.direction == "outbound"
+            && origin.variables["dialled"] == "100"));
+    assert_eq!(e.live_calls(), 1);
+
+    let trunk: SocketAddr = TRUNK.parse().unwrap();
+    let t1 = t0 + Duration::from_millis(300);
+    e.handle_sip(t1, trunk, &respond(&invite, 180, "Ringing", ""), &mut ports);
+    let t2 = t0 + Duration::from_secs(2);
+    e.handle_sip(t2, trunk, &respond(&invite, 200, "OK", ANSWER), &mut ports);
+    let acks = sent(&mut e);
+    assert!(
+        acks.iter()
+            .any(|r| r.method == crate::sip::message::Method::Ack)
+    );
+    assert!(
+        events(&mut e)
+            .iter()
+            .any(|ev| matches!(ev, EngineEvent::CallAnswered { call, .. } if *call == c))
+    );
+
+    // The prompt goes out in the callee's codec (PCMA, PT 8), from the answer on.
+    let mut packets = Vec::new();
+    let mut now = t2;
+    for _ in 0..60 {
+        e.tick(now, &mut |_, dest, pkt| packets.push((dest, pkt[1] & 0x7f)));
+        e.handle_timeout(now, &mut ports);
+        now += Duration::from_millis(20);
+    }
+    assert_eq!(packets.len(), 50, "one second of prompt");
+    assert!(
+        packets
+            .iter()
+            .all(|(d, pt)| *d == "127.0.0.1:40000".parse().unwrap() && *pt == 8)
+    );
+    // The scenario hung up: BYE, and the record says outbound.
+    assert!(
+        sent(&mut e)
+            .iter()
+            .any(|r| r.method == crate::sip::message::Method::Bye)
+    );
+    let done = events(&mut e)
+        .into_iter()
+        .find_map(|ev| match ev {
+            EngineEvent::CallCompleted(r) => Some(r),
+            _ => None,
+        })
+        .expect("call.completed");
+    assert_eq!(done.direction, "outbound");
+    assert_eq!(done.outcome.as_deref(), Some("greeted"));
+}
+
+#[test]
+fn ring_timeout_cancels_and_statuses_become_dispositions() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    let mut ports = Ports(20000);
+    let trunk: SocketAddr = TRUNK.parse().unwrap();
+
+    // Rings past the timeout: CANCEL, then the 487 means no answer (no SIP code).
+    let c = e.place_call(t0, call("200"), &mut ports).unwrap();
+    let invite = invite_of(&mut e);
+    e.handle_sip(t0, trunk, &respond(&invite, 180, "Ringing", ""), &mut ports);
+    let t1 = t0 + Duration::from_secs(20);
+    e.handle_timeout(t1, &mut ports);
+    let cancel = sent(&mut e)
+        .into_iter()
+        .find(|r| r.method == crate::sip::message::Method::Cancel)
+        .expect("CANCEL at the ring timeout");
+    e.handle_sip(t1, trunk, &respond(&cancel, 200, "OK", ""), &mut ports);
+    e.handle_sip(
+        t1,
+        trunk,
+        &respond(&invite, 487, "Request Terminated", ""),
+        &mut ports,
+    );
+    let failed = events(&mut e)
+        .into_iter()
+        .find_map(|ev| match ev {
+            EngineEvent::CallFailed {
+                call,
+                reason,
+                sip_code,
+                ..
+            } if call == c => Some((reason, sip_code)),
+            _ => None,
+        })
+        .expect("call.failed");
+    assert_eq!(failed, (FailReason::NoAnswer, None));
+
+    // Busy, declined, and any other failure.
+    for (status, reason, want) in [
+        (486, "Busy Here", FailReason::Busy),
+        (603, "Decline", FailReason::Rejected),
+        (404, "Not Found", FailReason::Error),
+    ] {
+        let c = e
+            .place_call(t1, call(&status.to_string()), &mut ports)
+            .unwrap();
+        let invite = invite_of(&mut e);
+        e.handle_sip(t1, trunk, &respond(&invite, status, reason, ""), &mut ports);
+        let got = events(&mut e).into_iter().find_map(|ev| match ev {
+            EngineEvent::CallFailed {
+                call,
+                reason,
+                sip_code,
+                ..
+            } if call == c => Some((reason, sip_code)),
+            _ => None,
+        });
+        assert_eq!(got, Some((want, Some(status))), "{status}");
+    }
+    assert_eq!(e.live_calls(), 0);
+}
+
+#[test]
+fn capacity_and_unknown_scenarios_place_nothing() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    let mut ports = Ports(20000);
+    let mut bad = call("1");
+    bad.scenario = "nope".into();
+    assert_eq!(
+        e.place_call(t0, bad, &mut ports),
+        Err(PlaceError::UnknownScenario("nope".into()))
+    );
+    for i in 0..10 {
+        e.place_call(t0, call(&i.to_string()), &mut ports).unwrap();
+    }
+    assert_eq!(
+        e.place_call(t0, call("11"), &mut ports),
+        Err(PlaceError::AtCapacity(10))
+    );
+}
