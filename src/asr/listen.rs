@@ -96,11 +96,27 @@ fn same_question(a: &ListenSpec, b: &ListenSpec) -> bool {
         && a.max_speech_timeout == b.max_speech_timeout
 }
 
+/// Silence after which the utterance so far is recognised speculatively: half the node's
+/// `complete_timeout`, between [`EARLY_MIN`] and [`EARLY_MAX`]. Earlier means the transcript
+/// is more often ready when the silence becomes the end of the utterance; too early means
+/// recognising the pause between two words of one answer (the result is then dropped,
+/// at the cost of one decode).
+pub fn speculative_delay(complete_timeout: Duration) -> Duration {
+    (complete_timeout / 2).clamp(EARLY_MIN, EARLY_MAX)
+}
+
+/// Shortest silence that starts a speculative recognition (pauses inside "that's right"
+/// or «всё верно» are shorter).
+pub const EARLY_MIN: Duration = Duration::from_millis(150);
+/// Longest silence before a speculative recognition starts.
+pub const EARLY_MAX: Duration = Duration::from_millis(300);
+
 fn endpoint_config(spec: &ListenSpec) -> EndpointConfig {
     EndpointConfig {
         end_silence: spec.complete_timeout,
         continue_window: spec.incomplete_timeout.max(spec.complete_timeout),
         max_speech: spec.max_speech_timeout,
+        early: speculative_delay(spec.complete_timeout),
         ..EndpointConfig::default()
     }
 }
@@ -697,6 +713,159 @@ mod tests {
             l.poll_event(),
             Some(ListenEvent::Input(Input::Utterance { .. }))
         ));
+    }
+
+    /// A yes/no question with a short `complete_timeout`.
+    fn short(complete_ms: u64) -> ListenSpec {
+        ListenSpec {
+            complete_timeout: Duration::from_millis(complete_ms),
+            ..spec(false)
+        }
+    }
+
+    /// Feeds silence until `until` (a Recognize or an Input appears) or `max_ms`; returns
+    /// the events and the virtual time (ms) of the packet that produced them.
+    fn silence_until(
+        l: &mut Listener,
+        t0: Instant,
+        at: &mut u64,
+        s: &ListenSpec,
+        max_ms: u64,
+        until: impl Fn(&ListenEvent) -> bool,
+    ) -> (Vec<ListenEvent>, u64) {
+        let stop = *at + max_ms;
+        while *at < stop {
+            let ev = feed(l, t0, at, &[0; FRAME], Some(s), false);
+            if ev.iter().any(&until) {
+                return (ev, *at);
+            }
+        }
+        (Vec::new(), *at)
+    }
+
+    fn is_recognize(e: &ListenEvent) -> bool {
+        matches!(e, ListenEvent::Recognize { .. })
+    }
+
+    fn is_utterance(e: &ListenEvent) -> bool {
+        matches!(e, ListenEvent::Input(Input::Utterance { .. }))
+    }
+
+    #[test]
+    fn speculative_delay_is_half_the_complete_timeout_within_bounds() {
+        let d = |ms| speculative_delay(Duration::from_millis(ms)).as_millis();
+        assert_eq!(d(800), 300);
+        assert_eq!(d(1500), 300);
+        assert_eq!(d(400), 200);
+        assert_eq!(d(300), 150);
+        assert_eq!(d(200), 150);
+    }
+
+    #[test]
+    fn with_a_short_complete_timeout_a_ready_result_is_delivered_exactly_at_the_end() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = short(300);
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &[0; 8 * 200], Some(&s), false);
+        feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
+        let voice_end = at;
+        // Recognition starts after half the complete timeout of silence, not at its end.
+        let (ev, started) = silence_until(&mut l, t0, &mut at, &s, 1000, is_recognize);
+        let id = recognize_id(&ev);
+        let pause = started - voice_end;
+        assert!(
+            (150..300).contains(&pause),
+            "recognition started after {pause} ms"
+        );
+        // Its result comes back before the end of the utterance: held until the end.
+        l.handle_result(t0 + Duration::from_millis(at), id, transcript("да"));
+        assert_eq!(l.poll_event(), None);
+        let (ev, ended) = silence_until(&mut l, t0, &mut at, &s, 1000, is_utterance);
+        assert!(ev.iter().any(is_utterance), "{ev:?}");
+        assert!(!ev.iter().any(is_recognize), "no second decode: {ev:?}");
+        let silence = ended - voice_end;
+        assert!(
+            (300..360).contains(&silence),
+            "delivered after {silence} ms of silence"
+        );
+    }
+
+    #[test]
+    fn a_speculative_result_that_comes_after_the_end_is_delivered_when_it_comes() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = short(300);
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &[0; 8 * 200], Some(&s), false);
+        feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
+        let (ev, _) = silence_until(&mut l, t0, &mut at, &s, 1000, is_recognize);
+        let id = recognize_id(&ev);
+        // The silence reaches the complete timeout with the decode still running: nothing
+        // yet, and no second recognition of the same audio.
+        let ev = feed(&mut l, t0, &mut at, &[0; 8 * 600], Some(&s), false);
+        assert!(ev.is_empty(), "{ev:?}");
+        assert!(l.is_pending());
+        l.handle_result(t0 + Duration::from_millis(at), id, transcript("нет"));
+        assert!(matches!(
+            l.poll_event(),
+            Some(ListenEvent::Input(Input::Utterance { ref text, .. })) if text == "нет"
+        ));
+        assert!(!l.is_pending());
+    }
+
+    #[test]
+    fn speech_resuming_during_a_barge_in_drops_the_speculative_result() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = ListenSpec {
+            barge_in: true,
+            ..short(300)
+        };
+        let mut at = 0;
+        // The caller talks over the prompt: barge-in.
+        let ev = feed(&mut l, t0, &mut at, &voice(400), Some(&s), true);
+        assert_eq!(ev, [ListenEvent::Input(Input::SpeechStarted)]);
+        let (ev, _) = silence_until(&mut l, t0, &mut at, &s, 1000, is_recognize);
+        let early = recognize_id(&ev);
+        // … and goes on before the complete timeout: the first result is stale, even if
+        // it comes back now.
+        let ev = feed(&mut l, t0, &mut at, &voice(300), Some(&s), false);
+        assert!(!ev.iter().any(is_utterance), "{ev:?}");
+        l.handle_result(t0 + Duration::from_millis(at), early, transcript("да"));
+        assert_eq!(l.poll_event(), None);
+        let (ev, _) = silence_until(&mut l, t0, &mut at, &s, 1000, is_recognize);
+        let last = recognize_id(&ev);
+        assert!(last > early);
+        // The longer utterance's recognition is the one delivered.
+        feed(&mut l, t0, &mut at, &[0; 8 * 400], Some(&s), false);
+        l.handle_result(
+            t0 + Duration::from_millis(at),
+            last,
+            transcript("да, верно"),
+        );
+        assert!(matches!(
+            l.poll_event(),
+            Some(ListenEvent::Input(Input::Utterance { ref text, .. })) if text == "да, верно"
+        ));
+    }
+
+    #[test]
+    fn a_key_cancels_a_speculative_recognition_before_the_end() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = short(300);
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
+        let (ev, _) = silence_until(&mut l, t0, &mut at, &s, 1000, is_recognize);
+        let id = recognize_id(&ev);
+        l.handle_key();
+        assert!(!l.is_pending());
+        // Neither the rest of the silence nor the late result makes an utterance.
+        let ev = feed(&mut l, t0, &mut at, &[0; 8 * 1000], Some(&s), false);
+        assert!(ev.is_empty(), "{ev:?}");
+        l.handle_result(t0 + Duration::from_millis(at), id, transcript("да"));
+        assert_eq!(l.poll_event(), None);
     }
 
     #[test]
