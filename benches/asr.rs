@@ -2,19 +2,29 @@
 //!
 //! Reports, on this machine and in one run, with ratios against references measured in
 //! the same run:
-//! 1. Whisper real-time factor per model (tiny.en, base), decode window fitted to the
-//!    utterance vs Whisper's fixed 30 s window (the reference), and intent accuracy;
+//! 1. Whisper real-time factor per model (tiny.en, base f16, and base q8_0 / q5_0 when
+//!    `scripts/fetch-model.sh --quantized` or `ct2_to_ggml.py --type` made them), decode
+//!    window fitted to the utterance vs Whisper's fixed 30 s window (the reference), p95 per
+//!    utterance, and intent accuracy per language on the human recordings;
 //! 2. end of caller speech → first RTP packet of the next prompt (p50/p95): the real call
 //!    core (order-confirmation scenario, real prompts) fed caller RTP, recognition on the
-//!    real worker pool; virtual time until the caller stops speaking, then real time;
+//!    real worker pool; virtual time until the caller stops speaking, then real time. One
+//!    row per configuration (model × the question's `complete_timeout`, which also sets the
+//!    speculative start, `asr::listen::speculative_delay`); the first row, as shipped before
+//!    (base f16, 800 ms, speculative start at 300 ms), is the reference of the ratios.
+//!    `IVRFLOW_BENCH_LATENCY=q8_0:300,f16:800` picks rows;
 //! 3. how many concurrently talking calls the machine sustains (each caller answers every
 //!    4 s; sustained = recognition p95 ≤ 1 s and no queue growth);
 //! 4. RTP pacing lateness (p50/p99/max of the 20 ms tick's wake-up lateness on a 2-worker
 //!    tokio runtime, as `serve` runs it) idle vs while Whisper decodes flat out, with the
 //!    workers at nice +10 (as shipped) and at nice 0.
 //!
-//! `IVRFLOW_BENCH_QUICK=1` shortens every part. CUDA is out of scope here: this task has no
-//! GPU lent (the `device` tool reports none), so whisper-rs is built for CPU only.
+//! `IVRFLOW_BENCH_QUICK=1` shortens every part; `cargo bench --bench asr -- probe` times the
+//! steps of one decode (mel, encoder, decoder) per model and thread count.
+//! Every row prints the machine's load average: the workers run at nice +10, so other work
+//! on the box (builds) slows them far more than it would slow a nice-0 process.
+//! CUDA is out of scope here: this task has no GPU lent (the `device` tool reports none),
+//! so whisper-rs is built for CPU only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +50,15 @@ fn quick() -> bool {
 fn load_model(name: &str) -> WhisperModel {
     let p = repo().join("models").join(name);
     WhisperModel::load(&p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The 1-minute load average (other work on the machine makes every figure here slower:
+/// the recognition threads run at nice +10, below everything else).
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -111,24 +130,61 @@ fn phrases(question: &str, lang: &str) -> Vec<(String, Vec<String>)> {
 
 // --- 1. real-time factor -------------------------------------------------------------------
 
+/// The base model quantized by `scripts/ct2_to_ggml.py --type …`, when set-up made it
+/// (`scripts/fetch-model.sh`): (file, label).
+const QUANTIZED: [(&str, &str); 2] = [
+    ("ggml-base-q8_0.bin", "base q8_0"),
+    ("ggml-base-q5_0.bin", "base q5_0"),
+];
+
 fn rtf() {
     println!(
-        "\n## 1. Whisper real-time factor (2 threads, one utterance at a time, human en+ru fixtures through µ-law)"
+        "\n## 1. Whisper real-time factor (one utterance at a time, human en+ru fixtures through µ-law)"
     );
     println!(
-        "{:<10} {:<6} {:>7} {:>8} {:>10} {:>9} {:>9} {:>10} {:>9}",
-        "model", "window", "threads", "utts", "audio s", "decode s", "RTF", "accuracy", "rescored"
+        "{:<10} {:<6} {:>7} {:>5} {:>8} {:>9} {:>7} {:>7} {:>6} {:>6} {:>8}  ratios",
+        "model",
+        "window",
+        "threads",
+        "utts",
+        "audio s",
+        "decode s",
+        "RTF",
+        "p95 ms",
+        "en",
+        "ru",
+        "rescored"
     );
     let all = human_utterances();
-    for (name, en_only) in [("ggml-tiny.en.bin", true), ("ggml-base.bin", false)] {
-        let model = load_model(name);
+    let mut models: Vec<(String, String, bool)> = vec![
+        ("ggml-tiny.en.bin".into(), "tiny.en".into(), true),
+        ("ggml-base.bin".into(), "base f16".into(), false),
+    ];
+    for (file, label) in QUANTIZED {
+        if repo().join("models").join(file).exists() {
+            models.push((file.into(), label.into(), false));
+        } else {
+            println!("  ({file} absent: ./scripts/fetch-model.sh --quantized makes it)");
+        }
+    }
+    // RTF of base f16 with the fitted window, per thread count: the reference of the
+    // quantized rows.
+    let mut base_fit: BTreeMap<usize, f64> = BTreeMap::new();
+    for (file, label, en_only) in models {
+        let model = load_model(&file);
         let utts: Vec<&Utt> = all
             .iter()
             .filter(|u| !en_only || u.lang == "en")
             .take(if quick() { 6 } else { usize::MAX })
             .collect();
-        let mut full_rtf = 0.0;
-        for (window, threads) in [(Window::Full, 2usize), (Window::Fit, 2), (Window::Fit, 1)] {
+        let quantized = label.contains('q');
+        let configs: &[(Window, usize)] = if quantized {
+            &[(Window::Fit, 2), (Window::Fit, 1)]
+        } else {
+            &[(Window::Full, 2), (Window::Fit, 2), (Window::Fit, 1)]
+        };
+        let mut full_rtf = f64::NAN;
+        for &(window, threads) in configs {
             let mut rec = model.recognizer(DecodeOptions {
                 window,
                 threads,
@@ -136,43 +192,66 @@ fn rtf() {
             });
             // Warm-up (allocations, page-in of the weights).
             rec.recognize(&utts[0].pcm, &utts[0].lang, &[]).unwrap();
-            let (mut audio, mut decode, mut ok, mut rescored) = (0.0, 0.0, 0, 0);
+            let (mut audio, mut decode, mut rescored) = (0.0, 0.0, 0);
+            let mut per_utt = Vec::new();
+            let mut ok: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
             for u in &utts {
                 let intents = phrases(&u.question, &u.lang);
                 let ph: Vec<String> = intents.iter().flat_map(|(_, p)| p.clone()).collect();
                 let t0 = Instant::now();
                 let t = rec.recognize(&u.pcm, &u.lang, &ph).unwrap();
-                decode += t0.elapsed().as_secs_f64();
+                let took = t0.elapsed().as_secs_f64();
+                decode += took;
+                per_utt.push(took * 1000.0);
                 audio += u.pcm.len() as f64 / 8000.0;
                 rescored += usize::from(t.constrained);
                 let got = ivrflow::nlu::classify(&t.text, &u.lang, &intents).map(|m| m.intent);
-                ok += usize::from(
+                let e = ok.entry(u.lang.as_str()).or_default();
+                e.1 += 1;
+                e.0 += usize::from(
                     got.as_deref() == Some(u.intent.as_str())
                         || (u.intent == "none" && got.is_none()),
                 );
             }
             let r = decode / audio;
+            let mut ratios = Vec::new();
             if window == Window::Full {
                 full_rtf = r;
+            } else if !full_rtf.is_nan() {
+                ratios.push(format!("{:.2}× its 30 s window", r / full_rtf));
             }
+            if label == "base f16" && window == Window::Fit {
+                base_fit.insert(threads, r);
+            }
+            if let Some(b) = base_fit.get(&threads).filter(|_| quantized) {
+                ratios.push(format!("{:.2}× base f16 fit {threads}t", r / b));
+            }
+            let acc = |l: &str| {
+                ok.get(l).map_or("-".to_owned(), |(k, n)| {
+                    format!("{:.0}%", 100.0 * *k as f64 / *n as f64)
+                })
+            };
             println!(
-                "{:<10} {:<6} {:>7} {:>8} {:>10.1} {:>9.2} {:>9.3} {:>9.0}% {:>9}   {:.2}× the 30 s window",
-                model.kind(),
+                "{:<10} {:<6} {:>7} {:>5} {:>8.1} {:>9.2} {:>7.3} {:>7.0} {:>6} {:>6} {:>8}  {}",
+                label,
                 if window == Window::Fit { "fit" } else { "30 s" },
                 threads,
                 utts.len(),
                 audio,
                 decode,
                 r,
-                100.0 * ok as f64 / utts.len() as f64,
+                pct(&mut per_utt, 0.95),
+                acc("en"),
+                acc("ru"),
                 rescored,
-                r / full_rtf
+                ratios.join(", ")
             );
         }
         println!(
-            "{:<10} load time {:.0} ms",
-            model.kind(),
-            model.load_time().as_secs_f64() * 1000.0
+            "{:<10} load time {:.0} ms  [machine load average {}]",
+            label,
+            model.load_time().as_secs_f64() * 1000.0,
+            load()
         );
     }
 }
@@ -303,15 +382,30 @@ fn one_turn(
     }
 }
 
-fn latency() {
-    println!(
-        "\n## 2. End of caller speech → first RTP packet of the next prompt (order-confirmation, model base, 1 worker × 2 threads)"
-    );
-    let scenario = Arc::new(
-        ivrflow::scenario::load_file(&repo().join("scenarios/order-confirmation.yaml")).unwrap(),
-    );
+/// The order-confirmation scenario, with `complete_timeout` of its `confirm` question set
+/// to `ms` (None: as shipped, the scenario default).
+fn order_confirmation(complete_timeout_ms: Option<u64>) -> ivrflow::scenario::Scenario {
+    let path = repo().join("scenarios/order-confirmation.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    if let Some(ms) = complete_timeout_ms {
+        let at = "  confirm:\n    ask:\n";
+        let i = text.find(at).expect("the confirm question") + at.len();
+        text.insert_str(i, &format!("      complete_timeout: {ms}ms\n"));
+    }
+    ivrflow::scenario::load_str(&path.display().to_string(), &text).unwrap()
+}
+
+/// Per-turn figures of one latency configuration.
+struct Turns {
+    from_voice: Vec<f64>,
+    from_detect: Vec<f64>,
+    complete_timeout: Duration,
+    missed: usize,
+}
+
+fn latency_run(model: &WhisperModel, complete_timeout_ms: Option<u64>, threads: usize) -> Turns {
+    let scenario = Arc::new(order_confirmation(complete_timeout_ms));
     let prompts = Arc::new(PromptCache::load_dir(&repo().join("audio")).unwrap());
-    let model = load_model("ggml-base.bin");
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let m = model.clone();
@@ -321,7 +415,12 @@ fn latency() {
             queue: 8,
             nice: 10,
         },
-        move |_| Box::new(m.recognizer(DecodeOptions::default())) as Box<dyn Recognizer>,
+        move |_| {
+            Box::new(m.recognizer(DecodeOptions {
+                threads,
+                ..DecodeOptions::default()
+            })) as Box<dyn Recognizer>
+        },
         move |d: Done<u64>| {
             let _ = tx.lock().unwrap().send(d);
         },
@@ -334,7 +433,7 @@ fn latency() {
         ("synth/en/correct.wav", "en"),
         ("synth/en/thats-right.wav", "en"),
     ];
-    let spec = {
+    let complete_timeout = {
         let mut vars = BTreeMap::new();
         vars.insert("order_id".to_owned(), "1".to_owned());
         let t = Instant::now();
@@ -346,15 +445,15 @@ fn latency() {
             n += Duration::from_millis(20);
             c.poll_packet(n, &mut b);
         }
-        c.dialogue().listen_spec().unwrap()
+        c.dialogue().listen_spec().unwrap().complete_timeout
     };
-    println!(
-        "  node timers: complete_timeout {} ms, incomplete_timeout {} ms (the silence that ends an utterance is part of the first figure)",
-        spec.complete_timeout.as_millis(),
-        spec.incomplete_timeout.as_millis()
-    );
     let rounds = if quick() { 1 } else { 5 };
-    let (mut from_voice, mut from_detect) = (Vec::new(), Vec::new());
+    let mut turns = Turns {
+        from_voice: Vec::new(),
+        from_detect: Vec::new(),
+        complete_timeout,
+        missed: 0,
+    };
     for _ in 0..rounds {
         for (file, lang) in answers {
             let pcm = ivrflow::media::prompts::load_file(
@@ -370,34 +469,112 @@ fn latency() {
                 lang,
             ) {
                 Some((v, d)) => {
-                    from_voice.push(v);
-                    from_detect.push(d);
+                    turns.from_voice.push(v);
+                    turns.from_detect.push(d);
                 }
-                None => println!("  {file}: no next prompt (not recognised)"),
+                None => turns.missed += 1,
             }
         }
     }
-    let n = from_voice.len();
-    println!(
-        "  {n} turns: last voiced frame → first packet p50 {:.0} ms, p95 {:.0} ms",
-        pct(&mut from_voice.clone(), 0.5),
-        pct(&mut from_voice.clone(), 0.95)
-    );
-    let mut beyond: Vec<f64> = from_voice
-        .iter()
-        .map(|v| v - spec.complete_timeout.as_secs_f64() * 1000.0)
-        .collect();
-    println!(
-        "  {n} turns: beyond the node's complete_timeout (recognition, dialogue, next packet) p50 {:.0} ms, p95 {:.0} ms",
-        pct(&mut beyond.clone(), 0.5),
-        pct(&mut beyond, 0.95)
-    );
-    println!(
-        "  {n} turns: from the start of the speculative recognition (300 ms of silence) p50 {:.0} ms, p95 {:.0} ms",
-        pct(&mut from_detect.clone(), 0.5),
-        pct(&mut from_detect, 0.95)
-    );
     pool.shutdown();
+    turns
+}
+
+fn latency() {
+    println!(
+        "\n## 2. End of caller speech → first RTP packet of the next prompt (order-confirmation `confirm`, 4 English answers × {} rounds, 1 worker)",
+        if quick() { 1 } else { 5 }
+    );
+    println!(
+        "  speech end = the last frame louder than -40 dBFS; the silence that ends the utterance (complete_timeout) is part of the figure"
+    );
+    println!(
+        "  {:<10} {:>7} {:>8} {:>6} {:>5} {:>8} {:>8} {:>10} {:>10} {:>9}  vs reference",
+        "model",
+        "threads",
+        "complete",
+        "early",
+        "turns",
+        "p50 ms",
+        "p95 ms",
+        "beyond p50",
+        "beyond p95",
+        "spec→pkt"
+    );
+    // (model file, label, complete_timeout override, threads); the first row is the
+    // reference: the configuration before speculative-start tuning and quantization
+    // (scenario default 800 ms, speculative start at 300 ms, base f16, 2 threads).
+    let mut configs: Vec<(&str, &str, Option<u64>, usize)> = vec![
+        ("ggml-base.bin", "base f16", None, 2),
+        ("ggml-base.bin", "base f16", Some(400), 2),
+        ("ggml-base.bin", "base f16", Some(300), 2),
+    ];
+    if repo().join("models/ggml-base-q8_0.bin").exists() {
+        configs.extend([
+            ("ggml-base-q8_0.bin", "base q8_0", None, 2),
+            ("ggml-base-q8_0.bin", "base q8_0", Some(400), 2),
+            ("ggml-base-q8_0.bin", "base q8_0", Some(300), 2),
+        ]);
+    }
+    if let Ok(only) = std::env::var("IVRFLOW_BENCH_LATENCY") {
+        // e.g. "q8_0:300,f16:800": model suffix and complete_timeout per row.
+        configs = only
+            .split(',')
+            .filter_map(|c| {
+                let (m, ms) = c.split_once(':')?;
+                let ms: u64 = ms.parse().ok()?;
+                Some(if m == "f16" {
+                    ("ggml-base.bin", "base f16", Some(ms), 2)
+                } else {
+                    ("ggml-base-q8_0.bin", "base q8_0", Some(ms), 2)
+                })
+            })
+            .collect();
+    }
+    let mut loaded: BTreeMap<&str, WhisperModel> = BTreeMap::new();
+    let mut reference: Option<(f64, f64)> = None;
+    for (file, label, ct, threads) in configs {
+        let model = loaded
+            .entry(file)
+            .or_insert_with(|| load_model(file))
+            .clone();
+        let t = latency_run(&model, ct, threads);
+        let ct_ms = t.complete_timeout.as_secs_f64() * 1000.0;
+        let early = ivrflow::asr::listen::speculative_delay(t.complete_timeout);
+        let p50 = pct(&mut t.from_voice.clone(), 0.5);
+        let p95 = pct(&mut t.from_voice.clone(), 0.95);
+        let mut beyond: Vec<f64> = t.from_voice.iter().map(|v| v - ct_ms).collect();
+        let vs = match reference {
+            None => {
+                reference = Some((p50, p95));
+                "(reference)".to_owned()
+            }
+            Some((r50, r95)) => format!("p50 {:.2}×, p95 {:.2}×", p50 / r50, p95 / r95),
+        };
+        let vs = format!("{vs}  [load {}]", load());
+        println!(
+            "  {:<10} {:>7} {:>6}ms {:>4}ms {:>5} {:>8.0} {:>8.0} {:>10.0} {:>10.0} {:>9.0}  {}{}",
+            label,
+            threads,
+            ct_ms,
+            early.as_millis(),
+            t.from_voice.len(),
+            p50,
+            p95,
+            pct(&mut beyond.clone(), 0.5),
+            pct(&mut beyond, 0.95),
+            pct(&mut t.from_detect.clone(), 0.5),
+            vs,
+            if t.missed > 0 {
+                format!(", {} turns not recognised", t.missed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    println!(
+        "  (target: p50 ≤ 500 ms, p95 ≤ 900 ms; spec→pkt: p50 from the start of the first recognition of the answer to the packet)"
+    );
 }
 
 // --- 3. concurrent talkers ------------------------------------------------------------------
@@ -599,5 +776,97 @@ fn main() {
     }
     if want("pacing") {
         pacing();
+    }
+    if args.iter().any(|a| a == "probe") {
+        probe();
+    }
+}
+
+// --- probe: where the time of one decode goes (not part of the default run) ----------------
+
+fn probe() {
+    use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+    println!("\n## probe: one ~1 s English answer, base, ms per step (median of 5)");
+    let u = human_utterances()
+        .into_iter()
+        .find(|u| u.lang == "en" && u.question == "confirm")
+        .unwrap();
+    for file in ["ggml-base.bin", "ggml-base-q8_0.bin"] {
+        let mut cp = WhisperContextParameters::default();
+        cp.use_gpu(false);
+        let ctx = WhisperContext::new_with_params(&repo().join("models").join(file), cp).unwrap();
+        let mut state = ctx.create_state().unwrap();
+        for threads in [1usize, 2] {
+            for margin in [64usize, 16] {
+                let p = ivrflow::asr::prepare(&u.pcm, Window::Fit);
+                let audio_ctx = p.audio_ctx - ivrflow::asr::AUDIO_CTX_MARGIN + margin;
+                let run = |state: &mut whisper_rs::WhisperState, prompt: bool| {
+                    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+                    params.set_n_threads(threads as i32);
+                    params.set_language(Some("en"));
+                    params.set_no_context(true);
+                    params.set_no_timestamps(true);
+                    params.set_single_segment(true);
+                    params.set_print_progress(false);
+                    params.set_print_realtime(false);
+                    params.set_print_special(false);
+                    params.set_print_timestamps(false);
+                    params.set_max_tokens(48);
+                    params.set_audio_ctx(audio_ctx as i32);
+                    let ph: Vec<String> = phrases("confirm", "en")
+                        .into_iter()
+                        .flat_map(|(_, p)| p)
+                        .collect();
+                    let pr = ivrflow::asr::initial_prompt(&ph).unwrap();
+                    if prompt {
+                        params.set_initial_prompt(&pr);
+                    }
+                    let t = Instant::now();
+                    state.full(params, &p.samples).unwrap();
+                    let text: String = state
+                        .as_iter()
+                        .map(|s| s.to_str_lossy().unwrap().into_owned())
+                        .collect();
+                    let tokens: i32 = state.as_iter().map(|s| s.n_tokens()).sum();
+                    (t.elapsed().as_secs_f64() * 1000.0, text, tokens)
+                };
+                let med = |mut v: Vec<f64>| pct(&mut v, 0.5);
+                let mut mel = Vec::new();
+                let mut enc = Vec::new();
+                let mut full_p = Vec::new();
+                let mut full_np = Vec::new();
+                let mut text = String::new();
+                let mut tokens = 0;
+                for _ in 0..5 {
+                    let (t, tx, n) = run(&mut state, true);
+                    full_p.push(t);
+                    text = tx;
+                    tokens = n;
+                    full_np.push(run(&mut state, false).0);
+                    let t = Instant::now();
+                    state.pcm_to_mel(&p.samples, threads).unwrap();
+                    mel.push(t.elapsed().as_secs_f64() * 1000.0);
+                    let t = Instant::now();
+                    state.encode(0, threads).unwrap();
+                    enc.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                println!(
+                    "  {file:<20} {threads}t audio_ctx {audio_ctx:>3} (margin {margin:>2}): full {:>4.0} (no prompt {:>4.0}) = mel {:>3.0} + encoder {:>4.0} + decoder ≈{:>4.0}, {} tokens out, intent {}",
+                    med(full_p.clone()),
+                    med(full_np),
+                    med(mel.clone()),
+                    med(enc.clone()),
+                    med(full_p) - med(mel) - med(enc),
+                    tokens,
+                    if ivrflow::nlu::classify(&text, "en", &phrases(&u.question, "en"))
+                        .is_some_and(|m| m.intent == u.intent)
+                    {
+                        "right"
+                    } else {
+                        "WRONG"
+                    }
+                );
+            }
+        }
     }
 }
