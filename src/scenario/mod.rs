@@ -573,8 +573,12 @@ pub struct Ask {
 
 /// Default speech confidence threshold of an `ask`.
 pub const DEFAULT_CONFIDENCE: f32 = 0.5;
-/// Default `completetimeout`.
-pub const DEFAULT_COMPLETE_TIMEOUT: Duration = Duration::from_millis(800);
+/// Default `completetimeout`: silence after speech that already matches. Short, because it
+/// only ends utterances the recogniser has already matched to an expected answer (closed
+/// questions: "yes", «да», "one"); speech that does not match yet waits
+/// `incompletetimeout`. Recognition starts speculatively after half of it, so the answer is
+/// usually ready when it expires (issue 4: end of speech → next prompt p50 ≤ 500 ms).
+pub const DEFAULT_COMPLETE_TIMEOUT: Duration = Duration::from_millis(400);
 /// Default `incompletetimeout`.
 pub const DEFAULT_INCOMPLETE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Default `maxspeechtimeout`.
