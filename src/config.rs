@@ -111,6 +111,10 @@ pub struct MediaConfig {
     /// Address written into SDP when it differs from `rtp_ip` (a public address behind
     /// NAT); RTP still binds `rtp_ip`.
     pub advertise: Option<IpAddr>,
+    /// Back-pressure before quality collapses: a 20 ms pacing tick that starts this late
+    /// plus runs this long (milliseconds) is over budget; while a fifth of a second's ticks
+    /// are, new INVITEs get 503 with Retry-After (calls already up are not touched).
+    pub overload_tick_ms: f64,
 }
 
 impl Default for MediaConfig {
@@ -119,6 +123,7 @@ impl Default for MediaConfig {
             rtp_ip: None,
             rtp_ports: "20000-29999".to_owned(),
             advertise: None,
+            overload_tick_ms: 15.0,
         }
     }
 }

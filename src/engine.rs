@@ -60,6 +60,12 @@ pub trait MediaPorts {
     fn relay(&mut self, via: CallHandle, dest: SocketAddr, packet: &[u8]) {
         let _ = (via, dest, packet);
     }
+    /// Whether the media side can take one more call without hurting the calls it has
+    /// (the runtime answers from its pacing tick's lateness); `false` refuses new
+    /// INVITEs with 503 and Retry-After, like `max_calls`.
+    fn admit_call(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -641,8 +647,14 @@ impl Engine {
             })
         };
         let at = self.wall(now);
-        if self.live_calls() >= self.cfg.max_calls {
-            tracing::warn!(%call_id, live = self.live_calls(), "at capacity; refusing call");
+        let at_max = self.live_calls() >= self.cfg.max_calls;
+        if at_max || !ports.admit_call() {
+            let detail = if at_max {
+                "at capacity (max_calls)"
+            } else {
+                "at capacity (media pacing overloaded)"
+            };
+            tracing::warn!(%call_id, live = self.live_calls(), detail, "at capacity; refusing call");
             self.ua.reject(
                 now,
                 call,
@@ -656,7 +668,7 @@ impl Engine {
                     origin: origin(invite_variables(invite, &caller, &dialled)),
                     reason: FailReason::Rejected,
                     sip_code: Some(503),
-                    detail: "at capacity (max_calls)".to_owned(),
+                    detail: detail.to_owned(),
                     at,
                 });
             }

@@ -1,8 +1,10 @@
 //! The runtime: the only place with sockets, the real clock, tasks and HTTP.
 //!
-//! One tokio task owns the [`Engine`] and drives it: SIP datagrams, RTP datagrams (each
-//! call's socket has a small receive task that forwards packets), the engine's timers, and
-//! one 20 ms pacing grid for every call's RTP.
+//! One tokio task owns the [`Engine`] and drives it: SIP datagrams, RTP datagrams (batches
+//! from the media receive thread, `rt::media`, which holds every call's RTP socket outside
+//! the reactor), the engine's timers, and one 20 ms pacing grid for every call's RTP. The
+//! pacing tick also watches its own lateness and duration and, when they say quality is
+//! about to suffer, has new calls refused (503 + Retry-After) before it does.
 //!
 //! Call events (started, answered, completed, failed, notify) go to the store thread as
 //! records; the SIP messages the engine produced in the same step, and any after them, are
@@ -15,14 +17,14 @@
 
 pub mod dialer;
 pub mod http;
+pub mod media;
 pub mod recorder;
 pub mod services;
 pub mod speech;
 pub mod store;
 pub mod webhook;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,106 +32,19 @@ use anyhow::Context;
 use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, EngineEvent, MediaPorts};
+use crate::engine::{Engine, EngineConfig, EngineEvent};
 use crate::media::prompts::PromptCache;
-use crate::sip::ua::{CallHandle, TimerValues, Transmit, UaConfig};
+use crate::sip::ua::{TimerValues, Transmit, UaConfig};
+use media::{MediaSockets, RtpBatch};
 use services::Services;
 
 /// RTP packet time: the pacing grid.
 pub const PTIME: Duration = Duration::from_millis(20);
-
-struct RtpIn {
-    call: CallHandle,
-    data: Vec<u8>,
-}
-
-/// Real RTP sockets, one per call, bound on the configured range.
-struct SocketPorts {
-    ip: IpAddr,
-    range: (u16, u16),
-    next: u16,
-    sockets: HashMap<CallHandle, (Arc<UdpSocket>, JoinHandle<()>)>,
-    rtp_tx: mpsc::Sender<RtpIn>,
-    send_errors: u64,
-    packets_sent: u64,
-}
-
-impl SocketPorts {
-    fn bind_next(&mut self) -> std::io::Result<std::net::UdpSocket> {
-        let (lo, hi) = self.range;
-        let span = u32::from(hi - lo) / 2 + 1;
-        for _ in 0..span {
-            let port = self.next;
-            self.next = if self.next + 2 > hi {
-                lo + (lo % 2)
-            } else {
-                self.next + 2
-            };
-            if let Ok(s) = std::net::UdpSocket::bind(SocketAddr::new(self.ip, port)) {
-                return Ok(s);
-            }
-        }
-        Err(std::io::Error::new(
-            std::io::ErrorKind::AddrInUse,
-            format!("no free RTP port in {lo}-{hi}"),
-        ))
-    }
-
-    fn send(&mut self, call: CallHandle, dest: SocketAddr, packet: &[u8]) {
-        if let Some((sock, _)) = self.sockets.get(&call) {
-            if sock.try_send_to(packet, dest).is_err() {
-                self.send_errors += 1;
-            } else {
-                self.packets_sent += 1;
-            }
-        }
-    }
-}
-
-impl MediaPorts for SocketPorts {
-    fn open(&mut self, call: CallHandle) -> std::io::Result<u16> {
-        let std_sock = self.bind_next()?;
-        std_sock.set_nonblocking(true)?;
-        let port = std_sock.local_addr()?.port();
-        let sock = Arc::new(UdpSocket::from_std(std_sock)?);
-        let rx_sock = sock.clone();
-        let tx = self.rtp_tx.clone();
-        let task = tokio::spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            loop {
-                match rx_sock.recv_from(&mut buf).await {
-                    Ok((n, _src)) => {
-                        // Full queue: drop the packet rather than stall the socket.
-                        let _ = tx.try_send(RtpIn {
-                            call,
-                            data: buf[..n].to_vec(),
-                        });
-                    }
-                    Err(e) => {
-                        // ICMP port unreachable surfaces here on Linux; keep listening.
-                        tracing::trace!(error = %e, "rtp recv error");
-                    }
-                }
-            }
-        });
-        self.sockets.insert(call, (sock, task));
-        Ok(port)
-    }
-
-    fn relay(&mut self, via: CallHandle, dest: SocketAddr, packet: &[u8]) {
-        self.send(via, dest, packet);
-    }
-
-    fn close(&mut self, call: CallHandle) {
-        if let Some((_, task)) = self.sockets.remove(&call) {
-            task.abort();
-        }
-    }
-}
+/// Ticks over the pacing budget within one second (of 50) that mean "overloaded".
+const OVERLOAD_TICKS: u32 = 10;
 
 /// Load scenarios and prompts, bind the SIP socket, and run until Ctrl-C / SIGTERM.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
@@ -195,21 +110,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         Arc::new(prompts),
         (Instant::now(), SystemTime::now()),
     );
-    let (rtp_tx, rtp_rx) = mpsc::channel(65536);
     let range = cfg.rtp_port_range().map_err(anyhow::Error::msg)?;
-    let ports = SocketPorts {
-        ip: cfg.rtp_ip(),
-        range,
-        next: range.0 + (range.0 % 2),
-        sockets: HashMap::new(),
-        rtp_tx,
-        send_errors: 0,
-        packets_sent: 0,
-    };
+    let (ports, rtp_rx) =
+        MediaSockets::start(cfg.rtp_ip(), range).context("starting the RTP receive thread")?;
+    let overload = Duration::from_secs_f64(cfg.media.overload_tick_ms.max(1.0) / 1000.0);
     let mut engine = engine;
     outbound.start(Instant::now(), &mut engine);
     let r = tokio::select! {
-        r = drive(engine, sip, ports, rtp_rx, &mut svc, speech, outbound, dialer_rx) => r,
+        r = drive(engine, sip, ports, rtp_rx, &mut svc, speech, outbound, dialer_rx, overload) => r,
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())
@@ -255,7 +163,7 @@ async fn send_sip(sip: &UdpSocket, t: Transmit) {
 }
 
 /// Counters the engine and the sockets keep, copied into the metrics about once a second.
-fn publish_counters(engine: &Engine, ports: &SocketPorts, svc: &Services) {
+fn publish_counters(engine: &Engine, ports: &MediaSockets, svc: &Services) {
     let m = &svc.metrics;
     m.live_calls.set(engine.live_calls() as i64);
     let sent = m.rtp_packets_sent.get();
@@ -277,15 +185,22 @@ fn publish_counters(engine: &Engine, ports: &SocketPorts, svc: &Services) {
 async fn drive(
     mut engine: Engine,
     sip: UdpSocket,
-    mut ports: SocketPorts,
-    mut rtp_rx: mpsc::Receiver<RtpIn>,
+    mut ports: MediaSockets,
+    mut rtp_rx: mpsc::Receiver<RtpBatch>,
     svc: &mut Services,
     mut speech: Option<speech::Speech>,
     mut outbound: dialer::Outbound,
     mut dialer_rx: mpsc::UnboundedReceiver<dialer::DialerCommand>,
+    overload: Duration,
 ) -> anyhow::Result<()> {
     let mut pacing = tokio::time::interval(PTIME);
-    pacing.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    // A late tick is not made up with a burst (Playout restarts its schedule after a
+    // stall); the next one stays on the grid.
+    pacing.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // Ticks whose lateness + duration reached the budget, in the current and the previous
+    // second (50 ticks each). A single late tick is the box's noise (another process got
+    // the CPU); a fifth of a second's ticks over budget is the pacing falling behind.
+    let mut over = (0u32, 0u32);
     let mut buf = vec![0u8; 65535];
     let mut held: VecDeque<Held> = VecDeque::new();
     let mut ticket = 0u64;
@@ -302,14 +217,28 @@ async fn drive(
             biased;
             scheduled = pacing.tick() => {
                 let now = Instant::now();
-                svc.metrics
-                    .rtp_tick_lateness_seconds
-                    .observe(now.saturating_duration_since(scheduled.into_std()).as_secs_f64());
+                let late = now.saturating_duration_since(scheduled.into_std());
+                svc.metrics.rtp_tick_lateness_seconds.observe(late.as_secs_f64());
                 engine.handle_timeout(now, &mut ports);
                 engine.tick(now, &mut |call, dest, pkt| ports.send(call, dest, pkt));
                 engine.handle_timeout(now, &mut ports);
+                // Back-pressure: a tick that starts late and takes long is what turns into
+                // send-interval jitter; refuse new calls before it reaches the period.
+                let spent = late + now.elapsed();
+                if spent >= overload {
+                    over.0 += 1;
+                }
+                let recent = over.0.max(over.1);
+                if !ports.overloaded && recent >= OVERLOAD_TICKS {
+                    ports.overloaded = true;
+                    tracing::warn!(?spent, live = engine.live_calls(), "RTP pacing overloaded: refusing new calls");
+                } else if ports.overloaded && recent < OVERLOAD_TICKS / 2 {
+                    ports.overloaded = false;
+                    tracing::info!(live = engine.live_calls(), "RTP pacing recovered: accepting calls");
+                }
                 ticks += 1;
                 if ticks.is_multiple_of(50) {
+                    over = (0, over.0);
                     publish_counters(&engine, &ports, svc);
                 }
             }
@@ -332,8 +261,12 @@ async fn drive(
                     Err(e) => tracing::debug!(error = %e, "SIP recv error"),
                 }
             }
-            Some(pkt) = rtp_rx.recv() => {
-                engine.handle_rtp(Instant::now(), pkt.call, &pkt.data, &mut ports);
+            Some(batch) = rtp_rx.recv() => {
+                let now = Instant::now();
+                for (call, data) in batch.iter() {
+                    engine.handle_rtp(now, call, data, &mut ports);
+                }
+                ports.recycle(batch);
             }
             Some(res) = svc.http_results.recv() => {
                 engine.handle_call_input(Instant::now(), res.call, res.input, &mut ports);
