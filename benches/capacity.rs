@@ -4,7 +4,8 @@
 //! ```text
 //! cargo bench --bench capacity -- [--steps 250,500,1000,2000,2500] [--rate 200]
 //!     [--measure 10] [--reference sipp] [--peer 127.0.0.1:5090 --peer-user 100 [--peer-pid PID]]
-//!     [--setup-rates 250,500,1000,1500] [--skip-ivrflow]
+//!     [--setup-rates 250,500,1000,1500] [--skip-ivrflow] [--probes 10]
+//!     [--over 3000 --max-calls 2500]
 //! ```
 //! For each concurrency step, SIPp (tests/sipp/uac_load.xml) ramps calls up at `--rate`
 //! calls/s into the `hold` scenario (benches/scenarios/hold.yaml: prompts back to back until
@@ -12,6 +13,14 @@
 //! calls held and failed, the server's CPU (user+sys from /proc) and RSS, CPU µs per RTP
 //! packet, and the RTP send-interval deviation (|arrival gap − 20 ms| between consecutive
 //! packets of a stream) from this process's receiver, which every call's SDP points at.
+//! Arrival times are the kernel's receive timestamps (SO_TIMESTAMPNS, as a packet capture
+//! takes them), so the receiver thread's own scheduling on a busy box does not count.
+//! During the window, probe calls (`--probes`, made by this process, one at a time) time
+//! the first prompt packet after the 200 OK and, after an RFC 2833 key press, the first
+//! packet of the next prompt (the marker bit of a new talkspurt), both on kernel stamps.
+//! `--over N` adds a step of N calls above capacity (with `--max-calls M` passed to
+//! ivrflow as `max_calls`): refused calls (503) are counted and the quality of the calls
+//! that are up is measured as in any step.
 //! After the window each caller presses 1 (RFC 2833) and the CRM webhook says whether the
 //! key was recognised. `--setup-rates` runs short calls (INVITE, ACK, BYE) at each rate for
 //! 10 s and reports failures. `--reference sipp` runs the same steps against SIPp's own UAS
@@ -41,6 +50,9 @@ struct Args {
     peer: Option<(SocketAddr, String, Option<u32>)>,
     setup_rates: Vec<usize>,
     skip_ivrflow: bool,
+    probes: usize,
+    over: Option<usize>,
+    max_calls: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -52,6 +64,9 @@ fn parse_args() -> Args {
         peer: None,
         setup_rates: vec![],
         skip_ivrflow: false,
+        probes: 10,
+        over: None,
+        max_calls: None,
     };
     let argv: Vec<String> = std::env::args()
         .skip(1)
@@ -74,6 +89,9 @@ fn parse_args() -> Args {
             "--peer-user" => peer_user = v,
             "--peer-pid" => peer_pid = Some(v.parse().expect("--peer-pid PID")),
             "--setup-rates" => a.setup_rates = list(&v),
+            "--probes" => a.probes = v.parse().expect("--probes N"),
+            "--over" => a.over = Some(v.parse().expect("--over N")),
+            "--max-calls" => a.max_calls = Some(v.parse().expect("--max-calls N")),
             "--skip-ivrflow" => {
                 a.skip_ivrflow = true;
                 i += 1;
@@ -91,10 +109,69 @@ fn parse_args() -> Args {
 
 // ───────────────────────────── RTP receiver ─────────────────────────────
 
+const SO_TIMESTAMPNS: libc::c_int = 35;
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Ask the kernel to stamp every datagram's arrival (CLOCK_REALTIME, nanoseconds).
+fn enable_timestamps(sock: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: valid fd, option value is a c_int that outlives the call.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// One datagram and its kernel arrival stamp (ns, CLOCK_REALTIME; now when missing).
+fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, i64)> {
+    use std::os::fd::AsRawFd;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 16];
+    // SAFETY: msghdr is plain data; every pointer in it is valid for the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut at = None;
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == SO_TIMESTAMPNS {
+                let t: libc::timespec =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                at = Some(t.tv_sec as i64 * 1_000_000_000 + t.tv_nsec as i64);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, at.unwrap_or_else(now_ns)))
+}
+
 #[derive(Default)]
 struct StreamState {
     last_seq: u16,
-    last_at: Option<Instant>,
+    last_at: Option<i64>,
 }
 
 #[derive(Default)]
@@ -119,8 +196,25 @@ impl Receiver {
         sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
             .expect("bind receiver");
         let sock: UdpSocket = sock.into();
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
+        // Polled, not woken per packet: on loopback a receiver that sleeps in recv is
+        // woken (and preempts the sender) once per packet, a cost a remote receiver never
+        // puts on the server. Arrival times come from the kernel's stamps either way.
+        sock.set_nonblocking(true).unwrap();
+        {
+            use std::os::fd::AsRawFd;
+            let size: libc::c_int = 64 << 20;
+            // SAFETY: valid fd and option value. SO_RCVBUFFORCE (root) passes rmem_max.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        enable_timestamps(&sock);
         let port = sock.local_addr().unwrap().port();
         let window: Arc<Mutex<Window>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
@@ -129,10 +223,10 @@ impl Receiver {
         thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !s.load(Ordering::Relaxed) {
-                let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                let Ok((n, at)) = recv_stamped(&sock, &mut buf) else {
+                    thread::sleep(Duration::from_millis(1));
                     continue;
                 };
-                let at = Instant::now();
                 if n < 12 || buf[0] >> 6 != 2 {
                     continue;
                 }
@@ -147,7 +241,7 @@ impl Receiver {
                 let consecutive = seq == st.last_seq.wrapping_add(1) && !marker;
                 st.last_seq = seq;
                 if let (Some(p), true) = (prev, consecutive) {
-                    let gap = at.duration_since(p).as_micros() as i64;
+                    let gap = (at - p) / 1000;
                     let dev = (gap - PTIME_US).unsigned_abs() as u32;
                     win.deviations_us.push(dev);
                 }
@@ -316,10 +410,18 @@ impl Drop for Proc {
     }
 }
 
-fn start_ivrflow(sip: SocketAddr, crm: &str, scenarios: &Path) -> Proc {
+fn start_ivrflow(sip: SocketAddr, crm: &str, scenarios: &Path, max_calls: Option<usize>) -> Proc {
     let exe = env!("CARGO_BIN_EXE_ivrflow");
+    let dir = scenarios.parent().unwrap_or(scenarios);
+    let config = dir.join("bench-config.yaml");
+    let yaml = max_calls
+        .map(|m| format!("max_calls: {m}\n"))
+        .unwrap_or_default();
+    std::fs::write(&config, yaml).expect("write bench config");
     let cmd = format!(
-        "ulimit -n 20000 2>/dev/null; exec {exe} serve --sip-listen {sip} --webhook-url {crm} --scenarios {} --rtp-ports 20000-39999",
+        "ulimit -n 20000 2>/dev/null; exec {exe} serve --config {} --data-dir {} --sip-listen {sip} --webhook-url {crm} --scenarios {} --rtp-ports 20000-39999",
+        config.display(),
+        dir.join("data").display(),
         scenarios.display()
     );
     let child = Command::new("sh")
@@ -409,6 +511,191 @@ fn run_sipp(
         .expect("run sipp")
 }
 
+// ───────────────────────────── probe calls ─────────────────────────────
+
+/// Latencies seen by the probe calls of one window (milliseconds).
+#[derive(Debug, Clone, Default)]
+struct Probes {
+    /// 200 OK → first RTP packet of the first prompt.
+    first: Vec<f64>,
+    /// Key press (first RFC 2833 packet sent) → first packet of the next prompt.
+    key: Vec<f64>,
+    attempted: usize,
+    refused: usize,
+}
+
+fn header<'a>(msg: &'a str, names: &[&str]) -> Option<&'a str> {
+    msg.split("\r\n").find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        names
+            .iter()
+            .any(|x| n.trim().eq_ignore_ascii_case(x))
+            .then(|| v.trim())
+    })
+}
+
+/// One probe call: INVITE → 200 (stamped) → ACK → first RTP packet (stamped) → after a
+/// moment key 1 (RFC 2833) → first packet with the marker bit → BYE either way.
+fn probe_call(target: SocketAddr, user: &str, i: usize, out: &mut Probes) {
+    out.attempted += 1;
+    let (Ok(sip), Ok(rtp)) = (
+        UdpSocket::bind("127.0.0.1:0"),
+        UdpSocket::bind("127.0.0.1:0"),
+    ) else {
+        return;
+    };
+    enable_timestamps(&sip);
+    enable_timestamps(&rtp);
+    let _ = sip.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = rtp.set_read_timeout(Some(Duration::from_millis(50)));
+    let me = sip.local_addr().unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let call_id = format!("probe-{}-{i}-{}@127.0.0.1", std::process::id(), now_ns());
+    let sdp = format!(
+        "v=0\r\no=probe 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+    );
+    let from = format!("<sip:probe@{me}>;tag=p{i}");
+    let invite = format!(
+        "INVITE sip:{user}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{i}x{}\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: <sip:{user}@{target}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:probe@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        now_ns(),
+        sdp.len()
+    );
+    let _ = sip.send_to(invite.as_bytes(), target);
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (t200, ok) = loop {
+        if Instant::now() > deadline {
+            return;
+        }
+        let Ok((n, at)) = recv_stamped(&sip, &mut buf) else {
+            continue;
+        };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let code: u16 = msg
+            .strip_prefix("SIP/2.0 ")
+            .and_then(|r| r.get(..3))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        if code >= 200 {
+            break (at, (code == 200).then_some(msg).ok_or(code));
+        }
+    };
+    let msg = match ok {
+        Ok(m) => m,
+        Err(code) => {
+            if code == 503 {
+                out.refused += 1;
+            }
+            let ack = format!(
+                "ACK sip:{user}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{i}a\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: <sip:{user}@{target}>\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+            );
+            let _ = sip.send_to(ack.as_bytes(), target);
+            return;
+        }
+    };
+    let to = header(&msg, &["To", "t"]).unwrap_or("").to_owned();
+    let body = msg.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    let media_port: Option<u16> = body
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok());
+    let ack = format!(
+        "ACK sip:{user}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{i}ack\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    let _ = sip.send_to(ack.as_bytes(), target);
+    // First prompt packet (the socket kept everything since the INVITE, with stamps).
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        if let Ok((n, at)) = recv_stamped(&rtp, &mut buf)
+            && n >= 12
+        {
+            out.first.push((at - t200) as f64 / 1e6);
+            break;
+        }
+    }
+    // Listen a while, then press 1.
+    let until = Instant::now() + Duration::from_millis(400);
+    while Instant::now() < until {
+        let _ = recv_stamped(&rtp, &mut buf);
+    }
+    if let Some(port) = media_port {
+        let dest = SocketAddr::from(([127, 0, 0, 1], port));
+        let ts: u32 = 12345;
+        let t_key = now_ns();
+        for (k, (end, dur)) in [
+            (false, 160u16),
+            (false, 320),
+            (false, 480),
+            (true, 640),
+            (true, 640),
+            (true, 640),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut p = vec![0x80u8, 101 | if k == 0 { 0x80 } else { 0 }];
+            p.extend_from_slice(&(1000 + k as u16).to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&0x5eed_0001u32.to_be_bytes());
+            p.extend_from_slice(&[1, if end { 0x8a } else { 0x0a }]);
+            p.extend_from_slice(&dur.to_be_bytes());
+            let _ = rtp.send_to(&p, dest);
+        }
+        let until = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < until {
+            if let Ok((n, at)) = recv_stamped(&rtp, &mut buf)
+                && n >= 12
+                && at > t_key
+                && buf[1] & 0x80 != 0
+            {
+                out.key.push((at - t_key) as f64 / 1e6);
+                break;
+            }
+        }
+    }
+    // The robot hangs up after its answer; otherwise (a peer that keeps the call) we do.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        let Ok((n, _)) = recv_stamped(&sip, &mut buf) else {
+            continue;
+        };
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.starts_with("BYE ") {
+            let keep = ["Via", "From", "To", "Call-ID", "CSeq"]
+                .iter()
+                .filter_map(|h| header(&m, &[h]).map(|v| format!("{h}: {v}\r\n")))
+                .collect::<String>();
+            let ok = format!("SIP/2.0 200 OK\r\n{keep}Content-Length: 0\r\n\r\n");
+            let _ = sip.send_to(ok.as_bytes(), target);
+            return;
+        }
+    }
+    let bye = format!(
+        "BYE sip:{user}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{i}bye\r\nMax-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let _ = sip.send_to(bye.as_bytes(), target);
+}
+
+fn run_probes(target: SocketAddr, user: String, max: usize, until: Instant) -> Probes {
+    let mut out = Probes::default();
+    let mut i = 0;
+    while i < max && Instant::now() + Duration::from_secs(3) < until {
+        probe_call(target, &user, i, &mut out);
+        i += 1;
+    }
+    out
+}
+
+fn median_max(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "n/a".into();
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    format!("{:.1}/{:.1}", s[s.len() / 2], s[s.len() - 1])
+}
+
 // ───────────────────────────── one step ─────────────────────────────
 
 #[derive(Debug, Clone, Default)]
@@ -424,6 +711,7 @@ struct Step {
     p99_ms: f64,
     max_ms: f64,
     keys: Option<(u64, usize)>,
+    probes: Probes,
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -479,11 +767,15 @@ fn run_step(
     rx.reset();
     let cpu0 = t.pid.map(|p| cpu_seconds(p, tck));
     let w0 = Instant::now();
+    let (psip, puser, pmax) = (t.sip, t.user.to_owned(), args.probes);
+    let until = w0 + args.measure;
+    let probes = thread::spawn(move || run_probes(psip, puser, pmax, until));
     thread::sleep(args.measure);
     let window = rx.take();
     let elapsed = w0.elapsed().as_secs_f64();
     let cpu1 = t.pid.map(|p| cpu_seconds(p, tck));
     let rss = t.pid.map(rss_kib).unwrap_or(0);
+    let probes = probes.join().unwrap_or_default();
     let _ = sipp.wait();
     let (ok, failed) = sipp_counts(&stats);
     let mut dev = window.deviations_us;
@@ -495,10 +787,15 @@ fn run_step(
     let keys = crm.map(|c| {
         // Give the last webhooks a moment.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while c.count("confirmed") - confirmed_before < ok && Instant::now() < deadline {
+        // Probe calls that got an answer to their key were confirmed too.
+        let extra = probes.key.len() as u64;
+        while c.count("confirmed") - confirmed_before < ok + extra && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(100));
         }
-        (c.count("confirmed") - confirmed_before, n)
+        (
+            (c.count("confirmed") - confirmed_before).saturating_sub(extra),
+            n,
+        )
     });
     Step {
         target: n,
@@ -512,13 +809,14 @@ fn run_step(
         p99_ms: percentile(&dev, 0.99),
         max_ms: dev.last().map(|v| *v as f64 / 1000.0).unwrap_or(f64::NAN),
         keys,
+        probes,
     }
 }
 
 fn print_header(name: &str) {
     println!("\n{name}");
     println!(
-        "{:>6} {:>6} {:>6} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>12}",
+        "{:>6} {:>6} {:>6} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>12} {:>11} {:>11}",
         "calls",
         "held",
         "ok",
@@ -529,7 +827,13 @@ fn print_header(name: &str) {
         "p50 ms",
         "p99 ms",
         "max ms",
-        "keys"
+        "keys",
+        "1st pkt ms",
+        "key→prompt"
+    );
+    println!(
+        "{:>118}",
+        "(probe calls: median/max ms after the 200 OK / after the key)"
     );
 }
 
@@ -539,7 +843,7 @@ fn print_step(s: &Step) {
         .map(|(k, n)| format!("{k}/{n}"))
         .unwrap_or_else(|| "n/a".into());
     println!(
-        "{:>6} {:>6} {:>6} {:>6} {:>7.1} {:>10.1} {:>8.2} {:>8.3} {:>8.3} {:>8.3} {:>12}",
+        "{:>6} {:>6} {:>6} {:>6} {:>7.1} {:>10.1} {:>8.2} {:>8.3} {:>8.3} {:>8.3} {:>12} {:>11} {:>11}",
         s.target,
         s.held,
         s.ok,
@@ -550,8 +854,18 @@ fn print_step(s: &Step) {
         s.p50_ms,
         s.p99_ms,
         s.max_ms,
-        keys
+        keys,
+        median_max(&s.probes.first),
+        median_max(&s.probes.key)
     );
+    if s.probes.refused > 0 || s.probes.first.len() < s.probes.attempted {
+        println!(
+            "       probes: {} attempted, {} refused (503), {} answered",
+            s.probes.attempted,
+            s.probes.refused,
+            s.probes.first.len()
+        );
+    }
 }
 
 fn setup_rate(t: &Target<'_>, r: usize, rx: &Receiver) -> (u64, u64, f64) {
@@ -611,6 +925,7 @@ fn main() {
     if !args.skip_ivrflow {
         let scen_dir =
             std::env::temp_dir().join(format!("ivrflow-bench-scenarios-{}", std::process::id()));
+        let scen_dir = scen_dir.join("scenarios");
         let _ = std::fs::create_dir_all(&scen_dir);
         std::fs::copy(
             repo().join("benches/scenarios/hold.yaml"),
@@ -618,7 +933,7 @@ fn main() {
         )
         .expect("copy hold.yaml");
         let sip: SocketAddr = "127.0.0.1:15060".parse().unwrap();
-        let server = start_ivrflow(sip, &crm.url, &scen_dir);
+        let server = start_ivrflow(sip, &crm.url, &scen_dir, args.max_calls);
         let pid = server.0.id();
         thread::sleep(Duration::from_millis(500));
         let idle = rss_kib(pid);
@@ -635,6 +950,17 @@ fn main() {
             let s = run_step(&t, n, &args, &rx, Some(&crm), idle, tck);
             print_step(&s);
             ours.push(s);
+            thread::sleep(Duration::from_secs(3));
+        }
+        if let Some(n) = args.over {
+            println!(
+                "over capacity: {n} calls offered (max_calls {}; pacing back-pressure on); failed = refused",
+                args.max_calls
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "default".into())
+            );
+            let s = run_step(&t, n, &args, &rx, Some(&crm), idle, tck);
+            print_step(&s);
             thread::sleep(Duration::from_secs(3));
         }
         for &r in &args.setup_rates {
