@@ -136,7 +136,14 @@ fn enable_timestamps(sock: &UdpSocket) {
 
 /// One datagram and its kernel arrival stamp (ns, CLOCK_REALTIME; now when missing).
 fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, i64)> {
+    recv_stamped_from(sock, buf).map(|(n, at, _)| (n, at))
+}
+
+/// As [`recv_stamped`], with the sender's UDP port (IPv4).
+fn recv_stamped_from(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, i64, u16)> {
     use std::os::fd::AsRawFd;
+    // SAFETY: sockaddr_in is plain data.
+    let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -144,6 +151,8 @@ fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, i64
     let mut control = [0u64; 16];
     // SAFETY: msghdr is plain data; every pointer in it is valid for the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut from as *mut libc::sockaddr_in).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
@@ -165,7 +174,11 @@ fn recv_stamped(sock: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, i64
             c = libc::CMSG_NXTHDR(&msg, c);
         }
     }
-    Ok((n as usize, at.unwrap_or_else(now_ns)))
+    Ok((
+        n as usize,
+        at.unwrap_or_else(now_ns),
+        u16::from_be(from.sin_port),
+    ))
 }
 
 #[derive(Default)]
@@ -177,7 +190,9 @@ struct StreamState {
 #[derive(Default)]
 struct Window {
     packets: u64,
-    streams: HashMap<u32, StreamState>,
+    /// Keyed by source port and SSRC: a peer replaying one capture for every call (the
+    /// SIPp reference) repeats the SSRC, but each call sends from its own port.
+    streams: HashMap<u64, StreamState>,
     deviations_us: Vec<u32>,
 }
 
@@ -223,7 +238,7 @@ impl Receiver {
         thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !s.load(Ordering::Relaxed) {
-                let Ok((n, at)) = recv_stamped(&sock, &mut buf) else {
+                let Ok((n, at, src_port)) = recv_stamped_from(&sock, &mut buf) else {
                     thread::sleep(Duration::from_millis(1));
                     continue;
                 };
@@ -236,7 +251,10 @@ impl Receiver {
                 let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
                 let mut win = w.lock().unwrap();
                 win.packets += 1;
-                let st = win.streams.entry(ssrc).or_default();
+                let st = win
+                    .streams
+                    .entry(u64::from(src_port) << 32 | u64::from(ssrc))
+                    .or_default();
                 let prev = st.last_at.replace(at);
                 let consecutive = seq == st.last_seq.wrapping_add(1) && !marker;
                 st.last_seq = seq;
