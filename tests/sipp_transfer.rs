@@ -73,9 +73,10 @@ fn inbound_menu_bridges_to_an_agent_who_hears_the_announcement_first() {
     let agent_rtp_port = agent_rtp.local_addr().unwrap().port();
     let stop = Arc::new(Mutex::new(false));
     let heard = capture(agent_rtp, stop.clone());
-    let mut agent = Command::new("timeout")
-        .args(["--kill-after=5", "90", "sipp", "-sf"])
+    let mut agent = Command::new("sipp")
+        .arg("-sf")
         .arg(fixture("sipp/uas_agent.xml"))
+        .args(["-timeout", "90"])
         .args(["-i", "127.0.0.1", "-p", &agent_port.to_string(), "-m", "1"])
         .args(["-key", "rtp_port", &agent_rtp_port.to_string()])
         .args(["-set", "hold_ms", "16000", "-nostdin"])

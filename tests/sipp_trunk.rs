@@ -50,9 +50,12 @@ impl Trunk {
         assert!(!xml.contains("{{"), "unfilled placeholder in {scenario}");
         let file = dir.join(scenario);
         std::fs::write(&file, xml).unwrap();
-        let child = Command::new("timeout")
-            .args(["--kill-after=5", "120", "sipp", "-sf"])
+        // SIPp itself is the child (killed on drop); `-timeout` bounds it if this process
+        // dies without dropping it.
+        let child = Command::new("sipp")
+            .arg("-sf")
             .arg(&file)
+            .args(["-timeout", "150"])
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args(["-mp", &free_udp_port().to_string()])
             .args(["-nostdin", "-trace_err", "-trace_msg"])

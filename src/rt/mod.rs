@@ -241,6 +241,18 @@ async fn drive(
                     over = (0, over.0);
                     publish_counters(&engine, &ports, svc);
                 }
+                // The tick comes first (`biased`), so when every wake-up finds it due (a
+                // starved or overloaded box) the other branches would never run: take what
+                // SIP has queued and any due dial here too, bounded, so calls keep moving.
+                for _ in 0..64 {
+                    match sip.try_recv_from(&mut buf) {
+                        Ok((n, src)) => engine.handle_sip(Instant::now(), src, &buf[..n], &mut ports),
+                        Err(_) => break,
+                    }
+                }
+                if dial_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
+                    outbound.dial_due(Instant::now(), &mut engine, &mut ports, &mut svc.recorder, &mut records);
+                }
             }
             ack = svc.acks.recv(), if !held.is_empty() => {
                 // Acks arrive in ticket order; a closed channel (store thread gone)
