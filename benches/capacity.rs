@@ -5,7 +5,7 @@
 //! cargo bench --bench capacity -- [--steps 250,500,1000,2000,2500] [--rate 200]
 //!     [--measure 10] [--reference sipp] [--peer 127.0.0.1:5090 --peer-user 100 [--peer-pid PID]]
 //!     [--setup-rates 250,500,1000,1500] [--skip-ivrflow] [--probes 10]
-//!     [--over 3000 --max-calls 2500]
+//!     [--over 3000 --max-calls 2500] [--overload-tick-ms 15]
 //! ```
 //! For each concurrency step, SIPp (tests/sipp/uac_load.xml) ramps calls up at `--rate`
 //! calls/s into the `hold` scenario (benches/scenarios/hold.yaml: prompts back to back until
@@ -53,6 +53,8 @@ struct Args {
     probes: usize,
     over: Option<usize>,
     max_calls: Option<usize>,
+    /// `media.overload_tick_ms` for the server (its back-pressure threshold).
+    overload_tick_ms: Option<f64>,
 }
 
 fn parse_args() -> Args {
@@ -67,6 +69,7 @@ fn parse_args() -> Args {
         probes: 10,
         over: None,
         max_calls: None,
+        overload_tick_ms: None,
     };
     let argv: Vec<String> = std::env::args()
         .skip(1)
@@ -92,6 +95,9 @@ fn parse_args() -> Args {
             "--probes" => a.probes = v.parse().expect("--probes N"),
             "--over" => a.over = Some(v.parse().expect("--over N")),
             "--max-calls" => a.max_calls = Some(v.parse().expect("--max-calls N")),
+            "--overload-tick-ms" => {
+                a.overload_tick_ms = Some(v.parse().expect("--overload-tick-ms MS"))
+            }
             "--skip-ivrflow" => {
                 a.skip_ivrflow = true;
                 i += 1;
@@ -428,13 +434,22 @@ impl Drop for Proc {
     }
 }
 
-fn start_ivrflow(sip: SocketAddr, crm: &str, scenarios: &Path, max_calls: Option<usize>) -> Proc {
+fn start_ivrflow(
+    sip: SocketAddr,
+    crm: &str,
+    scenarios: &Path,
+    max_calls: Option<usize>,
+    overload_tick_ms: Option<f64>,
+) -> Proc {
     let exe = env!("CARGO_BIN_EXE_ivrflow");
     let dir = scenarios.parent().unwrap_or(scenarios);
     let config = dir.join("bench-config.yaml");
-    let yaml = max_calls
+    let mut yaml = max_calls
         .map(|m| format!("max_calls: {m}\n"))
         .unwrap_or_default();
+    if let Some(ms) = overload_tick_ms {
+        yaml.push_str(&format!("media: {{ overload_tick_ms: {ms} }}\n"));
+    }
     std::fs::write(&config, yaml).expect("write bench config");
     let cmd = format!(
         "ulimit -n 20000 2>/dev/null; exec {exe} serve --config {} --data-dir {} --sip-listen {sip} --webhook-url {crm} --scenarios {} --rtp-ports 20000-39999",
@@ -951,7 +966,13 @@ fn main() {
         )
         .expect("copy hold.yaml");
         let sip: SocketAddr = "127.0.0.1:15060".parse().unwrap();
-        let server = start_ivrflow(sip, &crm.url, &scen_dir, args.max_calls);
+        let server = start_ivrflow(
+            sip,
+            &crm.url,
+            &scen_dir,
+            args.max_calls,
+            args.overload_tick_ms,
+        );
         let pid = server.0.id();
         thread::sleep(Duration::from_millis(500));
         let idle = rss_kib(pid);

@@ -123,7 +123,7 @@ impl Default for MediaConfig {
             rtp_ip: None,
             rtp_ports: "20000-29999".to_owned(),
             advertise: None,
-            overload_tick_ms: 15.0,
+            overload_tick_ms: 20.0,
         }
     }
 }
