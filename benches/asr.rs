@@ -794,7 +794,7 @@ fn probe() {
     for file in ["ggml-base.bin", "ggml-base-q8_0.bin"] {
         let mut cp = WhisperContextParameters::default();
         cp.use_gpu(false);
-        let ctx = WhisperContext::new_with_params(&repo().join("models").join(file), cp).unwrap();
+        let ctx = WhisperContext::new_with_params(repo().join("models").join(file), cp).unwrap();
         let mut state = ctx.create_state().unwrap();
         for threads in [1usize, 2] {
             for margin in [64usize, 16] {

@@ -498,8 +498,7 @@ fn sipp_counts(stats: &Path) -> (u64, u64) {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(';').collect();
     let last: Vec<&str> = lines
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or("")
         .split(';')
         .collect();
@@ -514,6 +513,7 @@ fn sipp_counts(stats: &Path) -> (u64, u64) {
     (col("SuccessfulCall(C)"), col("FailedCall(C)"))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_sipp(
     scenario: &str,
     target: SocketAddr,
