@@ -285,13 +285,7 @@ impl Engine {
         let port = ports
             .open(handle)
             .map_err(|e| PlaceError::NoMediaPort(e.to_string()))?;
-        let local = LocalMedia {
-            addr: SocketAddr::new(self.cfg.media_ip, port),
-            origin: Origin {
-                session_id: self.rng.next_u64() >> 1,
-                version: 1,
-            },
-        };
+        let local = self.local_media(port);
         let mut invite = out.invite;
         invite.sdp_offer = sdp::offer_codecs(&local, &out.codecs);
         let call = self.ua.invite(now, invite);
@@ -386,12 +380,7 @@ impl Engine {
 
     pub fn handle_timeout(&mut self, now: Instant, ports: &mut dyn MediaPorts) {
         self.ua.handle_timeout(now);
-        let attention = std::mem::take(&mut self.attention);
-        for call in &attention {
-            self.after_call_activity(now, *call, ports);
-        }
-        self.attention = attention;
-        self.attention.clear();
+        self.attend(now, ports);
         while let Some(Reverse((at, call))) = self.call_timers.peek().copied() {
             if at > now {
                 break;
@@ -474,6 +463,42 @@ impl Engine {
         self.after_call_activity(now, call, ports);
     }
 
+    /// Look again at the calls something marked for attention (timers, hang-up).
+    fn attend(&mut self, now: Instant, ports: &mut dyn MediaPorts) {
+        let mut attention = std::mem::take(&mut self.attention);
+        for call in &attention {
+            self.after_call_activity(now, *call, ports);
+        }
+        attention.clear();
+        // Keep the allocation unless a call added to the list meanwhile.
+        if self.attention.is_empty() {
+            self.attention = attention;
+        }
+    }
+
+    /// Our side of a new media session on local `port`.
+    fn local_media(&mut self, port: u16) -> LocalMedia {
+        LocalMedia {
+            addr: SocketAddr::new(self.cfg.media_ip, port),
+            origin: Origin {
+                session_id: self.rng.next_u64() >> 1,
+                version: 1,
+            },
+        }
+    }
+
+    /// A leg's RTP parameters from its negotiation, with fresh SSRC, sequence and timestamp.
+    fn media_params(&mut self, neg: &sdp::Negotiated) -> MediaParams {
+        MediaParams {
+            codec: neg.codec,
+            payload_type: neg.codec_pt,
+            telephone_event_pt: neg.telephone_event_pt,
+            ssrc: self.rng.next_u32(),
+            initial_seq: self.rng.next_u32() as u16,
+            initial_ts: self.rng.next_u32(),
+        }
+    }
+
     /// After anything touched a call: pass its effects on, reschedule its timer, hang up if
     /// it asked to.
     fn after_call_activity(&mut self, now: Instant, call: CallHandle, ports: &mut dyn MediaPorts) {
@@ -539,18 +564,12 @@ impl Engine {
                 }
                 UaEvent::Answered { call, sdp } if self.agents.contains_key(&call) => {
                     self.agent_answered(now, call, &sdp);
-                    let attention = std::mem::take(&mut self.attention);
-                    for c in &attention {
-                        self.after_call_activity(now, *c, ports);
-                    }
+                    self.attend(now, ports);
                 }
                 UaEvent::Answered { call, sdp } => self.outbound_answered(now, call, sdp, ports),
                 ev @ (UaEvent::ReferSucceeded { .. } | UaEvent::ReferFailed { .. }) => {
                     self.refer_event(now, ev);
-                    let attention = std::mem::take(&mut self.attention);
-                    for c in &attention {
-                        self.after_call_activity(now, *c, ports);
-                    }
+                    self.attend(now, ports);
                 }
                 ev @ (UaEvent::Registered { .. }
                 | UaEvent::RegistrationFailed { .. }
@@ -577,10 +596,7 @@ impl Engine {
                 }
                 UaEvent::Ended { call, reason } if self.agents.contains_key(&call) => {
                     self.agent_ended(now, call, reason, ports);
-                    let attention = std::mem::take(&mut self.attention);
-                    for c in &attention {
-                        self.after_call_activity(now, *c, ports);
-                    }
+                    self.attend(now, ports);
                 }
                 UaEvent::Ended { call, reason } => {
                     self.refers.remove(&call);
@@ -730,22 +746,9 @@ impl Engine {
             origin: origin(variables.clone()),
             at,
         });
-        let local = LocalMedia {
-            addr: SocketAddr::new(self.cfg.media_ip, port),
-            origin: Origin {
-                session_id: self.rng.next_u64() >> 1,
-                version: 1,
-            },
-        };
+        let local = self.local_media(port);
         let answer = sdp::answer(&neg, &local);
-        let media = MediaParams {
-            codec: neg.codec,
-            payload_type: neg.codec_pt,
-            telephone_event_pt: neg.telephone_event_pt,
-            ssrc: self.rng.next_u32(),
-            initial_seq: self.rng.next_u32() as u16,
-            initial_ts: self.rng.next_u32(),
-        };
+        let media = self.media_params(&neg);
         let core = CallCore::new(scenario, variables, self.prompts.clone(), media, now);
         self.ua.ring(now, call);
         self.ua.answer(now, call, &answer);
@@ -814,14 +817,7 @@ impl Engine {
                 return;
             }
         };
-        let media = MediaParams {
-            codec: neg.codec,
-            payload_type: neg.codec_pt,
-            telephone_event_pt: neg.telephone_event_pt,
-            ssrc: self.rng.next_u32(),
-            initial_seq: self.rng.next_u32() as u16,
-            initial_ts: self.rng.next_u32(),
-        };
+        let media = self.media_params(&neg);
         let core = CallCore::new(
             p.scenario,
             p.origin.variables.clone(),

@@ -141,13 +141,7 @@ impl Engine {
                     Ok(p) => p,
                     Err(e) => return failed(self, format!("no RTP port for the agent leg: {e}")),
                 };
-                let local = LocalMedia {
-                    addr: SocketAddr::new(self.cfg.media_ip, port),
-                    origin: Origin {
-                        session_id: self.rng.next_u64() >> 1,
-                        version: 1,
-                    },
-                };
+                let local = self.local_media(port);
                 let agent = self.ua.invite(
                     now,
                     OutboundInvite {
@@ -248,13 +242,9 @@ impl Engine {
                 return;
             }
         };
-        let media = MediaParams {
-            codec: neg.codec,
-            payload_type: neg.codec_pt,
-            telephone_event_pt: neg.telephone_event_pt,
-            ssrc: self.rng.next_u32(),
-            initial_seq: self.rng.next_u32() as u16,
-            initial_ts: self.rng.next_u32(),
+        let media = self.media_params(&neg);
+        let Some(leg) = self.agents.get_mut(&agent) else {
+            return;
         };
         let mut playout = Playout::new(
             media.codec,
