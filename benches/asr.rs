@@ -349,6 +349,10 @@ fn one_turn(
         seq = seq.wrapping_add(1);
         ts = ts.wrapping_add(160);
         while let Some(e) = core.poll_effect() {
+            if let Effect::CancelRecognition { id } = e {
+                pool.cancel(&id);
+                continue;
+            }
             if let Effect::Recognize {
                 id,
                 audio,
@@ -403,6 +407,14 @@ struct Turns {
     missed: usize,
 }
 
+/// The answers of the latency part (English, to the order confirmation's question).
+const LATENCY_ANSWERS: [&str; 4] = [
+    "synth/en/yes.wav",
+    "synth/en/yes-please.wav",
+    "synth/en/correct.wav",
+    "synth/en/thats-right.wav",
+];
+
 fn latency_run(model: &WhisperModel, complete_timeout_ms: Option<u64>, threads: usize) -> Turns {
     let scenario = Arc::new(order_confirmation(complete_timeout_ms));
     let prompts = Arc::new(PromptCache::load_dir(&repo().join("audio")).unwrap());
@@ -427,12 +439,7 @@ fn latency_run(model: &WhisperModel, complete_timeout_ms: Option<u64>, threads: 
     )
     .unwrap();
     let rx = Mutex::new(rx);
-    let answers = [
-        ("synth/en/yes.wav", "en"),
-        ("synth/en/yes-please.wav", "en"),
-        ("synth/en/correct.wav", "en"),
-        ("synth/en/thats-right.wav", "en"),
-    ];
+    let answers = LATENCY_ANSWERS.map(|f| (f, "en"));
     let complete_timeout = {
         let mut vars = BTreeMap::new();
         vars.insert("order_id".to_owned(), "1".to_owned());
@@ -791,6 +798,41 @@ fn probe() {
         .into_iter()
         .find(|u| u.lang == "en" && u.question == "confirm")
         .unwrap();
+    {
+        // The recogniser as the call path runs it (prompt, loop stop, rescoring when the
+        // free transcript names no phrase or names one without conviction), on the latency
+        // part's four answers.
+        let model = load_model("ggml-base.bin");
+        let ph: Vec<String> = phrases("confirm", "en")
+            .into_iter()
+            .flat_map(|(_, p)| p)
+            .collect();
+        let mut rec = model.recognizer(DecodeOptions::default());
+        for file in LATENCY_ANSWERS {
+            let pcm = through_line(
+                &ivrflow::media::prompts::load_file(
+                    &repo().join("tests/fixtures/speech").join(file),
+                )
+                .unwrap(),
+                Codec::Pcmu,
+            );
+            let mut took = Vec::new();
+            let mut last = None;
+            for _ in 0..4 {
+                let t = rec.recognize(&pcm, "en", &ph).unwrap();
+                took.push(t.elapsed.as_secs_f64() * 1000.0);
+                last = Some(t);
+            }
+            let t = last.unwrap();
+            println!(
+                "  recogniser (base f16, 2t) {file:<26} median {:>4.0} ms → {:?} ({:.2}{})",
+                pct(&mut took, 0.5),
+                t.text,
+                t.confidence,
+                if t.constrained { ", rescored" } else { "" }
+            );
+        }
+    }
     for file in ["ggml-base.bin", "ggml-base-q8_0.bin"] {
         let mut cp = WhisperContextParameters::default();
         cp.use_gpu(false);

@@ -120,6 +120,9 @@ pub enum Effect {
         lang: String,
         phrases: Vec<String>,
     },
+    /// Recognition `id` is no longer wanted: stop it if it still runs (its result, should it
+    /// come, is ignored either way).
+    CancelRecognition { id: u64 },
 }
 
 pub struct CallCore {
@@ -393,6 +396,9 @@ impl CallCore {
                     lang,
                     phrases,
                 }),
+                crate::asr::listen::ListenEvent::Cancel { id } => {
+                    self.effects.push_back(Effect::CancelRecognition { id });
+                }
             }
         }
     }

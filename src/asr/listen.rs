@@ -44,6 +44,10 @@ pub enum ListenEvent {
         lang: String,
         phrases: Vec<String>,
     },
+    /// Recognition `id` is no longer wanted (the caller spoke on, pressed a key, or the
+    /// question ended): stop it if it has not finished. Its result would be ignored anyway;
+    /// stopping it frees the worker for the recognition that is wanted.
+    Cancel { id: u64 },
 }
 
 #[derive(Debug)]
@@ -96,18 +100,19 @@ fn same_question(a: &ListenSpec, b: &ListenSpec) -> bool {
         && a.max_speech_timeout == b.max_speech_timeout
 }
 
-/// Silence after which the utterance so far is recognised speculatively: half the node's
-/// `complete_timeout`, between [`EARLY_MIN`] and [`EARLY_MAX`]. Earlier means the transcript
-/// is more often ready when the silence becomes the end of the utterance; too early means
-/// recognising the pause between two words of one answer (the result is then dropped,
-/// at the cost of one decode).
+/// Silence after which the utterance so far is recognised speculatively: a third of the
+/// node's `complete_timeout`, between [`EARLY_MIN`] and [`EARLY_MAX`]. Earlier means the
+/// transcript is more often ready when the silence becomes the end of the utterance (a
+/// decode takes ~200 ms on 2 cores, so half of a 400 ms timeout left it late on most
+/// turns; see `cargo bench --bench asr -- latency`); too early means recognising the pause
+/// between two words of one answer, which is then cancelled when the caller goes on.
 pub fn speculative_delay(complete_timeout: Duration) -> Duration {
-    (complete_timeout / 2).clamp(EARLY_MIN, EARLY_MAX)
+    (complete_timeout / 3).clamp(EARLY_MIN, EARLY_MAX)
 }
 
 /// Shortest silence that starts a speculative recognition (pauses inside "that's right"
 /// or «всё верно» are shorter).
-pub const EARLY_MIN: Duration = Duration::from_millis(150);
+pub const EARLY_MIN: Duration = Duration::from_millis(100);
 /// Longest silence before a speculative recognition starts.
 pub const EARLY_MAX: Duration = Duration::from_millis(300);
 
@@ -241,13 +246,21 @@ impl Listener {
         }
     }
 
+    /// Drops the utterance being recognised, if any, and asks for its recognition to stop.
+    fn drop_utterance(&mut self) {
+        if let Some(Pending::Utterance { id, early, .. }) = &self.pending {
+            if early.is_none() {
+                self.events.push_back(ListenEvent::Cancel { id: *id });
+            }
+            self.pending = None;
+        }
+    }
+
     fn reset_speech(&mut self) {
         if let Some(ep) = self.endpointer.as_mut() {
             ep.reset();
         }
-        if matches!(self.pending, Some(Pending::Utterance { .. })) {
-            self.pending = None;
-        }
+        self.drop_utterance();
         self.held = None;
         self.started_reported = false;
     }
@@ -272,9 +285,14 @@ impl Listener {
                 EndpointEvent::Pause { audio, speech_end } => {
                     // Speculative: recognise now so the transcript is ready when the
                     // silence turns into the end of the utterance.
-                    let Some(spec) = self.spec.as_ref() else {
+                    let Some((lang, phrases)) = self
+                        .spec
+                        .as_ref()
+                        .map(|s| (s.lang.clone(), s.phrases.clone()))
+                    else {
                         continue;
                     };
+                    self.drop_utterance();
                     let id = self.next_id;
                     self.next_id += 1;
                     self.held = None;
@@ -287,21 +305,23 @@ impl Listener {
                     self.events.push_back(ListenEvent::Recognize {
                         id,
                         audio,
-                        lang: spec.lang.clone(),
-                        phrases: spec.phrases.clone(),
+                        lang,
+                        phrases,
                     });
                 }
                 EndpointEvent::SpeechResumed { .. } => {
                     // The caller is not done: what was sent for recognition is incomplete.
-                    if matches!(self.pending, Some(Pending::Utterance { .. })) {
-                        self.pending = None;
-                    }
+                    self.drop_utterance();
                     self.held = None;
                 }
                 EndpointEvent::Utterance {
                     audio, speech_end, ..
                 } => {
-                    let Some(spec) = self.spec.as_ref() else {
+                    let Some((lang, phrases)) = self
+                        .spec
+                        .as_ref()
+                        .map(|s| (s.lang.clone(), s.phrases.clone()))
+                    else {
                         continue;
                     };
                     // The speculative recognition of this very utterance is the final one.
@@ -320,6 +340,7 @@ impl Listener {
                         }
                         continue;
                     }
+                    self.drop_utterance();
                     let id = self.next_id;
                     self.next_id += 1;
                     self.held = None;
@@ -338,8 +359,8 @@ impl Listener {
                     self.events.push_back(ListenEvent::Recognize {
                         id,
                         audio,
-                        lang: spec.lang.clone(),
-                        phrases: spec.phrases.clone(),
+                        lang,
+                        phrases,
                     });
                 }
             }
@@ -752,13 +773,12 @@ mod tests {
     }
 
     #[test]
-    fn speculative_delay_is_half_the_complete_timeout_within_bounds() {
+    fn speculative_delay_is_a_third_of_the_complete_timeout_within_bounds() {
         let d = |ms| speculative_delay(Duration::from_millis(ms)).as_millis();
-        assert_eq!(d(800), 300);
         assert_eq!(d(1500), 300);
-        assert_eq!(d(400), 200);
-        assert_eq!(d(300), 150);
-        assert_eq!(d(200), 150);
+        assert_eq!(d(600), 200);
+        assert_eq!(d(300), 100);
+        assert_eq!(d(200), 100);
     }
 
     #[test]
@@ -770,12 +790,12 @@ mod tests {
         feed(&mut l, t0, &mut at, &[0; 8 * 200], Some(&s), false);
         feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
         let voice_end = at;
-        // Recognition starts after half the complete timeout of silence, not at its end.
+        // Recognition starts after a third of the complete timeout of silence, not at its end.
         let (ev, started) = silence_until(&mut l, t0, &mut at, &s, 1000, is_recognize);
         let id = recognize_id(&ev);
         let pause = started - voice_end;
         assert!(
-            (150..300).contains(&pause),
+            (100..300).contains(&pause),
             "recognition started after {pause} ms"
         );
         // Its result comes back before the end of the utterance: held until the end.
@@ -832,6 +852,7 @@ mod tests {
         // it comes back now.
         let ev = feed(&mut l, t0, &mut at, &voice(300), Some(&s), false);
         assert!(!ev.iter().any(is_utterance), "{ev:?}");
+        assert!(ev.contains(&ListenEvent::Cancel { id: early }), "{ev:?}");
         l.handle_result(t0 + Duration::from_millis(at), early, transcript("да"));
         assert_eq!(l.poll_event(), None);
         let (ev, _) = silence_until(&mut l, t0, &mut at, &s, 1000, is_recognize);
@@ -861,6 +882,8 @@ mod tests {
         let id = recognize_id(&ev);
         l.handle_key();
         assert!(!l.is_pending());
+        // The worker is told to stop it.
+        assert_eq!(l.poll_event(), Some(ListenEvent::Cancel { id }));
         // Neither the rest of the silence nor the late result makes an utterance.
         let ev = feed(&mut l, t0, &mut at, &[0; 8 * 1000], Some(&s), false);
         assert!(ev.is_empty(), "{ev:?}");
@@ -878,6 +901,7 @@ mod tests {
         let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 700], Some(&s), false);
         let id = recognize_id(&ev);
         l.handle_key();
+        assert_eq!(l.poll_event(), Some(ListenEvent::Cancel { id }));
         l.handle_result(t0 + Duration::from_millis(at), id, transcript("да"));
         assert_eq!(l.poll_event(), None);
         assert!(!l.is_pending());

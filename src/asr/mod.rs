@@ -76,6 +76,19 @@ pub trait Recognizer: Send {
         lang: &str,
         phrases: &[String],
     ) -> Result<Transcript, AsrError>;
+
+    /// [`Recognizer::recognize`] that gives up early (with an error) once `cancel` is set;
+    /// recognisers that cannot stop midway just finish.
+    fn recognize_cancellable(
+        &mut self,
+        audio: &[i16],
+        lang: &str,
+        phrases: &[String],
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<Transcript, AsrError> {
+        let _ = cancel;
+        self.recognize(audio, lang, phrases)
+    }
 }
 
 /// Telephone audio rate.

@@ -9,10 +9,18 @@
 //! caller treats the utterance as unrecognised (the dialogue's `nomatch`) instead of
 //! letting latency grow without bound.
 //!
-//! Not here: which results are stale (a key cancelled the recognition, the call ended) —
-//! the owner of the call ignores results whose id it no longer waits for.
+//! A job the owner no longer wants ([`AsrPool::cancel`]: the caller spoke on after a
+//! speculative start, pressed a key, hung up) is skipped if it still waits in the queue and
+//! stopped at the next step if it is being decoded (whisper.cpp checks between the encoder
+//! and each decoder step); no result comes back for it. With many callers talking, stale
+//! speculative jobs would otherwise hold the workers that the wanted ones wait for.
+//!
+//! Not here: which results are stale — the owner of the call still ignores results whose
+//! id it no longer waits for (a cancel can lose the race with a finishing job).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -59,16 +67,22 @@ impl Default for PoolOptions {
     }
 }
 
+/// A queued job with when it was queued and its cancel flag.
+type Queued<T> = (Job<T>, Instant, Arc<AtomicBool>);
 /// The queue's receiving end, shared by the workers.
-type Shared<T> = Arc<Mutex<Receiver<(Job<T>, Instant)>>>;
+type Shared<T> = Arc<Mutex<Receiver<Queued<T>>>>;
+/// Cancel flags of the jobs queued or being decoded, by tag.
+type Flags<T> = Arc<Mutex<HashMap<T, Arc<AtomicBool>>>>;
 
 pub struct AsrPool<T> {
-    tx: Option<SyncSender<(Job<T>, Instant)>>,
+    tx: Option<SyncSender<Queued<T>>>,
     workers: Vec<JoinHandle<()>>,
     pending: Arc<AtomicUsize>,
+    flags: Flags<T>,
+    cancelled: Arc<AtomicUsize>,
 }
 
-impl<T: Send + 'static> AsrPool<T> {
+impl<T: Send + Clone + Eq + Hash + 'static> AsrPool<T> {
     /// Starts `options.workers` threads; `make(i)` builds worker i's recogniser (on the
     /// worker's own thread); `on_done` is called on the worker thread with each result.
     pub fn start<M, F>(options: &PoolOptions, make: M, on_done: F) -> std::io::Result<AsrPool<T>>
@@ -76,17 +90,21 @@ impl<T: Send + 'static> AsrPool<T> {
         M: Fn(usize) -> Box<dyn Recognizer> + Send + Sync + 'static,
         F: Fn(Done<T>) + Send + Sync + 'static,
     {
-        let (tx, rx) = sync_channel::<(Job<T>, Instant)>(options.queue);
+        let (tx, rx) = sync_channel::<Queued<T>>(options.queue);
         let rx: Shared<T> = Arc::new(Mutex::new(rx));
         let make = Arc::new(make);
         let on_done = Arc::new(on_done);
         let pending = Arc::new(AtomicUsize::new(0));
+        let flags: Flags<T> = Arc::new(Mutex::new(HashMap::new()));
+        let cancelled = Arc::new(AtomicUsize::new(0));
         let mut workers = Vec::new();
         for i in 0..options.workers.max(1) {
             let rx = rx.clone();
             let make = make.clone();
             let on_done = on_done.clone();
             let pending = pending.clone();
+            let flags = flags.clone();
+            let cancelled = cancelled.clone();
             let nice = options.nice;
             let handle = std::thread::Builder::new()
                 .name(format!("asr-{i}"))
@@ -98,14 +116,36 @@ impl<T: Send + 'static> AsrPool<T> {
                             Ok(guard) => guard.recv(),
                             Err(_) => return,
                         };
-                        let Ok((job, queued_at)) = next else {
+                        let Ok((job, queued_at, cancel)) = next else {
                             return; // pool dropped
                         };
                         let queued = queued_at.elapsed();
-                        let result = rec
-                            .recognize(&job.audio, &job.lang, &job.phrases)
-                            .map_err(|e| e.to_string());
+                        let result = if cancel.load(Ordering::Relaxed) {
+                            None
+                        } else {
+                            Some(
+                                rec.recognize_cancellable(
+                                    &job.audio,
+                                    &job.lang,
+                                    &job.phrases,
+                                    &cancel,
+                                )
+                                .map_err(|e| e.to_string()),
+                            )
+                        };
+                        if let Ok(mut f) = flags.lock()
+                            && f.get(&job.tag).is_some_and(|c| Arc::ptr_eq(c, &cancel))
+                        {
+                            f.remove(&job.tag);
+                        }
                         pending.fetch_sub(1, Ordering::Relaxed);
+                        let result = match result {
+                            Some(r) if !cancel.load(Ordering::Relaxed) => r,
+                            _ => {
+                                cancelled.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                        };
                         on_done(Done {
                             tag: job.tag,
                             result,
@@ -119,6 +159,8 @@ impl<T: Send + 'static> AsrPool<T> {
             tx: Some(tx),
             workers,
             pending,
+            flags,
+            cancelled,
         })
     }
 
@@ -127,14 +169,38 @@ impl<T: Send + 'static> AsrPool<T> {
         let Some(tx) = &self.tx else {
             return Err(job);
         };
+        let cancel = Arc::new(AtomicBool::new(false));
+        if let Ok(mut f) = self.flags.lock() {
+            f.insert(job.tag.clone(), cancel.clone());
+        }
         self.pending.fetch_add(1, Ordering::Relaxed);
-        match tx.try_send((job, Instant::now())) {
+        let tag = job.tag.clone();
+        match tx.try_send((job, Instant::now(), cancel)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full((job, _)) | TrySendError::Disconnected((job, _))) => {
+            Err(TrySendError::Full((job, _, _)) | TrySendError::Disconnected((job, _, _))) => {
                 self.pending.fetch_sub(1, Ordering::Relaxed);
+                if let Ok(mut f) = self.flags.lock() {
+                    f.remove(&tag);
+                }
                 Err(job)
             }
         }
+    }
+
+    /// The owner no longer wants job `tag`: it is skipped if still queued, stopped at the
+    /// decoder's next step if running, and its result (if it finishes first) not delivered.
+    /// Unknown or finished tags are ignored.
+    pub fn cancel(&self, tag: &T) {
+        if let Ok(f) = self.flags.lock()
+            && let Some(c) = f.get(tag)
+        {
+            c.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Jobs cancelled before their result was delivered, since the start.
+    pub fn cancelled(&self) -> usize {
+        self.cancelled.load(Ordering::Relaxed)
     }
 
     /// Jobs queued or being decoded.
@@ -267,5 +333,73 @@ mod tests {
         assert!(refused >= 3, "{refused}");
         drop(held);
         pool.shutdown();
+    }
+
+    #[test]
+    fn cancelled_jobs_are_skipped_or_stopped_and_never_delivered() {
+        /// Decodes until told to stop (bounded, so a broken cancel fails instead of hanging).
+        struct UntilCancelled;
+        impl Recognizer for UntilCancelled {
+            fn recognize(
+                &mut self,
+                _a: &[i16],
+                lang: &str,
+                _p: &[String],
+            ) -> Result<Transcript, crate::asr::AsrError> {
+                ScriptedRecognizer::new([("да".to_owned(), 0.9)]).recognize(&[], lang, &[])
+            }
+            fn recognize_cancellable(
+                &mut self,
+                a: &[i16],
+                lang: &str,
+                p: &[String],
+                cancel: &AtomicBool,
+            ) -> Result<Transcript, crate::asr::AsrError> {
+                if a.is_empty() {
+                    return self.recognize(a, lang, p); // the quick job
+                }
+                for _ in 0..1000 {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(crate::asr::AsrError::Decode("cancelled".into()));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                panic!("never cancelled");
+            }
+        }
+        let (tx, rx) = channel();
+        let tx = Mutex::new(tx);
+        let pool = AsrPool::start(
+            &PoolOptions {
+                workers: 1,
+                queue: 4,
+                nice: 0,
+            },
+            |_| Box::new(UntilCancelled),
+            move |d: Done<u8>| {
+                let _ = tx.lock().unwrap().send(d);
+            },
+        )
+        .unwrap();
+        let job = |tag, audio: Vec<i16>| Job {
+            tag,
+            audio,
+            lang: "ru".into(),
+            phrases: vec![],
+        };
+        pool.submit(job(1, vec![0; 80])).unwrap(); // taken by the worker, runs until cancelled
+        pool.submit(job(2, vec![0; 80])).unwrap(); // waits in the queue
+        pool.cancel(&2);
+        pool.cancel(&1);
+        pool.submit(job(3, vec![])).unwrap();
+        let d = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(d.tag, 3, "only the job still wanted is delivered");
+        assert_eq!(pool.cancelled(), 2);
+        assert_eq!(pool.pending(), 0);
+        // Unknown and finished tags are ignored.
+        pool.cancel(&3);
+        pool.cancel(&9);
+        pool.shutdown();
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -13,6 +13,7 @@
 //! Not here: threads (see [`super::pool`]) and audio framing (see `media::vad`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
@@ -109,12 +110,15 @@ pub struct DecodeOptions {
     pub use_prompt: bool,
     /// Temperature step of the fallback decode when the output looks like a loop (0: off).
     pub temperature_inc: f32,
-    /// When the free transcript names none of the expected phrases, score the phrases
-    /// against the audio and take the best one when its probability is at least
-    /// `rescore_min` and its share among all phrases at least `rescore_share`.
+    /// When the free transcript names none of the expected phrases, or names one with a
+    /// confidence under `rescore_below`, score the phrases against the audio and take the
+    /// best one when its probability is at least `rescore_min` and its share among all
+    /// phrases at least `rescore_share` (and, for a named one, when that beats the free
+    /// transcript's confidence).
     pub rescore: bool,
     pub rescore_min: f32,
     pub rescore_share: f32,
+    pub rescore_below: f32,
 }
 
 impl Default for DecodeOptions {
@@ -127,6 +131,10 @@ impl Default for DecodeOptions {
             rescore: true,
             rescore_min: 0.05,
             rescore_share: 0.5,
+            // A mumbled "yeah" for "yes" comes out at ~0.3; scoring then finds "yes" with
+            // most of the probability (tests/sipp_speech.rs). A clear answer (≥ 0.6) is
+            // not worth the ~200 ms of decoder calls.
+            rescore_below: 0.6,
         }
     }
 }
@@ -248,6 +256,16 @@ impl Recognizer for WhisperRecognizer {
         lang: &str,
         phrases: &[String],
     ) -> Result<Transcript, AsrError> {
+        self.recognize_cancellable(audio, lang, phrases, &AtomicBool::new(false))
+    }
+
+    fn recognize_cancellable(
+        &mut self,
+        audio: &[i16],
+        lang: &str,
+        phrases: &[String],
+        cancel: &AtomicBool,
+    ) -> Result<Transcript, AsrError> {
         let started = Instant::now();
         let lang = if self.model.multilingual() {
             lang
@@ -290,6 +308,26 @@ impl Recognizer for WhisperRecognizer {
         // A closed answer is a few words: bound the decoder so a hallucination loop cannot
         // hold a worker for seconds.
         params.set_max_tokens(48);
+        // A decoder that starts repeating itself ("Yes, please. Yes, please. …") on the
+        // silence after a short answer is stopped at the first repeat instead of running to
+        // `max_tokens`: measured on the bench's answers, a loop cost ~300 ms of a ~500 ms
+        // decode. The repeat is collapsed from the text afterwards.
+        // SAFETY: `stop_loops` only reads the tokens and writes the logits whisper.cpp hands
+        // it; `vocab` lives on this frame until `state.full` below has returned.
+        let vocab = Vocab {
+            n_vocab: self.model.ctx.n_vocab(),
+            eot: self.model.ctx.token_eot(),
+        };
+        // SAFETY: likewise `cancel` outlives `state.full`; `cancelled` only loads it.
+        unsafe {
+            params.set_filter_logits_callback(Some(stop_loops));
+            params.set_filter_logits_callback_user_data(
+                &vocab as *const Vocab as *mut std::ffi::c_void,
+            );
+            params.set_abort_callback(Some(cancelled));
+            params
+                .set_abort_callback_user_data(cancel as *const AtomicBool as *mut std::ffi::c_void);
+        }
         // Greedy at temperature 0. The temperature fallback (`temperature_inc` > 0) re-decodes
         // when the output looks like a loop; measured on the fixtures it cost up to 10 s per
         // utterance on 2 cores for no accuracy gain, so it is off by default: loops
@@ -331,14 +369,28 @@ impl Recognizer for WhisperRecognizer {
             (mean * (1.0 - no_speech)).clamp(0.0, 1.0)
         };
         let mut constrained = false;
-        // A closed question whose free transcript names none of its answers: score each
-        // expected answer against the audio (the decoder's own probability of saying it).
-        if self.options.rescore && !phrases.is_empty() && !names_a_phrase(&text, lang, phrases) {
-            let rescored = rescore(&self.model, state, lang, phrases, self.options.threads)?;
-            tracing::debug!(?rescored, "rescored the expected phrases");
+        // A closed question whose free transcript names none of its answers, or names one
+        // without conviction: score each expected answer against the audio (the decoder's
+        // own probability of saying it).
+        let free_ms = started.elapsed().as_millis() as u64;
+        let named = !phrases.is_empty() && names_a_phrase(&text, lang, phrases);
+        if self.options.rescore
+            && !phrases.is_empty()
+            && (!named || confidence < self.options.rescore_below)
+        {
+            let rescored = rescore(
+                &self.model,
+                state,
+                lang,
+                phrases,
+                self.options.threads,
+                cancel,
+            )?;
+            tracing::debug!(?rescored, free_ms, named, "rescored the expected phrases");
             if let Some(r) = rescored
                 && r.probability >= self.options.rescore_min
                 && r.share >= self.options.rescore_share
+                && (!named || r.share * (1.0 - no_speech) > confidence)
             {
                 text = r.form;
                 confidence = r.share * (1.0 - no_speech);
@@ -368,42 +420,128 @@ impl Recognizer for WhisperRecognizer {
     }
 }
 
-/// Whether the transcript names one of the phrases (as `nlu` would match it). A transcript
-/// naming three or more different phrases is a decoder loop ("5, 6, 7, 8, 9"), not an
-/// answer: it does not count.
-fn names_a_phrase(text: &str, lang: &str, phrases: &[String]) -> bool {
-    let named = phrases
-        .iter()
-        .filter(|p| {
-            let one = [(String::new(), vec![(*p).clone()])];
-            crate::nlu::classify(text, lang, &one).is_some()
-        })
-        .count();
-    (1..=2).contains(&named)
+/// Whether a decoded token sequence has started to loop: its last `p` tokens repeat the
+/// `p` before them, twice over for `p` ≥ 3, three times for `p` = 2 (" 1", ",") and four
+/// times for one token (so "1 1 5" read digit by digit is not cut).
+fn looping(ids: &[i32]) -> bool {
+    let n = ids.len();
+    (1..=12.min(n / 2)).any(|p| {
+        let needed = match p {
+            1 => 4,
+            2 => 3,
+            _ => 2,
+        };
+        if n < p * needed {
+            return false;
+        }
+        let tail = &ids[n - p..];
+        (1..needed).all(|k| &ids[n - (k + 1) * p..n - k * p] == tail)
+    })
 }
 
-/// Log-probability of `token` under `logits` (log-softmax).
-fn log_prob(logits: &[f32], token: i32) -> f32 {
+/// whisper.cpp's logits filter: once the tokens decoded so far loop, only end-of-text is
+/// left to choose.
+unsafe extern "C" fn stop_loops(
+    _ctx: *mut whisper_rs::WhisperSysContext,
+    _state: *mut whisper_rs::WhisperSysState,
+    tokens: *const whisper_rs::WhisperTokenData,
+    n_tokens: std::os::raw::c_int,
+    logits: *mut f32,
+    user_data: *mut std::ffi::c_void,
+) {
+    let Ok(n) = usize::try_from(n_tokens) else {
+        return;
+    };
+    if user_data.is_null() || tokens.is_null() || logits.is_null() || n < 2 {
+        return;
+    }
+    // SAFETY: whisper.cpp passes its `n_tokens` decoded tokens, valid for the call, and
+    // `user_data` is the `Vocab` set next to this callback.
+    let (ids, vocab) = unsafe {
+        let toks = std::slice::from_raw_parts(tokens, n);
+        let ids: Vec<i32> = toks.iter().map(|t| t.id).collect();
+        (ids, &*(user_data as *const Vocab))
+    };
+    if !looping(&ids) {
+        return;
+    }
+    let Ok(n_vocab) = usize::try_from(vocab.n_vocab) else {
+        return;
+    };
+    // SAFETY: `logits` is the current decoder's row, one float per vocabulary entry.
+    let logits = unsafe { std::slice::from_raw_parts_mut(logits, n_vocab) };
+    for (i, l) in logits.iter_mut().enumerate() {
+        if i as i64 != i64::from(vocab.eot) {
+            *l = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// whisper.cpp's abort callback: stop once the owner has cancelled the recognition.
+unsafe extern "C" fn cancelled(user_data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `user_data` is the `AtomicBool` set next to this callback, alive for the call.
+    !user_data.is_null() && unsafe { (*(user_data as *const AtomicBool)).load(Ordering::Relaxed) }
+}
+
+/// What [`stop_loops`] needs to know of the model.
+struct Vocab {
+    n_vocab: std::os::raw::c_int,
+    eot: std::os::raw::c_int,
+}
+
+/// Whether the transcript names an expected phrase (as `nlu` would match it) in one or two
+/// places. A transcript naming phrases in three or more places is a decoder loop
+/// ("5, 6, 7, 8, 9"), not an answer: it does not count. Synonyms of one word said are one
+/// place: "Yes." against [yes, confirm, correct] names one (counting the phrases instead
+/// sent every plain "yes" to rescoring, 150–400 ms of decoder calls for nothing).
+fn names_a_phrase(text: &str, lang: &str, phrases: &[String]) -> bool {
+    (1..=2).contains(&crate::nlu::phrase_places(text, lang, phrases))
+}
+
+/// `logits` turned into log-probabilities (log-softmax), in place.
+fn log_softmax(logits: &mut [f32]) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-    logits
-        .get(token as usize)
-        .map_or(f32::NEG_INFINITY, |&l| l - max - sum.ln())
+    let shift = max + sum.ln();
+    logits.iter_mut().for_each(|l| *l -= shift);
+}
+
+/// Log-probability of `token` in a log-softmaxed row.
+fn lp(row: &[f32], token: i32) -> f32 {
+    usize::try_from(token)
+        .ok()
+        .and_then(|t| row.get(t))
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY)
+}
+
+/// One way of saying an expected phrase, as tokens.
+struct Candidate {
+    phrase: usize,
+    form: String,
+    tokens: Vec<i32>,
 }
 
 /// Scores each expected phrase (and its spoken forms: "1" → «один») as the whole answer,
 /// using the encoder output that the free decode left in `state`: the mean token
 /// log-probability of " phrase" followed by an end (punctuation or end of text). Returns
 /// the best phrase's best form, its probability and its share among all phrases.
+///
+/// Cost is one decoder call per distinct token prefix: of a form's two casings ("yes",
+/// "Yes") only the one whose first token is likelier is followed, and forms sharing their
+/// first tokens ("cancel", "cancel the order") share those calls. For the order
+/// confirmation's English answers that is ~25 calls instead of ~80.
 fn rescore(
     model: &WhisperModel,
     state: &mut whisper_rs::WhisperState,
     lang: &str,
     phrases: &[String],
     threads: usize,
+    cancel: &AtomicBool,
 ) -> Result<Option<Rescored>, AsrError> {
     let ctx = &model.ctx;
     let err = |e: whisper_rs::WhisperError| AsrError::Decode(format!("rescoring: {e}"));
+    let cancelled = || AsrError::Decode("cancelled".to_owned());
     let mut prefix = vec![ctx.token_sot()];
     if model.multilingual() {
         let id = whisper_rs::get_lang_id(lang).unwrap_or(0);
@@ -412,11 +550,10 @@ fn rescore(
     }
     prefix.push(ctx.token_not());
     let threads = threads.max(1);
-    // Only the last token's logits are kept per call: feed one token at a time.
-    for (i, &t) in prefix.iter().enumerate() {
-        state.decode(&[t], i, threads).map_err(err)?;
-    }
-    let after_prefix = state.get_logits().map_err(err)?.to_vec();
+    // Only the logits after the last prefix token are needed: one call.
+    state.decode(&prefix, 0, threads).map_err(err)?;
+    let mut root = state.get_logits().map_err(err)?.to_vec();
+    log_softmax(&mut root);
     let enders: Vec<i32> = [".", ",", "!", "?"]
         .iter()
         .filter_map(|p| ctx.tokenize(p, 4).ok())
@@ -424,16 +561,15 @@ fn rescore(
         .map(|t| t[0])
         .chain([ctx.token_eot()])
         .collect();
-    // Per phrase: its best-scoring form and that form's probability.
-    let mut per_phrase: Vec<(String, f32)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for phrase in phrases {
-        let mut phrase_best: Option<(String, f32)> = None;
+    for (i, phrase) in phrases.iter().enumerate() {
         for form in crate::nlu::spoken_forms(phrase, lang) {
             let mut cap = form.clone();
             if let Some(first) = form.chars().next() {
                 cap = first.to_uppercase().chain(form.chars().skip(1)).collect();
             }
+            let mut best: Option<Vec<i32>> = None;
             for variant in [form.clone(), cap] {
                 if !seen.insert(variant.clone()) {
                     continue;
@@ -442,32 +578,66 @@ fn rescore(
                 if tokens.is_empty() {
                     continue;
                 }
-                let mut total = log_prob(&after_prefix, tokens[0]);
-                let mut n_past = prefix.len();
-                for w in tokens.windows(2) {
-                    state.decode(&[w[0]], n_past, threads).map_err(err)?;
-                    n_past += 1;
-                    total += log_prob(state.get_logits().map_err(err)?, w[1]);
-                }
-                if let Some(&last) = tokens.last() {
-                    state.decode(&[last], n_past, threads).map_err(err)?;
-                    let logits = state.get_logits().map_err(err)?;
-                    let end = enders
-                        .iter()
-                        .map(|&e| log_prob(logits, e))
-                        .fold(f32::NEG_INFINITY, f32::max);
-                    total += end;
-                }
-                let p = (total / (tokens.len() + 1) as f32).exp();
-                if phrase_best.as_ref().is_none_or(|(_, b)| p > *b) {
-                    phrase_best = Some((form.clone(), p));
+                if best
+                    .as_ref()
+                    .is_none_or(|b| lp(&root, tokens[0]) > lp(&root, b[0]))
+                {
+                    best = Some(tokens);
                 }
             }
-        }
-        if let Some(b) = phrase_best {
-            per_phrase.push(b);
+            if let Some(tokens) = best {
+                candidates.push(Candidate {
+                    phrase: i,
+                    form: form.clone(),
+                    tokens,
+                });
+            }
         }
     }
+    // Walk the candidates in token order, keeping the decoded path and the log-probability
+    // rows after each of its tokens; a candidate decodes only what its predecessor lacks.
+    candidates.sort_by(|a, b| a.tokens.cmp(&b.tokens));
+    let mut path: Vec<i32> = Vec::new();
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    let mut per_phrase: Vec<Option<(String, f32)>> = vec![None; phrases.len()];
+    for c in &candidates {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(cancelled());
+        }
+        let common = path
+            .iter()
+            .zip(&c.tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        path.truncate(common);
+        rows.truncate(common);
+        for &t in &c.tokens[common..] {
+            state
+                .decode(&[t], prefix.len() + path.len(), threads)
+                .map_err(err)?;
+            let mut row = state.get_logits().map_err(err)?.to_vec();
+            log_softmax(&mut row);
+            path.push(t);
+            rows.push(row);
+        }
+        let mut total = lp(&root, c.tokens[0]);
+        for (k, &t) in c.tokens.iter().enumerate().skip(1) {
+            total += lp(&rows[k - 1], t);
+        }
+        let Some(last) = rows.get(c.tokens.len() - 1) else {
+            continue;
+        };
+        total += enders
+            .iter()
+            .map(|&e| lp(last, e))
+            .fold(f32::NEG_INFINITY, f32::max);
+        let p = (total / (c.tokens.len() + 1) as f32).exp();
+        let slot = &mut per_phrase[c.phrase];
+        if slot.as_ref().is_none_or(|(_, b)| p > *b) {
+            *slot = Some((c.form.clone(), p));
+        }
+    }
+    let per_phrase: Vec<(String, f32)> = per_phrase.into_iter().flatten().collect();
     let sum: f32 = per_phrase.iter().map(|(_, p)| p).sum();
     let best = per_phrase
         .into_iter()
@@ -541,6 +711,20 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn loops_are_seen_at_the_first_repeat() {
+        // " Yes" "," " please" "." twice.
+        assert!(looping(&[1, 2, 3, 4, 1, 2, 3, 4]));
+        assert!(!looping(&[1, 2, 3, 4, 1, 2, 3]));
+        // Two tokens need three rounds, one token four.
+        assert!(!looping(&[7, 8, 7, 8]));
+        assert!(looping(&[7, 8, 7, 8, 7, 8]));
+        assert!(!looping(&[5, 1, 1, 1]));
+        assert!(looping(&[5, 1, 1, 1, 1]));
+        assert!(!looping(&[]));
+        assert!(!looping(&[3]));
+    }
 
     #[test]
     fn clean_drops_markers() {

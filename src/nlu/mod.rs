@@ -707,6 +707,35 @@ fn expand(phrases: &[String], lang: &str) -> Vec<(Vec<String>, f32)> {
     out
 }
 
+/// In how many separate places of the transcript an expected phrase (its synonyms and
+/// near misses included) is heard: matches that overlap count once. "Yes." against
+/// [yes, confirm, correct, that's right] is one place (all four are synonyms of the one
+/// word said); "5, 6, 7, 8, 9" against the digits is five.
+pub fn phrase_places(text: &str, lang: &str, phrases: &[String]) -> usize {
+    let said = canonical(text);
+    if said.is_empty() {
+        return 0;
+    }
+    let mut spans: Vec<(usize, usize)> = expand(phrases, lang)
+        .into_iter()
+        .filter_map(|(phrase, _)| {
+            find_phrase(&said, &phrase).map(|(_, at)| (at, at + phrase.len()))
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut places = 0;
+    let mut end = 0;
+    for (start, stop) in spans {
+        if places == 0 || start >= end {
+            places += 1;
+            end = stop;
+        } else {
+            end = end.max(stop);
+        }
+    }
+    places
+}
+
 /// Pick the intent the transcript expresses. `intents` are (name, phrases) for the call's
 /// language `lang` ("ru", "uk", "en"; it selects the synonym groups). Returns None when no
 /// phrase, synonym or near miss is heard.
@@ -767,6 +796,26 @@ pub fn classify(text: &str, lang: &str, intents: &[(String, Vec<String>)]) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn synonyms_of_one_word_are_one_place() {
+        let ph = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let confirm = ph(&[
+            "yes",
+            "confirm",
+            "correct",
+            "that's right",
+            "cancel",
+            "change",
+        ]);
+        assert_eq!(phrase_places("Yes.", "en", &confirm), 1);
+        assert_eq!(phrase_places("that's correct,", "en", &confirm), 1);
+        assert_eq!(phrase_places("Yes, that's right.", "en", &confirm), 2);
+        assert_eq!(phrase_places("no idea", "en", &ph(&["yes"])), 0);
+        let digits = ph(&["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+        assert_eq!(phrase_places("5, 6, 7, 8, 9", "en", &digits), 5);
+        assert_eq!(phrase_places("", "en", &digits), 0);
+    }
 
     fn intents(spec: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
         spec.iter()

@@ -333,6 +333,15 @@ async fn drive(
                 },
                 EngineEvent::Effect {
                     call,
+                    effect: crate::call::Effect::CancelRecognition { id },
+                    ..
+                } => {
+                    if let Some(s) = &speech {
+                        s.cancel(call, id);
+                    }
+                }
+                EngineEvent::Effect {
+                    call,
                     sip_call_id,
                     effect,
                 } => {

@@ -109,6 +109,11 @@ impl Speech {
         Ok(Some(Speech { pool, results, tx }))
     }
 
+    /// The call no longer wants recognition `id` (see `asr::pool::AsrPool::cancel`).
+    pub fn cancel(&self, call: CallHandle, id: u64) {
+        self.pool.cancel(&(call, id));
+    }
+
     /// Queue an utterance; a full queue (or no model) answers at once with an error.
     pub fn submit(
         &self,
