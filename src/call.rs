@@ -501,6 +501,12 @@ impl CallCore {
         n
     }
 
+    /// Whether a prompt is ready to start at `now` without waiting for the pacing tick
+    /// (see `Playout::starts_talkspurt`); its first packet comes from [`Self::poll_packet`].
+    pub fn starts_talkspurt(&self, now: Instant) -> bool {
+        self.playout.starts_talkspurt(now)
+    }
+
     /// The earliest instant this call has work besides the pacing tick.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let d = self.dialogue.poll_timeout();

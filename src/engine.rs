@@ -55,8 +55,9 @@ pub trait MediaPorts {
     /// Bind a local RTP port for `call`; returns the port.
     fn open(&mut self, call: CallHandle) -> std::io::Result<u16>;
     fn close(&mut self, call: CallHandle);
-    /// Send `packet` to `dest` from `via`'s port (media relayed between the legs of a
-    /// bridged transfer: symmetric RTP).
+    /// Send `packet` to `dest` from `via`'s port at once: media relayed between the legs
+    /// of a bridged transfer (symmetric RTP), or a prompt's first packet sent between
+    /// pacing ticks.
     fn relay(&mut self, via: CallHandle, dest: SocketAddr, packet: &[u8]) {
         let _ = (via, dest, packet);
     }
@@ -534,6 +535,19 @@ impl Engine {
             self.ua.hangup(now, call);
             self.complete(now, call, HangupBy::Robot, ports);
             return;
+        }
+        // A prompt that starts between ticks (after a key, a recognised answer, a CRM
+        // reply, a timer) sends its first packet now rather than at the next tick: up to
+        // 20 ms sooner. The stream's later packets stay on the tick's slots.
+        if c.bridge.is_none() && c.core.starts_talkspurt(now) {
+            let mut buf = std::mem::take(&mut self.packet_buf);
+            if let Some(n) = c.core.poll_packet(now, &mut buf) {
+                ports.relay(call, c.remote_rtp, &buf[..n]);
+            }
+            self.packet_buf = buf;
+            if c.core.take_changed() {
+                self.attention.push(call);
+            }
         }
         let next = c.core.poll_timeout();
         if let Some(c) = self.calls.get_mut(&call)

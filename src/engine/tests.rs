@@ -133,7 +133,7 @@ fn events(e: &mut Engine) -> Vec<EngineEvent> {
 fn an_answered_outbound_call_runs_its_scenario_and_hangs_up() {
     let t0 = Instant::now();
     let mut e = engine(t0);
-    let mut ports = Ports(20000);
+    let mut ports = SendingPorts::default();
     let c = e.place_call(t0, call("100"), &mut ports).unwrap();
     let invite = invite_of(&mut e);
     assert_eq!(invite.uri, format!("sip:100@{TRUNK}"));
@@ -161,8 +161,14 @@ fn an_answered_outbound_call_runs_its_scenario_and_hangs_up() {
             .any(|ev| matches!(ev, EngineEvent::CallAnswered { call, .. } if *call == c))
     );
 
-    // The prompt goes out in the callee's codec (PCMA, PT 8), from the answer on.
-    let mut packets = Vec::new();
+    // The prompt goes out in the callee's codec (PCMA, PT 8), from the answer on: its
+    // first packet at once, the rest on the ticks.
+    let mut packets: Vec<(SocketAddr, u8)> = ports
+        .sent
+        .drain(..)
+        .map(|(dest, p)| (dest, p[1] & 0x7f))
+        .collect();
+    assert_eq!(packets.len(), 1);
     let mut now = t2;
     for _ in 0..60 {
         e.tick(now, &mut |_, dest, pkt| packets.push((dest, pkt[1] & 0x7f)));
@@ -273,4 +279,164 @@ fn capacity_and_unknown_scenarios_place_nothing() {
         e.place_call(t0, call("11"), &mut ports),
         Err(PlaceError::AtCapacity(10))
     );
+}
+
+const KEY_SCENARIO: &str = r#"version: 1
+name: key
+description: Asks until 1 is pressed, then thanks.
+languages: [en]
+variables:
+  language: { type: string, default: en }
+start: ask
+nodes:
+  ask:
+    ask:
+      prompt: [hello]
+      input: [dtmf]
+      timeout: 100ms
+      barge_in: true
+      intents:
+        confirm: { dtmf: ["1"] }
+      noinput: { max: 1000 }
+      nomatch: { max: 1000 }
+    on:
+      confirm: done
+      noinput: done
+      nomatch: done
+  done:
+    hangup: { outcome: confirmed, play: [thanks] }
+"#;
+
+/// RFC 4733 key `1` as a burst of six packets (start, updates, three ends), as a
+/// carrier that sends the whole event at once would.
+fn key_burst() -> Vec<Vec<u8>> {
+    [
+        (false, 160u16),
+        (false, 320),
+        (false, 480),
+        (true, 640),
+        (true, 640),
+        (true, 640),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(k, (end, dur))| {
+        let mut p = vec![0x80u8, 101 | if k == 0 { 0x80 } else { 0 }];
+        p.extend_from_slice(&(1000 + k as u16).to_be_bytes());
+        p.extend_from_slice(&12345u32.to_be_bytes());
+        p.extend_from_slice(&0x5eed_0001u32.to_be_bytes());
+        p.extend_from_slice(&[1, if end { 0x8a } else { 0x0a }]);
+        p.extend_from_slice(&dur.to_be_bytes());
+        p
+    })
+    .collect()
+}
+
+/// Ports that keep what is sent between ticks.
+#[derive(Default)]
+struct SendingPorts {
+    next: u16,
+    sent: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl MediaPorts for SendingPorts {
+    fn open(&mut self, _call: CallHandle) -> std::io::Result<u16> {
+        self.next += 2;
+        Ok(20000 + self.next)
+    }
+    fn close(&mut self, _call: CallHandle) {}
+    fn relay(&mut self, _via: CallHandle, dest: SocketAddr, packet: &[u8]) {
+        self.sent.push((dest, packet.to_vec()));
+    }
+}
+
+/// The key scenario's call, answered at `t0 + 500 ms`; the key burst arrives `key_ms`
+/// after the 21st tick. Returns when the key came and every packet sent (instant, marker).
+fn key_call(t0: Instant, key_ms: u64) -> (Instant, Vec<(Instant, bool)>) {
+    let mut e = engine(t0);
+    let scenario = crate::scenario::load_str("key.yaml", KEY_SCENARIO).unwrap();
+    e.scenarios.insert("key".to_owned(), Arc::new(scenario));
+    let mut prompts = PromptCache::new();
+    prompts.insert("en", Prompt::from_pcm("hello", vec![1000i16; 8000]));
+    prompts.insert("en", Prompt::from_pcm("thanks", vec![2000i16; 8000]));
+    e.prompts = Arc::new(prompts);
+    let mut ports = SendingPorts::default();
+    let c = e
+        .place_call(
+            t0,
+            OutboundCall {
+                scenario: "key".into(),
+                ..call("100")
+            },
+            &mut ports,
+        )
+        .unwrap();
+    let invite = invite_of(&mut e);
+    let trunk: SocketAddr = TRUNK.parse().unwrap();
+    let answered = t0 + Duration::from_millis(500);
+    let mut packets: Vec<(Instant, bool)> = Vec::new();
+    let sent_between = |ports: &mut SendingPorts, at: Instant, packets: &mut Vec<_>| {
+        packets.extend(ports.sent.drain(..).map(|(_, p)| (at, p[1] & 0x80 != 0)));
+    };
+    e.handle_sip(
+        answered,
+        trunk,
+        &respond(&invite, 200, "OK", ANSWER),
+        &mut ports,
+    );
+    sent_between(&mut ports, answered, &mut packets);
+    // The runtime's order: each 20 ms tick runs timers, sends, runs timers; received RTP is
+    // handled between ticks as it comes.
+    let mut now = answered;
+    let mut key_at = now;
+    for i in 0..40 {
+        e.handle_timeout(now, &mut ports);
+        sent_between(&mut ports, now, &mut packets);
+        e.tick(now, &mut |_, _, pkt| {
+            packets.push((now, pkt[1] & 0x80 != 0))
+        });
+        e.handle_timeout(now, &mut ports);
+        sent_between(&mut ports, now, &mut packets);
+        if i == 20 {
+            key_at = now + Duration::from_millis(key_ms);
+            for p in key_burst() {
+                e.handle_rtp(key_at, c, &p, &mut ports);
+            }
+            sent_between(&mut ports, key_at, &mut packets);
+        }
+        now += Duration::from_millis(20);
+    }
+    (key_at, packets)
+}
+
+#[test]
+fn a_key_is_answered_by_the_next_prompt_at_once() {
+    let t0 = Instant::now();
+    let ms = |d: Duration| d.as_millis() as u64;
+    // Whenever the key comes between two ticks, the new prompt's first packet goes at
+    // once; the next one on the next tick (or the one after, when that is under 2 ms
+    // away), and the stream stays on the tick's 20 ms slots.
+    for phase in [1, 7, 15, 19] {
+        let (key_at, packets) = key_call(t0, phase);
+        let i = packets
+            .iter()
+            .position(|(at, marker)| *at >= key_at && *marker)
+            .expect("a new prompt after the key");
+        assert_eq!(packets[i].0, key_at, "{packets:?}");
+        let gaps: Vec<u64> = packets[i..]
+            .windows(2)
+            .take(4)
+            .map(|w| ms(w[1].0 - w[0].0))
+            .collect();
+        // A tick less than 2 ms away is not worth a second packet: that one waits a slot.
+        let first = if 20 - phase > 2 {
+            20 - phase
+        } else {
+            40 - phase
+        };
+        assert_eq!(gaps, [first, 20, 20, 20], "key {phase} ms after a tick");
+        assert_eq!(packets[i + 1..].iter().filter(|(_, m)| *m).count(), 0);
+        // The first prompt itself started at the 200 OK, not at the first tick after it.
+        assert!(packets[0].1, "{packets:?}");
+    }
 }

@@ -59,6 +59,9 @@ pub const HEADER_LEN: usize = 12;
 pub const PACKET_LEN: usize = HEADER_LEN + SAMPLES_PER_PACKET;
 
 const HALF_INTERVAL: Duration = Duration::from_millis(10);
+/// A slot less than this ahead of an off-schedule first packet is taken as the current
+/// one (the tick is running now): the next packet then waits for the slot after it.
+const EARLY_SLACK: Duration = Duration::from_millis(2);
 
 /// What happened to a playback, for the dialogue layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,13 +224,30 @@ impl Playout {
         self.current.as_ref().map(|c| c.id)
     }
 
+    /// Whether a new talkspurt may start at `now`, off the pacing schedule: a playback
+    /// that has sent nothing yet, on a stream that sent nothing at this very instant. Its
+    /// first packet then goes at once, so a key or an answer is acknowledged up to 20 ms
+    /// sooner than at the next slot. The packet carries the marker bit and the timestamp
+    /// that follows the last one, so a receiver starts a new talkspurt with it: the one
+    /// short interval is an early packet to its jitter buffer, not a gap.
+    pub fn starts_talkspurt(&self, now: Instant) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.first_packet_at.is_none())
+            && self
+                .next_ts_at
+                .is_none_or(|next| now + PACKET_INTERVAL > next)
+    }
+
     /// Called at each pacing tick. If a frame is due, writes one complete RTP packet
     /// ([`PACKET_LEN`] bytes) into `buf` and returns its length. Returns `None` when idle,
     /// when no frame is due yet, or when `buf` is shorter than [`PACKET_LEN`] (nothing is
     /// consumed then).
     pub fn poll_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let early = self.starts_talkspurt(now);
         let cur = self.current.as_mut()?;
-        if let Some(due) = self.next_due
+        if !early
+            && let Some(due) = self.next_due
             && now + HALF_INTERVAL <= due
         {
             return None;
@@ -284,6 +304,9 @@ impl Playout {
         self.next_ts = ts.wrapping_add(SAMPLES_PER_PACKET as u32);
         self.next_ts_at = Some(now + PACKET_INTERVAL);
         self.next_due = Some(match self.next_due {
+            // A talkspurt started between slots: the next packet keeps the stream's next
+            // slot (the pacing tick's), so only this first interval is short.
+            Some(due) if early && due > now + EARLY_SLACK => due,
             // On schedule (up to half an interval early, or less than one interval late).
             Some(due) if now < due + PACKET_INTERVAL => due + PACKET_INTERVAL,
             // First packet, or a tick was missed: restart the schedule rather than burst.
