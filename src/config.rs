@@ -29,7 +29,7 @@
 //!   "100": order-confirmation
 //! max_calls: 4000
 //! log: { pii: false }
-//! asr: { model: models/ggml-base.bin, workers: 1, threads: 2, queue: 16 }
+//! asr: { model: models/ggml-base-q8_0.bin, workers: 1, threads: 2, queue: 16 }
 //! trunks:                            # outbound calls and transfers (or --trunk sip:U:P@H:P)
 //!   - name: main
 //!     proxy: sip.example.net:5060   # where INVITEs go (trunk or outbound proxy)
@@ -550,7 +550,7 @@ impl CampaignConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AsrConfig {
-    /// ggml Whisper model; default `$IVRFLOW_MODEL`, else `models/ggml-base.bin`
+    /// ggml Whisper model; default `$IVRFLOW_MODEL`, else `models/ggml-base-q8_0.bin`
     /// (made by `./scripts/setup.sh`).
     pub model: Option<PathBuf>,
     /// Recognition worker threads (each decodes one utterance at a time).

@@ -98,7 +98,7 @@ struct ServeArgs {
     #[arg(long)]
     api_listen: Option<SocketAddr>,
     /// ggml Whisper model for scenarios that accept speech (default: $IVRFLOW_MODEL, else
-    /// models/ggml-base.bin, made by ./scripts/setup.sh).
+    /// models/ggml-base-q8_0.bin, made by ./scripts/setup.sh).
     #[arg(long)]
     model: Option<PathBuf>,
     /// One SIP trunk for outbound calls, `sip:USER:PASSWORD@HOST:PORT`: registers there

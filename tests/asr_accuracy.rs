@@ -4,7 +4,7 @@
 //! and ru, espeak-ng phrases in en/ru/uk) goes the way a caller's voice does: 8 kHz,
 //! G.711 encode + decode (µ-law and A-law alternately), framed into 20 ms packets between
 //! stretches of line noise, through the endpointer (VAD) to an utterance, then Whisper
-//! (the default model, `models/ggml-base.bin`) with the question's phrases as the prompt,
+//! (the default model, `models/ggml-base-q8_0.bin`) with the question's phrases as the prompt,
 //! then `nlu::classify`. The test prints accuracy per language and fails below 95 %.
 //!
 //! The model is made by `./scripts/setup.sh`; without it this test fails and says so.
@@ -165,7 +165,7 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn intent_accuracy_through_g711_is_at_least_95_percent() {
     let _turn = turn();
-    let model = model("ggml-base.bin");
+    let model = model("ggml-base-q8_0.bin");
     let mut rec = model.recognizer(DecodeOptions::default());
     let rows = manifest();
     assert!(
@@ -301,7 +301,7 @@ fn tiny_en_model_converts_and_recognises_real_speech() {
 fn transcribe_file_uses_the_default_model() {
     let _turn = turn();
     let path = fixtures().join("human/ru/1.wav");
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-base.bin");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join(ivrflow::asr::DEFAULT_MODEL);
     let (text, conf) =
         ivrflow::asr::transcribe_file_with(&model, &path, "ru", &["один".into(), "два".into()])
             .unwrap_or_else(|e| panic!("{e}"));

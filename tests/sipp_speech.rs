@@ -71,7 +71,7 @@ fn write_rtp_pcap(path: &Path, pcm: &[i16]) {
 
 #[test]
 fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
-    let model = repo().join("models/ggml-base.bin");
+    let model = repo().join(ivrflow::asr::DEFAULT_MODEL);
     assert!(
         model.exists(),
         "{} is missing: run ./scripts/setup.sh (it fetches and converts the Whisper models)",
