@@ -157,6 +157,9 @@ struct LiveCall {
     completed: bool,
     /// The deadline last pushed to the timer heap, to avoid pushing it again.
     scheduled: Option<Instant>,
+    /// Inbound: our 200 OK was produced but may still be held by the runtime (it leaves
+    /// once the store has the call's events), so the first prompt waits for it.
+    answer_in_flight: bool,
 }
 
 /// An outbound call placed and not yet answered.
@@ -220,6 +223,8 @@ pub struct Engine {
     /// Maps the monotonic `now` to wall-clock time for CRM timestamps.
     anchor: (Instant, SystemTime),
     packet_buf: Vec<u8>,
+    /// See [`Engine::take_deferred_starts`].
+    deferred_starts: Vec<CallHandle>,
     /// Calls the last tick touched, to re-examine (timers, hang-up) outside the tick.
     attention: Vec<CallHandle>,
 }
@@ -247,6 +252,7 @@ impl Engine {
             events: VecDeque::new(),
             anchor,
             packet_buf: vec![0u8; 1500],
+            deferred_starts: Vec::new(),
             attention: Vec::new(),
         }
     }
@@ -538,17 +544,18 @@ impl Engine {
         }
         // A prompt that starts between ticks (after a key, a recognised answer, a CRM
         // reply, a timer) sends its first packet now rather than at the next tick: up to
-        // 20 ms sooner. The stream's later packets stay on the tick's slots.
-        if c.bridge.is_none() && c.core.starts_talkspurt(now) {
-            let mut buf = std::mem::take(&mut self.packet_buf);
-            if let Some(n) = c.core.poll_packet(now, &mut buf) {
-                ports.relay(call, c.remote_rtp, &buf[..n]);
-            }
-            self.packet_buf = buf;
-            if c.core.take_changed() {
-                self.attention.push(call);
+        // 20 ms sooner. The stream's later packets stay on the tick's slots. The greeting
+        // of an inbound call waits for the 200 OK to leave (`start_prompts`).
+        if c.core.starts_talkspurt(now) {
+            if std::mem::take(&mut c.answer_in_flight) {
+                self.deferred_starts.push(call);
+            } else {
+                self.start_prompt(now, call, ports);
             }
         }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let next = c.core.poll_timeout();
         if let Some(c) = self.calls.get_mut(&call)
             && next != c.scheduled
@@ -557,6 +564,44 @@ impl Engine {
             if let Some(t) = next {
                 self.call_timers.push(Reverse((t, call)));
             }
+        }
+    }
+
+    /// Sends the first packet of `call`'s prompt now, if one is ready to start.
+    fn start_prompt(&mut self, now: Instant, call: CallHandle, ports: &mut dyn MediaPorts) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.completed || c.bridge.is_some() || !c.core.starts_talkspurt(now) {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.packet_buf);
+        if let Some(n) = c.core.poll_packet(now, &mut buf) {
+            ports.relay(call, c.remote_rtp, &buf[..n]);
+        }
+        self.packet_buf = buf;
+        if c.core.take_changed() {
+            self.attention.push(call);
+        }
+    }
+
+    /// Inbound calls whose greeting waits for their 200 OK to be on the wire: the runtime
+    /// passes them to [`Engine::start_prompts`] once it has sent the SIP of the step that
+    /// answered them. (Left alone, they start on the next pacing tick.)
+    pub fn take_deferred_starts(&mut self) -> Vec<CallHandle> {
+        std::mem::take(&mut self.deferred_starts)
+    }
+
+    /// The 200 OKs of `calls` have left: their greetings start now rather than at the next
+    /// tick.
+    pub fn start_prompts(
+        &mut self,
+        now: Instant,
+        calls: &[CallHandle],
+        ports: &mut dyn MediaPorts,
+    ) {
+        for &call in calls {
+            self.start_prompt(now, call, ports);
         }
     }
 
@@ -788,6 +833,7 @@ impl Engine {
                 started_wall: self.wall(now),
                 completed: false,
                 scheduled: None,
+                answer_in_flight: true,
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {
@@ -861,6 +907,8 @@ impl Engine {
                 started_wall: self.wall(now),
                 completed: false,
                 scheduled: None,
+                // The callee's 200 OK is in: media may flow at once.
+                answer_in_flight: false,
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {

@@ -440,3 +440,39 @@ fn a_key_is_answered_by_the_next_prompt_at_once() {
         assert!(packets[0].1, "{packets:?}");
     }
 }
+
+#[test]
+fn an_inbound_greeting_waits_for_its_200_ok_to_leave() {
+    let t0 = Instant::now();
+    let mut e = engine(t0);
+    let mut ports = SendingPorts::default();
+    let sdp = "v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    let invite = format!(
+        "INVITE sip:hello@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKin1\r\nMax-Forwards: 70\r\nFrom: <sip:caller@127.0.0.1:5090>;tag=c1\r\nTo: <sip:hello@127.0.0.1:5060>\r\nCall-ID: in-1@127.0.0.1\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:5090>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    let caller: SocketAddr = "127.0.0.1:5090".parse().unwrap();
+    e.handle_sip(t0, caller, invite.as_bytes(), &mut ports);
+    let call = events(&mut e)
+        .into_iter()
+        .find_map(|ev| match ev {
+            EngineEvent::CallAnswered { call, .. } => Some(call),
+            _ => None,
+        })
+        .expect("answered");
+    // The 200 OK is produced, but the runtime may hold it (until the store has the call's
+    // events): no RTP yet.
+    assert!(ports.sent.is_empty(), "{:?}", ports.sent.len());
+    assert_eq!(e.take_deferred_starts(), [call]);
+    assert!(e.take_deferred_starts().is_empty());
+    // Once it has left, the greeting starts at once, marker bit set, to the caller's port.
+    let later = t0 + Duration::from_millis(2);
+    e.start_prompts(later, &[call], &mut ports);
+    assert_eq!(ports.sent.len(), 1);
+    let (dest, pkt) = &ports.sent[0];
+    assert_eq!(*dest, "127.0.0.1:41000".parse::<SocketAddr>().unwrap());
+    assert!(pkt[1] & 0x80 != 0);
+    // … and not twice: the next packet waits for the tick's slot.
+    e.start_prompts(later, &[call], &mut ports);
+    assert_eq!(ports.sent.len(), 1);
+}

@@ -154,6 +154,8 @@ struct Held {
     ticket: u64,
     since: Instant,
     transmits: Vec<Transmit>,
+    /// Inbound calls answered by these transmits: their greetings start once they leave.
+    starts: Vec<crate::sip::ua::CallHandle>,
 }
 
 async fn send_sip(sip: &UdpSocket, t: Transmit) {
@@ -264,6 +266,7 @@ async fn drive(
                         for t in h.transmits {
                             send_sip(&sip, t).await;
                         }
+                        engine.start_prompts(Instant::now(), &h.starts, &mut ports);
                     }
                 }
             }
@@ -375,6 +378,7 @@ async fn drive(
                     ticket,
                     since: Instant::now(),
                     transmits: Vec::new(),
+                    starts: Vec::new(),
                 });
             } else if !store_gone {
                 store_gone = true;
@@ -385,6 +389,14 @@ async fn drive(
             match held.back_mut() {
                 Some(h) => h.transmits.push(t),
                 None => send_sip(&sip, t).await,
+            }
+        }
+        // A greeting's first packet follows its call's 200 OK onto the wire, at once.
+        let starts = engine.take_deferred_starts();
+        if !starts.is_empty() {
+            match held.back_mut() {
+                Some(h) => h.starts.extend(starts),
+                None => engine.start_prompts(Instant::now(), &starts, &mut ports),
             }
         }
     }
