@@ -249,26 +249,33 @@ mod tests {
     use crate::asr::ScriptedRecognizer;
     use std::sync::mpsc::channel;
 
-    #[test]
-    fn results_come_back_with_their_tags() {
+    /// A pool (at normal priority) whose results arrive on the returned channel.
+    fn collecting<T: Send + Clone + Eq + Hash + 'static>(
+        workers: usize,
+        queue: usize,
+        make: impl Fn(usize) -> Box<dyn Recognizer> + Send + Sync + 'static,
+    ) -> (AsrPool<T>, std::sync::mpsc::Receiver<Done<T>>) {
         let (tx, rx) = channel();
         let tx = Mutex::new(tx);
-        let pool = AsrPool::start(
-            &PoolOptions {
-                workers: 2,
-                queue: 8,
-                nice: 0,
-            },
-            |_| {
-                Box::new(ScriptedRecognizer::new(
-                    (0..10).map(|_| ("да".to_owned(), 0.9)),
-                ))
-            },
-            move |d: Done<u32>| {
-                let _ = tx.lock().unwrap().send(d);
-            },
-        )
+        let options = PoolOptions {
+            workers,
+            queue,
+            nice: 0,
+        };
+        let pool = AsrPool::start(&options, make, move |d: Done<T>| {
+            let _ = tx.lock().unwrap().send(d);
+        })
         .unwrap();
+        (pool, rx)
+    }
+
+    #[test]
+    fn results_come_back_with_their_tags() {
+        let (pool, rx) = collecting::<u32>(2, 8, |_| {
+            Box::new(ScriptedRecognizer::new(
+                (0..10).map(|_| ("да".to_owned(), 0.9)),
+            ))
+        });
         for tag in 0..4u32 {
             pool.submit(Job {
                 tag,
@@ -367,20 +374,7 @@ mod tests {
                 panic!("never cancelled");
             }
         }
-        let (tx, rx) = channel();
-        let tx = Mutex::new(tx);
-        let pool = AsrPool::start(
-            &PoolOptions {
-                workers: 1,
-                queue: 4,
-                nice: 0,
-            },
-            |_| Box::new(UntilCancelled),
-            move |d: Done<u8>| {
-                let _ = tx.lock().unwrap().send(d);
-            },
-        )
-        .unwrap();
+        let (pool, rx) = collecting::<u8>(1, 4, |_| Box::new(UntilCancelled));
         let job = |tag, audio: Vec<i16>| Job {
             tag,
             audio,
