@@ -23,6 +23,7 @@ pub mod dtmf_dedup;
 pub mod g711;
 pub mod goertzel;
 pub mod prompts;
+pub mod resample;
 pub mod rtp;
 pub mod vad;
 
