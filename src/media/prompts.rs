@@ -13,8 +13,9 @@
 //!   trimming on). A decoder panic inside `symphonia` is caught and reported as an error.
 //! - Channels are averaged to mono.
 //! - Other sample rates are converted by [`resample`] (`media::resample`), a windowed-sinc
-//!   (Blackman window, 32 zero crossings each side, cutoff at 92 % of the lower Nyquist frequency — 3.68 kHz when
-//!   going to 8 kHz — DC gain normalised to 1 per phase) polyphase resampler.
+//!   (Blackman window, 32 zero crossings each side, cutoff at 92 % of the lower Nyquist
+//!   frequency — 3.68 kHz when going to 8 kHz — DC gain normalised to 1 per phase)
+//!   polyphase resampler.
 //!
 //! Names: `dir/en/digits/1.wav` is prompt `"digits/1"` of language `"en"`. Only files with
 //! an audio extension (`wav`, `wave`, `mp3`, `flac`, `ogg`, `oga`) are loaded; hidden entries
