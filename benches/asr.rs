@@ -380,6 +380,8 @@ fn one_turn(
                 real_since.get_or_insert((now, Instant::now()));
                 let _ = pool.submit(Job {
                     tag: id,
+                    // One call: its newer utterance replaces its waiting one.
+                    owner: 0,
                     audio,
                     lang,
                     phrases,
@@ -655,6 +657,8 @@ fn talkers() {
                 let ph = intents.iter().flat_map(|(_, p)| p.clone()).collect();
                 let _ = pool.submit(Job {
                     tag: k,
+                    // The talking call (schedule is sorted by time, k cycles the calls).
+                    owner: (k % n) as u64,
                     audio: u.pcm.clone(),
                     lang: u.lang.clone(),
                     phrases: ph,
@@ -730,6 +734,7 @@ fn pacing_run(load: Option<i32>, model: &WhisperModel, secs: u64) -> (f64, f64, 
             {
                 let _ = p.submit(Job {
                     tag: n,
+                    owner: u64::from(n),
                     audio: utt.pcm.clone(),
                     lang: "ru".into(),
                     phrases: vec![],

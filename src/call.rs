@@ -125,6 +125,10 @@ pub enum Effect {
     CancelRecognition { id: u64 },
 }
 
+/// Rounds of [`CallCore::handle_timeout`] before a deadline that keeps coming back is
+/// treated as the bug it is.
+const MAX_TIMEOUT_ROUNDS: usize = 8;
+
 pub struct CallCore {
     progress: Option<PlayProgress>,
     effects: std::collections::VecDeque<Effect>,
@@ -519,7 +523,21 @@ impl CallCore {
         [d, p, l, a].into_iter().flatten().min()
     }
 
+    /// Everything due at `now`. What that sets off may itself be due at once (a prompt
+    /// with no recording finishes as it starts; a zero timeout), so this goes round until
+    /// nothing is due — a few rounds at most; afterwards [`CallCore::poll_timeout`] is
+    /// `None` or later than `now` (see `crate::timers`).
     pub fn handle_timeout(&mut self, now: Instant) {
+        for _ in 0..MAX_TIMEOUT_ROUNDS {
+            if self.poll_timeout().is_none_or(|t| t > now) {
+                return;
+            }
+            self.handle_timeout_once(now);
+        }
+        crate::timers::checked("call", now, self.poll_timeout());
+    }
+
+    fn handle_timeout_once(&mut self, now: Instant) {
         if let AmdPhase::Listening(Some(d)) | AmdPhase::AwaitEnd(Some(d)) = &mut self.amd
             && d.poll_timeout().is_some_and(|t| t <= now)
         {

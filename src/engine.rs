@@ -22,6 +22,8 @@
 //! [`crate::dialer`] does).
 
 #[cfg(test)]
+mod hostile_tests;
+#[cfg(test)]
 mod tests;
 mod transfer;
 
@@ -49,6 +51,9 @@ use crate::sip::sdp::{self, LocalMedia, Origin};
 use crate::sip::ua::{
     CallHandle, EndReason, OutboundInvite, Transmit, UaConfig, UaEvent, UserAgent,
 };
+
+/// How often one call may be handled in one [`Engine::handle_timeout`].
+const MAX_PASSES: u8 = 2;
 
 /// Opens and closes the local RTP endpoint of a call.
 pub trait MediaPorts {
@@ -385,9 +390,15 @@ impl Engine {
         self.after_call_activity(now, call, ports);
     }
 
+    /// Everything due at `now`. Each call is handled at most [`MAX_PASSES`] times per
+    /// call of this function (its own timer, then once more if what that set off is due
+    /// at once); a call whose deadline still comes back is deferred by a tick and counted
+    /// (`crate::timers`), so one call can never make the node spin.
     pub fn handle_timeout(&mut self, now: Instant, ports: &mut dyn MediaPorts) {
         self.ua.handle_timeout(now);
+        crate::timers::checked("sip", now, self.ua.poll_timeout());
         self.attend(now, ports);
+        let mut passes: Vec<(CallHandle, u8)> = Vec::new();
         while let Some(Reverse((at, call))) = self.call_timers.peek().copied() {
             if at > now {
                 break;
@@ -404,12 +415,39 @@ impl Engine {
                 }
                 continue;
             }
-            if let Some(c) = self.calls.get_mut(&call) {
-                if c.scheduled == Some(at) {
-                    c.scheduled = None;
-                }
-                c.core.handle_timeout(now);
+            let Some(c) = self.calls.get_mut(&call) else {
+                continue;
+            };
+            if c.scheduled == Some(at) {
+                c.scheduled = None;
             }
+            if c.core.poll_timeout().is_none_or(|t| t > now) {
+                // A stale entry (the call's deadline moved since it was pushed).
+                if c.scheduled.is_none() {
+                    self.after_call_activity(now, call, ports);
+                }
+                continue;
+            }
+            let pass = match passes.iter_mut().find(|(c, _)| *c == call) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    passes.push((call, 1));
+                    1
+                }
+            };
+            if pass > MAX_PASSES {
+                // Not handled again in this pass: woken a tick later instead.
+                let next = crate::timers::checked("engine call", now, Some(at));
+                c.scheduled = next;
+                if let Some(t) = next {
+                    self.call_timers.push(Reverse((t, call)));
+                }
+                continue;
+            }
+            c.core.handle_timeout(now);
             self.after_call_activity(now, call, ports);
         }
         self.process_ua_events(now, ports);

@@ -22,3 +22,4 @@ pub mod scenario;
 pub mod sim;
 pub mod sip;
 pub mod store;
+pub mod timers;

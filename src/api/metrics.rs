@@ -86,6 +86,12 @@ pub struct Metrics {
     pub rtp_tick_lateness_seconds: Histogram,
     /// Speech recognition time per utterance (observed by the ASR workers).
     pub asr_decode_seconds: Histogram,
+    /// Recognition jobs by what became of them in the queue: `replaced` (a newer
+    /// utterance of the same call took its place), `cancelled`, `refused` (queue full).
+    pub asr_jobs: Family<ResultLabel, Counter>,
+    /// Deadlines a state machine handed back still due after handling them (a bug; see
+    /// `crate::timers`).
+    pub timer_violations: Counter,
 }
 
 impl Default for Metrics {
@@ -122,6 +128,8 @@ impl Metrics {
             rtp_send_errors: Counter::default(),
             rtp_tick_lateness_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 12)),
             asr_decode_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            asr_jobs: Family::default(),
+            timer_violations: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -218,6 +226,21 @@ impl Metrics {
             "asr_decode_seconds",
             "Speech recognition time per utterance",
             m.asr_decode_seconds.clone(),
+        );
+        registry.register(
+            "asr_jobs",
+            "Recognition jobs dropped before a result, by why (replaced, cancelled, refused)",
+            m.asr_jobs.clone(),
+        );
+        for result in ["replaced", "cancelled", "refused"] {
+            let _ = m.asr_jobs.get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            });
+        }
+        registry.register(
+            "timer_violations",
+            "Deadlines still due after being handled, deferred by a tick (a bug if not 0)",
+            m.timer_violations.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -565,6 +565,7 @@ impl Listener {
         {
             self.finish_recording();
         }
+        crate::timers::checked("listener", now, self.poll_timeout());
     }
 
     pub fn poll_event(&mut self) -> Option<ListenEvent> {

@@ -9,20 +9,24 @@
 //! caller treats the utterance as unrecognised (the dialogue's `nomatch`) instead of
 //! letting latency grow without bound.
 //!
+//! **Fair to every call.** Each job names its `owner` (the call). An owner has at most one
+//! job waiting in the queue: a newer job of the same owner takes the waiting one's place
+//! (counted as [`AsrPool::replaced`]; only the newest utterance of a call is ever wanted),
+//! so with the one a worker may be decoding, a call holds at most two places and one noisy
+//! caller cannot fill the queue that everybody's answers wait in (issue 12).
+//!
 //! A job the owner no longer wants ([`AsrPool::cancel`]: the caller spoke on after a
-//! speculative start, pressed a key, hung up) is skipped if it still waits in the queue and
-//! stopped at the next step if it is being decoded (whisper.cpp checks between the encoder
-//! and each decoder step); no result comes back for it. With many callers talking, stale
-//! speculative jobs would otherwise hold the workers that the wanted ones wait for.
+//! speculative start, pressed a key, hung up) leaves the queue at once if it still waits,
+//! and is stopped at the next step if it is being decoded (whisper.cpp checks between the
+//! encoder and each decoder step); no result comes back for it.
 //!
 //! Not here: which results are stale — the owner of the call still ignores results whose
 //! id it no longer waits for (a cancel can lose the race with a finishing job).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,8 @@ use super::{Recognizer, Transcript};
 #[derive(Debug)]
 pub struct Job<T> {
     pub tag: T,
+    /// Who the job is for (the call): at most one job per owner waits in the queue.
+    pub owner: u64,
     /// 8 kHz mono, as received.
     pub audio: Vec<i16>,
     pub lang: String,
@@ -67,19 +73,40 @@ impl Default for PoolOptions {
     }
 }
 
+/// Why [`AsrPool::submit`] gave a job back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue holds `queue` jobs of other owners.
+    Full,
+    /// The pool is shutting down.
+    Closed,
+}
+
 /// A queued job with when it was queued and its cancel flag.
-type Queued<T> = (Job<T>, Instant, Arc<AtomicBool>);
-/// The queue's receiving end, shared by the workers.
-type Shared<T> = Arc<Mutex<Receiver<Queued<T>>>>;
-/// Cancel flags of the jobs queued or being decoded, by tag.
-type Flags<T> = Arc<Mutex<HashMap<T, Arc<AtomicBool>>>>;
+struct Queued<T> {
+    job: Job<T>,
+    at: Instant,
+    cancel: Arc<AtomicBool>,
+}
+
+struct Queue<T> {
+    jobs: VecDeque<Queued<T>>,
+    /// Cancel flags of the jobs being decoded, by tag.
+    running: HashMap<T, Arc<AtomicBool>>,
+    closed: bool,
+}
+
+struct Shared<T> {
+    queue: Mutex<Queue<T>>,
+    ready: Condvar,
+    capacity: usize,
+    cancelled: AtomicUsize,
+    replaced: AtomicUsize,
+}
 
 pub struct AsrPool<T> {
-    tx: Option<SyncSender<Queued<T>>>,
+    shared: Arc<Shared<T>>,
     workers: Vec<JoinHandle<()>>,
-    pending: Arc<AtomicUsize>,
-    flags: Flags<T>,
-    cancelled: Arc<AtomicUsize>,
 }
 
 impl<T: Send + Clone + Eq + Hash + 'static> AsrPool<T> {
@@ -90,62 +117,47 @@ impl<T: Send + Clone + Eq + Hash + 'static> AsrPool<T> {
         M: Fn(usize) -> Box<dyn Recognizer> + Send + Sync + 'static,
         F: Fn(Done<T>) + Send + Sync + 'static,
     {
-        let (tx, rx) = sync_channel::<Queued<T>>(options.queue);
-        let rx: Shared<T> = Arc::new(Mutex::new(rx));
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                running: HashMap::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            capacity: options.queue,
+            cancelled: AtomicUsize::new(0),
+            replaced: AtomicUsize::new(0),
+        });
         let make = Arc::new(make);
         let on_done = Arc::new(on_done);
-        let pending = Arc::new(AtomicUsize::new(0));
-        let flags: Flags<T> = Arc::new(Mutex::new(HashMap::new()));
-        let cancelled = Arc::new(AtomicUsize::new(0));
         let mut workers = Vec::new();
         for i in 0..options.workers.max(1) {
-            let rx = rx.clone();
+            let shared = shared.clone();
             let make = make.clone();
             let on_done = on_done.clone();
-            let pending = pending.clone();
-            let flags = flags.clone();
-            let cancelled = cancelled.clone();
             let nice = options.nice;
             let handle = std::thread::Builder::new()
                 .name(format!("asr-{i}"))
                 .spawn(move || {
                     lower_priority(nice);
                     let mut rec = make(i);
-                    loop {
-                        let next = match rx.lock() {
-                            Ok(guard) => guard.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok((job, queued_at, cancel)) = next else {
-                            return; // pool dropped
-                        };
-                        let queued = queued_at.elapsed();
-                        let result = if cancel.load(Ordering::Relaxed) {
-                            None
-                        } else {
-                            Some(
-                                rec.recognize_cancellable(
-                                    &job.audio,
-                                    &job.lang,
-                                    &job.phrases,
-                                    &cancel,
-                                )
-                                .map_err(|e| e.to_string()),
-                            )
-                        };
-                        if let Ok(mut f) = flags.lock()
-                            && f.get(&job.tag).is_some_and(|c| Arc::ptr_eq(c, &cancel))
+                    while let Some(q) = shared.take() {
+                        let queued = q.at.elapsed();
+                        let job = q.job;
+                        let result = rec
+                            .recognize_cancellable(&job.audio, &job.lang, &job.phrases, &q.cancel)
+                            .map_err(|e| e.to_string());
+                        if let Ok(mut g) = shared.queue.lock()
+                            && g.running
+                                .get(&job.tag)
+                                .is_some_and(|c| Arc::ptr_eq(c, &q.cancel))
                         {
-                            f.remove(&job.tag);
+                            g.running.remove(&job.tag);
                         }
-                        pending.fetch_sub(1, Ordering::Relaxed);
-                        let result = match result {
-                            Some(r) if !cancel.load(Ordering::Relaxed) => r,
-                            _ => {
-                                cancelled.fetch_add(1, Ordering::Relaxed);
-                                continue;
-                            }
-                        };
+                        if q.cancel.load(Ordering::Relaxed) {
+                            shared.cancelled.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                         on_done(Done {
                             tag: job.tag,
                             result,
@@ -155,73 +167,115 @@ impl<T: Send + Clone + Eq + Hash + 'static> AsrPool<T> {
                 })?;
             workers.push(handle);
         }
-        Ok(AsrPool {
-            tx: Some(tx),
-            workers,
-            pending,
-            flags,
-            cancelled,
-        })
+        Ok(AsrPool { shared, workers })
     }
 
-    /// Queues a job; gives it back when the queue is full.
-    pub fn submit(&self, job: Job<T>) -> Result<(), Job<T>> {
-        let Some(tx) = &self.tx else {
-            return Err(job);
+    /// Queues a job. A job of the same owner still waiting is replaced (dropped without a
+    /// result); otherwise a full queue gives the job back at once.
+    pub fn submit(&self, job: Job<T>) -> Result<(), (Job<T>, Refused)> {
+        let Ok(mut g) = self.shared.queue.lock() else {
+            return Err((job, Refused::Closed));
         };
-        let cancel = Arc::new(AtomicBool::new(false));
-        if let Ok(mut f) = self.flags.lock() {
-            f.insert(job.tag.clone(), cancel.clone());
+        if g.closed {
+            return Err((job, Refused::Closed));
         }
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        let tag = job.tag.clone();
-        match tx.try_send((job, Instant::now(), cancel)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full((job, _, _)) | TrySendError::Disconnected((job, _, _))) => {
-                self.pending.fetch_sub(1, Ordering::Relaxed);
-                if let Ok(mut f) = self.flags.lock() {
-                    f.remove(&tag);
-                }
-                Err(job)
-            }
+        let queued = Queued {
+            job,
+            at: Instant::now(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        if let Some(slot) = g.jobs.iter_mut().find(|q| q.job.owner == queued.job.owner) {
+            *slot = queued;
+            self.shared.replaced.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
         }
+        if g.jobs.len() >= self.shared.capacity {
+            return Err((queued.job, Refused::Full));
+        }
+        g.jobs.push_back(queued);
+        drop(g);
+        self.shared.ready.notify_one();
+        Ok(())
     }
 
-    /// The owner no longer wants job `tag`: it is skipped if still queued, stopped at the
-    /// decoder's next step if running, and its result (if it finishes first) not delivered.
-    /// Unknown or finished tags are ignored.
+    /// The owner no longer wants job `tag`: it leaves the queue if it still waits, is
+    /// stopped at the decoder's next step if running, and its result (if it finishes
+    /// first) is not delivered. Unknown or finished tags are ignored.
     pub fn cancel(&self, tag: &T) {
-        if let Ok(f) = self.flags.lock()
-            && let Some(c) = f.get(tag)
-        {
+        let Ok(mut g) = self.shared.queue.lock() else {
+            return;
+        };
+        let before = g.jobs.len();
+        g.jobs.retain(|q| q.job.tag != *tag);
+        let removed = before - g.jobs.len();
+        if removed > 0 {
+            self.shared.cancelled.fetch_add(removed, Ordering::Relaxed);
+        }
+        if let Some(c) = g.running.get(tag) {
             c.store(true, Ordering::Relaxed);
         }
     }
 
     /// Jobs cancelled before their result was delivered, since the start.
     pub fn cancelled(&self) -> usize {
-        self.cancelled.load(Ordering::Relaxed)
+        self.shared.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Jobs that were replaced in the queue by a newer job of the same owner.
+    pub fn replaced(&self) -> usize {
+        self.shared.replaced.load(Ordering::Relaxed)
     }
 
     /// Jobs queued or being decoded.
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
+        self.shared
+            .queue
+            .lock()
+            .map(|g| g.jobs.len() + g.running.len())
+            .unwrap_or(0)
     }
 
     /// Lets the workers finish what is queued, then joins them.
     pub fn shutdown(mut self) {
-        self.tx.take();
+        self.shared.close();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
     }
 }
 
+impl<T: Eq + Hash + Clone> Shared<T> {
+    /// The next job for a worker (registered as running); `None` once closed and empty.
+    fn take(&self) -> Option<Queued<T>> {
+        let mut g = self.queue.lock().ok()?;
+        loop {
+            if let Some(q) = g.jobs.pop_front() {
+                g.running.insert(q.job.tag.clone(), q.cancel.clone());
+                return Some(q);
+            }
+            if g.closed {
+                return None;
+            }
+            g = self.ready.wait(g).ok()?;
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut g) = self.queue.lock() {
+            g.closed = true;
+        }
+        self.ready.notify_all();
+    }
+}
+
 impl<T> Drop for AsrPool<T> {
     fn drop(&mut self) {
-        // Closing the queue ends the workers after their current job; they are not joined
+        // Closing the queue ends the workers after what is queued; they are not joined
         // here (a drop must not block the runtime).
-        self.tx.take();
+        if let Ok(mut g) = self.shared.queue.lock() {
+            g.closed = true;
+        }
+        self.shared.ready.notify_all();
     }
 }
 
@@ -279,6 +333,7 @@ mod tests {
         for tag in 0..4u32 {
             pool.submit(Job {
                 tag,
+                owner: u64::from(tag),
                 audio: vec![0; 800],
                 lang: "ru".into(),
                 phrases: vec![],
@@ -326,6 +381,7 @@ mod tests {
         .unwrap();
         let job = |tag| Job {
             tag,
+            owner: u64::from(tag),
             audio: vec![],
             lang: "en".into(),
             phrases: vec![],
@@ -377,6 +433,7 @@ mod tests {
         let (pool, rx) = collecting::<u8>(1, 4, |_| Box::new(UntilCancelled));
         let job = |tag, audio: Vec<i16>| Job {
             tag,
+            owner: u64::from(tag),
             audio,
             lang: "ru".into(),
             phrases: vec![],
@@ -395,5 +452,69 @@ mod tests {
         pool.cancel(&9);
         pool.shutdown();
         assert!(rx.try_recv().is_err());
+    }
+
+    /// Issue 12.4: one noisy call cannot fill the queue. Its newer utterance replaces its
+    /// waiting one; other calls still get a place, and only the newest job of the noisy
+    /// call is decoded.
+    #[test]
+    fn one_owner_holds_one_place_in_the_queue() {
+        let gate = Arc::new(Mutex::new(()));
+        let held = gate.lock().unwrap();
+        let g = gate.clone();
+        struct Blocking(Arc<Mutex<()>>);
+        impl Recognizer for Blocking {
+            fn recognize(
+                &mut self,
+                _a: &[i16],
+                lang: &str,
+                _p: &[String],
+            ) -> Result<Transcript, crate::asr::AsrError> {
+                drop(self.0.lock());
+                ScriptedRecognizer::new([("ok".to_owned(), 0.9)]).recognize(&[], lang, &[])
+            }
+        }
+        let (tx, rx) = channel();
+        let tx = Mutex::new(tx);
+        let pool = AsrPool::start(
+            &PoolOptions {
+                workers: 1,
+                queue: 2,
+                nice: 0,
+            },
+            move |_| Box::new(Blocking(g.clone())),
+            move |d: Done<(u64, u32)>| {
+                let _ = tx.lock().unwrap().send(d.tag);
+            },
+        )
+        .unwrap();
+        let job = |owner, n| Job {
+            tag: (owner, n),
+            owner,
+            audio: vec![],
+            lang: "en".into(),
+            phrases: vec![],
+        };
+        pool.submit(job(1, 0)).unwrap();
+        // Wait until the worker has taken it (and blocks on the gate).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.shared.queue.lock().unwrap().running.is_empty() {
+            assert!(Instant::now() < deadline, "the worker never took the job");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for n in 1..100 {
+            pool.submit(job(1, n))
+                .expect("the noisy call replaces its own waiting job");
+        }
+        assert_eq!(pool.replaced(), 98);
+        pool.submit(job(2, 0))
+            .expect("another call still gets a place");
+        assert_eq!(pool.submit(job(3, 0)).unwrap_err().1, Refused::Full);
+        drop(held);
+        let got: Vec<_> = (0..3)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        assert_eq!(got, [(1, 0), (1, 99), (2, 0)]);
+        pool.shutdown();
     }
 }

@@ -40,6 +40,10 @@ fn duration(n: u64) -> Duration {
     Duration::from_micros(n * 1_000_000 / RATE)
 }
 
+/// How far past a silence threshold the timer wakes the endpointer: one frame, so that
+/// audio that keeps arriving crosses the threshold itself.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(60);
+
 /// Which frame classifier to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -263,8 +267,11 @@ pub struct Endpointer {
     /// Consecutive speech samples (Onset) / speech samples in the utterance.
     speech_run: u64,
     speech_total: u64,
-    /// Samples of silence since the last speech frame.
+    /// Samples of silence since the last speech frame (audio received, or time passed
+    /// with none: see `handle_timeout`).
     silence: u64,
+    /// Samples of silence at the end of `audio` (only what was received).
+    tail_silence: u64,
     started_reported: bool,
     /// A `Pause` was reported for the current silence.
     paused: bool,
@@ -294,6 +301,7 @@ impl Endpointer {
             speech_run: 0,
             speech_total: 0,
             silence: 0,
+            tail_silence: 0,
             started_reported: false,
             paused: false,
             last_speech_at: None,
@@ -319,6 +327,7 @@ impl Endpointer {
         self.speech_run = 0;
         self.speech_total = 0;
         self.silence = 0;
+        self.tail_silence = 0;
         self.started_reported = false;
         self.paused = false;
         self.last_speech_at = None;
@@ -357,6 +366,7 @@ impl Endpointer {
                     self.phase = Phase::Onset;
                     self.speech_run = n;
                     self.silence = 0;
+                    self.tail_silence = 0;
                     self.maybe_onset(now);
                 }
             }
@@ -381,6 +391,7 @@ impl Endpointer {
                     self.paused = false;
                     self.speech_total += n;
                     self.silence = 0;
+                    self.tail_silence = 0;
                     self.last_speech_at = Some(now);
                     if !self.started_reported && self.speech_total >= samples(self.cfg.min_speech) {
                         self.started_reported = true;
@@ -392,6 +403,7 @@ impl Endpointer {
                     }
                 } else {
                     self.silence += n;
+                    self.tail_silence += n;
                     self.after_silence(now);
                 }
             }
@@ -419,6 +431,7 @@ impl Endpointer {
         self.phase = Phase::InSpeech;
         self.speech_total = self.speech_run;
         self.silence = 0;
+        self.tail_silence = 0;
         self.started_reported = false;
         self.paused = false;
         self.last_speech_at = Some(now);
@@ -432,38 +445,62 @@ impl Endpointer {
     /// The utterance's audio with at most 300 ms of its trailing silence (the rest carries
     /// nothing for the recogniser).
     fn trimmed_audio(&self) -> Vec<i16> {
-        let keep_tail = samples(Duration::from_millis(300)).min(self.silence);
-        let len = self.audio.len() - (self.silence - keep_tail) as usize;
+        let tail = self.tail_silence.min(self.audio.len() as u64);
+        let keep_tail = samples(Duration::from_millis(300)).min(tail);
+        let len = self.audio.len() - (tail - keep_tail) as usize;
         self.audio[..len].to_vec()
     }
 
-    fn after_silence(&mut self, now: Instant) {
-        if self.phase == Phase::InSpeech
+    /// Whether the speculative `Pause` is still to come for the current silence.
+    fn pause_due(&self) -> bool {
+        self.phase == Phase::InSpeech
             && !self.paused
             && self.cfg.early < self.cfg.end_silence
-            && self.silence >= samples(self.cfg.early)
             && self.speech_total >= samples(self.cfg.min_speech)
-        {
-            self.paused = true;
-            let speech_end = self.last_speech_at.unwrap_or(now);
-            self.events.push_back(EndpointEvent::Pause {
-                audio: self.trimmed_audio(),
-                speech_end,
-            });
-        }
+    }
+
+    /// The amount of silence at which [`Endpointer::after_silence`] next does something,
+    /// in samples; `None` when silence changes nothing (idle, onset). `poll_timeout` is
+    /// derived from this one function, so a deadline it reports is always one that
+    /// `handle_timeout` acts on (the node-hang of issue 12 was a deadline for a `Pause`
+    /// that `after_silence` would not send: too little speech for one).
+    fn next_threshold(&self) -> Option<u64> {
         match self.phase {
-            Phase::InSpeech if self.silence >= samples(self.cfg.end_silence) => {
-                if self.speech_total >= samples(self.cfg.min_speech) {
-                    self.finish(now, false);
-                } else {
-                    // A click or a cough too short to be an answer.
-                    self.go_idle();
+            Phase::InSpeech if self.pause_due() => Some(samples(self.cfg.early)),
+            Phase::InSpeech => Some(samples(self.cfg.end_silence)),
+            Phase::Trailing => Some(samples(self.cfg.continue_window)),
+            Phase::Idle | Phase::Onset => None,
+        }
+    }
+
+    /// Act on the silence counted so far: every threshold it has passed, in order (a long
+    /// gap in the audio can pass the pause, the end and the continue window at once).
+    fn after_silence(&mut self, now: Instant) {
+        // Each step moves to a later threshold or to idle, so this ends within 3 steps.
+        while let Some(threshold) = self.next_threshold() {
+            if self.silence < threshold {
+                break;
+            }
+            match self.phase {
+                Phase::InSpeech if self.pause_due() => {
+                    self.paused = true;
+                    let speech_end = self.last_speech_at.unwrap_or(now);
+                    self.events.push_back(EndpointEvent::Pause {
+                        audio: self.trimmed_audio(),
+                        speech_end,
+                    });
                 }
+                Phase::InSpeech => {
+                    if self.speech_total >= samples(self.cfg.min_speech) {
+                        self.finish(now, false);
+                    } else {
+                        // A click or a cough too short to be an answer.
+                        self.go_idle();
+                    }
+                }
+                Phase::Trailing => self.go_idle(),
+                Phase::Idle | Phase::Onset => break,
             }
-            Phase::Trailing if self.silence >= samples(self.cfg.continue_window) => {
-                self.go_idle();
-            }
-            _ => {}
         }
     }
 
@@ -487,24 +524,20 @@ impl Endpointer {
         self.speech_run = 0;
         self.speech_total = 0;
         self.silence = 0;
+        self.tail_silence = 0;
         self.started_reported = false;
         self.paused = false;
         self.last_speech_at = None;
     }
 
     /// When the endpointer must be told the time even if no audio arrives (a phone that
-    /// stops sending RTP in silence): the end-of-speech or continue deadline.
+    /// stops sending RTP in silence): the next silence threshold, plus a frame of slack
+    /// (normally the audio itself crosses it). After [`Endpointer::handle_timeout`]`(now)`
+    /// this is `None` or later than `now`.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let last = self.last_speech_at?;
-        match self.phase {
-            // A frame of slack: normally the audio itself ends the utterance.
-            Phase::InSpeech if !self.paused && self.cfg.early < self.cfg.end_silence => {
-                Some(last + self.cfg.early + Duration::from_millis(60))
-            }
-            Phase::InSpeech => Some(last + self.cfg.end_silence + Duration::from_millis(60)),
-            Phase::Trailing => Some(last + self.cfg.continue_window + Duration::from_millis(60)),
-            _ => None,
-        }
+        let threshold = self.next_threshold()?;
+        Some(last + duration(threshold) + TIMEOUT_SLACK)
     }
 
     /// Time passed with no audio: counts as silence up to `now`.
@@ -516,10 +549,8 @@ impl Endpointer {
             return;
         }
         let gap = samples(now.saturating_duration_since(last));
-        if gap > self.silence {
-            self.silence = gap;
-            self.after_silence(now);
-        }
+        self.silence = self.silence.max(gap);
+        self.after_silence(now);
     }
 
     pub fn poll_event(&mut self) -> Option<EndpointEvent> {
@@ -679,6 +710,128 @@ mod tests {
             ep.poll_event(),
             Some(EndpointEvent::Utterance { forced: false, .. })
         ));
+    }
+
+    /// Issue 12: onset reached (60 ms) but less than `min_speech` (120 ms) of speech, then
+    /// the phone goes quiet. The old timer asked for a wake-up for a `Pause` that
+    /// `after_silence` would not send, so the same past deadline came back for ever.
+    #[test]
+    fn too_little_speech_then_no_rtp_gives_a_deadline_that_is_acted_on() {
+        let t0 = Instant::now();
+        let mut ep = Endpointer::new(EndpointConfig::default(), VadKind::Energy);
+        let mut at = 0;
+        feed(&mut ep, t0, &mut at, &vec![0; 4000]);
+        feed(&mut ep, t0, &mut at, &tone(80, 8000.0));
+        assert!(ep.in_speech());
+        let mut wakeups = 0;
+        while let Some(deadline) = ep.poll_timeout() {
+            ep.handle_timeout(deadline);
+            wakeups += 1;
+            assert!(ep.poll_timeout().is_none_or(|t| t > deadline));
+            assert!(wakeups < 4, "the endpointer keeps asking for {deadline:?}");
+        }
+        assert!(!ep.in_speech());
+        assert_eq!(ep.poll_event(), None, "a click is not an utterance");
+    }
+
+    /// A gap longer than every threshold at once: pause, end and continue window are all
+    /// passed in one wake-up.
+    #[test]
+    fn one_long_gap_passes_every_threshold_in_one_wakeup() {
+        let t0 = Instant::now();
+        let mut ep = Endpointer::new(EndpointConfig::default(), VadKind::Energy);
+        let mut at = 0;
+        feed(&mut ep, t0, &mut at, &vec![0; 4000]);
+        feed(&mut ep, t0, &mut at, &tone(400, 8000.0));
+        while ep.poll_event().is_some() {}
+        let late = t0 + Duration::from_millis(at + 10_000);
+        ep.handle_timeout(late);
+        let ev: Vec<_> = std::iter::from_fn(|| ep.poll_event()).collect();
+        assert!(
+            matches!(
+                ev[..],
+                [
+                    EndpointEvent::Pause { .. },
+                    EndpointEvent::Utterance { forced: false, .. }
+                ]
+            ),
+            "{ev:?}"
+        );
+        assert_eq!(ep.poll_timeout(), None);
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A caller's line: (voice ms, silence ms, whether the phone keeps sending RTP
+        /// during the silence) segments, with odd packet sizes.
+        fn pattern() -> impl Strategy<Value = Vec<(u64, u64, bool)>> {
+            proptest::collection::vec((0u64..700, 0u64..2500, any::<bool>()), 1..40)
+        }
+
+        fn config() -> impl Strategy<Value = EndpointConfig> {
+            (
+                60u64..200,
+                100u64..1500,
+                0u64..2000,
+                500u64..12_000,
+                0u64..700,
+            )
+                .prop_map(|(min_speech, end, cont, max, early)| EndpointConfig {
+                    min_speech: Duration::from_millis(min_speech),
+                    end_silence: Duration::from_millis(end),
+                    continue_window: Duration::from_millis(end + cont),
+                    max_speech: Duration::from_millis(max),
+                    early: Duration::from_millis(early),
+                    ..EndpointConfig::default()
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            /// After `handle_timeout(now)` the next deadline is `None` or later than `now`,
+            /// whatever the voice/silence pattern and timing; timers fire in between
+            /// packets the way the engine fires them.
+            #[test]
+            fn a_handled_deadline_never_comes_back(cfg in config(), segs in pattern(), packet in 80usize..241) {
+                let t0 = Instant::now();
+                let mut ep = Endpointer::new(cfg, VadKind::Energy);
+                let mut now = t0;
+                let step = Duration::from_micros(packet as u64 * 125);
+                let fire = |ep: &mut Endpointer, upto: Instant| -> Result<(), TestCaseError> {
+                    let mut n = 0;
+                    while let Some(d) = ep.poll_timeout() {
+                        if d > upto { break; }
+                        ep.handle_timeout(d);
+                        n += 1;
+                        prop_assert!(ep.poll_timeout().is_none_or(|t| t > d), "deadline {d:?} survived its own handling");
+                        prop_assert!(n < 8);
+                    }
+                    while ep.poll_event().is_some() {}
+                    Ok(())
+                };
+                for (voice_ms, silence_ms, sends) in segs {
+                    for chunk in tone(voice_ms, 8000.0).chunks(packet) {
+                        fire(&mut ep, now)?;
+                        ep.handle_audio(now, chunk);
+                        now += step;
+                    }
+                    if sends {
+                        for chunk in vec![0i16; silence_ms as usize * 8].chunks(packet) {
+                            fire(&mut ep, now)?;
+                            ep.handle_audio(now, chunk);
+                            now += step;
+                        }
+                    } else {
+                        now += Duration::from_millis(silence_ms);
+                        fire(&mut ep, now)?;
+                    }
+                }
+                fire(&mut ep, now + Duration::from_secs(60))?;
+                prop_assert_eq!(ep.poll_timeout(), None);
+            }
+        }
     }
 
     #[test]

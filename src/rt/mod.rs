@@ -176,6 +176,11 @@ fn publish_counters(engine: &Engine, ports: &MediaSockets, svc: &Services) {
     if ports.send_errors > errs {
         m.rtp_send_errors.inc_by(ports.send_errors - errs);
     }
+    let v = crate::timers::violations();
+    let seen = m.timer_violations.get();
+    if v > seen {
+        m.timer_violations.inc_by(v - seen);
+    }
     let ua = engine.ua().stats();
     m.sip_counter_to("unparseable_dropped", ua.unparseable_dropped);
     m.sip_counter_to("invalid_rejected", ua.invalid_rejected);
@@ -242,6 +247,15 @@ async fn drive(
                 if ticks.is_multiple_of(50) {
                     over = (0, over.0);
                     publish_counters(&engine, &ports, svc);
+                    if let Some(s) = &speech {
+                        for (result, n) in s.dropped() {
+                            let c = svc.metrics.asr_jobs.get_or_create(&crate::api::metrics::ResultLabel { result: result.to_owned() });
+                            let seen = c.get();
+                            if n as u64 > seen {
+                                c.inc_by(n as u64 - seen);
+                            }
+                        }
+                    }
                 }
                 // The tick comes first (`biased`), so when every wake-up finds it due (a
                 // starved or overloaded box) the other branches would never run: take what

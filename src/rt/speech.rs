@@ -37,6 +37,7 @@ pub struct Speech {
     pub results: mpsc::UnboundedReceiver<SpeechResult>,
     /// Results for jobs refused at once (queue full) go here too.
     tx: mpsc::UnboundedSender<SpeechResult>,
+    refused: std::sync::atomic::AtomicUsize,
 }
 
 /// Whether a scenario needs the recogniser.
@@ -106,7 +107,25 @@ impl Speech {
             },
         )
         .context("starting the recognition threads")?;
-        Ok(Some(Speech { pool, results, tx }))
+        Ok(Some(Speech {
+            pool,
+            results,
+            tx,
+            refused: Default::default(),
+        }))
+    }
+
+    /// Jobs dropped before a result since the start: replaced in the queue by a newer
+    /// utterance of the same call, cancelled, refused (queue full).
+    pub fn dropped(&self) -> [(&'static str, usize); 3] {
+        [
+            ("replaced", self.pool.replaced()),
+            ("cancelled", self.pool.cancelled()),
+            (
+                "refused",
+                self.refused.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ]
     }
 
     /// The call no longer wants recognition `id` (see `asr::pool::AsrPool::cancel`).
@@ -125,15 +144,19 @@ impl Speech {
     ) {
         let job = Job {
             tag: (call, id),
+            owner: call.0,
             audio,
             lang,
             phrases,
         };
-        if self.pool.submit(job).is_err() {
+        if let Err((_, why)) = self.pool.submit(job) {
             tracing::warn!(
                 pending = self.pool.pending(),
+                ?why,
                 "recognition queue full; the utterance counts as unrecognised"
             );
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let _ = self.tx.send(SpeechResult {
                 call,
                 id,

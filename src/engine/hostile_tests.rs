@@ -1,0 +1,435 @@
+//! Issue 12, on a virtual clock: what one hostile caller could do to the whole node.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::media::Codec;
+use crate::media::prompts::{Prompt, PromptCache};
+use crate::sip::message::{Message, parse as parse_message};
+use crate::sip::ua::{TimerValues, UaConfig};
+
+const SPEECH: &str = r#"version: 1
+name: speech
+description: One spoken question.
+languages: [en]
+variables:
+  language: { type: string, default: en }
+start: ask
+nodes:
+  ask:
+    ask:
+      prompt: [hello]
+      input: [dtmf, speech]
+      timeout: 5s
+      barge_in: true
+      intents:
+        confirm: { dtmf: ["1"], phrases: { en: ["yes"] } }
+      noinput: { max: 2 }
+      nomatch: { max: 2 }
+    on:
+      confirm: done
+      noinput: done
+      nomatch: done
+  done:
+    hangup: { outcome: done, play: [hello] }
+"#;
+
+pub(super) struct CountingPorts {
+    next: u16,
+    pub open: std::collections::HashSet<CallHandle>,
+    pub sent: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl MediaPorts for CountingPorts {
+    fn open(&mut self, call: CallHandle) -> std::io::Result<u16> {
+        self.next += 2;
+        self.open.insert(call);
+        Ok(20000 + self.next)
+    }
+    fn close(&mut self, call: CallHandle) {
+        self.open.remove(&call);
+    }
+    fn relay(&mut self, _via: CallHandle, dest: SocketAddr, packet: &[u8]) {
+        self.sent.push((dest, packet.to_vec()));
+    }
+}
+
+pub(super) fn ports() -> CountingPorts {
+    CountingPorts {
+        next: 0,
+        open: Default::default(),
+        sent: Vec::new(),
+    }
+}
+
+pub(super) fn engine_with(t0: Instant, name: &str, yaml: &str) -> Engine {
+    let cfg = EngineConfig {
+        ua: UaConfig {
+            local_addr: "127.0.0.1:5060".parse().unwrap(),
+            advertised: None,
+            user_agent: "test".into(),
+            timers: TimerValues::default(),
+        },
+        media_ip: "127.0.0.1".parse().unwrap(),
+        routes: BTreeMap::new(),
+        max_calls: 10,
+        seed: 7,
+        transfer_route: None,
+    };
+    let scenario = crate::scenario::load_str(&format!("{name}.yaml"), yaml).unwrap();
+    let mut prompts = PromptCache::new();
+    prompts.insert("en", Prompt::from_pcm("hello", vec![0i16; 8000]));
+    Engine::new(
+        cfg,
+        BTreeMap::from([(name.to_owned(), Arc::new(scenario))]),
+        Arc::new(prompts),
+        (t0, SystemTime::UNIX_EPOCH),
+    )
+}
+
+pub(super) const CALLER: &str = "127.0.0.1:5090";
+
+/// An INVITE from [`CALLER`] for `user`, with `extra` headers and an SDP naming `c`.
+pub(super) fn invite(user: &str, call_id: &str, extra: &str, c: &str) -> Vec<u8> {
+    let sdp = format!(
+        "v=0\r\no=caller 1 1 IN IP4 {c}\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\nm=audio 41000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    );
+    format!(
+        "INVITE sip:{user}@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:15551230000@127.0.0.1>;tag=c1\r\nTo: <sip:{user}@127.0.0.1:5060>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{CALLER}>\r\n{extra}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+    .into_bytes()
+}
+
+pub(super) fn options(n: u32) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:ping@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKopt{n}\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=o{n}\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: opt-{n}@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Status codes of the responses the engine sent.
+pub(super) fn statuses(e: &mut Engine) -> Vec<u16> {
+    std::iter::from_fn(|| e.poll_transmit())
+        .filter_map(|t| match parse_message(&t.payload) {
+            Ok(Message::Response(r)) => Some(r.status),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Real speech (the human recordings of the ASR tests) with its silences cut out, so that
+/// any 200 ms of it is voice for the VAD.
+pub(super) fn voice() -> Vec<i16> {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/speech/human/en");
+    let mut out = Vec::new();
+    for n in ["1", "2", "3", "4", "5", "6"] {
+        let pcm = crate::media::prompts::load_file(&dir.join(format!("{n}.wav"))).unwrap();
+        for frame in pcm.chunks(160) {
+            if crate::media::prompts::rms_dbfs(frame) > -30.0 {
+                out.extend_from_slice(frame);
+            }
+        }
+    }
+    assert!(out.len() > 16000, "too little voice in the fixtures");
+    out
+}
+
+pub(super) fn rtp(seq: u16, pcm: &[i16]) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    crate::media::g711::encode(Codec::Pcmu, pcm, &mut p);
+    p
+}
+
+/// The node's driver, by hand: a tick every 20 ms with timers before and after, received
+/// RTP between ticks, and recognition results `decode` after each request.
+struct Driver {
+    e: Engine,
+    ports: CountingPorts,
+    now: Instant,
+    results: Vec<(Instant, CallHandle, u64)>,
+    decode: Duration,
+    recognitions: usize,
+    completed: Vec<CallCompleted>,
+    /// What every recognition returns.
+    text: &'static str,
+}
+
+impl Driver {
+    /// 20 ms of the node's life, as the runtime lives it: the pacing tick at `now`, then
+    /// every deadline the engine asks for and every recognition result at its own instant
+    /// (the runtime's `sleep_until(poll_timeout())` fires between ticks and packets).
+    fn step(&mut self) {
+        let now = self.now;
+        self.e.handle_timeout(now, &mut self.ports);
+        self.e.tick(now, &mut |_, _, _| {});
+        self.e.handle_timeout(now, &mut self.ports);
+        self.effects();
+        let end = now + Duration::from_millis(20);
+        loop {
+            let timer = self.e.poll_timeout().filter(|t| *t < end);
+            let result = self.results.iter().map(|r| r.0).filter(|t| *t < end).min();
+            let Some(at) = [timer, result].into_iter().flatten().min() else {
+                break;
+            };
+            let at = at.max(self.now);
+            self.now = at;
+            self.e.handle_timeout(at, &mut self.ports);
+            self.effects();
+            let due: Vec<_> = self.results.iter().filter(|r| r.0 <= at).copied().collect();
+            self.results.retain(|r| r.0 > at);
+            for (_, call, id) in due {
+                let t = crate::asr::Transcript {
+                    text: self.text.into(),
+                    confidence: if self.text == "yes" { 0.9 } else { 0.2 },
+                    ..Default::default()
+                };
+                self.e
+                    .handle_recognition(at, call, id, Ok(t), &mut self.ports);
+                self.effects();
+            }
+        }
+        self.now = end;
+    }
+
+    fn effects(&mut self) {
+        while let Some(ev) = self.e.poll_event() {
+            if let EngineEvent::Effect {
+                call,
+                effect: crate::call::Effect::Recognize { id, .. },
+                ..
+            } = ev
+            {
+                self.recognitions += 1;
+                self.results.push((self.now + self.decode, call, id));
+            } else if let EngineEvent::CallCompleted(r) = ev {
+                self.completed.push(*r);
+            }
+        }
+    }
+}
+
+/// Issue 12.1: 30 bursts of 200 ms of voice with 180 ms pauses, then nothing (the phone
+/// stops sending), on a question that takes speech. Before the fix the endpointer asked
+/// for a wake-up it did not act on, and the engine's timer loop spun for ever: no SIP was
+/// answered again. Now the call goes on to its no-input handling, OPTIONS are answered,
+/// and no timer broke the rule.
+/// Runs the pattern on one call: `bursts` of `voice_ms` voice and `pause_ms` of silence
+/// (RTP keeps coming), the first burst `lead_ms` shorter, then no RTP at all for a minute.
+/// Returns the driver afterwards.
+fn voice_pattern(
+    bursts: usize,
+    voice_ms: u64,
+    pause_ms: u64,
+    lead_ms: u64,
+    decode: Duration,
+) -> Driver {
+    let t0 = Instant::now();
+    let mut d = Driver {
+        e: engine_with(t0, "speech", SPEECH),
+        ports: ports(),
+        now: t0,
+        results: Vec::new(),
+        decode,
+        recognitions: 0,
+        completed: Vec::new(),
+        text: "mm",
+    };
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    d.e.handle_sip(
+        t0,
+        caller,
+        &invite("speech", "hang-1", "", "127.0.0.1"),
+        &mut d.ports,
+    );
+    let call = std::iter::from_fn(|| d.e.poll_event())
+        .find_map(|ev| match ev {
+            EngineEvent::CallAnswered { call, .. } => Some(call),
+            _ => None,
+        })
+        .expect("answered");
+    assert_eq!(statuses(&mut d.e).last(), Some(&200));
+    // The 1 s prompt plays; then the pattern.
+    for _ in 0..60 {
+        d.step();
+    }
+    let voice = voice();
+    let mut seq = 0u16;
+    let mut at = 0usize;
+    for burst in 0..bursts {
+        let ms = if burst == 0 {
+            voice_ms - lead_ms
+        } else {
+            voice_ms
+        };
+        for _ in 0..ms / 20 {
+            let pkt = rtp(seq, &voice[at..at + 160]);
+            at = (at + 160) % (voice.len() - 160);
+            seq = seq.wrapping_add(1);
+            d.e.handle_rtp(d.now, call, &pkt, &mut d.ports);
+            d.effects();
+            d.step();
+        }
+        for _ in 0..pause_ms / 20 {
+            seq = seq.wrapping_add(1);
+            d.e.handle_rtp(d.now, call, &rtp(seq, &[0i16; 160]), &mut d.ports);
+            d.step();
+        }
+    }
+    assert!(d.recognitions > 0, "the pattern was heard as speech");
+    // Silence with no RTP: every deadline comes and goes.
+    for n in 0..3000u32 {
+        d.step();
+        if n % 100 == 0 {
+            d.e.handle_sip(
+                d.now,
+                "127.0.0.1:5099".parse().unwrap(),
+                &options(n),
+                &mut d.ports,
+            );
+            assert!(
+                statuses(&mut d.e).contains(&200),
+                "OPTIONS unanswered after {n} ticks"
+            );
+        }
+    }
+    d
+}
+
+/// Issue 12.1: 30 bursts of 200 ms of voice with 180 ms pauses, then nothing (the phone
+/// stops sending), on a question that takes speech. The max-speech cut (10 s) lands
+/// inside a burst and leaves onset-but-not-speech (60–120 ms) before the silence; the
+/// endpointer then asked for a wake-up to send a `Pause` it would not send, and the
+/// engine's timer loop spun for ever: no SIP was answered again. Swept over where the cut
+/// lands (the first burst's lead) and how long recognition takes. Now every call goes on
+/// to its end, OPTIONS are answered throughout, and no timer broke the rule.
+#[test]
+fn the_voice_pattern_that_hung_the_node_leaves_it_answering() {
+    let violations = crate::timers::violations();
+    for lead_ms in (0..200).step_by(40) {
+        for decode in [150, 400, 1200, 2500].map(Duration::from_millis) {
+            let d = voice_pattern(30, 200, 180, lead_ms, decode);
+            assert_eq!(
+                d.completed.len(),
+                1,
+                "the call reached its end (lead {lead_ms} ms, {decode:?})"
+            );
+        }
+    }
+    assert_eq!(crate::timers::violations(), violations);
+}
+
+/// An RFC 4733 event packet (PT 101) for `digit`, `end` set on the last of a press.
+fn dtmf_event(seq: u16, digit: u8, end: bool) -> Vec<u8> {
+    let mut p = vec![0x80, 101];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&9_999u32.wrapping_add(u32::from(seq) * 16).to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend_from_slice(&[digit, if end { 0x80 | 10 } else { 10 }, 0x03, 0x20]);
+    p
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the caller does for a while.
+    #[derive(Debug, Clone)]
+    enum Act {
+        /// Voice for this many packets (20 ms each).
+        Voice(u8),
+        /// Silence: packets sent, or the phone sends nothing.
+        Silence { packets: u16, sends: bool },
+        /// A key (RFC 4733).
+        Key(u8),
+    }
+
+    fn act() -> impl Strategy<Value = Act> {
+        prop_oneof![
+            4 => (1u8..40).prop_map(Act::Voice),
+            4 => ((1u16..120), any::<bool>()).prop_map(|(packets, sends)| Act::Silence { packets, sends }),
+            1 => (0u8..12).prop_map(Act::Key),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Random voice, silence, keys, recognition delays and results against a speech
+        /// question on a virtual clock: no handled deadline comes back (`crate::timers`
+        /// panics in debug builds if one does), SIP is answered throughout, and the call
+        /// reaches its end.
+        #[test]
+        fn random_callers_never_break_the_timer_rule(
+            acts in proptest::collection::vec(act(), 1..80),
+            decode_ms in 20u64..2500,
+            says_yes in any::<bool>(),
+            complete_ms in 150u64..1000,
+            max_speech_ms in 600u64..4000,
+        ) {
+            let t0 = Instant::now();
+            let yaml = SPEECH.replace(
+                "barge_in: true",
+                &format!("barge_in: true\n      complete_timeout: {complete_ms}ms\n      max_speech_timeout: {max_speech_ms}ms"),
+            );
+            let mut d = Driver {
+                e: engine_with(t0, "speech", &yaml),
+                ports: ports(),
+                now: t0,
+                results: Vec::new(),
+                decode: Duration::from_millis(decode_ms),
+                recognitions: 0,
+                completed: Vec::new(),
+                text: "mm",
+            };
+            d.text = if says_yes { "yes" } else { "mm" };
+            let caller: SocketAddr = CALLER.parse().unwrap();
+            d.e.handle_sip(t0, caller, &invite("speech", "prop-1", "", "127.0.0.1"), &mut d.ports);
+            let call = std::iter::from_fn(|| d.e.poll_event())
+                .find_map(|ev| match ev {
+                    EngineEvent::CallAnswered { call, .. } => Some(call),
+                    _ => None,
+                })
+                .expect("answered");
+            let voice = voice();
+            let (mut seq, mut at) = (0u16, 0usize);
+            for a in acts {
+                match a {
+                    Act::Voice(n) => for _ in 0..n {
+                        let pkt = rtp(seq, &voice[at..at + 160]);
+                        at = (at + 160) % (voice.len() - 160);
+                        seq = seq.wrapping_add(1);
+                        d.e.handle_rtp(d.now, call, &pkt, &mut d.ports);
+                        d.step();
+                    },
+                    Act::Silence { packets, sends } => for _ in 0..packets {
+                        if sends {
+                            seq = seq.wrapping_add(1);
+                            d.e.handle_rtp(d.now, call, &rtp(seq, &[0i16; 160]), &mut d.ports);
+                        }
+                        d.step();
+                    },
+                    Act::Key(k) => for i in 0..4 {
+                        seq = seq.wrapping_add(1);
+                        d.e.handle_rtp(d.now, call, &dtmf_event(seq, k, i == 3), &mut d.ports);
+                        d.step();
+                    },
+                }
+            }
+            for n in 0..3000u32 {
+                d.step();
+                if n % 500 == 0 {
+                    d.e.handle_sip(d.now, "127.0.0.1:5099".parse().unwrap(), &options(n), &mut d.ports);
+                    prop_assert!(statuses(&mut d.e).contains(&200));
+                }
+            }
+            prop_assert_eq!(d.completed.len(), 1);
+        }
+    }
+}
