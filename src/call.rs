@@ -755,6 +755,7 @@ impl CallCore {
             duration_ms: now.saturating_duration_since(self.started_at).as_millis() as u64,
             hangup_by: by,
             trace: self.trace.clone(),
+            failure: None,
         }
     }
 }

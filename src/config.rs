@@ -28,6 +28,7 @@
 //! routes:                            # dialled number → scenario (file stem)
 //!   "100": order-confirmation
 //! max_calls: 4000
+//! max_call_duration: 30m             # then BYE and call.failed (max_duration)
 //! log: { pii: false }
 //! asr: { model: models/ggml-base-q8_0.bin, workers: 1, threads: 2, queue: 16 }
 //! trunks:                            # outbound calls and transfers (or --trunk sip:U:P@H:P)
@@ -221,6 +222,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub routes: BTreeMap<String, String>,
     pub max_calls: usize,
+    /// Any answered call is ended after this long (`call.failed` reason `max_duration`).
+    pub max_call_duration: String,
     pub log: LogConfig,
     pub asr: AsrConfig,
     pub trunks: Vec<TrunkConfig>,
@@ -595,6 +598,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             routes: BTreeMap::new(),
             max_calls: 4000,
+            max_call_duration: "30m".to_owned(),
             log: LogConfig::default(),
             asr: AsrConfig::default(),
             trunks: Vec::new(),
@@ -614,6 +618,20 @@ fn bundled_dir(name: &str) -> PathBuf {
 }
 
 impl Config {
+    /// `max_call_duration` as a duration (at least 1 s).
+    pub fn max_call_duration(&self) -> Result<std::time::Duration, String> {
+        let d = humantime::parse_duration(self.max_call_duration.trim()).map_err(|e| {
+            format!(
+                "max_call_duration {:?}: {e} (e.g. 30m)",
+                self.max_call_duration
+            )
+        })?;
+        if d < std::time::Duration::from_secs(1) {
+            return Err("max_call_duration must be at least 1s".to_owned());
+        }
+        Ok(d)
+    }
+
     pub fn from_yaml(path_label: &str, text: &str) -> Result<Config, ConfigError> {
         let cfg: Config = serde_saphyr::from_str(text).map_err(|e| {
             let (line, col) = e
@@ -658,6 +676,7 @@ impl Config {
         if self.max_calls == 0 {
             return Err(invalid("max_calls must be at least 1".to_owned()));
         }
+        self.max_call_duration().map_err(invalid)?;
         self.webhook_schedule().map_err(invalid)?;
         self.webhook_secret().map_err(invalid)?;
         if self.webhook.max_in_flight == 0 {

@@ -87,7 +87,13 @@ pub struct EngineConfig {
     pub seed: u64,
     /// Where bridged transfers to targets without an address of their own go.
     pub transfer_route: Option<TransferRoute>,
+    /// Any answered call is ended (BYE, `call.failed` reason `max_duration`) this long
+    /// after it was answered, whatever its scenario is doing.
+    pub max_call_duration: Duration,
 }
+
+/// Default [`EngineConfig::max_call_duration`].
+pub const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(30 * 60);
 
 /// Who called whom for which scenario: the identity of a call in its CRM events.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +171,21 @@ struct LiveCall {
     /// Inbound: our 200 OK was produced but may still be held by the runtime (it leaves
     /// once the store has the call's events), so the first prompt waits for it.
     answer_in_flight: bool,
+    /// The call is ended here, whatever the scenario does (`max_call_duration`).
+    hard_deadline: Instant,
+}
+
+impl LiveCall {
+    /// The next instant the call needs the engine: its core's timers, or its hard end.
+    fn deadline(&self) -> Option<Instant> {
+        if self.completed {
+            return None;
+        }
+        Some(match self.core.poll_timeout() {
+            Some(t) => t.min(self.hard_deadline),
+            None => self.hard_deadline,
+        })
+    }
 }
 
 /// An outbound call placed and not yet answered.
@@ -397,6 +418,9 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant, ports: &mut dyn MediaPorts) {
         self.ua.handle_timeout(now);
         crate::timers::checked("sip", now, self.ua.poll_timeout());
+        // SIP first: a call the UA has given up on (no ACK) stops before its own timers
+        // could start another prompt at this instant.
+        self.process_ua_events(now, ports);
         self.attend(now, ports);
         let mut passes: Vec<(CallHandle, u8)> = Vec::new();
         while let Some(Reverse((at, call))) = self.call_timers.peek().copied() {
@@ -421,11 +445,26 @@ impl Engine {
             if c.scheduled == Some(at) {
                 c.scheduled = None;
             }
-            if c.core.poll_timeout().is_none_or(|t| t > now) {
+            if c.deadline().is_none_or(|t| t > now) {
                 // A stale entry (the call's deadline moved since it was pushed).
                 if c.scheduled.is_none() {
                     self.after_call_activity(now, call, ports);
                 }
+                continue;
+            }
+            if now >= c.hard_deadline {
+                let limit = self.cfg.max_call_duration;
+                tracing::warn!(call_id = %c.sip_call_id, ?limit, "maximum call duration reached; hanging up");
+                self.abort_call(
+                    now,
+                    call,
+                    FailReason::MaxDuration,
+                    format!(
+                        "ended at the maximum call duration ({})",
+                        humantime::format_duration(limit)
+                    ),
+                    ports,
+                );
                 continue;
             }
             let pass = match passes.iter_mut().find(|(c, _)| *c == call) {
@@ -594,7 +633,7 @@ impl Engine {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let next = c.core.poll_timeout();
+        let next = c.deadline();
         if let Some(c) = self.calls.get_mut(&call)
             && next != c.scheduled
         {
@@ -676,6 +715,23 @@ impl Engine {
                 | UaEvent::ReferProgress { .. }
                 | UaEvent::SessionUpdated { .. }
                 | UaEvent::InfoFailed { .. } => {}
+                UaEvent::AckTimedOut { call } => {
+                    if let Some(agent) = self.calls.get_mut(&call).and_then(|c| c.bridge.take()) {
+                        self.caller_gone(now, agent, ports);
+                    }
+                    // The UA's BYE is on its way: media and dialogue stop now, not when
+                    // that BYE's transaction ends 32 s later.
+                    self.finish(
+                        now,
+                        call,
+                        HangupBy::Robot,
+                        Some((
+                            FailReason::NoAck,
+                            "no ACK for our 200 OK within 32 s".to_owned(),
+                        )),
+                        ports,
+                    );
+                }
                 UaEvent::Confirmed { call } => {
                     tracing::debug!(
                         call_id = self.ua.call_id(call).unwrap_or("-"),
@@ -792,7 +848,11 @@ impl Engine {
             self.ua.reject(now, call, 404, "Not Found", &[]);
             return;
         };
-        let neg = match sdp::negotiate(&invite.body) {
+        let neg = match sdp::negotiate(&invite.body).and_then(|n| {
+            sdp::check_rtp_destination(n.remote_rtp.ip())
+                .map(|()| n)
+                .map_err(|why| sdp::SdpError::Unusable(why.to_owned()))
+        }) {
             Ok(n) => n,
             Err(e) => {
                 tracing::info!(%call_id, error = %e, "unusable SDP offer");
@@ -872,6 +932,7 @@ impl Engine {
                 completed: false,
                 scheduled: None,
                 answer_in_flight: true,
+                hard_deadline: now + self.cfg.max_call_duration,
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {
@@ -898,7 +959,11 @@ impl Engine {
             sdp_answer
         };
         let call_id = p.origin.sip_call_id.clone();
-        let neg = match sdp::negotiate(&body) {
+        let neg = match sdp::negotiate(&body).and_then(|n| {
+            sdp::check_rtp_destination(n.remote_rtp.ip())
+                .map(|()| n)
+                .map_err(|why| sdp::SdpError::Unusable(why.to_owned()))
+        }) {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
@@ -947,6 +1012,7 @@ impl Engine {
                 scheduled: None,
                 // The callee's 200 OK is in: media may flow at once.
                 answer_in_flight: false,
+                hard_deadline: now + self.cfg.max_call_duration,
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {
@@ -990,12 +1056,41 @@ impl Engine {
         });
     }
 
+    /// ivrflow ends an answered call itself (its maximum duration): the agent leg of a
+    /// bridge too, BYE, media stops now, and the CRM gets `call.failed` with `reason`.
+    fn abort_call(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        reason: FailReason,
+        detail: String,
+        ports: &mut dyn MediaPorts,
+    ) {
+        if let Some(agent) = self.calls.get_mut(&call).and_then(|c| c.bridge.take()) {
+            self.caller_gone(now, agent, ports);
+        }
+        self.ua.hangup(now, call);
+        self.finish(now, call, HangupBy::Robot, Some((reason, detail)), ports);
+    }
+
     /// Emit the call's record once; the leg may linger until the BYE transaction ends.
     fn complete(
         &mut self,
         now: Instant,
         call: CallHandle,
         by: HangupBy,
+        ports: &mut dyn MediaPorts,
+    ) {
+        self.finish(now, call, by, None, ports);
+    }
+
+    /// [`Engine::complete`], or a failure of an answered call.
+    fn finish(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        by: HangupBy,
+        failure: Option<(FailReason, String)>,
         ports: &mut dyn MediaPorts,
     ) {
         let Some(c) = self.calls.get_mut(&call) else {
@@ -1008,7 +1103,7 @@ impl Engine {
         if by == HangupBy::Caller {
             c.core.handle_hangup(now);
         }
-        let record = c.core.completed_record(
+        let mut record = c.core.completed_record(
             CallInfo {
                 call_id: &c.sip_call_id,
                 scenario: &c.scenario,
@@ -1018,6 +1113,7 @@ impl Engine {
             now,
             by,
         );
+        record.failure = failure;
         tracing::info!(call_id = %record.call_id, outcome = record.outcome.as_deref().unwrap_or("-"), hangup_by = ?by, "call completed");
         self.events
             .push_back(EngineEvent::CallCompleted(Box::new(record)));

@@ -186,6 +186,11 @@ pub enum FailReason {
     /// Never dialled: the number is on the do-not-call list, consent was required and
     /// missing, or the call's time zone or campaign is unknown.
     Blocked,
+    /// Answered, then ended by ivrflow at the maximum call duration (`max_call_duration`).
+    MaxDuration,
+    /// Answered by ivrflow (200 OK), but the caller never confirmed it with ACK: ended
+    /// with BYE after 32 s (RFC 3261 §13.3.1.4).
+    NoAck,
 }
 
 impl FailReason {
@@ -197,6 +202,8 @@ impl FailReason {
             FailReason::Error => "error",
             FailReason::Interrupted => "interrupted",
             FailReason::Blocked => "blocked",
+            FailReason::MaxDuration => "max_duration",
+            FailReason::NoAck => "no_ack",
         }
     }
 }

@@ -36,4 +36,9 @@ pub struct CallCompleted {
     pub hangup_by: HangupBy,
     /// Prompts played, inputs and timings.
     pub trace: Vec<TraceEvent>,
+    /// Set when the call was answered but ivrflow had to end it (no ACK, the maximum call
+    /// duration): the CRM then gets `call.failed` with this reason and detail, and the
+    /// rest of this record (answers, path, trace so far), instead of `call.completed`.
+    #[serde(skip)]
+    pub failure: Option<(events::FailReason, String)>,
 }

@@ -78,6 +78,7 @@ pub(super) fn engine_with(t0: Instant, name: &str, yaml: &str) -> Engine {
         max_calls: 10,
         seed: 7,
         transfer_route: None,
+        max_call_duration: DEFAULT_MAX_CALL_DURATION,
     };
     let scenario = crate::scenario::load_str(&format!("{name}.yaml"), yaml).unwrap();
     let mut prompts = PromptCache::new();
@@ -432,4 +433,192 @@ mod prop {
             prop_assert_eq!(d.completed.len(), 1);
         }
     }
+}
+
+const LOOP: &str = r#"version: 1
+name: loop
+description: Asks for ever.
+languages: [en]
+variables:
+  language: { type: string, default: en }
+start: ask
+nodes:
+  ask:
+    ask:
+      prompt: [hello]
+      input: [dtmf]
+      timeout: 1s
+      intents:
+        confirm: { dtmf: ["1"] }
+      noinput: { max: 100000 }
+    on:
+      confirm: done
+      noinput: done
+      nomatch: done
+  done:
+    hangup: { outcome: done }
+"#;
+
+/// Runs `e` for `secs` of virtual time from `from` in 20 ms ticks; returns the RTP packets
+/// sent (instant, destination) and the engine events.
+fn run(
+    e: &mut Engine,
+    ports: &mut CountingPorts,
+    from: Instant,
+    secs: u64,
+) -> (
+    Vec<Instant>,
+    Vec<EngineEvent>,
+    Vec<(Instant, crate::sip::message::Request)>,
+) {
+    let mut packets = Vec::new();
+    let mut events = Vec::new();
+    let mut requests = Vec::new();
+    let mut now = from;
+    while now < from + Duration::from_secs(secs) {
+        e.handle_timeout(now, ports);
+        e.tick(now, &mut |_, _, _| packets.push(now));
+        e.handle_timeout(now, ports);
+        packets.extend(ports.sent.drain(..).map(|_| now));
+        events.extend(std::iter::from_fn(|| e.poll_event()));
+        while let Some(t) = e.poll_transmit() {
+            if let Ok(Message::Request(r)) = parse_message(&t.payload) {
+                requests.push((now, r));
+            }
+        }
+        now += Duration::from_millis(20);
+    }
+    (packets, events, requests)
+}
+
+fn bye_time(requests: &[(Instant, crate::sip::message::Request)]) -> Instant {
+    requests
+        .iter()
+        .find(|(_, r)| r.method == crate::sip::message::Method::Bye)
+        .map(|(at, _)| *at)
+        .expect("a BYE")
+}
+
+fn failure_of(events: &[EngineEvent]) -> Option<(crate::crm::events::FailReason, Option<String>)> {
+    events.iter().find_map(|ev| match ev {
+        EngineEvent::CallCompleted(r) => {
+            Some((r.failure.as_ref().map(|f| f.0)?, r.outcome.clone()))
+        }
+        _ => None,
+    })
+}
+
+/// Issue 12.3: an INVITE that is never ACKed. At 32 s (64·T1) the robot sends BYE, and
+/// from that instant the call's media and dialogue stop (they used to run to the end of
+/// the scenario); the CRM gets `call.failed` reason `no_ack`.
+#[test]
+fn media_stops_with_the_no_ack_bye() {
+    let t0 = Instant::now();
+    let mut e = engine_with(t0, "loop", LOOP);
+    let mut p = ports();
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    e.handle_sip(
+        t0,
+        caller,
+        &invite("loop", "noack-1", "", "127.0.0.1"),
+        &mut p,
+    );
+    let starts = e.take_deferred_starts();
+    e.start_prompts(t0, &starts, &mut p);
+    let (packets, events, requests) = run(&mut e, &mut p, t0, 60);
+    let bye_at = bye_time(&requests);
+    assert_eq!(bye_at, t0 + Duration::from_secs(32), "64·T1");
+    let last = *packets.last().expect("the prompt played");
+    // The tick of that instant runs after the timer that sent the BYE: nothing from then on.
+    assert!(
+        last < bye_at,
+        "RTP {:?} after the no-ACK BYE",
+        last - bye_at
+    );
+    assert!(
+        packets.len() > 500,
+        "the call was up until then: {}",
+        packets.len()
+    );
+    assert_eq!(
+        failure_of(&events).map(|f| f.0),
+        Some(crate::crm::events::FailReason::NoAck)
+    );
+    assert!(p.open.is_empty(), "the media port is closed");
+}
+
+/// Issue 12.3: an ACKed call whose scenario would never end is ended at the maximum call
+/// duration with BYE and `call.failed` reason `max_duration`.
+#[test]
+fn a_call_ends_at_the_maximum_duration() {
+    let t0 = Instant::now();
+    let mut e = engine_with(t0, "loop", LOOP);
+    e.cfg.max_call_duration = Duration::from_secs(90);
+    let mut p = ports();
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    let inv = invite("loop", "long-1", "", "127.0.0.1");
+    e.handle_sip(t0, caller, &inv, &mut p);
+    let ok = std::iter::from_fn(|| e.poll_transmit())
+        .find_map(|t| match parse_message(&t.payload) {
+            Ok(Message::Response(r)) if r.status == 200 => Some(r),
+            _ => None,
+        })
+        .expect("200 OK");
+    let to = ok.headers.get("To").unwrap().to_owned();
+    let ack = format!(
+        "ACK sip:loop@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKack1\r\nMax-Forwards: 70\r\nFrom: <sip:15551230000@127.0.0.1>;tag=c1\r\nTo: {to}\r\nCall-ID: long-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    e.handle_sip(
+        t0 + Duration::from_millis(10),
+        caller,
+        ack.as_bytes(),
+        &mut p,
+    );
+    let (packets, events, requests) = run(&mut e, &mut p, t0, 120);
+    let bye_at = bye_time(&requests);
+    assert_eq!(bye_at, t0 + Duration::from_secs(90));
+    assert!(*packets.last().unwrap() < bye_at);
+    assert_eq!(
+        failure_of(&events).map(|f| f.0),
+        Some(crate::crm::events::FailReason::MaxDuration)
+    );
+}
+
+/// Issue 12.3: an offer whose connection address would make ivrflow send its RTP to
+/// nobody in particular, or to everybody, is refused with 488.
+#[test]
+fn unusable_connection_addresses_get_488() {
+    let t0 = Instant::now();
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    for (n, c) in [
+        "0.0.0.0",
+        "255.255.255.255",
+        "224.0.0.1",
+        "239.1.2.3",
+        "0.1.2.3",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = engine_with(t0, "loop", LOOP);
+        let mut p = ports();
+        e.handle_sip(
+            t0,
+            caller,
+            &invite("loop", &format!("c-{n}"), "", c),
+            &mut p,
+        );
+        assert!(statuses(&mut e).contains(&488), "c={c}");
+        assert!(p.open.is_empty(), "c={c}: no media port for a refused call");
+        assert_eq!(e.live_calls(), 0);
+    }
+    let mut e = engine_with(t0, "loop", LOOP);
+    let mut p = ports();
+    e.handle_sip(
+        t0,
+        caller,
+        &invite("loop", "c-ok", "", "192.0.2.10"),
+        &mut p,
+    );
+    assert!(statuses(&mut e).contains(&200));
 }

@@ -47,6 +47,7 @@ fn engine(t0: Instant) -> Engine {
         max_calls: 10,
         seed: 7,
         transfer_route: None,
+        max_call_duration: DEFAULT_MAX_CALL_DURATION,
     };
     let scenario = crate::scenario::load_str("hello.yaml", SCENARIO).unwrap();
     let mut prompts = PromptCache::new();

@@ -102,6 +102,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         max_calls: cfg.max_calls,
         seed: rand::make_rng::<rand::rngs::StdRng>().next_u64(),
         transfer_route: outbound.transfer_route(),
+        max_call_duration: cfg.max_call_duration().map_err(anyhow::Error::msg)?,
     };
     let scenarios: BTreeMap<_, _> = scenarios;
     let engine = Engine::new(

@@ -265,12 +265,14 @@ impl Recorder {
 
     fn completed(&mut self, rec: CallCompleted) -> Vec<Record> {
         let at = events::parse_rfc3339(&rec.ended_at).unwrap_or_else(|| unix_ms(SystemTime::now()));
-        self.metrics
-            .calls_completed
-            .get_or_create(&OutcomeLabel {
-                outcome: rec.outcome.clone().unwrap_or_else(|| "none".to_owned()),
-            })
-            .inc();
+        if rec.failure.is_none() {
+            self.metrics
+                .calls_completed
+                .get_or_create(&OutcomeLabel {
+                    outcome: rec.outcome.clone().unwrap_or_else(|| "none".to_owned()),
+                })
+                .inc();
+        }
         let mut out = Vec::new();
         let call_ref = match self.live.remove(&rec.call_id) {
             Some(l) => l.call_ref,
@@ -296,7 +298,29 @@ impl Recorder {
                 call_ref
             }
         };
-        let data = events::completed_data(&rec);
+        let mut data = events::completed_data(&rec);
+        let (kind, state, failure) = match &rec.failure {
+            None => (events::CALL_COMPLETED, CallState::Completed, None),
+            Some((reason, detail)) => {
+                self.metrics
+                    .calls_failed
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.as_str().to_owned(),
+                    })
+                    .inc();
+                if let Value::Object(m) = &mut data {
+                    m.insert("event".to_owned(), Value::from(events::CALL_FAILED));
+                    m.insert("reason".to_owned(), Value::from(reason.as_str()));
+                    m.insert("sip_code".to_owned(), Value::Null);
+                    m.insert("detail".to_owned(), Value::from(detail.as_str()));
+                }
+                (
+                    events::CALL_FAILED,
+                    CallState::Failed,
+                    Some((reason.as_str().to_owned(), None)),
+                )
+            }
+        };
         let mut result = data.clone();
         let trace = match result.as_object_mut() {
             Some(m) => {
@@ -309,13 +333,14 @@ impl Recorder {
             call_id: call_ref,
             at,
             change: CallChange::Update(CallUpdate {
-                state: Some(CallState::Completed),
+                state: Some(state),
                 outcome: rec.outcome.clone(),
                 result: Some(result),
                 trace: Some(trace),
+                failure,
                 ..CallUpdate::default()
             }),
-            event: event(events::CALL_COMPLETED, at, data),
+            event: event(kind, at, data),
         });
         out
     }

@@ -31,6 +31,8 @@ pub enum SdpError {
     NoCommonCodec { offered: Vec<u8> },
     #[error("SDP has no usable connection address (c=)")]
     NoConnection,
+    #[error("SDP refused: {0}")]
+    Unusable(String),
 }
 
 /// Media direction attribute (RFC 3264 §5.1).
@@ -281,6 +283,28 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
     Err(SdpError::NoCommonCodec {
         offered: offered_all,
     })
+}
+
+/// Whether ivrflow may send a call's RTP to `ip` (the connection address of an offer or
+/// answer that starts a call). Refused: the unspecified address (`0.0.0.0`, `::`: the old
+/// RFC 2543 hold, meaningless for a new call), the limited broadcast address and the
+/// "this network" block, and multicast — sending there would make ivrflow a reflector
+/// for whoever wrote the SDP (issue 12.3).
+pub fn check_rtp_destination(ip: IpAddr) -> Result<(), &'static str> {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() || v4.octets()[0] == 0 => {
+            Err("the connection address is unspecified (0.0.0.0)")
+        }
+        IpAddr::V4(v4) if v4.is_broadcast() => Err("the connection address is a broadcast address"),
+        IpAddr::V4(v4) if v4.is_multicast() => Err("the connection address is multicast"),
+        IpAddr::V6(v6) if v6.is_unspecified() => Err("the connection address is unspecified (::)"),
+        IpAddr::V6(v6) if v6.is_multicast() => Err("the connection address is multicast"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => check_rtp_destination(IpAddr::V4(v4)),
+            None => Ok(()),
+        },
+        IpAddr::V4(_) => Ok(()),
+    }
 }
 
 fn parse_connection(value: &str) -> Option<IpAddr> {

@@ -146,6 +146,10 @@ pub enum UaEvent {
     },
     /// The ACK for our 2xx arrived.
     Confirmed { call: CallHandle },
+    /// No ACK came for our 2xx within 64·T1 (RFC 3261 §13.3.1.4): the BYE is on its way
+    /// now. The session is over for media and dialogue at once; [`UaEvent::Ended`]
+    /// follows when the BYE transaction ends.
+    AckTimedOut { call: CallHandle },
     /// An in-dialog INFO (e.g. application/dtmf-relay); already answered 200.
     Info {
         call: CallHandle,
@@ -523,6 +527,7 @@ impl UserAgent {
             tracing::info!(call_id = %leg.call_id, "no ACK for 200 OK; ending the call with BYE");
             leg.bye_reason = EndReason::AckTimeout;
             self.send_bye(now, call);
+            self.events.push_back(UaEvent::AckTimedOut { call });
             return;
         }
         if let Some(at) = leg.ok_retransmit_at
