@@ -37,6 +37,7 @@
 //!     registrar: sip.example.net:5060  # default: the proxy; register: false to skip
 //!     domain: sip.example.net       # host of dialled URIs and of our From (default: proxy)
 //!     username: shop                # digest credentials (or IVRFLOW_TRUNK_PASSWORD)
+//!     realm: sip.example.net        # answer only this realm's challenges (default: any, from the trunk)
 //!     password: …
 //!     caller_id: "+15550100"        # From user (default: username)
 //!     expires: 300s                 # registration; refreshed at 85 %
@@ -250,6 +251,10 @@ pub struct TrunkConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// The trunk's digest realm: challenges naming another realm are not answered
+    /// (default: any realm, but only challenges from the trunk's own address).
+    #[serde(default)]
+    pub realm: Option<String>,
     #[serde(default)]
     pub caller_id: Option<String>,
     #[serde(default)]
@@ -328,6 +333,7 @@ impl TrunkConfig {
             domain: None,
             username,
             password,
+            realm: None,
             caller_id: None,
             display_name: None,
             expires: default_expires(),

@@ -831,10 +831,11 @@ impl Engine {
                 "Service Unavailable",
                 &[("Retry-After", "5".to_owned())],
             );
-            if self.scenarios.contains_key(&scenario_name) {
+            if let Some(scenario) = self.scenarios.get(&scenario_name) {
+                let variables = refused_variables(Some(scenario), invite, &caller, &dialled);
                 self.events.push_back(EngineEvent::CallFailed {
                     call,
-                    origin: origin(invite_variables(invite, &caller, &dialled)),
+                    origin: origin(variables),
                     reason: FailReason::Rejected,
                     sip_code: Some(503),
                     detail: detail.to_owned(),
@@ -847,6 +848,16 @@ impl Engine {
             tracing::info!(%call_id, to = %Pii(&dialled), "no scenario for the dialled number");
             self.ua.reject(now, call, 404, "Not Found", &[]);
             return;
+        };
+        let variables = match sip_variables(&scenario, invite, &caller, &dialled) {
+            Ok(v) => v,
+            Err(why) => {
+                tracing::info!(%call_id, %why, "a header the scenario reads is unusable; refusing the call");
+                let warning = format!("399 ivrflow \"{}\"", why.replace('"', "'"));
+                self.ua
+                    .reject(now, call, 400, "Bad Request", &[("Warning", warning)]);
+                return;
+            }
         };
         let neg = match sdp::negotiate(&invite.body).and_then(|n| {
             sdp::check_rtp_destination(n.remote_rtp.ip())
@@ -866,7 +877,7 @@ impl Engine {
                 );
                 self.events.push_back(EngineEvent::CallFailed {
                     call,
-                    origin: origin(invite_variables(invite, &caller, &dialled)),
+                    origin: origin(variables.clone()),
                     reason: FailReason::Rejected,
                     sip_code: Some(488),
                     detail: format!("unusable SDP offer: {e}"),
@@ -888,7 +899,7 @@ impl Engine {
                 );
                 self.events.push_back(EngineEvent::CallFailed {
                     call,
-                    origin: origin(invite_variables(invite, &caller, &dialled)),
+                    origin: origin(variables.clone()),
                     reason: FailReason::Error,
                     sip_code: Some(503),
                     detail: format!("cannot open an RTP port: {e}"),
@@ -897,7 +908,6 @@ impl Engine {
                 return;
             }
         };
-        let variables = invite_variables(invite, &caller, &dialled);
         self.events.push_back(EngineEvent::CallStarted {
             call,
             origin: origin(variables.clone()),
@@ -1124,26 +1134,64 @@ impl Engine {
     }
 }
 
-/// An inbound call's variables: the `X-…` headers, `caller` and `dialled`.
-fn invite_variables(invite: &Request, caller: &str, dialled: &str) -> BTreeMap<String, String> {
-    let mut variables = variables_from_headers(invite);
-    variables.insert("caller".to_owned(), caller.to_owned());
-    variables.insert("dialled".to_owned(), dialled.to_owned());
-    variables
+/// An inbound call's starting variables: `caller`, `dialled`, and each variable the
+/// scenario lets the caller's INVITE set (`from: sip_header X-Order-Id`), checked against
+/// its declared type and `max_length`. Every other header is ignored: a caller does not
+/// choose where the robot calls or what it tells the CRM (issue 12). `Err` says which
+/// header is wrong and why (the call is refused with 400).
+pub fn sip_variables(
+    scenario: &Scenario,
+    invite: &Request,
+    caller: &str,
+    dialled: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut vars = BTreeMap::new();
+    for var in scenario.variables.values() {
+        let Some(header) = var.sip_header.as_deref() else {
+            continue;
+        };
+        let mut lines = invite.headers.lines(header);
+        let Some(value) = lines.next() else {
+            continue;
+        };
+        if lines.next().is_some() {
+            return Err(format!("{header} appears more than once"));
+        }
+        let value = value.trim();
+        if value.len() > var.max_length {
+            return Err(format!(
+                "{header} is longer than {} characters",
+                var.max_length
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(format!("{header} holds control characters"));
+        }
+        var.ty
+            .check(value)
+            .map_err(|e| format!("{header}: {e} (a {} value)", var.ty.name()))?;
+        vars.insert(var.name.clone(), value.to_owned());
+    }
+    vars.insert("caller".to_owned(), caller.to_owned());
+    vars.insert("dialled".to_owned(), dialled.to_owned());
+    Ok(vars)
 }
 
-/// `X-Order-Id: 1234` → `order_id = "1234"`: custom headers fill scenario variables.
-pub fn variables_from_headers(req: &Request) -> BTreeMap<String, String> {
-    let mut vars = BTreeMap::new();
-    for (name, value) in req.headers.iter() {
-        let lower = name.to_ascii_lowercase();
-        if let Some(rest) = lower.strip_prefix("x-")
-            && !rest.is_empty()
-        {
-            vars.insert(rest.replace('-', "_"), value.trim().to_owned());
-        }
-    }
-    vars
+/// [`sip_variables`] for a call refused before it starts: what can be read, no more.
+fn refused_variables(
+    scenario: Option<&Arc<Scenario>>,
+    invite: &Request,
+    caller: &str,
+    dialled: &str,
+) -> BTreeMap<String, String> {
+    scenario
+        .and_then(|s| sip_variables(s, invite, caller, dialled).ok())
+        .unwrap_or_else(|| {
+            BTreeMap::from([
+                ("caller".to_owned(), caller.to_owned()),
+                ("dialled".to_owned(), dialled.to_owned()),
+            ])
+        })
 }
 
 /// A key from SIP INFO: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).

@@ -66,9 +66,22 @@ fn inbound_menu_bridges_to_an_agent_who_hears_the_announcement_first() {
     require_tool("sipp", "sip-tester");
     let rx = Receiver::start(Mode::Ok);
     let dir = DataDir::new("bridged");
-    let server = serve(&dir, &rx, None);
-
     let agent_port = free_udp_port();
+    // The shop's agent is configured in the scenario file; the caller's X-Sales header
+    // (below) names another address, which must be ignored (issue 12).
+    let scenarios = dir.0.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    for entry in std::fs::read_dir(repo().join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace(
+            "sip:sales@pbx.shop.example",
+            &format!("sip:agent@127.0.0.1:{agent_port}"),
+        );
+        std::fs::write(scenarios.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let server = serve(&dir, &rx, Some(scenarios.to_str().unwrap()));
+
     let agent_rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let agent_rtp_port = agent_rtp.local_addr().unwrap().port();
     let stop = Arc::new(Mutex::new(false));
@@ -106,7 +119,7 @@ fn inbound_menu_bridges_to_an_agent_who_hears_the_announcement_first() {
             &sink.local_addr().unwrap().port().to_string(),
             "-set",
             "agent",
-            &format!("sip:agent@127.0.0.1:{agent_port}"),
+            "sip:evil@127.0.0.1:9",
             "-timeout",
             "60",
             "-timeout_error",
@@ -183,6 +196,11 @@ fn inbound_menu_bridges_to_an_agent_who_hears_the_announcement_first() {
         .json;
     assert_eq!(done["outcome"], "transferred", "{done:#}");
     assert_eq!(done["variables"]["department"], "sales");
+    assert_eq!(
+        done["variables"]["sales"],
+        format!("sip:agent@127.0.0.1:{agent_port}"),
+        "X-Sales set nothing"
+    );
     assert_eq!(done["variables"]["language"], "ru");
 }
 

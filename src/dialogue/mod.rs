@@ -1185,12 +1185,16 @@ impl Dialogue {
                     let mut announcement = Vec::new();
                     self.render(&t.announcement, None, &mut announcement);
                     let tid = self.next_id();
-                    self.actions.push_back(Action::Transfer {
-                        id: tid,
-                        target: t.target.render(&self.result.variables),
-                        mode: t.mode,
-                        announcement,
-                    });
+                    let target = t.target.render(&self.result.variables);
+                    let allowed = scenario.transfer_allow.allows(&target);
+                    if allowed {
+                        self.actions.push_back(Action::Transfer {
+                            id: tid,
+                            target: target.clone(),
+                            mode: t.mode,
+                            announcement,
+                        });
+                    }
                     let deadline = self.arm(now, Timer::Transfer, t.timeout);
                     self.state = State::Waiting {
                         node: id,
@@ -1198,6 +1202,23 @@ impl Dialogue {
                         id: tid,
                         deadline,
                     };
+                    if !allowed {
+                        // Whoever set the variable does not choose where the robot calls
+                        // (issue 12): the node's `failed` route, and nothing is dialled.
+                        tracing::warn!(
+                            scenario = %scenario.name,
+                            node = %scenario.node_name(id),
+                            target = %crate::pii::Pii(&target),
+                            "transfer target is not allowed by the scenario (targets in the file, `allow.transfer`); not dialled"
+                        );
+                        self.on_transfer(
+                            now,
+                            tid,
+                            TransferOutcome::Failed(
+                                "target not allowed by the scenario".to_owned(),
+                            ),
+                        );
+                    }
                 }
                 NodeKind::Call { sub, args, .. } => {
                     let Some(def) = scenario.subdialogs.get(*sub) else {

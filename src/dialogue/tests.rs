@@ -1301,3 +1301,66 @@ fn a_digit_string_can_be_said() {
     assert_eq!((a.input.as_str(), a.value.as_str()), ("speech", "4711"));
     assert_eq!(call.d.result().variables["account"], "4711");
 }
+
+/// Issue 12.2: the transfer target `${operator}` reaches the agent written in the file; a
+/// value from outside the file (an API or CRM variable) that the scenario's allow-list
+/// does not name is not dialled, and the node's `failed` route runs instead.
+#[test]
+fn a_transfer_goes_only_where_the_scenario_allows() {
+    let transfer_of = |actions: &[Action]| {
+        actions.iter().find_map(|a| match a {
+            Action::Transfer { target, .. } => Some(target.clone()),
+            _ => None,
+        })
+    };
+    let press_3 = |vars: &[(&str, &str)]| {
+        let mut call = Call::new(order_confirmation(), vars);
+        let q = to_question(&mut call);
+        call.input(6000, Input::PlaybackDone { id: q });
+        let hold = play(&call.input(7000, Input::Dtmf('3'))).0;
+        (call.input(9000, Input::PlaybackDone { id: hold }), call)
+    };
+    let (actions, _) = press_3(&[]);
+    assert_eq!(
+        transfer_of(&actions).as_deref(),
+        Some("sip:orders@pbx.shop.example")
+    );
+    for evil in [
+        "+447700900123",
+        "sip:+447700900123@203.0.113.9",
+        "sip:orders@pbx.shop.example.evil.example",
+    ] {
+        let (actions, call) = press_3(&[("operator", evil)]);
+        assert_eq!(transfer_of(&actions), None, "{evil}");
+        // `failed` → operator_unavailable: the CRM is asked to call back.
+        assert!(
+            actions.iter().any(
+                |a| matches!(a, Action::Notify { event, .. } if event == "callback.requested")
+            ),
+            "{evil}: {actions:?}"
+        );
+        assert!(
+            call.d
+                .result()
+                .path
+                .contains(&"operator_unavailable".to_owned())
+        );
+    }
+    // The same scenario with an allow-list takes a CRM-chosen agent at the shop's PBX.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/order-confirmation.yaml");
+    let text = std::fs::read_to_string(path).unwrap().replace(
+        "\nstart: greet",
+        "\nallow:\n  transfer: [\"sip:*@pbx.shop.example\"]\n\nstart: greet",
+    );
+    let scenario = Arc::new(load_str("order-confirmation.yaml", &text).unwrap());
+    let mut call = Call::new(scenario, &[("operator", "sip:anna@pbx.shop.example")]);
+    let q = to_question(&mut call);
+    call.input(6000, Input::PlaybackDone { id: q });
+    let hold = play(&call.input(7000, Input::Dtmf('3'))).0;
+    let actions = call.input(9000, Input::PlaybackDone { id: hold });
+    assert_eq!(
+        transfer_of(&actions).as_deref(),
+        Some("sip:anna@pbx.shop.example")
+    );
+}

@@ -622,3 +622,184 @@ fn unusable_connection_addresses_get_488() {
     );
     assert!(statuses(&mut e).contains(&200));
 }
+
+/// The bundled order confirmation, prompts absent (they are skipped), with a trunk as the
+/// transfer route (credentials scoped to it).
+fn order_engine(t0: Instant) -> Engine {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/order-confirmation.yaml");
+    let yaml = std::fs::read_to_string(path).unwrap();
+    let mut e = engine_with(t0, "order-confirmation", &yaml);
+    let trunk: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+    e.cfg.transfer_route = Some(TransferRoute {
+        dest: trunk,
+        domain: "127.0.0.1:5070".into(),
+        from_uri: "sip:shop@127.0.0.1:5070".into(),
+        credentials: Some(crate::sip::ua::TrunkCredentials {
+            username: "shop".into(),
+            password: "secret".into(),
+            peer: trunk,
+            realm: None,
+        }),
+    });
+    e
+}
+
+/// Issue 12.2 from the wire: `X-Operator` (and any other header the scenario does not name)
+/// sets nothing; pressing 3 calls the operator written in the file, through the trunk,
+/// and nothing goes to the caller's address. `X-Order-Id` is read, within its type and
+/// length, or the call is refused with 400.
+#[test]
+fn a_caller_header_cannot_choose_the_transfer_target() {
+    let t0 = Instant::now();
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    let mut e = order_engine(t0);
+    let mut p = ports();
+    let headers =
+        "X-Order-Id: 4711\r\nX-Operator: sip:+447700900123@203.0.113.9\r\nX-Caller: 0000\r\n";
+    e.handle_sip(
+        t0,
+        caller,
+        &invite("order-confirmation", "fraud-1", headers, "127.0.0.1"),
+        &mut p,
+    );
+    let (call, vars) = std::iter::from_fn(|| e.poll_event())
+        .find_map(|ev| match ev {
+            EngineEvent::CallStarted { call, origin, .. } => Some((call, origin.variables)),
+            _ => None,
+        })
+        .expect("started");
+    assert_eq!(vars.get("order_id").map(String::as_str), Some("4711"));
+    assert_eq!(vars.get("operator"), None);
+    assert_eq!(vars["caller"], "15551230000");
+    let mut requests = Vec::new();
+    let mut now = t0;
+    for i in 0..400u32 {
+        e.handle_timeout(now, &mut p);
+        e.tick(now, &mut |_, _, _| {});
+        e.handle_timeout(now, &mut p);
+        if i == 50 {
+            for (n, end) in [(0u16, false), (1, false), (2, true)] {
+                e.handle_rtp(now, call, &dtmf_event(n, 3, end), &mut p);
+            }
+        }
+        while let Some(t) = e.poll_transmit() {
+            if let Ok(Message::Request(r)) = parse_message(&t.payload) {
+                requests.push((t.dest, r));
+            }
+        }
+        while e.poll_event().is_some() {}
+        now += Duration::from_millis(20);
+    }
+    let invites: Vec<_> = requests
+        .iter()
+        .filter(|(_, r)| r.method == crate::sip::message::Method::Invite)
+        .collect();
+    let calls: std::collections::BTreeSet<_> = invites
+        .iter()
+        .map(|(_, r)| r.headers.get("Call-ID"))
+        .collect();
+    assert_eq!(calls.len(), 1, "one agent call (retransmitted)");
+    let (dest, inv) = invites[0];
+    assert_eq!(*dest, "127.0.0.1:5070".parse::<SocketAddr>().unwrap());
+    assert_eq!(inv.uri, "sip:orders@pbx.shop.example");
+    assert!(requests.iter().all(|(d, r)| d.ip()
+        != "203.0.113.9".parse::<std::net::IpAddr>().unwrap()
+        && !r.uri.contains("447700900123")));
+
+    // X-Order-Id that does not fit: 400, no call.
+    for (n, bad) in ["12345678901234567890123", "47a1", "4711\u{7}"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut e = order_engine(t0);
+        let mut p = ports();
+        let headers = format!("X-Order-Id: {bad}\r\n");
+        e.handle_sip(
+            t0,
+            caller,
+            &invite(
+                "order-confirmation",
+                &format!("bad-{n}"),
+                &headers,
+                "127.0.0.1",
+            ),
+            &mut p,
+        );
+        assert_eq!(statuses(&mut e), [100, 400], "{bad:?}");
+        assert!(p.open.is_empty());
+        assert!(
+            std::iter::from_fn(|| e.poll_event()).next().is_none(),
+            "no event for a refused stranger"
+        );
+    }
+}
+
+/// Issue 12.2: a bridged transfer to an address that is not the trunk's proxy carries no
+/// credentials, and the UA would not answer a challenge from there anyway.
+#[test]
+fn an_agent_elsewhere_never_gets_the_trunks_credentials() {
+    let t0 = Instant::now();
+    let yaml = r#"version: 1
+name: xfer
+description: Transfers at once.
+languages: [en]
+variables:
+  language: { type: string, default: en }
+  agent: { type: string, default: "sip:agent@203.0.113.9:5060" }
+start: go
+nodes:
+  go:
+    transfer: { target: "${agent}" }
+    next: bye
+  bye:
+    hangup: { outcome: not_connected }
+"#;
+    let mut e = engine_with(t0, "xfer", yaml);
+    let trunk: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+    e.cfg.transfer_route = Some(TransferRoute {
+        dest: trunk,
+        domain: "127.0.0.1:5070".into(),
+        from_uri: "sip:shop@127.0.0.1:5070".into(),
+        credentials: Some(crate::sip::ua::TrunkCredentials {
+            username: "shop".into(),
+            password: "secret".into(),
+            peer: trunk,
+            realm: None,
+        }),
+    });
+    let mut p = ports();
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    e.handle_sip(t0, caller, &invite("xfer", "x-1", "", "127.0.0.1"), &mut p);
+    let agent: SocketAddr = "203.0.113.9:5060".parse().unwrap();
+    let inv = std::iter::from_fn(|| e.poll_transmit())
+        .filter(|t| t.dest == agent)
+        .find_map(|t| match parse_message(&t.payload) {
+            Ok(Message::Request(r)) => Some(r),
+            _ => None,
+        })
+        .expect("the agent is called (the target is in the file)");
+    let h = |n: &str| inv.headers.get(n).unwrap_or("").to_owned();
+    let challenge = format!(
+        "SIP/2.0 407 Proxy Authentication Required\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=a\r\nCall-ID: {}\r\nCSeq: {}\r\nProxy-Authenticate: Digest realm=\"evil\", nonce=\"n\", qop=\"auth\"\r\nContent-Length: 0\r\n\r\n",
+        h("Via"),
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+        h("CSeq")
+    );
+    e.handle_sip(t0, agent, challenge.as_bytes(), &mut p);
+    let again: Vec<_> = std::iter::from_fn(|| e.poll_transmit())
+        .filter_map(|t| match parse_message(&t.payload) {
+            Ok(Message::Request(r)) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        again
+            .iter()
+            .all(|r| r.headers.get("Proxy-Authorization").is_none()
+                && r.headers.get("Authorization").is_none()),
+        "{again:?}"
+    );
+}

@@ -37,7 +37,8 @@ pub struct TransferRoute {
     /// Host part for targets given as a bare number (`"100"` → `sip:100@domain`).
     pub domain: String,
     pub from_uri: String,
-    pub credentials: Option<(String, String)>,
+    /// The trunk's credentials (scoped to its proxy: see [`TrunkCredentials`]).
+    pub credentials: Option<crate::sip::ua::TrunkCredentials>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +117,12 @@ impl Engine {
                             .as_ref()
                             .map(|r| r.from_uri.clone())
                             .unwrap_or_else(|| format!("sip:ivrflow@{}", self.cfg.media_ip)),
-                        credentials: route.as_ref().and_then(|r| r.credentials.clone()),
+                        // The trunk's credentials go only to the trunk itself: an agent
+                        // anywhere else never gets them (issue 12).
+                        credentials: route
+                            .as_ref()
+                            .and_then(|r| r.credentials.clone())
+                            .filter(|c| c.peer == dest),
                     },
                     (None, Some(r)) => r.clone(),
                     (None, None) => {

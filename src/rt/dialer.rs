@@ -106,6 +106,17 @@ impl Trunk {
         ))
     }
 
+    /// The credentials for INVITEs: usable only with this trunk's proxy (and realm).
+    fn invite_credentials(&self) -> Option<crate::sip::ua::TrunkCredentials> {
+        let (username, password) = self.credentials()?;
+        Some(crate::sip::ua::TrunkCredentials {
+            username,
+            password,
+            peer: self.proxy,
+            realm: self.cfg.realm.clone(),
+        })
+    }
+
     fn caller_id(&self) -> String {
         self.cfg
             .caller_id
@@ -218,7 +229,7 @@ impl Outbound {
             dest: t.proxy,
             domain: t.cfg.domain().to_owned(),
             from_uri: format!("sip:{}@{}", t.caller_id(), t.cfg.domain()),
-            credentials: t.credentials(),
+            credentials: t.invite_credentials(),
         })
     }
 
@@ -422,7 +433,7 @@ impl Outbound {
                 from_display: t.cfg.display_name.clone(),
                 sdp_offer: String::new(),
                 headers: Vec::new(),
-                credentials: t.credentials(),
+                credentials: t.invite_credentials(),
             },
             ring_timeout: t.ring_timeout,
             codecs: t.codecs.clone(),

@@ -319,6 +319,7 @@ pub(crate) fn compile(
         c.zero_time_loops(&nodes);
     }
 
+    let transfer_allow = c.transfer_allow(&raw, &nodes);
     let global_noinput = c.global_noinput.as_ref().map(|(j, _)| j.clone());
     let global_nomatch = c.global_nomatch.as_ref().map(|(j, _)| j.clone());
     match (c.diags.is_empty() && complete, start) {
@@ -335,12 +336,70 @@ pub(crate) fn compile(
             global_nomatch,
             subdialogs,
             amd,
+            transfer_allow,
         }),
         _ => Err(c.diags),
     }
 }
 
+/// Headers that belong to SIP itself: no variable may be set from them.
+const RESERVED_HEADERS: &[&str] = &[
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Max-Forwards",
+    "Route",
+    "Record-Route",
+    "Content-Length",
+    "Content-Type",
+    "Authorization",
+    "Proxy-Authorization",
+    "WWW-Authenticate",
+    "Proxy-Authenticate",
+    "Expires",
+    "Allow",
+    "Supported",
+    "Require",
+];
+
 impl<'a> Compiler<'a> {
+    /// The scenario's transfer allow-list: targets written in the file (rendered with the
+    /// declared defaults), and `allow.transfer` patterns.
+    fn transfer_allow(&mut self, raw: &RawScenario, nodes: &[Node]) -> super::allow::TransferAllow {
+        let defaults: BTreeMap<String, String> = self
+            .variables
+            .iter()
+            .map(|(n, v)| (n.clone(), v.default.clone()))
+            .collect();
+        let mut allow = super::allow::TransferAllow::default();
+        for node in nodes {
+            if let NodeKind::Transfer(t) = &node.kind {
+                let target = t.target.render(&defaults);
+                if !target.trim().is_empty() {
+                    allow.exact.insert(target.trim().to_owned());
+                }
+            }
+        }
+        let patterns = raw.allow.as_ref().and_then(|a| a.value.transfer.as_ref());
+        for p in patterns.map(|p| p.value.as_slice()).unwrap_or_default() {
+            match super::allow::TargetPattern::parse(&p.value) {
+                Ok(pattern) => allow.patterns.push(pattern),
+                Err(e) => {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        pos(p),
+                        format!("allow.transfer: {e}"),
+                    )
+                    .hint("e.g. `\"sip:*@pbx.shop.example\"` or `\"+7495*\"`");
+                }
+            }
+        }
+        allow
+    }
+
     fn error(
         &mut self,
         kind: ErrorKind,
@@ -485,13 +544,75 @@ impl<'a> Compiler<'a> {
             )
             .hint(format!("the default must be a valid `{}` value", ty.name()));
         }
+        let sip_header = decl
+            .from
+            .as_ref()
+            .and_then(|f| self.variable_origin(name, f));
+        let max_length = match &decl.max_length {
+            Some(m) if m.value == 0 || m.value > super::MAX_SIP_VALUE_MAX => {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    pos(m),
+                    format!(
+                        "max_length of `{}` must be between 1 and {}",
+                        name.value,
+                        super::MAX_SIP_VALUE_MAX
+                    ),
+                );
+                super::DEFAULT_SIP_VALUE_MAX
+            }
+            Some(m) => m.value,
+            None => super::DEFAULT_SIP_VALUE_MAX,
+        };
         Some(Variable {
             name: name.value.clone(),
             ty,
             default: default.map(|d| d.value.0.clone()).unwrap_or_default(),
             description: decl.description.clone(),
             pos: Some(pos(name)),
+            sip_header,
+            max_length,
         })
+    }
+
+    /// `from: sip_header NAME` → the header name.
+    fn variable_origin(
+        &mut self,
+        name: &Spanned<String>,
+        from: &Spanned<String>,
+    ) -> Option<String> {
+        let text = from.value.trim();
+        let header = text.strip_prefix("sip_header").map(str::trim);
+        match header {
+            Some(h)
+                if !h.is_empty()
+                    && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(h)) =>
+            {
+                Some(h.to_owned())
+            }
+            Some(h) if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(h)) => {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    pos(from),
+                    format!(
+                        "`{h}` is a header of the SIP protocol itself; it cannot set `{}`",
+                        name.value
+                    ),
+                )
+                .hint("use a header of your own, e.g. `from: sip_header X-Order-Id`");
+                None
+            }
+            _ => {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    pos(from),
+                    format!("`from: {text}` of `{}` is not understood", name.value),
+                )
+                .hint("write `from: sip_header X-Order-Id` (the header of an inbound INVITE that sets it)");
+                None
+            }
+        }
     }
 
     fn declare_variables(&mut self, raw: &RawScenario) {
@@ -546,6 +667,8 @@ impl<'a> Compiler<'a> {
                                     .to_string(),
                             ),
                             pos: None,
+                            sip_header: None,
+                            max_length: super::DEFAULT_SIP_VALUE_MAX,
                         },
                     );
                 }
@@ -560,6 +683,8 @@ impl<'a> Compiler<'a> {
                 default: default_lang,
                 description: Some("prompt language (implicit)".to_string()),
                 pos: None,
+                sip_header: None,
+                max_length: super::DEFAULT_SIP_VALUE_MAX,
             });
     }
 
@@ -582,6 +707,17 @@ impl<'a> Compiler<'a> {
                 )
                 .hint("give the parameter another name; a sub-dialogue sees the scenario's variables anyway");
                 continue;
+            }
+            if let Some(f) = &decl.value.from {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    pos(f),
+                    format!(
+                        "parameter `{}` of `{}` cannot come from SIP",
+                        name.value, sub.value
+                    ),
+                )
+                .hint("only scenario variables can say `from:`; pass the value as an argument");
             }
             if let Some(var) = self.variable(name, &decl.value) {
                 if decl.value.default.is_none() {

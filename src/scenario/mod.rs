@@ -18,6 +18,7 @@
 //! about SIP. The compiled model is plain data so the linter, the graph renderer, the
 //! simulator and the coverage report can all walk it.
 
+pub mod allow;
 mod compile;
 mod duration;
 mod error;
@@ -113,6 +114,8 @@ pub struct Scenario {
     pub subdialogs: Vec<Subdialog>,
     /// `amd:`, when the scenario asks for answering-machine detection.
     pub amd: Option<Amd>,
+    /// Where its `transfer` nodes may send the call (targets in the file, `allow:`).
+    pub transfer_allow: allow::TransferAllow,
 }
 
 /// Name of the variable that holds the answering-machine verdict.
@@ -317,7 +320,17 @@ pub struct Variable {
     pub description: Option<String>,
     /// Where it is declared; `None` for the implicit `language`.
     pub pos: Option<SourcePos>,
+    /// The SIP header of an inbound INVITE that sets it (`from: sip_header X-Order-Id`);
+    /// `None`: no caller can set it.
+    pub sip_header: Option<String>,
+    /// Longest value accepted from a SIP header.
+    pub max_length: usize,
 }
+
+/// Default [`Variable::max_length`].
+pub const DEFAULT_SIP_VALUE_MAX: usize = 64;
+/// Largest `max_length` a variable may declare.
+pub const MAX_SIP_VALUE_MAX: usize = 1024;
 
 /// Index of a sub-dialogue in [`Scenario::subdialogs`].
 pub type SubId = usize;

@@ -89,6 +89,7 @@ pub(crate) struct RawScenario {
     pub variables: Option<Named<RawVariable>>,
     pub global: Option<Spanned<RawGlobal>>,
     pub amd: Option<Spanned<RawAmd>>,
+    pub allow: Option<Spanned<RawAllow>>,
     pub subdialogs: Option<Named<RawSubdialog>>,
     pub start: Spanned<String>,
     pub nodes: Spanned<Named<RawNode>>,
@@ -114,6 +115,17 @@ pub(crate) struct RawVariable {
     pub ty: Option<RawVarType>,
     pub default: Option<Spanned<Scalar>>,
     pub description: Option<String>,
+    /// `sip_header X-Order-Id`: the caller's INVITE may set it (nothing else may).
+    pub from: Option<Spanned<String>>,
+    /// Longest value accepted from outside the file (a SIP header).
+    pub max_length: Option<Spanned<usize>>,
+}
+
+/// `allow:` — where the scenario may send a call, beyond the targets written in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAllow {
+    pub transfer: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `global:` — intents and no-input/no-match handling that apply in every `ask`.

@@ -599,8 +599,8 @@ mod refer;
 mod register;
 mod server;
 
-pub use client::OutboundInvite;
 use client::{ClientKey, ClientTxn};
+pub use client::{OutboundInvite, TrunkCredentials};
 pub use register::{RegId, RegisterParams};
 
 #[cfg(test)]

@@ -73,15 +73,41 @@ pub struct OutboundInvite {
     pub sdp_offer: String,
     /// Extra headers (e.g. `P-Asserted-Identity`, custom `X-` headers).
     pub headers: Vec<(String, String)>,
-    /// Digest credentials (user, password) to answer one 401/407 challenge.
-    pub credentials: Option<(String, String)>,
+    /// Digest credentials to answer one 401/407 challenge — only from the peer (and
+    /// realm) they belong to.
+    pub credentials: Option<TrunkCredentials>,
+}
+
+/// A trunk's digest credentials and where they may be used: a challenge is answered only
+/// when the INVITE went to `peer`, the challenge came from `peer`, and (when set) names
+/// `realm`. A call to any other host never gets them, whatever its target says (issue 12:
+/// a caller-chosen transfer target made ivrflow answer the attacker's own challenge with
+/// the trunk's username and a response computed from its password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrunkCredentials {
+    pub username: String,
+    pub password: String,
+    /// The trunk's address (its proxy): the only peer these answer.
+    pub peer: SocketAddr,
+    /// The trunk's realm, when configured; any realm from `peer` otherwise.
+    pub realm: Option<String>,
+}
+
+impl std::fmt::Debug for TrunkCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkCredentials")
+            .field("username", &self.username)
+            .field("peer", &self.peer)
+            .field("realm", &self.realm)
+            .finish_non_exhaustive()
+    }
 }
 
 /// UAC-only state of a leg.
 #[derive(Debug)]
 pub(super) struct UacState {
     branch: String,
-    credentials: Option<(String, String)>,
+    credentials: Option<TrunkCredentials>,
     auth_attempts: u8,
     cancel_requested: bool,
     provisional_seen: bool,
@@ -219,17 +245,20 @@ impl UserAgent {
             tx.expire_at = Some(at);
             self.schedule(at, TimerRef::Client(key));
         }
-        self.client_final(now, purpose, &request, Some(&resp));
+        self.client_final(now, purpose, &request, Some((&resp, source)));
     }
 
-    /// A transaction's outcome: a final response, or `None` when Timer B/F fired.
+    /// A transaction's outcome: a final response and where it came from, or `None` when
+    /// Timer B/F fired.
     fn client_final(
         &mut self,
         now: Instant,
         purpose: Purpose,
         request: &Request,
-        resp: Option<&Response>,
+        resp: Option<(&Response, SocketAddr)>,
     ) {
+        let source = resp.map(|(_, s)| s);
+        let resp = resp.map(|(r, _)| r);
         match purpose {
             Purpose::Register(id) => self.register_final(now, id, request, resp),
             Purpose::Ping(id) => self.events.push_back(UaEvent::PingResult {
@@ -249,7 +278,7 @@ impl UserAgent {
             Purpose::Cancel(call) => tracing::debug!(%call, "CANCEL transaction completed"),
             Purpose::Invite(call) => match resp {
                 Some(r) if r.status < 300 => self.invite_answered(now, call, r),
-                Some(r) => self.invite_failed(now, call, r),
+                Some(r) => self.invite_failed(now, source.unwrap_or(self.cfg.local_addr), call, r),
                 None => self.end_leg(call, EndReason::Failed(408)),
             },
         }
@@ -354,16 +383,28 @@ impl UserAgent {
         }
     }
 
-    fn invite_failed(&mut self, now: Instant, call: CallHandle, resp: &Response) {
+    fn invite_failed(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        call: CallHandle,
+        resp: &Response,
+    ) {
         let status = resp.status;
-        if matches!(status, 401 | 407) && self.retry_with_credentials(now, call, resp) {
+        if matches!(status, 401 | 407) && self.retry_with_credentials(now, source, call, resp) {
             return;
         }
         self.end_leg(call, EndReason::Failed(status));
     }
 
     /// Answer a 401/407 once (again only when the server says the nonce was stale).
-    fn retry_with_credentials(&mut self, now: Instant, call: CallHandle, resp: &Response) -> bool {
+    fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        call: CallHandle,
+        resp: &Response,
+    ) -> bool {
         let header = if resp.status == 401 {
             "WWW-Authenticate"
         } else {
@@ -382,9 +423,20 @@ impl UserAgent {
         let Some(uac) = leg.uac.as_mut() else {
             return false;
         };
-        let (Some(challenge), Some((user, pass))) = (challenge, uac.credentials.clone()) else {
+        let (Some(challenge), Some(creds)) = (challenge, uac.credentials.clone()) else {
             return false;
         };
+        let realm_ok = creds.realm.as_deref().is_none_or(|r| r == challenge.realm);
+        if leg.peer != creds.peer || source != creds.peer || !realm_ok {
+            tracing::warn!(
+                call_id = %leg.call_id,
+                %source,
+                realm = %challenge.realm,
+                "a challenge from outside the trunk the credentials belong to; not answered"
+            );
+            return false;
+        }
+        let (user, pass) = (creds.username, creds.password);
         if uac.auth_attempts >= 1 && !challenge.stale {
             tracing::warn!(call_id = %leg.call_id, status = resp.status, "credentials refused");
             return false;

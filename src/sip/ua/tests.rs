@@ -348,7 +348,12 @@ pub(super) fn outbound(
             from_display: Some("Shop".into()),
             sdp_offer: "v=0\r\n".into(),
             headers: vec![("X-Order-Id".into(), "7".into())],
-            credentials: creds.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            credentials: creds.map(|(u, p)| crate::sip::ua::TrunkCredentials {
+                username: u.to_owned(),
+                password: p.to_owned(),
+                peer: trunk(),
+                realm: None,
+            }),
         },
     );
     let reqs = drain_requests(ua);
@@ -504,6 +509,76 @@ fn challenge_is_answered_once_with_digest() {
     ua.handle_datagram(t0, trunk(), &reply(inv2, 401, challenge));
     let _ = drain_requests(&mut ua);
     assert_eq!(ended(&mut ua), Some(EndReason::Failed(401)));
+}
+
+/// Issue 12: a trunk's credentials answer only the trunk. An INVITE to another host
+/// (whatever made ivrflow send it there), a challenge from another source, or one naming
+/// another realm than the configured one, is not answered: the call fails with the 401.
+#[test]
+fn credentials_answer_only_their_own_trunk() {
+    let t0 = Instant::now();
+    let challenge = "WWW-Authenticate: Digest realm=\"trunk\", nonce=\"abc\", qop=\"auth\"\r\n";
+    let creds = |peer: SocketAddr, realm: Option<&str>| crate::sip::ua::TrunkCredentials {
+        username: "shop".into(),
+        password: "secret".into(),
+        peer,
+        realm: realm.map(str::to_owned),
+    };
+    let attacker: SocketAddr = "203.0.113.9:5060".parse().unwrap();
+    // (where the INVITE goes, where the 401 comes from, the credentials' scope)
+    let cases = [
+        (attacker, attacker, creds(trunk(), None)),
+        (trunk(), attacker, creds(trunk(), None)),
+        (trunk(), trunk(), creds(trunk(), Some("other-realm"))),
+    ];
+    for (dest, source, c) in cases {
+        let mut ua = ua();
+        let call = ua.invite(
+            t0,
+            OutboundInvite {
+                target: format!("sip:+447700900123@{dest}"),
+                dest,
+                from_uri: "sip:shop@127.0.0.1".into(),
+                from_display: None,
+                sdp_offer: "v=0\r\n".into(),
+                headers: Vec::new(),
+                credentials: Some(c),
+            },
+        );
+        let inv = drain_requests(&mut ua).remove(0);
+        ua.handle_datagram(t0, source, &reply(&inv, 401, challenge));
+        let reqs = drain_requests(&mut ua);
+        assert!(
+            reqs.iter()
+                .all(|r| r.method != Method::Invite && r.headers.get("Authorization").is_none()),
+            "{dest} / {source}: {reqs:?}"
+        );
+        assert_eq!(ended(&mut ua), Some(EndReason::Failed(401)), "{call}");
+    }
+    // The configured realm, from the trunk: answered.
+    let mut ua = ua();
+    let (_call, inv) = outbound(&mut ua, t0, None);
+    drop(inv);
+    let call = ua.invite(
+        t0,
+        OutboundInvite {
+            target: "sip:100@127.0.0.1:5080".into(),
+            dest: trunk(),
+            from_uri: "sip:shop@127.0.0.1".into(),
+            from_display: None,
+            sdp_offer: "v=0\r\n".into(),
+            headers: Vec::new(),
+            credentials: Some(creds(trunk(), Some("trunk"))),
+        },
+    );
+    let inv = drain_requests(&mut ua).remove(0);
+    ua.handle_datagram(t0, trunk(), &reply(&inv, 401, challenge));
+    let reqs = drain_requests(&mut ua);
+    assert!(
+        reqs.iter()
+            .any(|r| r.headers.get("Authorization").is_some()),
+        "{call}: {reqs:?}"
+    );
 }
 
 #[test]
