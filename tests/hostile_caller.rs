@@ -208,3 +208,84 @@ fn multicast_broadcast_or_no_address_in_the_sdp_gets_488() {
         uac.ack("order-confirmation");
     }
 }
+
+/// Issue 12.4 from outside: one caller talks noise without end (a burst of voice every
+/// 380 ms: a new utterance to recognise each time) while another caller answers "yes".
+/// With a recognition queue of 2, the noisy call can hold at most its own places (one
+/// being decoded, one waiting, each newer utterance replacing its waiting one), so the
+/// other caller is understood and the order confirmed.
+#[test]
+fn a_noisy_caller_does_not_starve_another_callers_speech() {
+    let crm = Crm::start();
+    let dir = std::env::temp_dir().join(format!("ivrflow-fair-speech-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("ivrflow.yaml");
+    std::fs::write(&cfg, "asr: { queue: 2 }\n").unwrap();
+    let server = server(&["--config", cfg.to_str().unwrap(), "--webhook-url", &crm.url]);
+
+    let mut noisy = answered_call(&server, "X-Order-Id: 1111\r\n");
+    let mut polite = answered_call(&server, "X-Order-Id: 2222\r\n");
+    assert!(wait_prompt(&noisy.rtp, 2, Duration::from_secs(15)));
+    assert!(wait_prompt(&polite.rtp, 2, Duration::from_secs(15)));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_noise = stop.clone();
+    let noise = std::thread::spawn(move || {
+        let voice = voice();
+        let (mut at, mut n) = (0usize, 0u64);
+        let start = Instant::now();
+        while !stop_noise.load(std::sync::atomic::Ordering::Relaxed) && n < 40 * 19 {
+            let pcm = if n % 19 < 10 {
+                at = (at + 160) % (voice.len() - 160);
+                voice[at..at + 160].to_vec()
+            } else {
+                vec![0i16; 160]
+            };
+            noisy.send_audio(&pcm, None);
+            n += 1;
+            if let Some(d) =
+                (start + Duration::from_millis(20 * n)).checked_duration_since(Instant::now())
+            {
+                std::thread::sleep(d);
+            }
+        }
+        noisy
+    });
+    // Let the noise fill whatever it can, then answer.
+    std::thread::sleep(Duration::from_secs(3));
+    let yes =
+        ivrflow::media::prompts::load_file(&repo().join("tests/fixtures/speech/synth/en/yes.wav"))
+            .expect("fixture");
+    let mut pcm = yes.clone();
+    pcm.extend(std::iter::repeat_n(0i16, 16000));
+    let start = Instant::now();
+    for (i, chunk) in pcm.chunks(160).enumerate() {
+        let mut frame = chunk.to_vec();
+        frame.resize(160, 0);
+        polite.send_audio(&frame, None);
+        if let Some(d) = (start + Duration::from_millis(20 * (i as u64 + 1)))
+            .checked_duration_since(Instant::now())
+        {
+            std::thread::sleep(d);
+        }
+    }
+    let done = crm.wait_for_event("call.completed", 1, Duration::from_secs(15));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut noisy = noise.join().unwrap();
+    noisy.bye("order-confirmation");
+    let polite_done = done
+        .iter()
+        .find(|e| e["variables"]["order_id"] == "2222")
+        .unwrap_or_else(|| {
+            panic!(
+                "the polite caller's call did not complete: {done:?}\n{}",
+                server.log_text()
+            )
+        });
+    assert_eq!(polite_done["outcome"], "confirmed", "{polite_done:#}");
+    assert_eq!(polite_done["answers"]["confirm"]["input"], "speech");
+    let log = server.log_text();
+    assert!(
+        !log.contains("recognition queue full"),
+        "the noisy call filled the queue:\n{log}"
+    );
+}
