@@ -7,22 +7,30 @@
 //! accepted and answered, [`EngineEvent::CallFailed`] when a call that named a scenario is
 //! refused (503 at capacity, 488, no RTP port). A 404 (no scenario) emits nothing.
 //!
-//! The runtime (`rt`) feeds it datagrams and timeouts, and calls [`Engine::tick`] on one
-//! 20 ms pacing grid for all calls; the engine hands back SIP datagrams to send, RTP packets
-//! (through a callback, so no packet is allocated) and events. Media ports are opened and
-//! closed through the [`MediaPorts`] trait, which the runtime implements with real sockets
-//! and tests with a counter.
+//! Its owner (the node, `crate::node`) feeds it datagrams, timeouts and the results of what
+//! it asked for, and calls [`Engine::tick`] on one 20 ms pacing grid for all calls. Everything
+//! the engine wants done leaves through one ordered queue, [`Engine::poll_output`]: SIP
+//! datagrams, RTP packets (built in one reused arena, [`Engine::rtp_payload`]), requests to
+//! open or close a call's media port, and events. Order is kept: a call's BYE never
+//! overtakes the call's last packets, nor its events their SIP.
 //!
-//! Outbound calls: [`Engine::place_call`] opens the media port, sends the INVITE with an
+//! A media port is opened in two steps: [`EngineOutput::OpenMedia`] asks, and the answer
+//! comes back as [`Engine::handle_media_opened`] (with the port, which goes into SDP) or
+//! [`Engine::handle_media_failed`]. An inbound call is answered, and an outbound INVITE
+//! sent, only then.
+//!
+//! Outbound calls: [`Engine::place_call`] asks for the media port, sends the INVITE with an
 //! SDP offer through the trunk, and keeps the leg pending until it is answered (the
 //! scenario starts on the 2xx, like an inbound call after our 200 OK), fails (the SIP
 //! status becomes a [`Disposition`]), or rings past its ring timeout (CANCEL; no answer).
 //!
-//! What it does not do: sockets, clocks, HTTP, threads, or decide when to dial (the
-//! [`crate::dialer`] does).
+//! What it does not do: sockets, clocks, HTTP, threads, persistence, or decide when to
+//! dial (the node and [`crate::dialer`] do).
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 mod transfer;
@@ -52,26 +60,35 @@ use crate::sip::ua::{
     CallHandle, EndReason, OutboundInvite, Transmit, UaConfig, UaEvent, UserAgent,
 };
 
+/// Room for one RTP packet in the output arena.
+const MAX_RTP: usize = 1500;
+
 /// How often one call may be handled in one [`Engine::handle_timeout`].
 const MAX_PASSES: u8 = 2;
 
-/// Opens and closes the local RTP endpoint of a call.
-pub trait MediaPorts {
-    /// Bind a local RTP port for `call`; returns the port.
-    fn open(&mut self, call: CallHandle) -> std::io::Result<u16>;
-    fn close(&mut self, call: CallHandle);
-    /// Send `packet` to `dest` from `via`'s port at once: media relayed between the legs
-    /// of a bridged transfer (symmetric RTP), or a prompt's first packet sent between
-    /// pacing ticks.
-    fn relay(&mut self, via: CallHandle, dest: SocketAddr, packet: &[u8]) {
-        let _ = (via, dest, packet);
-    }
-    /// Whether the media side can take one more call without hurting the calls it has
-    /// (the runtime answers from its pacing tick's lateness); `false` refuses new
-    /// INVITEs with 503 and Retry-After, like `max_calls`.
-    fn admit_call(&self) -> bool {
-        true
-    }
+/// What the engine wants done, in the order it happened. RTP payloads live in the
+/// engine's arena: read them with [`Engine::rtp_payload`] before the next input.
+#[derive(Debug)]
+pub enum EngineOutput {
+    /// A SIP datagram.
+    Sip(Transmit),
+    /// One RTP packet for `dest`, sent from `call`'s media port.
+    Rtp {
+        call: CallHandle,
+        dest: SocketAddr,
+        off: u32,
+        len: u32,
+    },
+    /// Bind a local RTP port for `call`; answer with [`Engine::handle_media_opened`] or
+    /// [`Engine::handle_media_failed`].
+    OpenMedia {
+        call: CallHandle,
+    },
+    /// `call`'s media port is not needed any more.
+    CloseMedia {
+        call: CallHandle,
+    },
+    Event(EngineEvent),
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +156,11 @@ pub enum EngineEvent {
         detail: String,
         at: SystemTime,
     },
-    CallCompleted(Box<CallCompleted>),
+    /// An answered call ended (or was ended by ivrflow: `record.failure`).
+    CallCompleted {
+        call: CallHandle,
+        record: Box<CallCompleted>,
+    },
     /// A trunk's registration or keep-alive changed (`Registered`, `RegistrationFailed`,
     /// `Unregistered`, `PingResult`), for the runtime's trunk status.
     Trunk(UaEvent),
@@ -243,16 +264,40 @@ pub struct Engine {
     agents: HashMap<CallHandle, transfer::AgentLeg>,
     /// Blind transfers waiting for their REFER's outcome: call → transfer id.
     refers: HashMap<CallHandle, u64>,
+    /// Calls whose media port was asked for and not yet given.
+    awaiting_media: HashMap<CallHandle, MediaWait>,
     /// Per-call wake-ups (dialogue timers); stale entries are harmless.
     call_timers: BinaryHeap<Reverse<(Instant, CallHandle)>>,
-    events: VecDeque<EngineEvent>,
+    /// Everything for the owner, in order (see [`EngineOutput`]).
+    outputs: VecDeque<EngineOutput>,
+    /// RTP payloads of the queued [`EngineOutput::Rtp`]s.
+    arena: Vec<u8>,
     /// Maps the monotonic `now` to wall-clock time for CRM timestamps.
     anchor: (Instant, SystemTime),
     packet_buf: Vec<u8>,
-    /// See [`Engine::take_deferred_starts`].
-    deferred_starts: Vec<CallHandle>,
     /// Calls the last tick touched, to re-examine (timers, hang-up) outside the tick.
     attention: Vec<CallHandle>,
+    /// Set by the owner when the media side cannot take another call (the pacing tick
+    /// falls behind): new INVITEs get 503 + Retry-After, like `max_calls`.
+    media_overloaded: bool,
+    /// Set by the owner while the store cannot commit (see [`Engine::set_store_failing`]).
+    store_failing: bool,
+}
+
+/// A call set up to the point where it needs its media port.
+enum MediaWait {
+    /// An inbound INVITE, accepted: answered once the port is open.
+    Inbound(Box<InboundSetup>),
+    /// An outbound call: its INVITE (with the port in its offer) goes out once open.
+    Outbound(Box<(OutboundCall, Arc<Scenario>)>),
+    /// The agent leg of a bridged transfer.
+    Agent(Box<transfer::AgentSetup>),
+}
+
+struct InboundSetup {
+    scenario: Arc<Scenario>,
+    neg: sdp::Negotiated,
+    origin: Box<CallOrigin>,
 }
 
 impl Engine {
@@ -274,22 +319,102 @@ impl Engine {
             pending: HashMap::new(),
             agents: HashMap::new(),
             refers: HashMap::new(),
+            awaiting_media: HashMap::new(),
             call_timers: BinaryHeap::new(),
-            events: VecDeque::new(),
+            outputs: VecDeque::new(),
+            arena: Vec::new(),
             anchor,
             packet_buf: vec![0u8; 1500],
-            deferred_starts: Vec::new(),
             attention: Vec::new(),
+            media_overloaded: false,
+            store_failing: false,
         }
+    }
+
+    // ───────────────────────────── output ─────────────────────────────
+
+    /// The next thing to do, in order; `None` when there is nothing.
+    pub fn poll_output(&mut self) -> Option<EngineOutput> {
+        self.flush_ua();
+        self.outputs.pop_front()
+    }
+
+    /// The bytes of an [`EngineOutput::Rtp`] just polled.
+    pub fn rtp_payload(&self, off: u32, len: u32) -> &[u8] {
+        &self.arena[off as usize..(off + len) as usize]
+    }
+
+    /// Moves the UA's datagrams into the output queue, so that they keep their place
+    /// relative to what the engine queues next.
+    fn flush_ua(&mut self) {
+        while let Some(t) = self.ua.poll_transmit() {
+            self.outputs.push_back(EngineOutput::Sip(t));
+        }
+    }
+
+    /// An event goes ahead of the SIP datagrams the UA has produced in the same step
+    /// and not yet handed over (a `call.completed` before its BYE, a `call.failed`
+    /// before its 503): the owner stores the event before that SIP leaves.
+    fn emit(&mut self, ev: EngineEvent) {
+        self.outputs.push_back(EngineOutput::Event(ev));
+    }
+
+    fn push_rtp(&mut self, call: CallHandle, dest: SocketAddr, packet: &[u8]) {
+        self.flush_ua();
+        if self.outputs.is_empty() {
+            self.arena.clear();
+        }
+        let off = self.arena.len() as u32;
+        self.arena.extend_from_slice(packet);
+        self.outputs.push_back(EngineOutput::Rtp {
+            call,
+            dest,
+            off,
+            len: packet.len() as u32,
+        });
+    }
+
+    fn open_media(&mut self, call: CallHandle) {
+        self.flush_ua();
+        self.outputs.push_back(EngineOutput::OpenMedia { call });
+    }
+
+    fn close_media(&mut self, call: CallHandle) {
+        self.flush_ua();
+        self.outputs.push_back(EngineOutput::CloseMedia { call });
+    }
+
+    /// Whether new calls are refused because the media side is behind (see
+    /// [`EngineOutput`]'s owner); calls already up are not touched.
+    pub fn set_media_overloaded(&mut self, overloaded: bool) {
+        self.media_overloaded = overloaded;
+    }
+
+    /// Whether the store cannot commit: new INVITEs get 503 with Retry-After and no event
+    /// (none could be stored), OPTIONS 503 (a load balancer moves away); calls up go on.
+    pub fn set_store_failing(&mut self, failing: bool) {
+        self.store_failing = failing;
+        self.ua.set_unavailable(failing);
+    }
+
+    /// Whether any call or agent leg may have media to pace.
+    pub fn has_media(&self) -> bool {
+        !self.calls.is_empty() || !self.agents.is_empty()
     }
 
     fn wall(&self, now: Instant) -> SystemTime {
         self.anchor.1 + now.saturating_duration_since(self.anchor.0)
     }
 
-    /// Calls answered and up, plus outbound calls ringing.
+    /// Calls answered and up, plus outbound calls ringing or being set up.
     pub fn live_calls(&self) -> usize {
-        self.calls.len() + self.pending.len()
+        self.calls.len()
+            + self.pending.len()
+            + self
+                .awaiting_media
+                .values()
+                .filter(|w| !matches!(w, MediaWait::Agent(_)))
+                .count()
     }
 
     /// `ua` as mutable, for the runtime's trunk commands (REGISTER, OPTIONS keep-alive).
@@ -297,14 +422,14 @@ impl Engine {
         &mut self.ua
     }
 
-    /// Place an outbound call: open its media port, send the INVITE with our SDP offer.
-    /// [`EngineEvent::CallStarted`] follows at once; then [`EngineEvent::CallAnswered`] and
-    /// the scenario, or [`EngineEvent::CallFailed`] with the SIP status and disposition.
+    /// Place an outbound call: ask for its media port; once it is open
+    /// ([`Engine::handle_media_opened`]) the INVITE goes out with our SDP offer, and
+    /// [`EngineEvent::CallStarted`] with it. Then [`EngineEvent::CallAnswered`] and the
+    /// scenario, or [`EngineEvent::CallFailed`] with the SIP status and disposition.
     pub fn place_call(
         &mut self,
-        now: Instant,
+        _now: Instant,
         out: OutboundCall,
-        ports: &mut dyn MediaPorts,
     ) -> Result<CallHandle, PlaceError> {
         if self.live_calls() >= self.cfg.max_calls {
             return Err(PlaceError::AtCapacity(self.live_calls()));
@@ -314,15 +439,26 @@ impl Engine {
             .get(&out.scenario)
             .cloned()
             .ok_or_else(|| PlaceError::UnknownScenario(out.scenario.clone()))?;
-        let handle = self.ua.next_call_handle();
-        let port = ports
-            .open(handle)
-            .map_err(|e| PlaceError::NoMediaPort(e.to_string()))?;
+        let call = self.ua.reserve_call();
+        self.awaiting_media
+            .insert(call, MediaWait::Outbound(Box::new((out, scenario))));
+        self.open_media(call);
+        Ok(call)
+    }
+
+    /// The INVITE of an outbound call whose media port is open.
+    fn send_outbound(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        out: OutboundCall,
+        scenario: Arc<Scenario>,
+        port: u16,
+    ) {
         let local = self.local_media(port);
         let mut invite = out.invite;
         invite.sdp_offer = sdp::offer_codecs(&local, &out.codecs);
-        let call = self.ua.invite(now, invite);
-        debug_assert_eq!(call, handle);
+        self.ua.invite_as(now, call, invite);
         let sip_call_id = self.ua.call_id(call).unwrap_or("").to_owned();
         let mut variables = out.variables;
         variables
@@ -341,10 +477,11 @@ impl Engine {
             variables,
         });
         tracing::info!(call_id = %sip_call_id, to = %Pii(&origin.to), scenario = %origin.scenario, "placing outbound call");
-        self.events.push_back(EngineEvent::CallStarted {
+        let at = self.wall(now);
+        self.emit(EngineEvent::CallStarted {
             call,
             origin: origin.clone(),
-            at: self.wall(now),
+            at,
         });
         let ring_deadline = now + out.ring_timeout;
         self.call_timers.push(Reverse((ring_deadline, call)));
@@ -359,19 +496,124 @@ impl Engine {
                 early_sdp: None,
             },
         );
-        Ok(call)
+    }
+
+    /// The media port asked for by [`EngineOutput::OpenMedia`] is open on `port`: answer
+    /// the inbound call, send the outbound INVITE, or call the agent.
+    pub fn handle_media_opened(&mut self, now: Instant, call: CallHandle, port: u16) {
+        match self.awaiting_media.remove(&call) {
+            Some(MediaWait::Inbound(setup)) => self.answer_inbound(now, call, *setup, port),
+            Some(MediaWait::Outbound(b)) => {
+                let (out, scenario) = *b;
+                self.send_outbound(now, call, out, scenario, port);
+            }
+            Some(MediaWait::Agent(setup)) => self.call_agent(now, call, *setup, port),
+            // The call ended meanwhile (a CANCEL): the port is not wanted.
+            None => self.close_media(call),
+        }
+        self.flush_ua();
+    }
+
+    /// No media port could be opened for `call`: refuse it (inbound: 503), fail it
+    /// (outbound), or fail the transfer.
+    pub fn handle_media_failed(&mut self, now: Instant, call: CallHandle, error: &str) {
+        let at = self.wall(now);
+        match self.awaiting_media.remove(&call) {
+            Some(MediaWait::Inbound(setup)) => {
+                tracing::error!(call_id = %setup.origin.sip_call_id, %error, "cannot open an RTP port");
+                self.ua.reject(
+                    now,
+                    call,
+                    503,
+                    "Service Unavailable",
+                    &[("Retry-After", "5".to_owned())],
+                );
+                self.emit(EngineEvent::CallFailed {
+                    call,
+                    origin: setup.origin,
+                    reason: FailReason::Error,
+                    sip_code: Some(503),
+                    detail: format!("cannot open an RTP port: {error}"),
+                    at,
+                });
+            }
+            Some(MediaWait::Outbound(b)) => {
+                let (out, _) = *b;
+                tracing::warn!(call_ref = %out.call_ref, %error, "cannot open an RTP port for an outbound call");
+                let mut variables = out.variables;
+                variables
+                    .entry("dialled".to_owned())
+                    .or_insert_with(|| out.to.clone());
+                variables
+                    .entry("caller".to_owned())
+                    .or_insert_with(|| out.from.clone());
+                self.emit(EngineEvent::CallFailed {
+                    call,
+                    origin: Box::new(CallOrigin {
+                        sip_call_id: String::new(),
+                        call_ref: Some(out.call_ref),
+                        scenario: out.scenario,
+                        direction: "outbound",
+                        from: out.from,
+                        to: out.to,
+                        variables,
+                    }),
+                    reason: FailReason::Error,
+                    sip_code: None,
+                    detail: format!("cannot open an RTP port: {error}"),
+                    at,
+                });
+            }
+            Some(MediaWait::Agent(setup)) => {
+                let (caller, id) = (setup.caller, setup.transfer_id);
+                if let Some(c) = self.calls.get_mut(&caller) {
+                    c.bridge = None;
+                }
+                self.transfer_result(
+                    now,
+                    caller,
+                    id,
+                    crate::dialogue::TransferOutcome::Failed(format!(
+                        "no RTP port for the agent leg: {error}"
+                    )),
+                );
+                self.attend(now);
+            }
+            None => {}
+        }
+        self.flush_ua();
     }
 
     pub fn ua(&self) -> &UserAgent {
         &self.ua
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.ua.poll_transmit()
+    /// Tests: the first SIP datagram in the output queue, taken out of it.
+    #[cfg(test)]
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.flush_ua();
+        let i = self
+            .outputs
+            .iter()
+            .position(|o| matches!(o, EngineOutput::Sip(_)))?;
+        match self.outputs.remove(i) {
+            Some(EngineOutput::Sip(t)) => Some(t),
+            _ => None,
+        }
     }
 
-    pub fn poll_event(&mut self) -> Option<EngineEvent> {
-        self.events.pop_front()
+    /// Tests: the first event in the output queue, taken out of it.
+    #[cfg(test)]
+    pub(crate) fn poll_event(&mut self) -> Option<EngineEvent> {
+        self.flush_ua();
+        let i = self
+            .outputs
+            .iter()
+            .position(|o| matches!(o, EngineOutput::Event(_)))?;
+        match self.outputs.remove(i) {
+            Some(EngineOutput::Event(e)) => Some(e),
+            _ => None,
+        }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -383,45 +625,33 @@ impl Engine {
     }
 
     /// One SIP datagram from the network.
-    pub fn handle_sip(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        datagram: &[u8],
-        ports: &mut dyn MediaPorts,
-    ) {
+    pub fn handle_sip(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
         self.ua.handle_datagram(now, source, datagram);
-        self.process_ua_events(now, ports);
+        self.process_ua_events(now);
     }
 
     /// One RTP datagram that arrived on `call`'s media port.
-    pub fn handle_rtp(
-        &mut self,
-        now: Instant,
-        call: CallHandle,
-        packet: &[u8],
-        ports: &mut dyn MediaPorts,
-    ) {
-        if self.relay_rtp(now, call, packet, ports) {
+    pub fn handle_rtp(&mut self, now: Instant, call: CallHandle, packet: &[u8]) {
+        if self.relay_rtp(now, call, packet) {
             return;
         }
         if let Some(c) = self.calls.get_mut(&call) {
             c.core.handle_rtp(now, packet);
         }
-        self.after_call_activity(now, call, ports);
+        self.after_call_activity(now, call);
     }
 
     /// Everything due at `now`. Each call is handled at most [`MAX_PASSES`] times per
     /// call of this function (its own timer, then once more if what that set off is due
     /// at once); a call whose deadline still comes back is deferred by a tick and counted
     /// (`crate::timers`), so one call can never make the node spin.
-    pub fn handle_timeout(&mut self, now: Instant, ports: &mut dyn MediaPorts) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         self.ua.handle_timeout(now);
         crate::timers::checked("sip", now, self.ua.poll_timeout());
         // SIP first: a call the UA has given up on (no ACK) stops before its own timers
         // could start another prompt at this instant.
-        self.process_ua_events(now, ports);
-        self.attend(now, ports);
+        self.process_ua_events(now);
+        self.attend(now);
         let mut passes: Vec<(CallHandle, u8)> = Vec::new();
         while let Some(Reverse((at, call))) = self.call_timers.peek().copied() {
             if at > now {
@@ -448,7 +678,7 @@ impl Engine {
             if c.deadline().is_none_or(|t| t > now) {
                 // A stale entry (the call's deadline moved since it was pushed).
                 if c.scheduled.is_none() {
-                    self.after_call_activity(now, call, ports);
+                    self.after_call_activity(now, call);
                 }
                 continue;
             }
@@ -463,7 +693,6 @@ impl Engine {
                         "ended at the maximum call duration ({})",
                         humantime::format_duration(limit)
                     ),
-                    ports,
                 );
                 continue;
             }
@@ -487,46 +716,60 @@ impl Engine {
                 continue;
             }
             c.core.handle_timeout(now);
-            self.after_call_activity(now, call, ports);
+            self.after_call_activity(now, call);
         }
-        self.process_ua_events(now, ports);
+        self.process_ua_events(now);
     }
 
-    /// The pacing tick: every call with audio due writes one packet, handed to `send`.
-    /// Calls that want to end are handled by the next [`Engine::handle_timeout`], which the
-    /// runtime calls right after the tick.
-    pub fn tick(&mut self, now: Instant, send: &mut dyn FnMut(CallHandle, SocketAddr, &[u8])) {
-        let mut buf = std::mem::take(&mut self.packet_buf);
-        for (&call, c) in self.calls.iter_mut() {
-            if c.completed {
+    /// The pacing tick: every call with audio due writes one packet, in place, into the
+    /// output arena ([`EngineOutput::Rtp`]). Calls that want to end are handled by the next
+    /// [`Engine::handle_timeout`], which the owner calls right after the tick. An inbound
+    /// call whose 200 OK has not left yet ([`Engine::release_answer`]) sends nothing.
+    pub fn tick(&mut self, now: Instant) {
+        self.flush_ua();
+        if self.outputs.is_empty() {
+            self.arena.clear();
+        }
+        let (calls, arena, outputs, attention) = (
+            &mut self.calls,
+            &mut self.arena,
+            &mut self.outputs,
+            &mut self.attention,
+        );
+        for (&call, c) in calls.iter_mut() {
+            if c.completed || c.answer_in_flight {
                 continue;
             }
-            if let Some(n) = c.core.poll_packet(now, &mut buf) {
-                send(call, c.remote_rtp, &buf[..n]);
+            let off = arena.len();
+            arena.resize(off + MAX_RTP, 0);
+            match c.core.poll_packet(now, &mut arena[off..]) {
+                Some(n) => {
+                    arena.truncate(off + n);
+                    outputs.push_back(EngineOutput::Rtp {
+                        call,
+                        dest: c.remote_rtp,
+                        off: off as u32,
+                        len: n as u32,
+                    });
+                }
+                None => arena.truncate(off),
             }
             // Playback events may have moved the dialogue: look at the call again.
             if c.core.take_changed() {
-                self.attention.push(call);
+                attention.push(call);
             }
         }
-        self.packet_buf = buf;
-        self.tick_agents(now, send);
+        self.tick_agents(now);
     }
 
     /// Feed the result of an [`EngineEvent::Effect`] (or any input) to a live call.
-    pub fn handle_call_input(
-        &mut self,
-        now: Instant,
-        call: CallHandle,
-        input: Input,
-        ports: &mut dyn MediaPorts,
-    ) {
+    pub fn handle_call_input(&mut self, now: Instant, call: CallHandle, input: Input) {
         if let Some(c) = self.calls.get_mut(&call)
             && !c.completed
         {
             c.core.handle_input(now, input);
         }
-        self.after_call_activity(now, call, ports);
+        self.after_call_activity(now, call);
     }
 
     /// The result of an [`Effect::Recognize`](crate::call::Effect::Recognize) of `call`
@@ -537,21 +780,20 @@ impl Engine {
         call: CallHandle,
         id: u64,
         result: Result<crate::asr::Transcript, String>,
-        ports: &mut dyn MediaPorts,
     ) {
         if let Some(c) = self.calls.get_mut(&call)
             && !c.completed
         {
             c.core.handle_recognition(now, id, result);
         }
-        self.after_call_activity(now, call, ports);
+        self.after_call_activity(now, call);
     }
 
     /// Look again at the calls something marked for attention (timers, hang-up).
-    fn attend(&mut self, now: Instant, ports: &mut dyn MediaPorts) {
+    fn attend(&mut self, now: Instant) {
         let mut attention = std::mem::take(&mut self.attention);
         for call in &attention {
-            self.after_call_activity(now, *call, ports);
+            self.after_call_activity(now, *call);
         }
         attention.clear();
         // Keep the allocation unless a call added to the list meanwhile.
@@ -585,7 +827,7 @@ impl Engine {
 
     /// After anything touched a call: pass its effects on, reschedule its timer, hang up if
     /// it asked to.
-    fn after_call_activity(&mut self, now: Instant, call: CallHandle, ports: &mut dyn MediaPorts) {
+    fn after_call_activity(&mut self, now: Instant, call: CallHandle) {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -593,19 +835,23 @@ impl Engine {
             return;
         }
         let mut transfers = Vec::new();
+        let mut effects = Vec::new();
         while let Some(effect) = c.core.poll_effect() {
             if let Effect::Dialogue(action @ crate::dialogue::Action::Transfer { .. }) = effect {
                 transfers.push(action);
                 continue;
             }
-            self.events.push_back(EngineEvent::Effect {
+            effects.push(EngineEvent::Effect {
                 call,
                 sip_call_id: c.sip_call_id.clone(),
                 effect,
             });
         }
+        for ev in effects {
+            self.emit(ev);
+        }
         for action in transfers {
-            self.start_transfer(now, call, action, ports);
+            self.start_transfer(now, call, action);
         }
         let Some(c) = self.calls.get_mut(&call) else {
             return;
@@ -616,19 +862,15 @@ impl Engine {
                 return;
             }
             self.ua.hangup(now, call);
-            self.complete(now, call, HangupBy::Robot, ports);
+            self.complete(now, call, HangupBy::Robot);
             return;
         }
         // A prompt that starts between ticks (after a key, a recognised answer, a CRM
         // reply, a timer) sends its first packet now rather than at the next tick: up to
         // 20 ms sooner. The stream's later packets stay on the tick's slots. The greeting
-        // of an inbound call waits for the 200 OK to leave (`start_prompts`).
-        if c.core.starts_talkspurt(now) {
-            if std::mem::take(&mut c.answer_in_flight) {
-                self.deferred_starts.push(call);
-            } else {
-                self.start_prompt(now, call, ports);
-            }
+        // of an inbound call waits for its 200 OK to leave (`release_answer`).
+        if !c.answer_in_flight && c.core.starts_talkspurt(now) {
+            self.start_prompt(now, call);
         }
         let Some(c) = self.calls.get_mut(&call) else {
             return;
@@ -645,51 +887,43 @@ impl Engine {
     }
 
     /// Sends the first packet of `call`'s prompt now, if one is ready to start.
-    fn start_prompt(&mut self, now: Instant, call: CallHandle, ports: &mut dyn MediaPorts) {
+    fn start_prompt(&mut self, now: Instant, call: CallHandle) {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        if c.completed || c.bridge.is_some() || !c.core.starts_talkspurt(now) {
+        if c.completed || c.answer_in_flight || c.bridge.is_some() || !c.core.starts_talkspurt(now)
+        {
             return;
         }
         let mut buf = std::mem::take(&mut self.packet_buf);
-        if let Some(n) = c.core.poll_packet(now, &mut buf) {
-            ports.relay(call, c.remote_rtp, &buf[..n]);
-        }
-        self.packet_buf = buf;
+        let sent = c.core.poll_packet(now, &mut buf).map(|n| (c.remote_rtp, n));
         if c.core.take_changed() {
             self.attention.push(call);
         }
-    }
-
-    /// Inbound calls whose greeting waits for their 200 OK to be on the wire: the runtime
-    /// passes them to [`Engine::start_prompts`] once it has sent the SIP of the step that
-    /// answered them. (Left alone, they start on the next pacing tick.)
-    pub fn take_deferred_starts(&mut self) -> Vec<CallHandle> {
-        std::mem::take(&mut self.deferred_starts)
-    }
-
-    /// The 200 OKs of `calls` have left: their greetings start now rather than at the next
-    /// tick.
-    pub fn start_prompts(
-        &mut self,
-        now: Instant,
-        calls: &[CallHandle],
-        ports: &mut dyn MediaPorts,
-    ) {
-        for &call in calls {
-            self.start_prompt(now, call, ports);
+        if let Some((dest, n)) = sent {
+            self.push_rtp(call, dest, &buf[..n]);
         }
+        self.packet_buf = buf;
     }
 
-    fn process_ua_events(&mut self, now: Instant, ports: &mut dyn MediaPorts) {
+    /// The 200 OK that answered inbound `call` has left (its events are stored): media
+    /// may flow, and the greeting starts now rather than at the next tick.
+    pub fn release_answer(&mut self, now: Instant, call: CallHandle) {
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.answer_in_flight = false;
+        }
+        self.start_prompt(now, call);
+        self.flush_ua();
+    }
+
+    fn process_ua_events(&mut self, now: Instant) {
         while let Some(ev) = self.ua.poll_event() {
             match ev {
                 UaEvent::IncomingCall {
                     call,
                     request,
                     source,
-                } => self.incoming_call(now, call, &request, source, ports),
+                } => self.incoming_call(now, call, &request, source),
                 UaEvent::Progress { call, status, sdp } => {
                     if let Some(p) = self.pending.get_mut(&call) {
                         tracing::debug!(call_id = %p.origin.sip_call_id, status, early_media = sdp.is_some(), "outbound call progress");
@@ -700,24 +934,24 @@ impl Engine {
                 }
                 UaEvent::Answered { call, sdp } if self.agents.contains_key(&call) => {
                     self.agent_answered(now, call, &sdp);
-                    self.attend(now, ports);
+                    self.attend(now);
                 }
-                UaEvent::Answered { call, sdp } => self.outbound_answered(now, call, sdp, ports),
+                UaEvent::Answered { call, sdp } => self.outbound_answered(now, call, sdp),
                 ev @ (UaEvent::ReferSucceeded { .. } | UaEvent::ReferFailed { .. }) => {
                     self.refer_event(now, ev);
-                    self.attend(now, ports);
+                    self.attend(now);
                 }
                 ev @ (UaEvent::Registered { .. }
                 | UaEvent::RegistrationFailed { .. }
                 | UaEvent::Unregistered { .. }
-                | UaEvent::PingResult { .. }) => self.events.push_back(EngineEvent::Trunk(ev)),
+                | UaEvent::PingResult { .. }) => self.emit(EngineEvent::Trunk(ev)),
                 UaEvent::ReferAccepted { .. }
                 | UaEvent::ReferProgress { .. }
                 | UaEvent::SessionUpdated { .. }
                 | UaEvent::InfoFailed { .. } => {}
                 UaEvent::AckTimedOut { call } => {
                     if let Some(agent) = self.calls.get_mut(&call).and_then(|c| c.bridge.take()) {
-                        self.caller_gone(now, agent, ports);
+                        self.caller_gone(now, agent);
                     }
                     // The UA's BYE is on its way: media and dialogue stop now, not when
                     // that BYE's transaction ends 32 s later.
@@ -729,7 +963,6 @@ impl Engine {
                             FailReason::NoAck,
                             "no ACK for our 200 OK within 32 s".to_owned(),
                         )),
-                        ports,
                     );
                 }
                 UaEvent::Confirmed { call } => {
@@ -745,31 +978,31 @@ impl Engine {
                         c.core
                             .handle_dtmf_from(now, d, crate::media::dtmf_dedup::DtmfSource::Info);
                     }
-                    self.after_call_activity(now, call, ports);
+                    self.after_call_activity(now, call);
                 }
                 UaEvent::Ended { call, reason } if self.agents.contains_key(&call) => {
-                    self.agent_ended(now, call, reason, ports);
-                    self.attend(now, ports);
+                    self.agent_ended(now, call, reason);
+                    self.attend(now);
                 }
                 UaEvent::Ended { call, reason } => {
                     self.refers.remove(&call);
                     if let Some(agent) = self.calls.get(&call).and_then(|c| c.bridge) {
-                        self.caller_gone(now, agent, ports);
+                        self.caller_gone(now, agent);
                     }
                     if let Some(p) = self.pending.remove(&call) {
                         self.outbound_failed(now, call, p, reason);
-                        ports.close(call);
+                        self.close_media(call);
                     }
                     if self.calls.contains_key(&call) {
                         let by = match reason {
                             EndReason::LocalBye | EndReason::AckTimeout => HangupBy::Robot,
                             _ => HangupBy::Caller,
                         };
-                        self.complete(now, call, by, ports);
+                        self.complete(now, call, by);
                         if let Some(c) = self.calls.remove(&call) {
                             tracing::info!(call_id = %c.sip_call_id, ?reason, "call leg ended");
                         }
-                        ports.close(call);
+                        self.close_media(call);
                     }
                 }
             }
@@ -782,7 +1015,6 @@ impl Engine {
         call: CallHandle,
         invite: &Request,
         source: SocketAddr,
-        ports: &mut dyn MediaPorts,
     ) {
         let call_id = invite.headers.get("Call-ID").unwrap_or("").to_owned();
         let dialled = parse_uri(&invite.uri)
@@ -816,8 +1048,20 @@ impl Engine {
             })
         };
         let at = self.wall(now);
+        if self.store_failing {
+            // Fail closed: nothing about this call could be stored, so it is not taken.
+            tracing::warn!(%call_id, "the store cannot commit; refusing call");
+            self.ua.reject(
+                now,
+                call,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", "10".to_owned())],
+            );
+            return;
+        }
         let at_max = self.live_calls() >= self.cfg.max_calls;
-        if at_max || !ports.admit_call() {
+        if at_max || self.media_overloaded {
             let detail = if at_max {
                 "at capacity (max_calls)"
             } else {
@@ -833,7 +1077,7 @@ impl Engine {
             );
             if let Some(scenario) = self.scenarios.get(&scenario_name) {
                 let variables = refused_variables(Some(scenario), invite, &caller, &dialled);
-                self.events.push_back(EngineEvent::CallFailed {
+                self.emit(EngineEvent::CallFailed {
                     call,
                     origin: origin(variables),
                     reason: FailReason::Rejected,
@@ -875,7 +1119,7 @@ impl Engine {
                     "Not Acceptable Here",
                     &[("Warning", warning)],
                 );
-                self.events.push_back(EngineEvent::CallFailed {
+                self.emit(EngineEvent::CallFailed {
                     call,
                     origin: origin(variables.clone()),
                     reason: FailReason::Rejected,
@@ -886,40 +1130,39 @@ impl Engine {
                 return;
             }
         };
-        let port = match ports.open(call) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(%call_id, error = %e, "cannot open an RTP port");
-                self.ua.reject(
-                    now,
-                    call,
-                    503,
-                    "Service Unavailable",
-                    &[("Retry-After", "5".to_owned())],
-                );
-                self.events.push_back(EngineEvent::CallFailed {
-                    call,
-                    origin: origin(variables.clone()),
-                    reason: FailReason::Error,
-                    sip_code: Some(503),
-                    detail: format!("cannot open an RTP port: {e}"),
-                    at,
-                });
-                return;
-            }
-        };
-        self.events.push_back(EngineEvent::CallStarted {
+        let origin = origin(variables);
+        self.awaiting_media.insert(
             call,
-            origin: origin(variables.clone()),
-            at,
-        });
+            MediaWait::Inbound(Box::new(InboundSetup {
+                scenario,
+                neg,
+                origin,
+            })),
+        );
+        self.open_media(call);
+    }
+
+    /// An accepted inbound call whose media port is open: 200 OK with our SDP, and the
+    /// scenario starts. The greeting waits for [`Engine::release_answer`] (the owner holds
+    /// the 200 OK until the call's events are stored).
+    fn answer_inbound(&mut self, now: Instant, call: CallHandle, setup: InboundSetup, port: u16) {
+        let InboundSetup {
+            scenario,
+            neg,
+            origin,
+        } = setup;
+        let at = self.wall(now);
+        let call_id = origin.sip_call_id.clone();
+        let scenario_name = origin.scenario.clone();
+        let variables = origin.variables.clone();
+        self.emit(EngineEvent::CallStarted { call, origin, at });
         let local = self.local_media(port);
         let answer = sdp::answer(&neg, &local);
         let media = self.media_params(&neg);
         let core = CallCore::new(scenario, variables, self.prompts.clone(), media, now);
         self.ua.ring(now, call);
         self.ua.answer(now, call, &answer);
-        self.events.push_back(EngineEvent::CallAnswered {
+        self.emit(EngineEvent::CallAnswered {
             call,
             sip_call_id: call_id.clone(),
             at,
@@ -948,18 +1191,12 @@ impl Engine {
         if let Some(c) = self.calls.get_mut(&call) {
             c.core.start_inbound(now);
         }
-        self.after_call_activity(now, call, ports);
+        self.after_call_activity(now, call);
     }
 
     /// The callee answered an outbound call: negotiate its SDP answer and start the
     /// scenario. An unusable answer ends the call (BYE) as failed.
-    fn outbound_answered(
-        &mut self,
-        now: Instant,
-        call: CallHandle,
-        sdp_answer: Vec<u8>,
-        ports: &mut dyn MediaPorts,
-    ) {
+    fn outbound_answered(&mut self, now: Instant, call: CallHandle, sdp_answer: Vec<u8>) {
         let Some(p) = self.pending.remove(&call) else {
             return;
         };
@@ -978,8 +1215,8 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
                 self.ua.hangup(now, call);
-                ports.close(call);
-                self.events.push_back(EngineEvent::CallFailed {
+                self.close_media(call);
+                self.emit(EngineEvent::CallFailed {
                     call,
                     origin: p.origin,
                     reason: FailReason::Error,
@@ -998,7 +1235,7 @@ impl Engine {
             media,
             now,
         );
-        self.events.push_back(EngineEvent::CallAnswered {
+        self.emit(EngineEvent::CallAnswered {
             call,
             sip_call_id: call_id.clone(),
             at: self.wall(now),
@@ -1028,7 +1265,7 @@ impl Engine {
         if let Some(c) = self.calls.get_mut(&call) {
             c.core.start(now);
         }
-        self.after_call_activity(now, call, ports);
+        self.after_call_activity(now, call);
     }
 
     /// An outbound call ended before it was answered.
@@ -1056,7 +1293,7 @@ impl Engine {
             Some(s) => format!("SIP {s}"),
         };
         tracing::info!(call_id = %p.origin.sip_call_id, ?status, disposition = disposition.as_str(), "outbound call failed");
-        self.events.push_back(EngineEvent::CallFailed {
+        self.emit(EngineEvent::CallFailed {
             call,
             origin: p.origin,
             reason: fail,
@@ -1068,30 +1305,17 @@ impl Engine {
 
     /// ivrflow ends an answered call itself (its maximum duration): the agent leg of a
     /// bridge too, BYE, media stops now, and the CRM gets `call.failed` with `reason`.
-    fn abort_call(
-        &mut self,
-        now: Instant,
-        call: CallHandle,
-        reason: FailReason,
-        detail: String,
-        ports: &mut dyn MediaPorts,
-    ) {
+    fn abort_call(&mut self, now: Instant, call: CallHandle, reason: FailReason, detail: String) {
         if let Some(agent) = self.calls.get_mut(&call).and_then(|c| c.bridge.take()) {
-            self.caller_gone(now, agent, ports);
+            self.caller_gone(now, agent);
         }
         self.ua.hangup(now, call);
-        self.finish(now, call, HangupBy::Robot, Some((reason, detail)), ports);
+        self.finish(now, call, HangupBy::Robot, Some((reason, detail)));
     }
 
     /// Emit the call's record once; the leg may linger until the BYE transaction ends.
-    fn complete(
-        &mut self,
-        now: Instant,
-        call: CallHandle,
-        by: HangupBy,
-        ports: &mut dyn MediaPorts,
-    ) {
-        self.finish(now, call, by, None, ports);
+    fn complete(&mut self, now: Instant, call: CallHandle, by: HangupBy) {
+        self.finish(now, call, by, None);
     }
 
     /// [`Engine::complete`], or a failure of an answered call.
@@ -1101,7 +1325,6 @@ impl Engine {
         call: CallHandle,
         by: HangupBy,
         failure: Option<(FailReason, String)>,
-        ports: &mut dyn MediaPorts,
     ) {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
@@ -1125,11 +1348,13 @@ impl Engine {
         );
         record.failure = failure;
         tracing::info!(call_id = %record.call_id, outcome = record.outcome.as_deref().unwrap_or("-"), hangup_by = ?by, "call completed");
-        self.events
-            .push_back(EngineEvent::CallCompleted(Box::new(record)));
+        self.emit(EngineEvent::CallCompleted {
+            call,
+            record: Box::new(record),
+        });
         // The robot's BYE is in flight: media stops now.
         if by == HangupBy::Robot {
-            ports.close(call);
+            self.close_media(call);
         }
     }
 }

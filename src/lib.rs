@@ -16,6 +16,7 @@ pub mod dialogue;
 pub mod engine;
 pub mod media;
 pub mod nlu;
+pub mod node;
 pub mod pii;
 pub mod rt;
 pub mod scenario;

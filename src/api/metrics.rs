@@ -92,6 +92,8 @@ pub struct Metrics {
     /// Deadlines a state machine handed back still due after handling them (a bug; see
     /// `crate::timers`).
     pub timer_violations: Counter,
+    /// 1 while the store cannot commit (new calls refused, SIP held).
+    pub store_failing: Gauge,
 }
 
 impl Default for Metrics {
@@ -130,6 +132,7 @@ impl Metrics {
             asr_decode_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             asr_jobs: Family::default(),
             timer_violations: Counter::default(),
+            store_failing: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -242,6 +245,11 @@ impl Metrics {
             "Deadlines still due after being handled, deferred by a tick (a bug if not 0)",
             m.timer_violations.clone(),
         );
+        registry.register(
+            "store_failing",
+            "1 while the store cannot commit: new calls are refused and SIP waits",
+            m.store_failing.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -268,6 +276,32 @@ impl Metrics {
             .map(|t| (now_ms - t).max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
         self.outbox_oldest_pending_seconds.set(age);
+    }
+
+    /// A record the store committed: its event, and the call's end by outcome or reason.
+    pub fn recorded(&self, rec: &crate::store::Record) {
+        if let Some(ev) = &rec.event {
+            self.event_recorded(&ev.kind);
+        }
+        if let crate::store::CallChange::Update(u) = &rec.change {
+            match (&u.state, &u.failure) {
+                (Some(crate::store::CallState::Completed), _) => {
+                    self.calls_completed
+                        .get_or_create(&OutcomeLabel {
+                            outcome: u.outcome.clone().unwrap_or_else(|| "none".to_owned()),
+                        })
+                        .inc();
+                }
+                (_, Some((reason, _))) if u.state != Some(crate::store::CallState::Queued) => {
+                    self.calls_failed
+                        .get_or_create(&ReasonLabel {
+                            reason: reason.clone(),
+                        })
+                        .inc();
+                }
+                _ => {}
+            }
+        }
     }
 
     pub fn event_recorded(&self, kind: &str) {

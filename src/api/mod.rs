@@ -12,7 +12,8 @@
 //! conflicts), 401.
 //!
 //! Handlers never touch the database: every query goes to the store thread
-//! (`rt::store::StoreHandle::run`). Not here: dialing queued calls (the dialer, issue 6).
+//! (`store::StoreHandle::run`); what changed reaches the node as a `node::Command`. Not here:
+//! dialing queued calls (the node).
 
 pub mod metrics;
 
@@ -32,7 +33,8 @@ use sha2::{Digest, Sha256};
 
 use crate::crm::events::{self, rfc3339, unix_ms};
 use crate::crm::signing::constant_time_eq;
-use crate::rt::store::StoreHandle;
+use crate::node::{Command, NodeStatus};
+use crate::store::StoreHandle;
 use crate::store::admin::event_json;
 use crate::store::{
     Attempt, CallRecord, Cancelled, Created, Direction, EventFilter, EventRecord, EventStatus,
@@ -50,10 +52,26 @@ pub struct ApiState {
     /// Names of the configured campaigns (`POST /v1/calls` may name one).
     pub campaigns: Arc<BTreeSet<String>>,
     pub metrics: Arc<Metrics>,
-    /// Tells the dialer about queued, cancelled and do-not-call changes (committed first).
-    pub dialer: Option<tokio::sync::mpsc::UnboundedSender<crate::rt::dialer::DialerCommand>>,
-    /// Trunk registration state, as the runtime last saw it.
-    pub trunks: crate::rt::dialer::TrunkBoard,
+    /// Tells the node about queued, cancelled and do-not-call changes (committed first).
+    pub node: Option<tokio::sync::mpsc::UnboundedSender<Command>>,
+    /// The node's state (store health, trunks) as it last reported it.
+    pub status: NodeView,
+}
+
+/// The node's last reported [`NodeStatus`], shared with the handlers.
+#[derive(Clone, Default)]
+pub struct NodeView(Arc<std::sync::RwLock<Option<NodeStatus>>>);
+
+impl NodeView {
+    pub fn set(&self, s: NodeStatus) {
+        if let Ok(mut g) = self.0.write() {
+            *g = Some(s);
+        }
+    }
+
+    pub fn get(&self) -> Option<NodeStatus> {
+        self.0.read().ok().and_then(|g| g.clone())
+    }
 }
 
 /// A JSON error response.
@@ -441,9 +459,7 @@ async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes
             st.metrics.event_recorded(events::CALL_QUEUED);
             st.store.new_events.notify_one();
             tracing::info!(call_ref = %c.id, scenario = %c.scenario, "call queued by the API");
-            st.tell_dialer(crate::rt::dialer::DialerCommand::Queued(Box::new(
-                c.clone(),
-            )));
+            st.tell_dialer(Command::Queued(Box::new(c.clone())));
             let location = format!("/v1/calls/{}", c.id);
             let body = call_json(&c, &[], &[]);
             let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
@@ -500,7 +516,7 @@ async fn cancel_call(State(st): State<ApiState>, Path(id): Path<String>) -> ApiR
     match res {
         Cancelled::Done(c) => {
             tracing::info!(call_ref = %c.id, "queued call cancelled by the API");
-            st.tell_dialer(crate::rt::dialer::DialerCommand::Cancelled(c.id.clone()));
+            st.tell_dialer(Command::Cancelled(c.id.clone()));
             Ok(axum::Json(call_json(&c, &[], &[])).into_response())
         }
         Cancelled::NotFound => Err(ApiError::not_found("call", &id)),
@@ -516,8 +532,8 @@ async fn cancel_call(State(st): State<ApiState>, Path(id): Path<String>) -> ApiR
 }
 
 impl ApiState {
-    fn tell_dialer(&self, cmd: crate::rt::dialer::DialerCommand) {
-        if let Some(tx) = &self.dialer
+    fn tell_dialer(&self, cmd: Command) {
+        if let Some(tx) = &self.node
             && tx.send(cmd).is_err()
         {
             tracing::error!("the dialer is gone; the change takes effect at the next start");
@@ -558,7 +574,7 @@ async fn add_dnc(State(st): State<ApiState>, Path(raw): Path<String>) -> ApiResu
         .run(move |s| s.add_dnc(&key, "api", now))
         .await
         .ok_or_else(ApiError::unavailable)??;
-    st.tell_dialer(crate::rt::dialer::DialerCommand::Dnc {
+    st.tell_dialer(Command::Dnc {
         number: number.clone(),
         listed: true,
     });
@@ -586,7 +602,7 @@ async fn remove_dnc(State(st): State<ApiState>, Path(raw): Path<String>) -> ApiR
     if !removed {
         return Err(ApiError::not_found("do-not-call number", &number));
     }
-    st.tell_dialer(crate::rt::dialer::DialerCommand::Dnc {
+    st.tell_dialer(Command::Dnc {
         number: number.clone(),
         listed: false,
     });
@@ -595,7 +611,7 @@ async fn remove_dnc(State(st): State<ApiState>, Path(raw): Path<String>) -> ApiR
 
 /// `GET /v1/trunks`: each trunk's registration and keep-alive state.
 async fn list_trunks(State(st): State<ApiState>) -> ApiResult {
-    let trunks = st.trunks.snapshot();
+    let trunks = st.status.get().map(|s| s.trunks).unwrap_or_default();
     Ok(axum::Json(json!({ "trunks": trunks })).into_response())
 }
 
@@ -710,20 +726,25 @@ async fn replay_event(State(st): State<ApiState>, Path(id): Path<String>) -> Api
     }
 }
 
+/// `GET /healthz`: 200 while the node can take calls and store what happens; 503 with
+/// the reason while the store cannot commit (the node refuses new calls then) or does not
+/// answer.
 async fn healthz(State(st): State<ApiState>) -> Response {
+    let unavailable = |why: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "unavailable", "error": why})),
+        )
+            .into_response()
+    };
+    if let Some(e) = st.status.get().and_then(|s| s.store_error) {
+        return unavailable(format!("the store cannot commit: {e}"));
+    }
     let probe = tokio::time::timeout(Duration::from_secs(2), st.store.run(|s| s.next_due())).await;
     match probe {
         Ok(Some(Ok(_))) => axum::Json(json!({"status": "ok"})).into_response(),
-        Ok(Some(Err(e))) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable", "error": e.to_string()})),
-        )
-            .into_response(),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable", "error": "the store does not answer"})),
-        )
-            .into_response(),
+        Ok(Some(Err(e))) => unavailable(e.to_string()),
+        _ => unavailable("the store does not answer".to_owned()),
     }
 }
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::test_support::MediaPorts;
 use super::*;
 use crate::media::Codec;
 use crate::media::prompts::{Prompt, PromptCache};
@@ -169,9 +170,9 @@ impl Driver {
     /// (the runtime's `sleep_until(poll_timeout())` fires between ticks and packets).
     fn step(&mut self) {
         let now = self.now;
-        self.e.handle_timeout(now, &mut self.ports);
-        self.e.tick(now, &mut |_, _, _| {});
-        self.e.handle_timeout(now, &mut self.ports);
+        self.e.handle_timeout_with(now, &mut self.ports);
+        self.e.tick_with(now, &mut |_, _, _| {});
+        self.e.handle_timeout_with(now, &mut self.ports);
         self.effects();
         let end = now + Duration::from_millis(20);
         loop {
@@ -182,7 +183,7 @@ impl Driver {
             };
             let at = at.max(self.now);
             self.now = at;
-            self.e.handle_timeout(at, &mut self.ports);
+            self.e.handle_timeout_with(at, &mut self.ports);
             self.effects();
             let due: Vec<_> = self.results.iter().filter(|r| r.0 <= at).copied().collect();
             self.results.retain(|r| r.0 > at);
@@ -193,7 +194,7 @@ impl Driver {
                     ..Default::default()
                 };
                 self.e
-                    .handle_recognition(at, call, id, Ok(t), &mut self.ports);
+                    .handle_recognition_with(at, call, id, Ok(t), &mut self.ports);
                 self.effects();
             }
         }
@@ -210,7 +211,7 @@ impl Driver {
             {
                 self.recognitions += 1;
                 self.results.push((self.now + self.decode, call, id));
-            } else if let EngineEvent::CallCompleted(r) = ev {
+            } else if let EngineEvent::CallCompleted { record: r, .. } = ev {
                 self.completed.push(*r);
             }
         }
@@ -244,7 +245,7 @@ fn voice_pattern(
         text: "mm",
     };
     let caller: SocketAddr = CALLER.parse().unwrap();
-    d.e.handle_sip(
+    d.e.handle_sip_with(
         t0,
         caller,
         &invite("speech", "hang-1", "", "127.0.0.1"),
@@ -274,13 +275,13 @@ fn voice_pattern(
             let pkt = rtp(seq, &voice[at..at + 160]);
             at = (at + 160) % (voice.len() - 160);
             seq = seq.wrapping_add(1);
-            d.e.handle_rtp(d.now, call, &pkt, &mut d.ports);
+            d.e.handle_rtp_with(d.now, call, &pkt, &mut d.ports);
             d.effects();
             d.step();
         }
         for _ in 0..pause_ms / 20 {
             seq = seq.wrapping_add(1);
-            d.e.handle_rtp(d.now, call, &rtp(seq, &[0i16; 160]), &mut d.ports);
+            d.e.handle_rtp_with(d.now, call, &rtp(seq, &[0i16; 160]), &mut d.ports);
             d.step();
         }
     }
@@ -289,7 +290,7 @@ fn voice_pattern(
     for n in 0..3000u32 {
         d.step();
         if n % 100 == 0 {
-            d.e.handle_sip(
+            d.e.handle_sip_with(
                 d.now,
                 "127.0.0.1:5099".parse().unwrap(),
                 &options(n),
@@ -391,7 +392,7 @@ mod prop {
             };
             d.text = if says_yes { "yes" } else { "mm" };
             let caller: SocketAddr = CALLER.parse().unwrap();
-            d.e.handle_sip(t0, caller, &invite("speech", "prop-1", "", "127.0.0.1"), &mut d.ports);
+            d.e.handle_sip_with(t0, caller, &invite("speech", "prop-1", "", "127.0.0.1"), &mut d.ports);
             let call = std::iter::from_fn(|| d.e.poll_event())
                 .find_map(|ev| match ev {
                     EngineEvent::CallAnswered { call, .. } => Some(call),
@@ -406,19 +407,19 @@ mod prop {
                         let pkt = rtp(seq, &voice[at..at + 160]);
                         at = (at + 160) % (voice.len() - 160);
                         seq = seq.wrapping_add(1);
-                        d.e.handle_rtp(d.now, call, &pkt, &mut d.ports);
+                        d.e.handle_rtp_with(d.now, call, &pkt, &mut d.ports);
                         d.step();
                     },
                     Act::Silence { packets, sends } => for _ in 0..packets {
                         if sends {
                             seq = seq.wrapping_add(1);
-                            d.e.handle_rtp(d.now, call, &rtp(seq, &[0i16; 160]), &mut d.ports);
+                            d.e.handle_rtp_with(d.now, call, &rtp(seq, &[0i16; 160]), &mut d.ports);
                         }
                         d.step();
                     },
                     Act::Key(k) => for i in 0..4 {
                         seq = seq.wrapping_add(1);
-                        d.e.handle_rtp(d.now, call, &dtmf_event(seq, k, i == 3), &mut d.ports);
+                        d.e.handle_rtp_with(d.now, call, &dtmf_event(seq, k, i == 3), &mut d.ports);
                         d.step();
                     },
                 }
@@ -426,7 +427,7 @@ mod prop {
             for n in 0..3000u32 {
                 d.step();
                 if n % 500 == 0 {
-                    d.e.handle_sip(d.now, "127.0.0.1:5099".parse().unwrap(), &options(n), &mut d.ports);
+                    d.e.handle_sip_with(d.now, "127.0.0.1:5099".parse().unwrap(), &options(n), &mut d.ports);
                     prop_assert!(statuses(&mut d.e).contains(&200));
                 }
             }
@@ -476,9 +477,9 @@ fn run(
     let mut requests = Vec::new();
     let mut now = from;
     while now < from + Duration::from_secs(secs) {
-        e.handle_timeout(now, ports);
-        e.tick(now, &mut |_, _, _| packets.push(now));
-        e.handle_timeout(now, ports);
+        e.handle_timeout_with(now, ports);
+        e.tick_with(now, &mut |_, _, _| packets.push(now));
+        e.handle_timeout_with(now, ports);
         packets.extend(ports.sent.drain(..).map(|_| now));
         events.extend(std::iter::from_fn(|| e.poll_event()));
         while let Some(t) = e.poll_transmit() {
@@ -501,7 +502,7 @@ fn bye_time(requests: &[(Instant, crate::sip::message::Request)]) -> Instant {
 
 fn failure_of(events: &[EngineEvent]) -> Option<(crate::crm::events::FailReason, Option<String>)> {
     events.iter().find_map(|ev| match ev {
-        EngineEvent::CallCompleted(r) => {
+        EngineEvent::CallCompleted { record: r, .. } => {
             Some((r.failure.as_ref().map(|f| f.0)?, r.outcome.clone()))
         }
         _ => None,
@@ -517,14 +518,12 @@ fn media_stops_with_the_no_ack_bye() {
     let mut e = engine_with(t0, "loop", LOOP);
     let mut p = ports();
     let caller: SocketAddr = CALLER.parse().unwrap();
-    e.handle_sip(
+    e.handle_sip_with(
         t0,
         caller,
         &invite("loop", "noack-1", "", "127.0.0.1"),
         &mut p,
     );
-    let starts = e.take_deferred_starts();
-    e.start_prompts(t0, &starts, &mut p);
     let (packets, events, requests) = run(&mut e, &mut p, t0, 60);
     let bye_at = bye_time(&requests);
     assert_eq!(bye_at, t0 + Duration::from_secs(32), "64·T1");
@@ -557,7 +556,7 @@ fn a_call_ends_at_the_maximum_duration() {
     let mut p = ports();
     let caller: SocketAddr = CALLER.parse().unwrap();
     let inv = invite("loop", "long-1", "", "127.0.0.1");
-    e.handle_sip(t0, caller, &inv, &mut p);
+    e.handle_sip_with(t0, caller, &inv, &mut p);
     let ok = std::iter::from_fn(|| e.poll_transmit())
         .find_map(|t| match parse_message(&t.payload) {
             Ok(Message::Response(r)) if r.status == 200 => Some(r),
@@ -568,7 +567,7 @@ fn a_call_ends_at_the_maximum_duration() {
     let ack = format!(
         "ACK sip:loop@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKack1\r\nMax-Forwards: 70\r\nFrom: <sip:15551230000@127.0.0.1>;tag=c1\r\nTo: {to}\r\nCall-ID: long-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
     );
-    e.handle_sip(
+    e.handle_sip_with(
         t0 + Duration::from_millis(10),
         caller,
         ack.as_bytes(),
@@ -602,7 +601,7 @@ fn unusable_connection_addresses_get_488() {
     {
         let mut e = engine_with(t0, "loop", LOOP);
         let mut p = ports();
-        e.handle_sip(
+        e.handle_sip_with(
             t0,
             caller,
             &invite("loop", &format!("c-{n}"), "", c),
@@ -614,7 +613,7 @@ fn unusable_connection_addresses_get_488() {
     }
     let mut e = engine_with(t0, "loop", LOOP);
     let mut p = ports();
-    e.handle_sip(
+    e.handle_sip_with(
         t0,
         caller,
         &invite("loop", "c-ok", "", "192.0.2.10"),
@@ -657,7 +656,7 @@ fn a_caller_header_cannot_choose_the_transfer_target() {
     let mut p = ports();
     let headers =
         "X-Order-Id: 4711\r\nX-Operator: sip:+447700900123@203.0.113.9\r\nX-Caller: 0000\r\n";
-    e.handle_sip(
+    e.handle_sip_with(
         t0,
         caller,
         &invite("order-confirmation", "fraud-1", headers, "127.0.0.1"),
@@ -675,12 +674,12 @@ fn a_caller_header_cannot_choose_the_transfer_target() {
     let mut requests = Vec::new();
     let mut now = t0;
     for i in 0..400u32 {
-        e.handle_timeout(now, &mut p);
-        e.tick(now, &mut |_, _, _| {});
-        e.handle_timeout(now, &mut p);
+        e.handle_timeout_with(now, &mut p);
+        e.tick_with(now, &mut |_, _, _| {});
+        e.handle_timeout_with(now, &mut p);
         if i == 50 {
             for (n, end) in [(0u16, false), (1, false), (2, true)] {
-                e.handle_rtp(now, call, &dtmf_event(n, 3, end), &mut p);
+                e.handle_rtp_with(now, call, &dtmf_event(n, 3, end), &mut p);
             }
         }
         while let Some(t) = e.poll_transmit() {
@@ -715,7 +714,7 @@ fn a_caller_header_cannot_choose_the_transfer_target() {
         let mut e = order_engine(t0);
         let mut p = ports();
         let headers = format!("X-Order-Id: {bad}\r\n");
-        e.handle_sip(
+        e.handle_sip_with(
             t0,
             caller,
             &invite(
@@ -770,7 +769,7 @@ nodes:
     });
     let mut p = ports();
     let caller: SocketAddr = CALLER.parse().unwrap();
-    e.handle_sip(t0, caller, &invite("xfer", "x-1", "", "127.0.0.1"), &mut p);
+    e.handle_sip_with(t0, caller, &invite("xfer", "x-1", "", "127.0.0.1"), &mut p);
     let agent: SocketAddr = "203.0.113.9:5060".parse().unwrap();
     let inv = std::iter::from_fn(|| e.poll_transmit())
         .filter(|t| t.dest == agent)
@@ -788,7 +787,7 @@ nodes:
         h("Call-ID"),
         h("CSeq")
     );
-    e.handle_sip(t0, agent, challenge.as_bytes(), &mut p);
+    e.handle_sip_with(t0, agent, challenge.as_bytes(), &mut p);
     let again: Vec<_> = std::iter::from_fn(|| e.poll_transmit())
         .filter_map(|t| match parse_message(&t.payload) {
             Ok(Message::Request(r)) => Some(r),

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::test_support::MediaPorts;
 use super::*;
 use crate::media::prompts::{Prompt, PromptCache};
 use crate::sip::message::{Message, parse as parse_message};
@@ -135,7 +136,7 @@ fn an_answered_outbound_call_runs_its_scenario_and_hangs_up() {
     let t0 = Instant::now();
     let mut e = engine(t0);
     let mut ports = SendingPorts::default();
-    let c = e.place_call(t0, call("100"), &mut ports).unwrap();
+    let c = e.place_call_with(t0, call("100"), &mut ports).unwrap();
     let invite = invite_of(&mut e);
     assert_eq!(invite.uri, format!("sip:100@{TRUNK}"));
     let offer = String::from_utf8(invite.body.clone()).unwrap();
@@ -148,9 +149,9 @@ fn an_answered_outbound_call_runs_its_scenario_and_hangs_up() {
 
     let trunk: SocketAddr = TRUNK.parse().unwrap();
     let t1 = t0 + Duration::from_millis(300);
-    e.handle_sip(t1, trunk, &respond(&invite, 180, "Ringing", ""), &mut ports);
+    e.handle_sip_with(t1, trunk, &respond(&invite, 180, "Ringing", ""), &mut ports);
     let t2 = t0 + Duration::from_secs(2);
-    e.handle_sip(t2, trunk, &respond(&invite, 200, "OK", ANSWER), &mut ports);
+    e.handle_sip_with(t2, trunk, &respond(&invite, 200, "OK", ANSWER), &mut ports);
     let acks = sent(&mut e);
     assert!(
         acks.iter()
@@ -172,8 +173,8 @@ fn an_answered_outbound_call_runs_its_scenario_and_hangs_up() {
     assert_eq!(packets.len(), 1);
     let mut now = t2;
     for _ in 0..60 {
-        e.tick(now, &mut |_, dest, pkt| packets.push((dest, pkt[1] & 0x7f)));
-        e.handle_timeout(now, &mut ports);
+        e.tick_with(now, &mut |_, dest, pkt| packets.push((dest, pkt[1] & 0x7f)));
+        e.handle_timeout_with(now, &mut ports);
         now += Duration::from_millis(20);
     }
     assert_eq!(packets.len(), 50, "one second of prompt");
@@ -191,7 +192,7 @@ fn an_answered_outbound_call_runs_its_scenario_and_hangs_up() {
     let done = events(&mut e)
         .into_iter()
         .find_map(|ev| match ev {
-            EngineEvent::CallCompleted(r) => Some(r),
+            EngineEvent::CallCompleted { record: r, .. } => Some(r),
             _ => None,
         })
         .expect("call.completed");
@@ -207,17 +208,17 @@ fn ring_timeout_cancels_and_statuses_become_dispositions() {
     let trunk: SocketAddr = TRUNK.parse().unwrap();
 
     // Rings past the timeout: CANCEL, then the 487 means no answer (no SIP code).
-    let c = e.place_call(t0, call("200"), &mut ports).unwrap();
+    let c = e.place_call_with(t0, call("200"), &mut ports).unwrap();
     let invite = invite_of(&mut e);
-    e.handle_sip(t0, trunk, &respond(&invite, 180, "Ringing", ""), &mut ports);
+    e.handle_sip_with(t0, trunk, &respond(&invite, 180, "Ringing", ""), &mut ports);
     let t1 = t0 + Duration::from_secs(20);
-    e.handle_timeout(t1, &mut ports);
+    e.handle_timeout_with(t1, &mut ports);
     let cancel = sent(&mut e)
         .into_iter()
         .find(|r| r.method == crate::sip::message::Method::Cancel)
         .expect("CANCEL at the ring timeout");
-    e.handle_sip(t1, trunk, &respond(&cancel, 200, "OK", ""), &mut ports);
-    e.handle_sip(
+    e.handle_sip_with(t1, trunk, &respond(&cancel, 200, "OK", ""), &mut ports);
+    e.handle_sip_with(
         t1,
         trunk,
         &respond(&invite, 487, "Request Terminated", ""),
@@ -244,10 +245,10 @@ fn ring_timeout_cancels_and_statuses_become_dispositions() {
         (404, "Not Found", FailReason::Error),
     ] {
         let c = e
-            .place_call(t1, call(&status.to_string()), &mut ports)
+            .place_call_with(t1, call(&status.to_string()), &mut ports)
             .unwrap();
         let invite = invite_of(&mut e);
-        e.handle_sip(t1, trunk, &respond(&invite, status, reason, ""), &mut ports);
+        e.handle_sip_with(t1, trunk, &respond(&invite, status, reason, ""), &mut ports);
         let got = events(&mut e).into_iter().find_map(|ev| match ev {
             EngineEvent::CallFailed {
                 call,
@@ -270,14 +271,15 @@ fn capacity_and_unknown_scenarios_place_nothing() {
     let mut bad = call("1");
     bad.scenario = "nope".into();
     assert_eq!(
-        e.place_call(t0, bad, &mut ports),
+        e.place_call_with(t0, bad, &mut ports),
         Err(PlaceError::UnknownScenario("nope".into()))
     );
     for i in 0..10 {
-        e.place_call(t0, call(&i.to_string()), &mut ports).unwrap();
+        e.place_call_with(t0, call(&i.to_string()), &mut ports)
+            .unwrap();
     }
     assert_eq!(
-        e.place_call(t0, call("11"), &mut ports),
+        e.place_call_with(t0, call("11"), &mut ports),
         Err(PlaceError::AtCapacity(10))
     );
 }
@@ -363,7 +365,7 @@ fn key_call(t0: Instant, key_ms: u64) -> (Instant, Vec<(Instant, bool)>) {
     e.prompts = Arc::new(prompts);
     let mut ports = SendingPorts::default();
     let c = e
-        .place_call(
+        .place_call_with(
             t0,
             OutboundCall {
                 scenario: "key".into(),
@@ -379,7 +381,7 @@ fn key_call(t0: Instant, key_ms: u64) -> (Instant, Vec<(Instant, bool)>) {
     let sent_between = |ports: &mut SendingPorts, at: Instant, packets: &mut Vec<_>| {
         packets.extend(ports.sent.drain(..).map(|(_, p)| (at, p[1] & 0x80 != 0)));
     };
-    e.handle_sip(
+    e.handle_sip_with(
         answered,
         trunk,
         &respond(&invite, 200, "OK", ANSWER),
@@ -391,17 +393,17 @@ fn key_call(t0: Instant, key_ms: u64) -> (Instant, Vec<(Instant, bool)>) {
     let mut now = answered;
     let mut key_at = now;
     for i in 0..40 {
-        e.handle_timeout(now, &mut ports);
+        e.handle_timeout_with(now, &mut ports);
         sent_between(&mut ports, now, &mut packets);
-        e.tick(now, &mut |_, _, pkt| {
+        e.tick_with(now, &mut |_, _, pkt| {
             packets.push((now, pkt[1] & 0x80 != 0))
         });
-        e.handle_timeout(now, &mut ports);
+        e.handle_timeout_with(now, &mut ports);
         sent_between(&mut ports, now, &mut packets);
         if i == 20 {
             key_at = now + Duration::from_millis(key_ms);
             for p in key_burst() {
-                e.handle_rtp(key_at, c, &p, &mut ports);
+                e.handle_rtp_with(key_at, c, &p, &mut ports);
             }
             sent_between(&mut ports, key_at, &mut packets);
         }
@@ -453,7 +455,7 @@ fn an_inbound_greeting_waits_for_its_200_ok_to_leave() {
         sdp.len()
     );
     let caller: SocketAddr = "127.0.0.1:5090".parse().unwrap();
-    e.handle_sip(t0, caller, invite.as_bytes(), &mut ports);
+    e.handle_sip_holding_answers(t0, caller, invite.as_bytes(), &mut ports);
     let call = events(&mut e)
         .into_iter()
         .find_map(|ev| match ev {
@@ -464,16 +466,18 @@ fn an_inbound_greeting_waits_for_its_200_ok_to_leave() {
     // The 200 OK is produced, but the runtime may hold it (until the store has the call's
     // events): no RTP yet.
     assert!(ports.sent.is_empty(), "{:?}", ports.sent.len());
-    assert_eq!(e.take_deferred_starts(), [call]);
-    assert!(e.take_deferred_starts().is_empty());
+    // Nor does a tick send any while the 200 OK is held.
+    let mut ticked = 0;
+    e.tick_with(t0 + Duration::from_millis(1), &mut |_, _, _| ticked += 1);
+    assert_eq!(ticked, 0);
     // Once it has left, the greeting starts at once, marker bit set, to the caller's port.
     let later = t0 + Duration::from_millis(2);
-    e.start_prompts(later, &[call], &mut ports);
+    e.release_answer_with(later, call, &mut ports);
     assert_eq!(ports.sent.len(), 1);
     let (dest, pkt) = &ports.sent[0];
     assert_eq!(*dest, "127.0.0.1:41000".parse::<SocketAddr>().unwrap());
     assert!(pkt[1] & 0x80 != 0);
     // … and not twice: the next packet waits for the tick's slot.
-    e.start_prompts(later, &[call], &mut ports);
+    e.release_answer_with(later, call, &mut ports);
     assert_eq!(ports.sent.len(), 1);
 }

@@ -48,6 +48,15 @@ pub(super) enum AgentPhase {
     Bridged,
 }
 
+/// An agent leg waiting for its media port.
+pub(super) struct AgentSetup {
+    pub caller: CallHandle,
+    pub transfer_id: u64,
+    pub announcement: Vec<Arc<crate::media::prompts::Prompt>>,
+    /// Its `sdp_offer` is written once the port is known.
+    pub invite: OutboundInvite,
+}
+
 /// The robot's call to the agent of a bridged transfer.
 pub(super) struct AgentLeg {
     pub caller: CallHandle,
@@ -79,13 +88,7 @@ fn literal_dest(uri: &str) -> Option<SocketAddr> {
 
 impl Engine {
     /// A dialogue asked for a transfer of `call`.
-    pub(super) fn start_transfer(
-        &mut self,
-        now: Instant,
-        call: CallHandle,
-        action: Action,
-        ports: &mut dyn MediaPorts,
-    ) {
+    pub(super) fn start_transfer(&mut self, now: Instant, call: CallHandle, action: Action) {
         let Action::Transfer {
             id,
             target,
@@ -142,48 +145,82 @@ impl Engine {
                 } else {
                     format!("sip:{target}@{}", route.domain)
                 };
-                let handle = self.ua.next_call_handle();
-                let port = match ports.open(handle) {
-                    Ok(p) => p,
-                    Err(e) => return failed(self, format!("no RTP port for the agent leg: {e}")),
-                };
-                let local = self.local_media(port);
-                let agent = self.ua.invite(
-                    now,
-                    OutboundInvite {
-                        target: target.clone(),
-                        dest: route.dest,
-                        from_uri: route.from_uri,
-                        from_display: None,
-                        sdp_offer: sdp::offer(&local),
-                        headers: Vec::new(),
-                        credentials: route.credentials,
-                    },
-                );
-                let ring_deadline = now + AGENT_RING_TIMEOUT;
-                self.call_timers.push(Reverse((ring_deadline, agent)));
-                self.agents.insert(
+                let agent = self.ua.reserve_call();
+                self.awaiting_media.insert(
                     agent,
-                    AgentLeg {
+                    super::MediaWait::Agent(Box::new(AgentSetup {
                         caller: call,
                         transfer_id: id,
-                        phase: AgentPhase::Ringing,
                         announcement,
-                        ring_deadline,
-                        cancelled_on_timeout: false,
-                        media: None,
-                        playout: None,
-                    },
+                        invite: OutboundInvite {
+                            target,
+                            dest: route.dest,
+                            from_uri: route.from_uri,
+                            from_display: None,
+                            sdp_offer: String::new(),
+                            headers: Vec::new(),
+                            credentials: route.credentials,
+                        },
+                    })),
                 );
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.bridge = Some(agent);
                 }
+                self.open_media(agent);
             }
         }
     }
 
+    /// The agent leg's media port is open: call the agent.
+    pub(super) fn call_agent(
+        &mut self,
+        now: Instant,
+        agent: CallHandle,
+        setup: AgentSetup,
+        port: u16,
+    ) {
+        let AgentSetup {
+            caller,
+            transfer_id,
+            announcement,
+            mut invite,
+        } = setup;
+        if self
+            .calls
+            .get(&caller)
+            .is_none_or(|c| c.completed || c.bridge != Some(agent))
+        {
+            // The caller went away meanwhile.
+            self.close_media(agent);
+            return;
+        }
+        invite.sdp_offer = sdp::offer(&self.local_media(port));
+        self.ua.invite_as(now, agent, invite);
+        let ring_deadline = now + AGENT_RING_TIMEOUT;
+        self.call_timers.push(Reverse((ring_deadline, agent)));
+        self.agents.insert(
+            agent,
+            AgentLeg {
+                caller,
+                transfer_id,
+                phase: AgentPhase::Ringing,
+                announcement,
+                ring_deadline,
+                cancelled_on_timeout: false,
+                media: None,
+                playout: None,
+            },
+        );
+    }
+
     /// Tell the caller's dialogue how its transfer went.
-    fn transfer_result(&mut self, now: Instant, call: CallHandle, id: u64, out: TransferOutcome) {
+    pub(super) fn transfer_result(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        id: u64,
+        out: TransferOutcome,
+    ) {
         if let Some(c) = self.calls.get_mut(&call)
             && !c.completed
         {
@@ -275,17 +312,11 @@ impl Engine {
     }
 
     /// The agent leg ended: before the bridge, the transfer failed; after, the call is over.
-    pub(super) fn agent_ended(
-        &mut self,
-        now: Instant,
-        agent: CallHandle,
-        reason: EndReason,
-        ports: &mut dyn MediaPorts,
-    ) {
+    pub(super) fn agent_ended(&mut self, now: Instant, agent: CallHandle, reason: EndReason) {
         let Some(leg) = self.agents.remove(&agent) else {
             return;
         };
-        ports.close(agent);
+        self.close_media(agent);
         let caller = leg.caller;
         match leg.phase {
             AgentPhase::Ringing => {
@@ -320,19 +351,18 @@ impl Engine {
                 }
                 if self.calls.contains_key(&caller) {
                     self.ua.hangup(now, caller);
-                    self.complete(now, caller, HangupBy::Robot, ports);
+                    self.complete(now, caller, HangupBy::Robot);
                 }
             }
         }
     }
 
     /// The caller's leg ended: take the agent leg down with it.
-    pub(super) fn caller_gone(
-        &mut self,
-        now: Instant,
-        agent: CallHandle,
-        ports: &mut dyn MediaPorts,
-    ) {
+    pub(super) fn caller_gone(&mut self, now: Instant, agent: CallHandle) {
+        if self.awaiting_media.remove(&agent).is_some() {
+            // Not called yet: the port, if it opens, is closed then (`handle_media_opened`).
+            return;
+        }
         let Some(leg) = self.agents.remove(&agent) else {
             return;
         };
@@ -340,7 +370,7 @@ impl Engine {
             AgentPhase::Ringing => self.ua.cancel(now, agent),
             _ => self.ua.hangup(now, agent),
         }
-        ports.close(agent);
+        self.close_media(agent);
     }
 
     /// Ring timeout of an agent leg (from the timer heap). True if `call` was an agent leg.
@@ -358,12 +388,9 @@ impl Engine {
 
     /// The pacing tick for agent legs: announcement packets; the end of the announcement
     /// bridges the call.
-    pub(super) fn tick_agents(
-        &mut self,
-        now: Instant,
-        send: &mut dyn FnMut(CallHandle, SocketAddr, &[u8]),
-    ) {
+    pub(super) fn tick_agents(&mut self, now: Instant) {
         let mut bridged = Vec::new();
+        let mut packets = Vec::new();
         for (&agent, leg) in self.agents.iter_mut() {
             if leg.phase != AgentPhase::Announcing {
                 continue;
@@ -372,7 +399,7 @@ impl Engine {
                 continue;
             };
             if let Some(n) = playout.poll_packet(now, &mut self.packet_buf) {
-                send(agent, remote, &self.packet_buf[..n]);
+                packets.push((agent, remote, self.packet_buf[..n].to_vec()));
             }
             while let Some(ev) = playout.poll_event() {
                 if matches!(
@@ -383,6 +410,9 @@ impl Engine {
                     bridged.push((leg.caller, leg.transfer_id));
                 }
             }
+        }
+        for (agent, remote, p) in packets {
+            self.push_rtp(agent, remote, &p);
         }
         for (caller, id) in bridged {
             tracing::info!(
@@ -395,13 +425,7 @@ impl Engine {
 
     /// An RTP packet on a leg of a bridge: relay it to the other leg. True if it was one
     /// (the caller's dialogue does not see it).
-    pub(super) fn relay_rtp(
-        &mut self,
-        now: Instant,
-        from: CallHandle,
-        packet: &[u8],
-        ports: &mut dyn MediaPorts,
-    ) -> bool {
+    pub(super) fn relay_rtp(&mut self, now: Instant, from: CallHandle, packet: &[u8]) -> bool {
         // Agent → caller.
         if let Some(leg) = self.agents.get(&from) {
             if leg.phase != AgentPhase::Bridged {
@@ -411,9 +435,11 @@ impl Engine {
                 return true;
             };
             let (to, dest, to_media) = (leg.caller, c.remote_rtp, c.media);
-            if let Some(n) = rewrite(&agent_media, &to_media, packet, &mut self.packet_buf) {
-                ports.relay(to, dest, &self.packet_buf[..n]);
+            let mut buf = std::mem::take(&mut self.packet_buf);
+            if let Some(n) = rewrite(&agent_media, &to_media, packet, &mut buf) {
+                self.push_rtp(to, dest, &buf[..n]);
             }
+            self.packet_buf = buf;
             return true;
         }
         // Caller → agent.
@@ -447,9 +473,11 @@ impl Engine {
             }
             return true;
         }
-        if let Some(n) = rewrite(&caller_media, &agent_media, packet, &mut self.packet_buf) {
-            ports.relay(agent, dest, &self.packet_buf[..n]);
+        let mut buf = std::mem::take(&mut self.packet_buf);
+        if let Some(n) = rewrite(&caller_media, &agent_media, packet, &mut buf) {
+            self.push_rtp(agent, dest, &buf[..n]);
         }
+        self.packet_buf = buf;
         true
     }
 }

@@ -60,13 +60,12 @@ impl HttpEffects {
     pub fn webhook(
         &self,
         call: CallHandle,
-        sip_call_id: &str,
         call_ref: Option<&str>,
         id: u64,
         request: WebhookRequest,
     ) {
         let this = self.clone();
-        let call_id = sip_call_id.to_owned();
+        let call_id = call.to_string();
         let call_ref = call_ref.map(str::to_owned);
         tokio::spawn(async move {
             let t0 = Instant::now();
@@ -240,7 +239,7 @@ mod tests {
         rx: &mut mpsc::UnboundedReceiver<CallInput>,
         r: WebhookRequest,
     ) -> Result<Value, String> {
-        fx.webhook(CallHandle(7), "sip-1", Some("ref-1"), 42, r);
+        fx.webhook(CallHandle(7), Some("ref-1"), 42, r);
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("a result within 5 s")

@@ -29,7 +29,6 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 use tokio::sync::mpsc;
 
-use crate::engine::MediaPorts;
 use crate::sip::ua::CallHandle;
 
 /// Largest datagram kept (anything longer is truncated, as RTP never is).
@@ -41,7 +40,7 @@ const BATCH_QUEUE: usize = 1024;
 #[derive(Default)]
 pub struct RtpBatch {
     data: Vec<u8>,
-    packets: Vec<(CallHandle, u32, u32)>,
+    packets: Vec<(CallHandle, SocketAddr, u32, u32)>,
 }
 
 impl RtpBatch {
@@ -53,11 +52,11 @@ impl RtpBatch {
         self.packets.is_empty()
     }
 
-    /// `(call, datagram)` in arrival order (per socket).
-    pub fn iter(&self) -> impl Iterator<Item = (CallHandle, &[u8])> {
+    /// `(call, source, datagram)` in arrival order (per socket).
+    pub fn iter(&self) -> impl Iterator<Item = (CallHandle, SocketAddr, &[u8])> {
         self.packets
             .iter()
-            .map(|&(c, off, len)| (c, &self.data[off as usize..(off + len) as usize]))
+            .map(|&(c, src, off, len)| (c, src, &self.data[off as usize..(off + len) as usize]))
     }
 
     fn clear(&mut self) {
@@ -83,9 +82,6 @@ pub struct MediaSockets {
     recycle: std_mpsc::Sender<RtpBatch>,
     pub send_errors: u64,
     pub packets_sent: u64,
-    /// Set by the runtime from the pacing tick's lateness and duration: new calls are
-    /// refused (503 + Retry-After) while it is.
-    pub overloaded: bool,
 }
 
 impl MediaSockets {
@@ -114,7 +110,6 @@ impl MediaSockets {
                 recycle: recycle_tx,
                 send_errors: 0,
                 packets_sent: 0,
-                overloaded: false,
             },
             rx,
         ))
@@ -158,8 +153,9 @@ impl MediaSockets {
     }
 }
 
-impl MediaPorts for MediaSockets {
-    fn open(&mut self, call: CallHandle) -> std::io::Result<u16> {
+impl MediaSockets {
+    /// Bind a local RTP port for `call`; returns the port.
+    pub fn open(&mut self, call: CallHandle) -> std::io::Result<u16> {
         let sock = self.bind_next()?;
         sock.set_nonblocking(true)?;
         let port = sock.local_addr()?.port();
@@ -175,19 +171,11 @@ impl MediaPorts for MediaSockets {
         Ok(port)
     }
 
-    fn relay(&mut self, via: CallHandle, dest: SocketAddr, packet: &[u8]) {
-        self.send(via, dest, packet);
-    }
-
-    fn close(&mut self, call: CallHandle) {
+    pub fn close(&mut self, call: CallHandle) {
         if let Some((token, sock)) = self.sockets.remove(&call) {
             let _ = self.registry.deregister(&mut SourceFd(&sock.as_raw_fd()));
             let _ = self.cmds.send(Cmd::Close(token));
         }
-    }
-
-    fn admit_call(&self) -> bool {
-        !self.overloaded
     }
 }
 
@@ -234,10 +222,10 @@ fn receive_loop(
             // unreachable surfaces as ECONNREFUSED on Linux) are one-shot: keep reading.
             for _ in 0..4096 {
                 match sock.recv_from(&mut buf) {
-                    Ok((n, _src)) => {
+                    Ok((n, src)) => {
                         let off = batch.data.len() as u32;
                         batch.data.extend_from_slice(&buf[..n]);
-                        batch.packets.push((*call, off, n as u32));
+                        batch.packets.push((*call, src, off, n as u32));
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(e) => tracing::trace!(error = %e, "rtp recv error"),

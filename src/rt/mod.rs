@@ -1,30 +1,31 @@
-//! The runtime: the only place with sockets, the real clock, tasks and HTTP.
+//! The runtime: the only place with sockets, the real clock, tasks and HTTP. It executes
+//! what the node asks and feeds it what happens; it makes no product decision.
 //!
-//! One tokio task owns the [`Engine`] and drives it: SIP datagrams, RTP datagrams (batches
-//! from the media receive thread, `rt::media`, which holds every call's RTP socket outside
-//! the reactor), the engine's timers, and one 20 ms pacing grid for every call's RTP. The
-//! pacing tick also watches its own lateness and duration and, when they say quality is
-//! about to suffer, has new calls refused (503 + Retry-After) before it does.
+//! One tokio task owns the [`Node`] and drives it:
+//! - inputs: SIP datagrams (one UDP socket), RTP datagrams (batches from the media receive
+//!   thread, `rt::media`, which holds every call's RTP socket outside the reactor), store
+//!   acknowledgements (`rt::store`), mid-call HTTP results (`rt::http`), recognition results
+//!   (`rt::speech`), control API commands, and the node's own wake-up time;
+//! - outputs, executed in the order the node gives them: SIP and RTP sends, media ports
+//!   opened and closed, commits to the store thread, HTTP requests, recognition jobs, the
+//!   node's status for the API.
 //!
-//! Call events (started, answered, completed, failed, notify) go to the store thread as
-//! records; the SIP messages the engine produced in the same step, and any after them, are
-//! held back until the store acknowledges the commit (`rt::store`), so no SIP message that
-//! follows an event leaves before the event is on disk (docs/webhooks.md, "Guarantees").
-//! The store thread, the delivery worker, HTTP effects and the control API are started by
-//! `rt::services`.
+//! After each pacing wake-up the task tells the node how late it woke and how long the
+//! tick and its sends took ([`Input::TickCost`]); the node decides whether to refuse new
+//! calls. The store thread, the delivery worker, HTTP effects and the control API are
+//! started by `rt::services`.
 //!
-//! Not here: any protocol or dialogue decision — those are in the sans-IO layers.
+//! Not here: any protocol, dialogue or product rule — those are in the sans-IO layers
+//! (`crate::node` and below).
 
-pub mod dialer;
 pub mod http;
 pub mod media;
-pub mod recorder;
 pub mod services;
 pub mod speech;
 pub mod store;
 pub mod webhook;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,19 +33,14 @@ use anyhow::Context;
 use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, EngineEvent};
+use crate::engine::EngineConfig;
 use crate::media::prompts::PromptCache;
+use crate::node::{Command, Input, Node, NodeConfig, Output, TrunkSetup};
 use crate::sip::ua::{TimerValues, Transmit, UaConfig};
 use media::{MediaSockets, RtpBatch};
 use services::Services;
-
-/// RTP packet time: the pacing grid.
-pub const PTIME: Duration = Duration::from_millis(20);
-/// Ticks over the pacing budget within one second (of 50) that mean "overloaded".
-const OVERLOAD_TICKS: u32 = 10;
 
 /// Load scenarios and prompts, bind the SIP socket, and run until Ctrl-C / SIGTERM.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
@@ -75,50 +71,85 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let local_addr = sip.local_addr()?;
     tracing::info!(%local_addr, "SIP listening (UDP)");
 
-    let mut outbound = dialer::Outbound::new(&cfg).await?;
-    let (dialer_tx, dialer_rx) = mpsc::unbounded_channel();
-    let mut svc = Services::start(
-        &cfg,
-        scenarios.keys().cloned().collect(),
-        dialer_tx,
-        outbound.board.clone(),
-    )
-    .await?;
-    let (queued, dnc) = svc
+    let trunks = resolve_trunks(&cfg).await?;
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let mut svc = Services::start(&cfg, scenarios.keys().cloned().collect(), commands_tx).await?;
+    let (queued, dnc, lost) = svc
         .store
-        .run(|s| Ok::<_, crate::store::StoreError>((s.queued_calls()?, s.dnc_numbers()?)))
+        .run({
+            let node = cfg.store.node.clone();
+            move |s| {
+                Ok::<_, crate::store::StoreError>((
+                    s.queued_calls()?,
+                    s.dnc_numbers()?,
+                    s.live_calls(&node)?,
+                ))
+            }
+        })
         .await
         .context("the store thread stopped")??;
-    outbound.load(queued, dnc);
-    let engine_cfg = EngineConfig {
-        ua: UaConfig {
-            local_addr,
-            advertised: cfg.sip.advertise.clone(),
-            user_agent: cfg.sip.user_agent.clone(),
-            timers: TimerValues::default(),
-        },
-        media_ip: cfg.sdp_ip(),
-        routes: cfg.routes.clone(),
-        max_calls: cfg.max_calls,
-        seed: rand::make_rng::<rand::rngs::StdRng>().next_u64(),
-        transfer_route: outbound.transfer_route(),
-        max_call_duration: cfg.max_call_duration().map_err(anyhow::Error::msg)?,
-    };
+    let mut campaigns = Vec::new();
+    let mut campaign_trunks = HashMap::new();
+    for c in &cfg.campaigns {
+        campaigns.push(c.to_campaign().map_err(anyhow::Error::msg)?);
+        if let Some(t) = &c.trunk {
+            campaign_trunks.insert(c.name.clone(), t.clone());
+        }
+    }
+    let seed = rand::make_rng::<rand::rngs::StdRng>().next_u64();
     let scenarios: BTreeMap<_, _> = scenarios;
-    let engine = Engine::new(
-        engine_cfg,
+    let now = Instant::now();
+    let mut node = Node::new(NodeConfig {
+        engine: EngineConfig {
+            ua: UaConfig {
+                local_addr,
+                advertised: cfg.sip.advertise.clone(),
+                user_agent: cfg.sip.user_agent.clone(),
+                timers: TimerValues::default(),
+            },
+            media_ip: cfg.sdp_ip(),
+            routes: cfg.routes.clone(),
+            max_calls: cfg.max_calls,
+            seed,
+            transfer_route: None,
+            max_call_duration: cfg.max_call_duration().map_err(anyhow::Error::msg)?,
+        },
         scenarios,
-        Arc::new(prompts),
-        (Instant::now(), SystemTime::now()),
-    );
+        prompts: Arc::new(prompts),
+        trunks,
+        campaigns,
+        campaign_trunks,
+        overload_tick: Duration::from_secs_f64(cfg.media.overload_tick_ms.max(1.0) / 1000.0),
+        seed: seed.rotate_left(17),
+        anchor: (now, SystemTime::now()),
+    });
+    if !queued.is_empty() {
+        tracing::info!(calls = queued.len(), "queued calls loaded from the store");
+        if cfg.trunks.is_empty() {
+            tracing::warn!(
+                calls = queued.len(),
+                "calls are queued but no trunk is configured (--trunk or trunks:); they wait"
+            );
+        }
+    }
+    node.handle_input(now, Input::Command(Command::Recovered(lost)));
+    for number in dnc {
+        node.handle_input(
+            now,
+            Input::Command(Command::Dnc {
+                number,
+                listed: true,
+            }),
+        );
+    }
+    for c in queued {
+        node.handle_input(now, Input::Command(Command::Queued(Box::new(c))));
+    }
     let range = cfg.rtp_port_range().map_err(anyhow::Error::msg)?;
     let (ports, rtp_rx) =
         MediaSockets::start(cfg.rtp_ip(), range).context("starting the RTP receive thread")?;
-    let overload = Duration::from_secs_f64(cfg.media.overload_tick_ms.max(1.0) / 1000.0);
-    let mut engine = engine;
-    outbound.start(Instant::now(), &mut engine);
     let r = tokio::select! {
-        r = drive(engine, sip, ports, rtp_rx, &mut svc, speech, outbound, dialer_rx, overload) => r,
+        r = drive(node, sip, ports, rtp_rx, &mut svc, speech, commands_rx) => r,
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())
@@ -126,6 +157,42 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     svc.shutdown().await;
     r
+}
+
+/// Resolve each trunk's proxy and registrar (`host:port`, a name or an address) once.
+async fn resolve_trunks(cfg: &Config) -> anyhow::Result<Vec<TrunkSetup>> {
+    let mut out = Vec::new();
+    for t in &cfg.trunks {
+        let proxy = resolve(&t.proxy).await?;
+        let registrar = if t.registers() {
+            Some(resolve(t.registrar.as_deref().unwrap_or(&t.proxy)).await?)
+        } else {
+            None
+        };
+        out.push(TrunkSetup {
+            cfg: t.clone(),
+            proxy,
+            registrar,
+        });
+    }
+    Ok(out)
+}
+
+/// Resolve `host:port` (a name or an address) to one socket address.
+async fn resolve(hostport: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let with_port = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5060")
+    };
+    tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|e| anyhow::anyhow!("resolving the trunk address {hostport}: {e}"))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the trunk address {hostport} resolves to nothing"))
 }
 
 async fn shutdown_signal() {
@@ -150,25 +217,22 @@ async fn shutdown_signal() {
     }
 }
 
-/// SIP messages waiting for the commit of a batch of call records.
-struct Held {
-    ticket: u64,
-    since: Instant,
-    transmits: Vec<Transmit>,
-    /// Inbound calls answered by these transmits: their greetings start once they leave.
-    starts: Vec<crate::sip::ua::CallHandle>,
-}
-
-async fn send_sip(sip: &UdpSocket, t: Transmit) {
-    if let Err(e) = sip.send_to(&t.payload, t.dest).await {
+fn send_sip(sip: &UdpSocket, t: &Transmit) {
+    // Non-blocking: a full socket buffer drops the datagram (SIP retransmits).
+    if let Err(e) = sip.try_send_to(&t.payload, t.dest) {
         tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
     }
 }
 
-/// Counters the engine and the sockets keep, copied into the metrics about once a second.
-fn publish_counters(engine: &Engine, ports: &MediaSockets, svc: &Services) {
+/// Counters the node and the sockets keep, copied into the metrics about once a second.
+fn publish_counters(
+    node: &Node,
+    ports: &MediaSockets,
+    svc: &Services,
+    speech: Option<&speech::Speech>,
+) {
     let m = &svc.metrics;
-    m.live_calls.set(engine.live_calls() as i64);
+    m.live_calls.set(node.live_calls() as i64);
     let sent = m.rtp_packets_sent.get();
     if ports.packets_sent > sent {
         m.rtp_packets_sent.inc_by(ports.packets_sent - sent);
@@ -182,124 +246,181 @@ fn publish_counters(engine: &Engine, ports: &MediaSockets, svc: &Services) {
     if v > seen {
         m.timer_violations.inc_by(v - seen);
     }
-    let ua = engine.ua().stats();
+    let ua = node.engine().ua().stats();
     m.sip_counter_to("unparseable_dropped", ua.unparseable_dropped);
     m.sip_counter_to("invalid_rejected", ua.invalid_rejected);
     m.sip_counter_to("responses_dropped", ua.responses_dropped);
     m.sip_counter_to("retransmissions_absorbed", ua.retransmissions_absorbed);
+    if let Some(s) = speech {
+        for (result, n) in s.dropped() {
+            let c = m.asr_jobs.get_or_create(&crate::api::metrics::ResultLabel {
+                result: result.to_owned(),
+            });
+            let seen = c.get();
+            if n as u64 > seen {
+                c.inc_by(n as u64 - seen);
+            }
+        }
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Executes everything the node wants done now; returns when it asks to be woken.
+fn execute(
+    node: &mut Node,
+    sip: &UdpSocket,
+    ports: &mut MediaSockets,
+    svc: &mut Services,
+    speech: &Option<speech::Speech>,
+) -> Instant {
+    let mut store_gone = false;
+    loop {
+        match node.poll_output() {
+            Output::Timeout(at) => return at,
+            Output::Sip(t) => send_sip(sip, &t),
+            Output::Rtp {
+                call,
+                dest,
+                payload,
+            } => ports.send(call, dest, payload),
+            Output::OpenMedia { call } => {
+                let input = match ports.open(call) {
+                    Ok(port) => Input::MediaOpened { call, port },
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot open an RTP port");
+                        Input::MediaFailed {
+                            call,
+                            error: e.to_string(),
+                        }
+                    }
+                };
+                node.handle_input(Instant::now(), input);
+            }
+            Output::CloseMedia { call } => ports.close(call),
+            Output::Commit { ticket, records } => {
+                if !svc.store.record(records, ticket) && !store_gone {
+                    store_gone = true;
+                    node.handle_input(
+                        Instant::now(),
+                        Input::StoreFailed {
+                            ticket,
+                            error: "the store thread is gone".to_owned(),
+                        },
+                    );
+                }
+            }
+            Output::AddDnc { number } => {
+                let store = svc.store.clone();
+                tokio::spawn(async move {
+                    let now = crate::crm::events::unix_ms(SystemTime::now());
+                    match store.run(move |s| s.add_dnc(&number, "call", now)).await {
+                        Some(Ok(_)) => {}
+                        other => {
+                            tracing::error!(?other, "could not store a do-not-call request")
+                        }
+                    }
+                });
+            }
+            Output::Http {
+                call,
+                id,
+                call_ref,
+                request,
+            } => svc.http.webhook(call, call_ref.as_deref(), id, request),
+            Output::Recognize {
+                call,
+                id,
+                audio,
+                lang,
+                phrases,
+            } => match speech {
+                Some(s) => s.submit(call, id, audio, lang, phrases),
+                None => node.handle_input(
+                    Instant::now(),
+                    Input::Recognition {
+                        call,
+                        id,
+                        result: Err("no speech model is loaded".to_owned()),
+                    },
+                ),
+            },
+            Output::CancelRecognition { call, id } => {
+                if let Some(s) = speech {
+                    s.cancel(call, id);
+                }
+            }
+            Output::Status(s) => {
+                svc.metrics
+                    .store_failing
+                    .set(i64::from(s.store_error.is_some()));
+                svc.status.set(*s);
+            }
+        }
+    }
+}
+
 async fn drive(
-    mut engine: Engine,
+    mut node: Node,
     sip: UdpSocket,
     mut ports: MediaSockets,
     mut rtp_rx: mpsc::Receiver<RtpBatch>,
     svc: &mut Services,
     mut speech: Option<speech::Speech>,
-    mut outbound: dialer::Outbound,
-    mut dialer_rx: mpsc::UnboundedReceiver<dialer::DialerCommand>,
-    overload: Duration,
+    mut commands: mpsc::UnboundedReceiver<Command>,
 ) -> anyhow::Result<()> {
-    let mut pacing = tokio::time::interval(PTIME);
-    // A late tick is not made up with a burst (Playout restarts its schedule after a
-    // stall); the next one stays on the grid.
-    pacing.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    // Ticks whose lateness + duration reached the budget, in the current and the previous
-    // second (50 ticks each). A single late tick is the box's noise (another process got
-    // the CPU); a fifth of a second's ticks over budget is the pacing falling behind.
-    let mut over = (0u32, 0u32);
     let mut buf = vec![0u8; 65535];
-    let mut held: VecDeque<Held> = VecDeque::new();
-    let mut ticket = 0u64;
-    let mut ticks = 0u64;
-    let mut store_gone = false;
+    let mut wake = execute(&mut node, &sip, &mut ports, svc, &speech);
+    let mut last_publish = Instant::now();
     loop {
-        let deadline = engine
-            .poll_timeout()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        let dial_at = outbound.next_wakeup();
-        let mut records = Vec::new();
+        let deadline = tokio::time::Instant::from_std(wake);
         tokio::select! {
             biased;
-            scheduled = pacing.tick() => {
+            _ = tokio::time::sleep_until(deadline) => {
                 let now = Instant::now();
-                let late = now.saturating_duration_since(scheduled.into_std());
+                let late = now.saturating_duration_since(wake);
                 svc.metrics.rtp_tick_lateness_seconds.observe(late.as_secs_f64());
-                engine.handle_timeout(now, &mut ports);
-                engine.tick(now, &mut |call, dest, pkt| ports.send(call, dest, pkt));
-                engine.handle_timeout(now, &mut ports);
-                // Back-pressure: a tick that starts late and takes long is what turns into
-                // send-interval jitter; refuse new calls before it reaches the period.
-                let spent = late + now.elapsed();
-                if spent >= overload {
-                    over.0 += 1;
-                }
-                let recent = over.0.max(over.1);
-                if !ports.overloaded && recent >= OVERLOAD_TICKS {
-                    ports.overloaded = true;
-                    tracing::warn!(?spent, live = engine.live_calls(), "RTP pacing overloaded: refusing new calls");
-                } else if ports.overloaded && recent < OVERLOAD_TICKS / 2 {
-                    ports.overloaded = false;
-                    tracing::info!(live = engine.live_calls(), "RTP pacing recovered: accepting calls");
-                }
-                ticks += 1;
-                if ticks.is_multiple_of(50) {
-                    over = (0, over.0);
-                    publish_counters(&engine, &ports, svc);
-                    if let Some(s) = &speech {
-                        for (result, n) in s.dropped() {
-                            let c = svc.metrics.asr_jobs.get_or_create(&crate::api::metrics::ResultLabel { result: result.to_owned() });
-                            let seen = c.get();
-                            if n as u64 > seen {
-                                c.inc_by(n as u64 - seen);
-                            }
-                        }
-                    }
-                }
-                // The tick comes first (`biased`), so when every wake-up finds it due (a
-                // starved or overloaded box) the other branches would never run: take what
-                // SIP has queued and any due dial here too, bounded, so calls keep moving.
+                node.handle_timeout(now);
+                execute(&mut node, &sip, &mut ports, svc, &speech);
+                // How late the wake-up came and how long the tick and its sends took:
+                // the node refuses new calls before that turns into send jitter.
+                node.handle_input(Instant::now(), Input::TickCost { late, spent: now.elapsed() });
+                // When every wake-up finds a tick due (a starved box), the other branches
+                // would never run: take what SIP has queued here too, bounded.
                 for _ in 0..64 {
                     match sip.try_recv_from(&mut buf) {
-                        Ok((n, src)) => engine.handle_sip(Instant::now(), src, &buf[..n], &mut ports),
+                        Ok((n, source)) => node.handle_input(Instant::now(), Input::Sip { source, datagram: &buf[..n] }),
                         Err(_) => break,
                     }
                 }
-                if dial_at.is_some_and(|t| t <= tokio::time::Instant::now()) {
-                    outbound.dial_due(Instant::now(), &mut engine, &mut ports, &mut svc.recorder, &mut records);
+                if last_publish.elapsed() >= Duration::from_secs(1) {
+                    last_publish = Instant::now();
+                    publish_counters(&node, &ports, svc, speech.as_ref());
                 }
             }
-            ack = svc.acks.recv(), if !held.is_empty() => {
-                // Acks arrive in ticket order; a closed channel (store thread gone)
-                // releases everything.
-                let upto = ack.map(|a| a.ticket).unwrap_or(u64::MAX);
-                while held.front().is_some_and(|h| h.ticket <= upto) {
-                    if let Some(h) = held.pop_front() {
-                        svc.metrics.sip_hold_seconds.observe(h.since.elapsed().as_secs_f64());
-                        for t in h.transmits {
-                            send_sip(&sip, t).await;
-                        }
-                        engine.start_prompts(Instant::now(), &h.starts, &mut ports);
-                    }
-                }
+            ack = svc.acks.recv() => {
+                let Some(ack) = ack else {
+                    anyhow::bail!("the store thread stopped");
+                };
+                let input = match ack.error {
+                    None => Input::Stored { ticket: ack.ticket },
+                    Some(error) => Input::StoreFailed { ticket: ack.ticket, error },
+                };
+                node.handle_input(Instant::now(), input);
             }
             r = sip.recv_from(&mut buf) => {
                 match r {
-                    Ok((n, src)) => engine.handle_sip(Instant::now(), src, &buf[..n], &mut ports),
+                    Ok((n, source)) => node.handle_input(Instant::now(), Input::Sip { source, datagram: &buf[..n] }),
                     Err(e) => tracing::debug!(error = %e, "SIP recv error"),
                 }
             }
             Some(batch) = rtp_rx.recv() => {
                 let now = Instant::now();
-                for (call, data) in batch.iter() {
-                    engine.handle_rtp(now, call, data, &mut ports);
+                for (call, source, packet) in batch.iter() {
+                    node.handle_input(now, Input::Rtp { call, source, packet });
                 }
                 ports.recycle(batch);
             }
             Some(res) = svc.http_results.recv() => {
-                engine.handle_call_input(Instant::now(), res.call, res.input, &mut ports);
+                node.handle_input(Instant::now(), Input::CallInput { call: res.call, input: res.input });
             }
             Some(res) = async {
                 match speech.as_mut() {
@@ -307,112 +428,12 @@ async fn drive(
                     None => std::future::pending().await,
                 }
             } => {
-                engine.handle_recognition(Instant::now(), res.call, res.id, res.result, &mut ports);
+                node.handle_input(Instant::now(), Input::Recognition { call: res.call, id: res.id, result: res.result });
             }
-            _ = tokio::time::sleep_until(deadline) => {
-                engine.handle_timeout(Instant::now(), &mut ports);
-            }
-            Some(cmd) = dialer_rx.recv() => {
-                outbound.command(cmd);
-                outbound.dial_due(Instant::now(), &mut engine, &mut ports, &mut svc.recorder, &mut records);
-            }
-            _ = async {
-                match dial_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                outbound.dial_due(Instant::now(), &mut engine, &mut ports, &mut svc.recorder, &mut records);
+            Some(cmd) = commands.recv() => {
+                node.handle_input(Instant::now(), Input::Command(cmd));
             }
         }
-        // Events first: if there are any, this step's SIP messages wait for their commit.
-        while let Some(ev) = engine.poll_event() {
-            match ev {
-                // Speech goes to the recognition threads, never run here (this task paces RTP).
-                EngineEvent::Effect {
-                    call,
-                    effect:
-                        crate::call::Effect::Recognize {
-                            id,
-                            audio,
-                            lang,
-                            phrases,
-                        },
-                    ..
-                } => match &speech {
-                    Some(s) => s.submit(call, id, audio, lang, phrases),
-                    None => engine.handle_recognition(
-                        Instant::now(),
-                        call,
-                        id,
-                        Err("no speech model is loaded".to_owned()),
-                        &mut ports,
-                    ),
-                },
-                EngineEvent::Effect {
-                    call,
-                    effect: crate::call::Effect::CancelRecognition { id },
-                    ..
-                } => {
-                    if let Some(s) = &speech {
-                        s.cancel(call, id);
-                    }
-                }
-                EngineEvent::Effect {
-                    call,
-                    sip_call_id,
-                    effect,
-                } => {
-                    if let crate::call::Effect::Dialogue(crate::dialogue::Action::Notify {
-                        event,
-                        ..
-                    }) = &effect
-                        && event == crate::crm::events::DNC_REQUESTED
-                        && let Some(number) = outbound.opt_out(&sip_call_id)
-                    {
-                        let store = svc.store.clone();
-                        tokio::spawn(async move {
-                            let now = crate::crm::events::unix_ms(SystemTime::now());
-                            match store.run(move |s| s.add_dnc(&number, "call", now)).await {
-                                Some(Ok(_)) => {}
-                                other => {
-                                    tracing::error!(?other, "could not store a do-not-call request")
-                                }
-                            }
-                        });
-                    }
-                    svc.effect(call, &sip_call_id, effect, &mut records)
-                }
-                other => outbound.on_event(other, &mut svc.recorder, &mut records),
-            }
-        }
-        if !records.is_empty() {
-            ticket += 1;
-            if svc.store.record(records, ticket) {
-                held.push_back(Held {
-                    ticket,
-                    since: Instant::now(),
-                    transmits: Vec::new(),
-                    starts: Vec::new(),
-                });
-            } else if !store_gone {
-                store_gone = true;
-                tracing::error!("the store thread is gone: call events are no longer recorded");
-            }
-        }
-        while let Some(t) = engine.poll_transmit() {
-            match held.back_mut() {
-                Some(h) => h.transmits.push(t),
-                None => send_sip(&sip, t).await,
-            }
-        }
-        // A greeting's first packet follows its call's 200 OK onto the wire, at once.
-        let starts = engine.take_deferred_starts();
-        if !starts.is_empty() {
-            match held.back_mut() {
-                Some(h) => h.starts.extend(starts),
-                None => engine.start_prompts(Instant::now(), &starts, &mut ports),
-            }
-        }
+        wake = execute(&mut node, &sip, &mut ports, svc, &speech);
     }
 }

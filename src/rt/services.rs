@@ -1,34 +1,31 @@
-//! Everything the drive loop needs besides SIP and RTP: the store thread, the recorder, the
-//! delivery worker, mid-call HTTP effects, the control API and the metrics — started in
-//! the right order by [`Services::start`] and stopped by [`Services::shutdown`].
+//! Everything the drive loop needs besides SIP and RTP: the store thread, the delivery
+//! worker, mid-call HTTP effects, the control API and the metrics — started in the right
+//! order by [`Services::start`] and stopped by [`Services::shutdown`].
 //!
 //! Start-up order matters for the guarantees in docs/webhooks.md: lock the data directory
 //! (one server per database), open and migrate the store, forget the leases of the previous
-//! process, report the calls it had up as `call.failed` (`interrupted`), and only then
-//! start delivering and accept calls.
+//! process, and only then start delivering and accept calls. (The calls the previous
+//! process had up are handed to the node, which reports them `interrupted`.)
 //!
 //! Not here: the drive loop itself (rt::drive).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::http::{CallInput, HttpEffects};
-use super::recorder::{self, Recorder};
-use super::store::{self as store_thread, Ack, StoreHandle};
+use super::store as store_thread;
 use super::webhook::{self, DeliveryConfig};
-use crate::api::{self, ApiState, metrics::Metrics};
-use crate::call::Effect;
+use crate::api::{self, ApiState, NodeView, metrics::Metrics};
 use crate::config::Config;
-use crate::crm::events::unix_ms;
-use crate::dialogue::Action;
-use crate::sip::ua::CallHandle;
+use crate::node::Command;
+use crate::store::handle::Ack;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Record, Store};
+use crate::store::{Store, StoreHandle};
 
 /// The lock file that keeps a second server off the same data directory.
 pub const LOCK_FILE: &str = "ivrflow.lock";
@@ -37,11 +34,12 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     pub store: StoreHandle,
     pub acks: mpsc::UnboundedReceiver<Ack>,
-    pub recorder: Recorder,
     pub http: HttpEffects,
     pub http_results: mpsc::UnboundedReceiver<CallInput>,
     /// Where the control API listens, when it runs.
     pub api_addr: Option<std::net::SocketAddr>,
+    /// The node's last status, for the API.
+    pub status: NodeView,
     store_thread: Option<std::thread::JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
     _lock: std::fs::File,
@@ -51,8 +49,7 @@ impl Services {
     pub async fn start(
         cfg: &Config,
         scenarios: BTreeSet<String>,
-        dialer: tokio::sync::mpsc::UnboundedSender<crate::rt::dialer::DialerCommand>,
-        trunks: crate::rt::dialer::TrunkBoard,
+        node: tokio::sync::mpsc::UnboundedSender<Command>,
     ) -> anyhow::Result<Services> {
         let dir = &cfg.data_dir;
         std::fs::create_dir_all(dir)
@@ -73,16 +70,6 @@ impl Services {
         let mut db = SqliteStore::open_in_dir(dir, &cfg.store.node)
             .with_context(|| format!("opening the database in {}", dir.display()))?;
         let released = db.release_leases()?;
-        let now = unix_ms(SystemTime::now());
-        let lost = db.live_calls(&cfg.store.node)?;
-        if !lost.is_empty() {
-            let records: Vec<Record> = lost.iter().map(|c| recorder::interrupted(c, now)).collect();
-            db.record(&records, now)?;
-            tracing::warn!(
-                calls = lost.len(),
-                "calls that were up when ivrflow last stopped are reported as call.failed (interrupted)"
-            );
-        }
         tracing::info!(path = %db.path().display(), released_leases = released, "store open");
 
         let metrics = Arc::new(Metrics::new());
@@ -107,6 +94,7 @@ impl Services {
             HttpEffects::new(cfg.webhook.url.clone(), secret, metrics.clone());
 
         let mut api_addr = None;
+        let status = NodeView::default();
         match &cfg.api.token {
             Some(token) => {
                 let listener = tokio::net::TcpListener::bind(cfg.api.listen)
@@ -120,13 +108,13 @@ impl Services {
                     token: token.trim().into(),
                     scenarios: Arc::new(scenarios),
                     campaigns: Arc::new(
-                        std::iter::once(crate::rt::dialer::DEFAULT_CAMPAIGN.to_owned())
+                        std::iter::once(crate::node::DEFAULT_CAMPAIGN.to_owned())
                             .chain(cfg.campaigns.iter().map(|c| c.name.clone()))
                             .collect(),
                     ),
                     metrics: metrics.clone(),
-                    dialer: Some(dialer),
-                    trunks,
+                    node: Some(node),
+                    status: status.clone(),
                 };
                 tasks.push(tokio::spawn(async move {
                     if let Err(e) = api::serve(listener, state).await {
@@ -139,52 +127,17 @@ impl Services {
             ),
         }
         Ok(Services {
-            recorder: Recorder::new(metrics.clone()),
             metrics,
             store,
             acks,
             http,
             http_results,
             api_addr,
+            status,
             store_thread: Some(join),
             tasks,
             _lock: lock,
         })
-    }
-
-    /// Route one effect of a live call: CRM notifications to the outbox (appended to
-    /// `records`), webhook requests to the HTTP client; anything else is not this
-    /// runtime's yet.
-    pub fn effect(
-        &mut self,
-        call: CallHandle,
-        sip_call_id: &str,
-        effect: Effect,
-        records: &mut Vec<Record>,
-    ) {
-        match effect {
-            Effect::Dialogue(Action::Notify { event, data }) => {
-                records.extend(
-                    self.recorder
-                        .notify(sip_call_id, &event, &data, SystemTime::now()),
-                );
-            }
-            Effect::Dialogue(Action::Webhook { id, request }) => {
-                let call_ref = self.recorder.call_ref(sip_call_id).map(str::to_owned);
-                self.http
-                    .webhook(call, sip_call_id, call_ref.as_deref(), id, request);
-            }
-            #[allow(unreachable_patterns)]
-            other => {
-                // Only the kind: a transfer target or a recording may be personal data.
-                let kind = match &other {
-                    Effect::Dialogue(Action::Transfer { .. }) => "transfer",
-                    Effect::Dialogue(Action::Record { .. }) => "record",
-                    _ => "other",
-                };
-                tracing::warn!(call_id = %sip_call_id, effect = kind, "effect not supported by this runtime yet");
-            }
-        }
     }
 
     /// Stop accepting API requests and deliveries, let the store thread commit what is

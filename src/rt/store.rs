@@ -1,12 +1,13 @@
 //! The store thread: the one thread that touches the database, with group commit.
 //!
-//! Everyone else talks to it through a [`StoreHandle`]: the drive loop queues call records
-//! ([`StoreHandle::record`], never waiting), the delivery worker queues attempt results, the
-//! API and the worker run queries ([`StoreHandle::run`], awaiting the answer). The thread
-//! takes whatever has queued up, applies runs of records in one transaction (one fsync for
-//! many events), and then acknowledges each record batch's ticket on the ack channel, in
-//! ticket order. The drive loop holds back a call's SIP messages until that ack (see
-//! `rt::drive` and docs/webhooks.md, "Guarantees").
+//! Everyone else talks to it through a [`StoreHandle`]: the drive loop queues the node's
+//! commits ([`StoreHandle::record`], never waiting), the delivery worker queues attempt
+//! results, the API and the worker run queries ([`StoreHandle::run`], awaiting the answer).
+//! The thread takes whatever has queued up, applies runs of records in one transaction
+//! (one fsync for many events), and then acknowledges each commit's ticket on the ack
+//! channel — with the error when the transaction failed. The node holds back a call's SIP
+//! until that ack, and retries a failed commit itself (`node::commit`; docs/webhooks.md,
+//! "Guarantees").
 //!
 //! Commands are executed in the order they were queued, so an attempt result queued before
 //! a lease query is committed before that query runs.
@@ -17,71 +18,16 @@ use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Instant, SystemTime};
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 
 use crate::api::metrics::Metrics;
 use crate::crm::events::unix_ms;
-use crate::store::{AttemptDone, Record, Store};
+use crate::store::handle::{Ack, Cmd};
+use crate::store::{Record, Store, StoreHandle};
 
 /// At most this many queued commands are taken into one round (one transaction for each
 /// run of records).
 const MAX_ROUND: usize = 1024;
-
-/// A record batch was committed (or failed to be: `ok == false`, the error is logged).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ack {
-    pub ticket: u64,
-    pub ok: bool,
-}
-
-type Job = Box<dyn FnOnce(&mut dyn Store) + Send>;
-
-enum Cmd {
-    Record { records: Vec<Record>, ticket: u64 },
-    Finish(Vec<AttemptDone>),
-    Run(Job),
-    Stop,
-}
-
-/// A cheap, cloneable way to the store thread.
-#[derive(Clone)]
-pub struct StoreHandle {
-    tx: std_mpsc::Sender<Cmd>,
-    /// Signalled after new events were committed or replayed: the delivery worker waits on it.
-    pub new_events: Arc<Notify>,
-}
-
-impl StoreHandle {
-    /// Queue call records for the next group commit; [`Ack`] `ticket` follows on the ack
-    /// channel. `false` when the store thread is gone (nothing will be acknowledged).
-    pub fn record(&self, records: Vec<Record>, ticket: u64) -> bool {
-        self.tx.send(Cmd::Record { records, ticket }).is_ok()
-    }
-
-    /// Queue delivery results (committed before any command queued after them runs).
-    pub fn finish(&self, done: Vec<AttemptDone>) -> bool {
-        self.tx.send(Cmd::Finish(done)).is_ok()
-    }
-
-    /// Run `f` on the store thread and return its result; `None` when the thread is gone.
-    pub async fn run<R, F>(&self, f: F) -> Option<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut dyn Store) -> R + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |s| {
-            let _ = tx.send(f(s));
-        });
-        self.tx.send(Cmd::Run(job)).ok()?;
-        rx.await.ok()
-    }
-
-    /// Ask the thread to finish what is queued and stop.
-    pub fn stop(&self) {
-        let _ = self.tx.send(Cmd::Stop);
-    }
-}
 
 /// Start the store thread. Returns the handle, the ack channel (for the drive loop) and the
 /// thread's join handle.
@@ -130,12 +76,15 @@ fn run(
                             tickets.push(ticket);
                         }
                     }
-                    let ok = commit_records(store.as_mut(), &all, &metrics);
-                    if ok && all.iter().any(|r| r.event.is_some()) {
+                    let error = commit_records(store.as_mut(), &all, &metrics).err();
+                    if error.is_none() && all.iter().any(|r| r.event.is_some()) {
                         new_events.notify_one();
                     }
                     for ticket in tickets {
-                        let _ = acks.send(Ack { ticket, ok });
+                        let _ = acks.send(Ack {
+                            ticket,
+                            error: error.clone(),
+                        });
                     }
                 }
                 Cmd::Finish(done) => {
@@ -160,48 +109,36 @@ fn run(
     }
 }
 
-/// Attempts at one group commit before its events are given up (a busy or failing disk).
-const COMMIT_TRIES: u32 = 3;
-
-fn commit_records(store: &mut dyn Store, records: &[Record], metrics: &Metrics) -> bool {
-    let mut tries = 0;
-    let res = loop {
-        tries += 1;
-        let t0 = Instant::now();
-        let res = store.record(records, unix_ms(SystemTime::now()));
-        metrics
-            .store_commit_seconds
-            .observe(t0.elapsed().as_secs_f64());
-        match res {
-            Err(e) if tries < COMMIT_TRIES => {
-                metrics.store_errors.inc();
-                tracing::warn!(error = %e, tries, "group commit failed; trying again");
-                std::thread::sleep(std::time::Duration::from_millis(50 * u64::from(tries)));
-            }
-            other => break other,
-        }
-    };
+/// One group commit. `Err` when the transaction failed (nothing of it is stored; the node
+/// retries the same records). A record the store refuses alone (an update of an unknown
+/// call) is logged and skipped; the rest of the batch is committed.
+fn commit_records(
+    store: &mut dyn Store,
+    records: &[Record],
+    metrics: &Metrics,
+) -> Result<(), String> {
+    let t0 = Instant::now();
+    let res = store.record(records, unix_ms(SystemTime::now()));
+    metrics
+        .store_commit_seconds
+        .observe(t0.elapsed().as_secs_f64());
     match res {
         Ok(results) => {
             for (rec, r) in records.iter().zip(results) {
                 match r {
-                    Ok(()) => {
-                        if let Some(ev) = &rec.event {
-                            metrics.event_recorded(&ev.kind);
-                        }
-                    }
+                    Ok(()) => metrics.recorded(rec),
                     Err(e) => {
                         metrics.store_errors.inc();
                         tracing::error!(call_ref = %rec.call_id, event = rec.event.as_ref().map(|e| e.kind.as_str()).unwrap_or("-"), error = %e, "call record refused by the store");
                     }
                 }
             }
-            true
+            Ok(())
         }
         Err(e) => {
             metrics.store_errors.inc();
-            tracing::error!(error = %e, records = records.len(), "cannot commit call records; their events are lost");
-            false
+            tracing::error!(error = %e, records = records.len(), "cannot commit call records; the node holds them and retries");
+            Err(e.to_string())
         }
     }
 }

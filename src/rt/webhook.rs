@@ -22,11 +22,11 @@ use rand::RngExt;
 use rand::rngs::StdRng;
 use tokio::sync::mpsc;
 
-use super::store::StoreHandle;
 use crate::api::metrics::Metrics;
 use crate::crm::events::unix_ms;
 use crate::crm::outbox::{self, AttemptResult, RetrySchedule};
 use crate::crm::signing::Secret;
+use crate::store::StoreHandle;
 use crate::store::{Attempt, AttemptDone, EventRecord};
 
 /// Longest wait between two looks at the outbox (it also notices CLI replays this way).

@@ -403,6 +403,8 @@ pub struct UserAgent {
     events: VecDeque<UaEvent>,
     stats: UaStats,
     refer_timeout: Duration,
+    /// Out-of-dialog OPTIONS are answered 503 (the node takes no new calls).
+    unavailable: bool,
 }
 
 impl UserAgent {
@@ -425,11 +427,18 @@ impl UserAgent {
             events: VecDeque::new(),
             stats: UaStats::default(),
             refer_timeout: refer::DEFAULT_REFER_TIMEOUT,
+            unavailable: false,
         }
     }
 
     pub fn stats(&self) -> UaStats {
         self.stats
+    }
+
+    /// While set, out-of-dialog OPTIONS get 503 with Retry-After (the node is failing or
+    /// draining, and a load balancer's probe should move new calls elsewhere).
+    pub fn set_unavailable(&mut self, unavailable: bool) {
+        self.unavailable = unavailable;
     }
 
     /// Number of call legs alive (any state).

@@ -15,8 +15,11 @@
 //! payload shapes (crm::events), dialing outbound calls (the dialer, issue 6).
 
 pub mod admin;
+pub mod handle;
 mod migrations;
 pub mod sqlite;
+
+pub use handle::StoreHandle;
 
 use std::collections::BTreeMap;
 

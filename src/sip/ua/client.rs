@@ -478,16 +478,23 @@ impl UserAgent {
 
     // ───────────────────────────── commands from the TU ─────────────────────────────
 
-    /// The handle the next [`UserAgent::invite`] will return, so the TU can open the call's
-    /// media port (whose number goes into the SDP offer) before placing it.
-    pub fn next_call_handle(&self) -> CallHandle {
-        CallHandle(self.next_call)
+    /// A handle for an outbound call to be placed later with [`UserAgent::invite_as`], so
+    /// the TU can open the call's media port (whose number goes into the SDP offer) first.
+    pub fn reserve_call(&mut self) -> CallHandle {
+        let call = CallHandle(self.next_call);
+        self.next_call += 1;
+        call
     }
 
     /// Place an outbound call. Progress, answer and failure come back as events.
     pub fn invite(&mut self, now: Instant, out: OutboundInvite) -> CallHandle {
-        let call = CallHandle(self.next_call);
-        self.next_call += 1;
+        let call = self.reserve_call();
+        self.invite_as(now, call, out);
+        call
+    }
+
+    /// Place an outbound call under a handle from [`UserAgent::reserve_call`].
+    pub fn invite_as(&mut self, now: Instant, call: CallHandle, out: OutboundInvite) {
         let local_tag = self.random_token(8);
         let call_id = format!("{}@ivrflow", self.random_token(12));
         let branch = self.new_branch();
@@ -562,7 +569,6 @@ impl UserAgent {
             },
         );
         self.start_client(now, out.dest, req, branch, Purpose::Invite(call));
-        call
     }
 
     /// Give up on an outbound call that has not been answered (ring timeout). The CANCEL

@@ -76,6 +76,12 @@ impl UserAgent {
                 if self.reject_unsupported_require(now, source, &req) {
                     return;
                 }
+                if self.unavailable {
+                    // A load balancer probing with OPTIONS moves new calls elsewhere.
+                    let extra = [("Retry-After", "10".to_owned())];
+                    self.respond_once(now, source, &req, 503, "Service Unavailable", &extra);
+                    return;
+                }
                 let extra = [
                     ("Allow", ALLOW.to_owned()),
                     ("Accept", "application/sdp".to_owned()),

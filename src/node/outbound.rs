@@ -1,45 +1,49 @@
-//! The runtime side of outbound calling: trunks (registration, OPTIONS keep-alive, where
-//! INVITEs go) and the [`Dialer`] fed from the store and the control API.
+//! Outbound calling inside the node: the trunks (registration, OPTIONS keep-alive, where
+//! INVITEs go and with which credentials) and the glue between the [`Dialer`] (which calls
+//! are due, under which rules) and the engine (placing them).
 //!
-//! The drive loop owns an [`Outbound`]: at start it loads the queued calls and the
-//! do-not-call list from the store (a restart loses no queued call), registers each trunk
-//! that has credentials, and then, whenever the dialer says a call is due, places it through
-//! [`Engine::place_call`]. Call results come back from the engine's events and go through
-//! the campaign's retry policy; the store records each attempt (a retried call goes back to
-//! `queued` with its new time).
+//! The node feeds it the queued calls and the do-not-call list (from the store at start,
+//! from the API afterwards), asks it for due calls at [`Outbound::poll_timeout`], and passes
+//! every engine event through [`Outbound::on_event`]: an outbound call's result goes
+//! through its campaign's retry policy before the recorder turns it into store records (a
+//! retried call goes back to `queued` with its new time).
 //!
-//! Not here: the rules themselves (`crate::dialer`, sans-IO, tested on a virtual clock) or
-//! SIP (`crate::sip::ua`).
+//! Sans-IO: addresses come resolved, time comes in as `now` (monotonic) and `wall`
+//! (for calling windows), nothing here touches a socket or the clock.
+//!
+//! Not here: the rules themselves (`crate::dialer`, tested on a virtual clock) or SIP
+//! (`crate::sip::ua`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::config::{Config, TrunkConfig};
+use super::ids::Ids;
+use super::records::Recorder;
+use crate::config::TrunkConfig;
 use crate::crm::events::FailReason;
 use crate::dialer::{
     Campaign, DialAction, Dialer, Disposition, Next, QueuedCall, Refusal, TrunkLimits,
 };
-use crate::engine::{CallOrigin, Engine, EngineEvent, MediaPorts, OutboundCall, PlaceError};
+use crate::engine::{CallOrigin, Engine, EngineEvent, OutboundCall, PlaceError};
 use crate::pii::Pii;
-use crate::rt::recorder::Recorder;
-use crate::sip::ua::{OutboundInvite, RegId, RegisterParams, UaEvent};
+use crate::sip::ua::{CallHandle, OutboundInvite, RegId, RegisterParams, UaEvent};
 use crate::store::UnixMs;
 use crate::store::{CallChange, CallRecord, CallUpdate, Record};
 
 /// The campaign of calls that name none: any time, one attempt.
 pub const DEFAULT_CAMPAIGN: &str = "default";
 
-/// What the control API tells the dialer, after the change is committed.
+/// A trunk with its addresses resolved (the runtime resolves names before the node starts).
 #[derive(Debug, Clone)]
-pub enum DialerCommand {
-    Queued(Box<CallRecord>),
-    Cancelled(String),
-    Dnc { number: String, listed: bool },
+pub struct TrunkSetup {
+    pub cfg: TrunkConfig,
+    pub proxy: SocketAddr,
+    /// Where to REGISTER, when the trunk registers.
+    pub registrar: Option<SocketAddr>,
 }
 
 /// A trunk's state as `GET /v1/trunks` shows it.
@@ -57,33 +61,6 @@ pub struct TrunkStatus {
     /// `up`, `down` (no answer to OPTIONS) or `unknown`.
     pub keepalive: &'static str,
     pub active_calls: usize,
-}
-
-/// Trunk states shared between the drive loop and the API.
-#[derive(Debug, Clone, Default)]
-pub struct TrunkBoard(Arc<Mutex<BTreeMap<String, TrunkStatus>>>);
-
-impl TrunkBoard {
-    pub fn snapshot(&self) -> Vec<TrunkStatus> {
-        self.0
-            .lock()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    fn update(&self, name: &str, f: impl FnOnce(&mut TrunkStatus)) {
-        if let Ok(mut m) = self.0.lock()
-            && let Some(t) = m.get_mut(name)
-        {
-            f(t);
-        }
-    }
-
-    fn insert(&self, t: TrunkStatus) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(t.name.clone(), t);
-        }
-    }
 }
 
 struct Trunk {
@@ -126,7 +103,7 @@ impl Trunk {
     }
 }
 
-/// A call the dialer placed, by SIP Call-ID.
+/// A call the dialer placed.
 struct Placed {
     call_ref: String,
     attempt: u32,
@@ -139,87 +116,89 @@ pub struct Outbound {
     campaign_trunks: HashMap<String, String>,
     /// Queued or active calls the dialer knows, by call_ref.
     calls: HashMap<String, CallRecord>,
-    placed: HashMap<String, Placed>,
-    /// Live calls' counterpart numbers by SIP Call-ID (for an in-call opt-out).
-    numbers: HashMap<String, String>,
-    pub board: TrunkBoard,
+    placed: HashMap<CallHandle, Placed>,
+    /// Live calls' counterpart numbers (for an in-call opt-out).
+    numbers: HashMap<CallHandle, String>,
+    status: BTreeMap<String, TrunkStatus>,
+    /// The trunk status changed since [`Outbound::take_status`] was last called.
+    status_changed: bool,
 }
 
 fn ms(t: Timestamp) -> UnixMs {
     t.as_millisecond()
 }
 
+/// `SystemTime` → jiff's timestamp (the epoch before 1970).
+pub fn timestamp(t: SystemTime) -> Timestamp {
+    Timestamp::from_millisecond(crate::crm::events::unix_ms(t)).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
 impl Outbound {
-    /// Resolve the trunks' addresses; the dialer starts empty (see [`Outbound::load`]).
-    pub async fn new(cfg: &Config) -> anyhow::Result<Outbound> {
-        let mut trunks = BTreeMap::new();
-        let board = TrunkBoard::default();
-        for t in &cfg.trunks {
-            let proxy = resolve(&t.proxy).await?;
-            let registrar = if t.registers() {
-                Some(resolve(t.registrar.as_deref().unwrap_or(&t.proxy)).await?)
-            } else {
-                None
-            };
-            board.insert(TrunkStatus {
-                name: t.name.clone(),
-                proxy: t.proxy.clone(),
-                registration: if registrar.is_some() {
-                    "registering"
-                } else {
-                    "unregistered"
+    /// The trunks and campaigns; the dialer starts empty (queued calls come as commands).
+    pub fn new(
+        trunks: &[TrunkSetup],
+        campaigns: &[Campaign],
+        campaign_trunks: HashMap<String, String>,
+    ) -> Outbound {
+        let mut by_name = BTreeMap::new();
+        let mut status = BTreeMap::new();
+        for t in trunks {
+            status.insert(
+                t.cfg.name.clone(),
+                TrunkStatus {
+                    name: t.cfg.name.clone(),
+                    proxy: t.cfg.proxy.clone(),
+                    registration: if t.registrar.is_some() {
+                        "registering"
+                    } else {
+                        "unregistered"
+                    },
+                    last_status: None,
+                    expires_s: None,
+                    keepalive: "unknown",
+                    active_calls: 0,
                 },
-                last_status: None,
-                expires_s: None,
-                keepalive: "unknown",
-                active_calls: 0,
-            });
-            trunks.insert(
-                t.name.clone(),
+            );
+            by_name.insert(
+                t.cfg.name.clone(),
                 Trunk {
-                    ring_timeout: t.ring_timeout().map_err(anyhow::Error::msg)?,
-                    keepalive: t.keepalive().map_err(anyhow::Error::msg)?,
-                    codecs: t.codecs().map_err(anyhow::Error::msg)?,
-                    cfg: t.clone(),
-                    proxy,
-                    registrar,
+                    ring_timeout: t.cfg.ring_timeout().unwrap_or(Duration::from_secs(30)),
+                    keepalive: t.cfg.keepalive().unwrap_or(Duration::from_secs(30)),
+                    codecs: t.cfg.codecs().unwrap_or_default(),
+                    cfg: t.cfg.clone(),
+                    proxy: t.proxy,
+                    registrar: t.registrar,
                     reg: None,
                     next_ping: None,
                     ping: None,
                 },
             );
         }
-        let mut campaigns: Vec<Campaign> = vec![Campaign::immediate(DEFAULT_CAMPAIGN)];
-        let mut campaign_trunks = HashMap::new();
-        for c in &cfg.campaigns {
-            campaigns.push(c.to_campaign().map_err(anyhow::Error::msg)?);
-            if let Some(t) = &c.trunk {
-                campaign_trunks.insert(c.name.clone(), t.clone());
-            }
-        }
-        let limits = cfg
-            .trunks
+        let mut all = vec![Campaign::immediate(DEFAULT_CAMPAIGN)];
+        all.extend(campaigns.iter().cloned());
+        let limits = trunks
             .iter()
             .map(|t| {
                 (
-                    t.name.clone(),
+                    t.cfg.name.clone(),
                     TrunkLimits {
-                        max_concurrent: t.max_calls,
-                        max_cps: t.max_cps,
+                        max_concurrent: t.cfg.max_calls,
+                        max_cps: t.cfg.max_cps,
                     },
                 )
             })
             .collect();
-        Ok(Outbound {
-            dialer: Dialer::new(campaigns, limits),
-            default_trunk: cfg.trunks.first().map(|t| t.name.clone()),
-            trunks,
+        Outbound {
+            dialer: Dialer::new(all, limits),
+            default_trunk: trunks.first().map(|t| t.cfg.name.clone()),
+            trunks: by_name,
             campaign_trunks,
             calls: HashMap::new(),
             placed: HashMap::new(),
             numbers: HashMap::new(),
-            board,
-        })
+            status,
+            status_changed: true,
+        }
     }
 
     /// Where bridged transfers to targets without an address go: the first trunk.
@@ -237,27 +216,21 @@ impl Outbound {
         !self.trunks.is_empty()
     }
 
-    /// What the store holds: queued calls and the do-not-call list.
-    pub fn load(&mut self, queued: Vec<CallRecord>, dnc: Vec<String>) {
-        for n in dnc {
-            self.dialer.add_dnc(&n);
-        }
-        let n = queued.len();
-        for c in queued {
-            self.enqueue(c);
-        }
-        if n > 0 {
-            tracing::info!(calls = n, "queued calls loaded from the store");
-            if !self.has_trunk() {
-                tracing::warn!(
-                    calls = n,
-                    "calls are queued but no trunk is configured (--trunk or trunks:); they wait"
-                );
-            }
+    /// The trunks' state, when it changed since the last call.
+    pub fn take_status(&mut self) -> Option<Vec<TrunkStatus>> {
+        std::mem::take(&mut self.status_changed).then(|| self.status.values().cloned().collect())
+    }
+
+    fn update_status(&mut self, name: &str, f: impl FnOnce(&mut TrunkStatus)) {
+        if let Some(t) = self.status.get_mut(name) {
+            let before = t.clone();
+            f(t);
+            self.status_changed |= *t != before;
         }
     }
 
-    fn enqueue(&mut self, c: CallRecord) {
+    /// Queue a call for the dialer (from the store at start, from the API afterwards).
+    pub fn enqueue(&mut self, c: CallRecord) {
         if self.calls.contains_key(&c.id) {
             return;
         }
@@ -289,43 +262,54 @@ impl Outbound {
         self.calls.insert(c.id.clone(), c);
     }
 
-    /// A change from the control API.
-    pub fn command(&mut self, cmd: DialerCommand) {
-        match cmd {
-            DialerCommand::Queued(c) => self.enqueue(*c),
-            DialerCommand::Cancelled(id) => {
-                if self.dialer.cancel(&id) {
-                    self.calls.remove(&id);
-                }
-            }
-            DialerCommand::Dnc { number, listed } => {
-                if listed {
-                    self.dialer.add_dnc(&number);
-                } else {
-                    self.dialer.remove_dnc(&number);
-                }
-            }
+    /// A queued call was cancelled through the API.
+    pub fn cancel(&mut self, call_ref: &str) {
+        if self.dialer.cancel(call_ref) {
+            self.calls.remove(call_ref);
         }
     }
 
-    /// When the drive loop should next call [`Outbound::dial_due`].
-    pub fn next_wakeup(&self) -> Option<tokio::time::Instant> {
-        if !self.has_trunk() {
-            return None;
+    /// A number was put on or taken off the do-not-call list.
+    pub fn set_dnc(&mut self, number: &str, listed: bool) {
+        if listed {
+            self.dialer.add_dnc(number);
+        } else {
+            self.dialer.remove_dnc(number);
         }
-        let now = Timestamp::now();
-        let mut at = self.dialer.next_slot(now).map(|t| {
-            // Past due: now.
-            let wait = Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO);
-            tokio::time::Instant::now() + wait.min(Duration::from_secs(3600))
-        });
+    }
+
+    /// Queued calls the dialer knows.
+    pub fn queued(&self) -> usize {
+        self.dialer.queued()
+    }
+
+    /// When [`Outbound::handle_timeout`] is next needed: a due call or a keep-alive.
+    pub fn poll_timeout(&self, now: Instant, wall: SystemTime) -> Option<Instant> {
+        let mut at = None;
+        if self.has_trunk() {
+            let w = timestamp(wall);
+            at = self.dialer.next_slot(w).map(|t| {
+                let wait = Duration::try_from(t.duration_since(w)).unwrap_or(Duration::ZERO);
+                now + wait.min(Duration::from_secs(3600))
+            });
+        }
         for t in self.trunks.values() {
             if let Some(p) = t.next_ping {
-                let p = tokio::time::Instant::from_std(p);
-                at = Some(at.map_or(p, |a| a.min(p)));
+                at = Some(at.map_or(p, |a: Instant| a.min(p)));
             }
         }
         at
+    }
+
+    /// Whether [`Outbound::handle_timeout`] has work at `now`: a queued call due (it may
+    /// still wait for a trunk's limits) or a keep-alive.
+    pub fn is_due(&self, now: Instant, wall: SystemTime) -> bool {
+        let w = timestamp(wall);
+        (self.has_trunk() && self.dialer.poll_timeout().is_some_and(|t| t <= w))
+            || self
+                .trunks
+                .values()
+                .any(|t| t.next_ping.is_some_and(|p| p <= now))
     }
 
     /// Register every trunk that has credentials and arm the keep-alives.
@@ -354,13 +338,14 @@ impl Outbound {
         }
     }
 
-    /// Keep-alives and due calls.
-    pub fn dial_due(
+    /// Keep-alives and due calls; records for what happened go to `records`.
+    pub fn handle_timeout(
         &mut self,
         now: Instant,
+        wall: SystemTime,
         engine: &mut Engine,
-        ports: &mut dyn MediaPorts,
         recorder: &mut Recorder,
+        ids: &mut Ids,
         records: &mut Vec<Record>,
     ) {
         for t in self.trunks.values_mut() {
@@ -375,15 +360,10 @@ impl Outbound {
         if !self.has_trunk() {
             return;
         }
-        let wall = Timestamp::now();
-        tracing::trace!(
-            queued = self.dialer.queued(),
-            active = self.dialer.active(),
-            "dialer wake-up"
-        );
-        while let Some(action) = self.dialer.poll_dial(wall) {
+        let w = timestamp(wall);
+        while let Some(action) = self.dialer.poll_dial(w) {
             match action {
-                DialAction::Dial(q) => self.place(now, wall, q, engine, ports, recorder, records),
+                DialAction::Dial(q) => self.place(now, w, q, engine, recorder, ids, records),
                 DialAction::Refuse(q, why) => {
                     let why = match why {
                         Refusal::DoNotCall => "the number is on the do-not-call list".to_owned(),
@@ -394,7 +374,7 @@ impl Outbound {
                     };
                     if let Some(c) = self.calls.remove(&q.id) {
                         tracing::info!(call_ref = %c.id, to = %Pii(&q.to), %why, "queued call will not be dialled");
-                        records.push(recorder.refused(&c, &why, ms(wall)));
+                        records.push(recorder.refused(ids, &c, &why, ms(w)));
                     }
                 }
             }
@@ -409,8 +389,8 @@ impl Outbound {
         wall: Timestamp,
         q: QueuedCall,
         engine: &mut Engine,
-        ports: &mut dyn MediaPorts,
         recorder: &mut Recorder,
+        ids: &mut Ids,
         records: &mut Vec<Record>,
     ) {
         let (Some(c), Some(t)) = (self.calls.get(&q.id), self.trunks.get(&q.trunk)) else {
@@ -439,9 +419,8 @@ impl Outbound {
             codecs: t.codecs.clone(),
         };
         let attempt = q.attempts + 1;
-        match engine.place_call(now, out, ports) {
+        match engine.place_call(now, out) {
             Ok(call) => {
-                let sip_call_id = engine.ua().call_id(call).unwrap_or("").to_owned();
                 records.push(Record {
                     call_id: q.id.clone(),
                     at: ms(wall),
@@ -452,7 +431,7 @@ impl Outbound {
                     event: None,
                 });
                 self.placed.insert(
-                    sip_call_id,
+                    call,
                     Placed {
                         call_ref: q.id,
                         attempt,
@@ -477,22 +456,23 @@ impl Outbound {
                     variables: c.variables.clone(),
                 });
                 let ev = EngineEvent::CallFailed {
-                    call: crate::sip::ua::CallHandle(u64::MAX),
+                    call: CallHandle(u64::MAX),
                     origin,
                     reason,
                     sip_code: Some(code),
                     detail: e.to_string(),
-                    at: SystemTime::now(),
+                    at: SystemTime::UNIX_EPOCH + Duration::from_millis(ms(wall).max(0) as u64),
                 };
                 let next = self
                     .dialer
                     .handle_result(wall, &q.id, Disposition::Failed(code));
-                self.after_attempt(&q.id, ev, attempt, next, recorder, records);
+                self.after_attempt(&q.id, ev, attempt, next, recorder, ids, records);
             }
         }
     }
 
     /// Record a failed attempt by what the dialer decided.
+    #[allow(clippy::too_many_arguments)]
     fn after_attempt(
         &mut self,
         call_ref: &str,
@@ -500,6 +480,7 @@ impl Outbound {
         attempt: u32,
         next: Next,
         recorder: &mut Recorder,
+        ids: &mut Ids,
         records: &mut Vec<Record>,
     ) {
         let retry_at = match next {
@@ -514,7 +495,7 @@ impl Outbound {
             c.dial_attempts = attempt;
         }
         tracing::info!(%call_ref, attempt, ?retry_at, "outbound attempt failed");
-        records.extend(recorder.failed_attempt(ev, attempt, retry_at));
+        records.extend(recorder.failed_attempt(ids, ev, attempt, retry_at));
     }
 
     /// Every engine event passes here on its way to the recorder: outbound results go
@@ -522,28 +503,32 @@ impl Outbound {
     pub fn on_event(
         &mut self,
         ev: EngineEvent,
+        wall: SystemTime,
         recorder: &mut Recorder,
+        ids: &mut Ids,
         records: &mut Vec<Record>,
     ) {
+        let w = timestamp(wall);
         match ev {
-            EngineEvent::CallStarted { ref origin, .. } => {
+            EngineEvent::CallStarted {
+                call, ref origin, ..
+            } => {
                 let number = if origin.direction == "outbound" {
                     &origin.to
                 } else {
                     &origin.from
                 };
-                self.numbers
-                    .insert(origin.sip_call_id.clone(), number.clone());
-                records.extend(recorder.lifecycle(ev));
+                self.numbers.insert(call, number.clone());
+                records.extend(recorder.lifecycle(ids, ev));
             }
             EngineEvent::CallFailed {
-                ref origin,
+                call,
                 reason,
                 sip_code,
                 ..
             } => {
-                self.numbers.remove(&origin.sip_call_id);
-                match self.placed.remove(&origin.sip_call_id) {
+                self.numbers.remove(&call);
+                match self.placed.remove(&call) {
                     Some(p) => {
                         let disposition = match reason {
                             FailReason::Busy => Disposition::Busy,
@@ -551,34 +536,40 @@ impl Outbound {
                             FailReason::Rejected => Disposition::Rejected,
                             _ => Disposition::Failed(sip_code.unwrap_or(0)),
                         };
-                        let next =
-                            self.dialer
-                                .handle_result(Timestamp::now(), &p.call_ref, disposition);
-                        self.after_attempt(&p.call_ref, ev, p.attempt, next, recorder, records);
+                        let next = self.dialer.handle_result(w, &p.call_ref, disposition);
+                        self.after_attempt(
+                            &p.call_ref,
+                            ev,
+                            p.attempt,
+                            next,
+                            recorder,
+                            ids,
+                            records,
+                        );
                     }
-                    None => records.extend(recorder.lifecycle(ev)),
+                    None => records.extend(recorder.lifecycle(ids, ev)),
                 }
                 self.publish_active();
             }
-            EngineEvent::CallCompleted(ref rec) => {
-                self.numbers.remove(&rec.call_id);
-                if let Some(p) = self.placed.remove(&rec.call_id) {
+            EngineEvent::CallCompleted { call, .. } => {
+                self.numbers.remove(&call);
+                if let Some(p) = self.placed.remove(&call) {
                     self.dialer
-                        .handle_result(Timestamp::now(), &p.call_ref, Disposition::Answered);
+                        .handle_result(w, &p.call_ref, Disposition::Answered);
                     self.calls.remove(&p.call_ref);
                     self.publish_active();
                 }
-                records.extend(recorder.lifecycle(ev));
+                records.extend(recorder.lifecycle(ids, ev));
             }
             EngineEvent::Trunk(ua) => self.trunk_event(ua),
-            other => records.extend(recorder.lifecycle(other)),
+            other => records.extend(recorder.lifecycle(ids, other)),
         }
     }
 
     /// The caller asked not to be called again (a scenario's `dnc.requested`): list the
-    /// number for the dialer now and in the store. Returns the number to persist.
-    pub fn opt_out(&mut self, sip_call_id: &str) -> Option<String> {
-        let number = crate::dialer::normalize_number(self.numbers.get(sip_call_id)?);
+    /// number for the dialer now. Returns the number to persist.
+    pub fn opt_out(&mut self, call: CallHandle) -> Option<String> {
+        let number = crate::dialer::normalize_number(self.numbers.get(&call)?);
         if number.is_empty() {
             return None;
         }
@@ -597,7 +588,7 @@ impl Outbound {
             UaEvent::Registered { id, expires } => {
                 if let Some(name) = by_reg(&self.trunks, id) {
                     tracing::info!(trunk = %name, expires_s = expires.as_secs(), "registered");
-                    self.board.update(&name, |t| {
+                    self.update_status(&name, |t| {
                         t.registration = "registered";
                         t.last_status = Some(200);
                         t.expires_s = Some(expires.as_secs());
@@ -607,7 +598,7 @@ impl Outbound {
             UaEvent::RegistrationFailed { id, status, .. } => {
                 if let Some(name) = by_reg(&self.trunks, id) {
                     tracing::warn!(trunk = %name, ?status, "registration failed; retrying with backoff");
-                    self.board.update(&name, |t| {
+                    self.update_status(&name, |t| {
                         t.registration = "failed";
                         t.last_status = status;
                     });
@@ -615,8 +606,7 @@ impl Outbound {
             }
             UaEvent::Unregistered { id } => {
                 if let Some(name) = by_reg(&self.trunks, id) {
-                    self.board
-                        .update(&name, |t| t.registration = "unregistered");
+                    self.update_status(&name, |t| t.registration = "unregistered");
                 }
             }
             UaEvent::PingResult { id, status } => {
@@ -628,16 +618,15 @@ impl Outbound {
                 if !up {
                     tracing::warn!(trunk = %t.cfg.name, "trunk does not answer OPTIONS");
                 }
-                self.board.update(&t.cfg.name, |b| {
-                    b.keepalive = if up { "up" } else { "down" }
-                });
+                let name = t.cfg.name.clone();
+                self.update_status(&name, |b| b.keepalive = if up { "up" } else { "down" });
             }
             _ => {}
         }
     }
 
-    fn publish_active(&self) {
-        let mut per_trunk: HashMap<&str, usize> = HashMap::new();
+    fn publish_active(&mut self) {
+        let mut per_trunk: HashMap<String, usize> = HashMap::new();
         for p in self.placed.values() {
             if let Some(c) = self.calls.get(&p.call_ref) {
                 let campaign = c.dial.campaign.as_deref().unwrap_or(DEFAULT_CAMPAIGN);
@@ -646,30 +635,14 @@ impl Outbound {
                     .get(campaign)
                     .or(self.default_trunk.as_ref());
                 if let Some(t) = trunk {
-                    *per_trunk.entry(t.as_str()).or_default() += 1;
+                    *per_trunk.entry(t.clone()).or_default() += 1;
                 }
             }
         }
-        for name in self.trunks.keys() {
-            let n = per_trunk.get(name.as_str()).copied().unwrap_or(0);
-            self.board.update(name, |t| t.active_calls = n);
+        let names: Vec<String> = self.trunks.keys().cloned().collect();
+        for name in names {
+            let n = per_trunk.get(&name).copied().unwrap_or(0);
+            self.update_status(&name, |t| t.active_calls = n);
         }
     }
-}
-
-/// Resolve `host:port` (a name or an address) to one socket address.
-async fn resolve(hostport: &str) -> anyhow::Result<SocketAddr> {
-    let with_port = if hostport
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5060")
-    };
-    tokio::net::lookup_host(&with_port)
-        .await
-        .map_err(|e| anyhow::anyhow!("resolving the trunk address {hostport}: {e}"))?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("the trunk address {hostport} resolves to nothing"))
 }

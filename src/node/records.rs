@@ -1,9 +1,10 @@
 //! Turns the engine's call events into store records: a call row change plus the CRM event
-//! it produces, with ids (the call's `call_ref`, each event's message id) assigned here.
+//! it produces, with ids (the call's `call_ref`, each event's message id) minted here from
+//! the node's [`Ids`].
 //!
-//! It remembers each live call by SIP Call-ID (the key `EngineEvent::CallCompleted` and
-//! effects carry) from `call.started` until `call.completed`. No I/O: the drive loop hands
-//! the records to the store thread.
+//! It remembers each live call by its [`CallHandle`] (the node's one internal identity of a
+//! call) from `call.started` until its final event. No I/O: the node hands the records to
+//! the store as commits.
 //!
 //! Outbound calls exist before their SIP leg (the API created them, with `call.queued`):
 //! their origin carries that `call_ref`, and starting one updates its row instead of
@@ -13,15 +14,15 @@
 //! Not here: when events are delivered.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::api::metrics::{Metrics, OutcomeLabel, ReasonLabel};
+use super::ids::Ids;
 use crate::crm::CallCompleted;
 use crate::crm::events::{self, CallIdentity, FailReason, unix_ms};
 use crate::engine::{CallOrigin, EngineEvent};
+use crate::sip::ua::CallHandle;
 use crate::store::{
     CallChange, CallRecord, CallState, CallUpdate, Direction, NewCall, NewEvent, Record, UnixMs,
 };
@@ -31,14 +32,14 @@ struct Live {
     ident: CallIdentity,
 }
 
+#[derive(Default)]
 pub struct Recorder {
-    live: HashMap<String, Live>,
-    metrics: Arc<Metrics>,
+    live: HashMap<CallHandle, Live>,
 }
 
-fn event(kind: &str, at: UnixMs, data: Value) -> Option<NewEvent> {
+fn event(ids: &mut Ids, kind: &str, at: UnixMs, data: Value) -> Option<NewEvent> {
     Some(NewEvent {
-        id: events::new_message_id(),
+        id: ids.message_id(),
         kind: kind.to_owned(),
         occurred_at: at,
         data,
@@ -73,31 +74,28 @@ fn new_call(call_ref: &str, o: &CallOrigin, state: CallState) -> NewCall {
 }
 
 impl Recorder {
-    pub fn new(metrics: Arc<Metrics>) -> Recorder {
-        Recorder {
-            live: HashMap::new(),
-            metrics,
-        }
+    pub fn new() -> Recorder {
+        Recorder::default()
     }
 
     /// The `call_ref` of a live call.
-    pub fn call_ref(&self, sip_call_id: &str) -> Option<&str> {
-        self.live.get(sip_call_id).map(|l| l.call_ref.as_str())
+    pub fn call_ref(&self, call: CallHandle) -> Option<&str> {
+        self.live.get(&call).map(|l| l.call_ref.as_str())
     }
 
     /// Records for a lifecycle event (`Effect`s are not lifecycle events: see
     /// [`Recorder::notify`]).
-    pub fn lifecycle(&mut self, ev: EngineEvent) -> Vec<Record> {
+    pub fn lifecycle(&mut self, ids: &mut Ids, ev: EngineEvent) -> Vec<Record> {
         match ev {
-            EngineEvent::CallStarted { origin, at, .. } => {
+            EngineEvent::CallStarted { call, origin, at } => {
                 let at = unix_ms(at);
-                let call_ref = origin.call_ref.clone().unwrap_or_else(events::new_call_ref);
+                let call_ref = origin.call_ref.clone().unwrap_or_else(|| ids.call_ref());
                 let ident = identity(&origin);
                 let data = events::started_data(&ident, &origin.variables);
                 if self
                     .live
                     .insert(
-                        origin.sip_call_id.clone(),
+                        call,
                         Live {
                             call_ref: call_ref.clone(),
                             ident,
@@ -105,7 +103,7 @@ impl Recorder {
                     )
                     .is_some()
                 {
-                    tracing::warn!(call_id = %origin.sip_call_id, "a second call with a live call's Call-ID");
+                    tracing::warn!(call_id = %origin.sip_call_id, "a call handle started twice");
                 }
                 let change = if origin.call_ref.is_some() {
                     CallChange::Update(CallUpdate {
@@ -120,14 +118,16 @@ impl Recorder {
                     call_id: call_ref.clone(),
                     at,
                     change,
-                    event: event(events::CALL_STARTED, at, data),
+                    event: event(ids, events::CALL_STARTED, at, data),
                 }]
             }
             EngineEvent::CallAnswered {
-                sip_call_id, at, ..
+                call,
+                sip_call_id,
+                at,
             } => {
                 let at = unix_ms(at);
-                let Some(live) = self.live.get(&sip_call_id) else {
+                let Some(live) = self.live.get(&call) else {
                     tracing::error!(call_id = %sip_call_id, "answered call was never started; no event");
                     return Vec::new();
                 };
@@ -139,6 +139,7 @@ impl Recorder {
                         ..CallUpdate::default()
                     }),
                     event: event(
+                        ids,
                         events::CALL_ANSWERED,
                         at,
                         events::answered_data(&live.ident),
@@ -146,20 +147,14 @@ impl Recorder {
                 }]
             }
             EngineEvent::CallFailed {
+                call,
                 origin,
                 reason,
                 sip_code,
                 detail,
                 at,
-                ..
             } => {
                 let at = unix_ms(at);
-                self.metrics
-                    .calls_failed
-                    .get_or_create(&ReasonLabel {
-                        reason: reason.as_str().to_owned(),
-                    })
-                    .inc();
                 let ident = identity(&origin);
                 let data =
                     events::failed_data(&ident, &origin.variables, reason, sip_code, &detail);
@@ -169,13 +164,13 @@ impl Recorder {
                     ..CallUpdate::default()
                 };
                 let mut out = Vec::new();
-                let call_ref = match self.live.remove(&origin.sip_call_id) {
+                let call_ref = match self.live.remove(&call) {
                     Some(l) => l.call_ref,
                     None if origin.call_ref.is_some() => {
                         origin.call_ref.clone().unwrap_or_default()
                     }
                     None => {
-                        let call_ref = events::new_call_ref();
+                        let call_ref = ids.call_ref();
                         out.push(Record {
                             call_id: call_ref.clone(),
                             at,
@@ -193,11 +188,11 @@ impl Recorder {
                     call_id: call_ref,
                     at,
                     change: CallChange::Update(update),
-                    event: event(events::CALL_FAILED, at, data),
+                    event: event(ids, events::CALL_FAILED, at, data),
                 });
                 out
             }
-            EngineEvent::CallCompleted(rec) => self.completed(*rec),
+            EngineEvent::CallCompleted { call, record } => self.completed(ids, call, *record),
             EngineEvent::Effect { .. } | EngineEvent::Trunk(_) => Vec::new(),
         }
     }
@@ -207,11 +202,12 @@ impl Recorder {
     /// row goes back to `queued` with that time, not to `failed`.
     pub fn failed_attempt(
         &mut self,
+        ids: &mut Ids,
         ev: EngineEvent,
         attempt: u32,
         retry_at: Option<UnixMs>,
     ) -> Vec<Record> {
-        let mut out = self.lifecycle(ev);
+        let mut out = self.lifecycle(ids, ev);
         if let Some(last) = out.last_mut() {
             if let CallChange::Update(u) = &mut last.change
                 && let Some(at) = retry_at
@@ -232,7 +228,7 @@ impl Recorder {
 
     /// A queued call the dialer will never place (do-not-call, no consent, bad time zone):
     /// `call.failed` with reason `blocked`.
-    pub fn refused(&mut self, call: &CallRecord, why: &str, now: UnixMs) -> Record {
+    pub fn refused(&mut self, ids: &mut Ids, call: &CallRecord, why: &str, now: UnixMs) -> Record {
         let ident = CallIdentity {
             call_id: None,
             scenario: call.scenario.clone(),
@@ -240,12 +236,6 @@ impl Recorder {
             from: call.from.clone().unwrap_or_default(),
             to: call.to.clone().unwrap_or_default(),
         };
-        self.metrics
-            .calls_failed
-            .get_or_create(&ReasonLabel {
-                reason: FailReason::Blocked.as_str().to_owned(),
-            })
-            .inc();
         let mut data = events::failed_data(&ident, &call.variables, FailReason::Blocked, None, why);
         if let Value::Object(m) = &mut data {
             m.insert("attempt".to_owned(), Value::from(call.dial_attempts));
@@ -259,27 +249,19 @@ impl Recorder {
                 failure: Some((FailReason::Blocked.as_str().to_owned(), None)),
                 ..CallUpdate::default()
             }),
-            event: event(events::CALL_FAILED, now, data),
+            event: event(ids, events::CALL_FAILED, now, data),
         }
     }
 
-    fn completed(&mut self, rec: CallCompleted) -> Vec<Record> {
-        let at = events::parse_rfc3339(&rec.ended_at).unwrap_or_else(|| unix_ms(SystemTime::now()));
-        if rec.failure.is_none() {
-            self.metrics
-                .calls_completed
-                .get_or_create(&OutcomeLabel {
-                    outcome: rec.outcome.clone().unwrap_or_else(|| "none".to_owned()),
-                })
-                .inc();
-        }
+    fn completed(&mut self, ids: &mut Ids, call: CallHandle, rec: CallCompleted) -> Vec<Record> {
+        let at = events::parse_rfc3339(&rec.ended_at).unwrap_or(0);
         let mut out = Vec::new();
-        let call_ref = match self.live.remove(&rec.call_id) {
+        let call_ref = match self.live.remove(&call) {
             Some(l) => l.call_ref,
             None => {
                 // Not seen starting (cannot happen with this engine): keep the record anyway.
                 tracing::error!(call_id = %rec.call_id, "completed call was never started; recording it now");
-                let call_ref = events::new_call_ref();
+                let call_ref = ids.call_ref();
                 let origin = CallOrigin {
                     sip_call_id: rec.call_id.clone(),
                     call_ref: None,
@@ -302,12 +284,6 @@ impl Recorder {
         let (kind, state, failure) = match &rec.failure {
             None => (events::CALL_COMPLETED, CallState::Completed, None),
             Some((reason, detail)) => {
-                self.metrics
-                    .calls_failed
-                    .get_or_create(&ReasonLabel {
-                        reason: reason.as_str().to_owned(),
-                    })
-                    .inc();
                 if let Value::Object(m) = &mut data {
                     m.insert("event".to_owned(), Value::from(events::CALL_FAILED));
                     m.insert("reason".to_owned(), Value::from(reason.as_str()));
@@ -340,7 +316,7 @@ impl Recorder {
                 failure,
                 ..CallUpdate::default()
             }),
-            event: event(kind, at, data),
+            event: event(ids, kind, at, data),
         });
         out
     }
@@ -348,30 +324,36 @@ impl Recorder {
     /// A scenario's `notify` (`sms.requested`, `dnc.requested`, `callback.requested`, …).
     pub fn notify(
         &mut self,
-        sip_call_id: &str,
+        ids: &mut Ids,
+        call: CallHandle,
         name: &str,
         data: &Value,
         at: SystemTime,
     ) -> Option<Record> {
         if !events::valid_notify_name(name) {
-            tracing::error!(call_id = %sip_call_id, event = %name, "notify event name is not valid (lower-case words joined by dots, not call.*); not sent");
+            tracing::error!(%call, event = %name, "notify event name is not valid (lower-case words joined by dots, not call.*); not sent");
             return None;
         }
-        let Some(live) = self.live.get(sip_call_id) else {
-            tracing::error!(call_id = %sip_call_id, event = %name, "notify from a call that is not live; not sent");
+        let Some(live) = self.live.get(&call) else {
+            tracing::error!(%call, event = %name, "notify from a call that is not live; not sent");
             return None;
         };
         Some(Record {
             call_id: live.call_ref.clone(),
             at: unix_ms(at),
             change: CallChange::Update(CallUpdate::default()),
-            event: event(name, unix_ms(at), events::notify_data(&live.ident, data)),
+            event: event(
+                ids,
+                name,
+                unix_ms(at),
+                events::notify_data(&live.ident, data),
+            ),
         })
     }
 }
 
 /// The record that closes a call this node had up when it stopped (found at start-up).
-pub fn interrupted(call: &CallRecord, now: UnixMs) -> Record {
+pub fn interrupted(ids: &mut Ids, call: &CallRecord, now: UnixMs) -> Record {
     let ident = CallIdentity {
         call_id: call.sip_call_id.clone(),
         scenario: call.scenario.clone(),
@@ -389,6 +371,7 @@ pub fn interrupted(call: &CallRecord, now: UnixMs) -> Record {
             ..CallUpdate::default()
         }),
         event: event(
+            ids,
             events::CALL_FAILED,
             now,
             events::failed_data(
@@ -421,13 +404,16 @@ mod tests {
 
     #[test]
     fn a_call_becomes_started_answered_then_notify() {
-        let mut r = Recorder::new(Arc::new(Metrics::new()));
+        let (mut r, mut ids) = (Recorder::new(), Ids::new(1));
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
-        let started = r.lifecycle(EngineEvent::CallStarted {
-            call: CallHandle(1),
-            origin: origin(),
-            at: t,
-        });
+        let started = r.lifecycle(
+            &mut ids,
+            EngineEvent::CallStarted {
+                call: CallHandle(1),
+                origin: origin(),
+                at: t,
+            },
+        );
         assert_eq!(started.len(), 1);
         let call_ref = started[0].call_id.clone();
         assert!(
@@ -435,17 +421,21 @@ mod tests {
         );
         assert_eq!(started[0].event.as_ref().unwrap().kind, "call.started");
         assert_eq!(started[0].at, 1_000);
-        assert_eq!(r.call_ref("sip-1"), Some(call_ref.as_str()));
+        assert_eq!(r.call_ref(CallHandle(1)), Some(call_ref.as_str()));
 
-        let answered = r.lifecycle(EngineEvent::CallAnswered {
-            call: CallHandle(1),
-            sip_call_id: "sip-1".into(),
-            at: t,
-        });
+        let answered = r.lifecycle(
+            &mut ids,
+            EngineEvent::CallAnswered {
+                call: CallHandle(1),
+                sip_call_id: "sip-1".into(),
+                at: t,
+            },
+        );
         assert_eq!(answered[0].call_id, call_ref);
         let n = r
             .notify(
-                "sip-1",
+                &mut ids,
+                CallHandle(1),
                 "sms.requested",
                 &serde_json::json!({"text": "hi"}),
                 t,
@@ -457,23 +447,29 @@ mod tests {
         assert_eq!(ev.data["data"]["text"], "hi");
         assert_eq!(ev.data["from"], "15551230000");
         assert!(
-            r.notify("sip-1", "call.completed", &Value::Null, t)
+            r.notify(&mut ids, CallHandle(1), "call.completed", &Value::Null, t)
                 .is_none()
         );
-        assert!(r.notify("nope", "sms.requested", &Value::Null, t).is_none());
+        assert!(
+            r.notify(&mut ids, CallHandle(9), "sms.requested", &Value::Null, t)
+                .is_none()
+        );
     }
 
     #[test]
     fn an_inbound_refusal_inserts_then_fails() {
-        let mut r = Recorder::new(Arc::new(Metrics::new()));
-        let recs = r.lifecycle(EngineEvent::CallFailed {
-            call: CallHandle(1),
-            origin: origin(),
-            reason: FailReason::Rejected,
-            sip_code: Some(503),
-            detail: "at capacity".into(),
-            at: SystemTime::UNIX_EPOCH,
-        });
+        let (mut r, mut ids) = (Recorder::new(), Ids::new(1));
+        let recs = r.lifecycle(
+            &mut ids,
+            EngineEvent::CallFailed {
+                call: CallHandle(1),
+                origin: origin(),
+                reason: FailReason::Rejected,
+                sip_code: Some(503),
+                detail: "at capacity".into(),
+                at: SystemTime::UNIX_EPOCH,
+            },
+        );
         assert_eq!(recs.len(), 2);
         assert!(recs[0].event.is_none());
         let ev = recs[1].event.as_ref().unwrap();
