@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::call::TraceEvent;
 use crate::dialogue::{Answer, HangupBy};
 
+pub mod delivery;
 pub mod events;
 pub mod outbox;
 pub mod signing;

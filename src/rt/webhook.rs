@@ -1,38 +1,29 @@
-//! The delivery worker: takes due events from the outbox and POSTs them to the CRM, signed
-//! (Standard Webhooks), one attempt at a time per call, many calls in parallel.
+//! The delivery worker: executes `crm::delivery::Deliverer`'s decisions — store queries,
+//! signed POSTs to the CRM (Standard Webhooks), one attempt at a time per call, many calls
+//! in parallel — and feeds it their results.
 //!
 //! ```text
-//!  loop: lease due events (one per call, oldest first, ≤ free slots)
-//!        └─ each: POST body, headers webhook-id / -timestamp / -signature, timeout
-//!                 → crm::outbox::after_attempt(schedule, attempt, result, now, jitter)
-//!                 → store: log the attempt, move the event (delivered / retry at / dead)
-//!        wait for: a result, new events committed, the next due time (≤ 1 s)
+//!  Lease  → store: lease due events (one per call, oldest first), next due time
+//!  Post   → POST body, headers webhook-id / -timestamp / -signature, timeout
+//!  Finish → store: log the attempts, move the events (delivered / retry at / dead)
+//!  Timeout→ wait for: a result, new events committed, the time
 //! ```
-//! The worker owns the clock and the randomness; the decisions are `crm::outbox`'s. A lease
-//! (per-attempt timeout + 5 s) keeps an event from being handed out twice while its attempt
-//! runs; leases are forgotten at start-up, so after a crash an event whose attempt was cut
-//! short is sent again at once (at-least-once; the receiver de-duplicates by `webhook-id`).
-//!
-//! Not here: what is due (the store's query keeps per-call order), payloads (crm::events).
+//! Not here: what is due (the store's query keeps per-call order), payloads (crm::events),
+//! and any decision (crm::delivery, crm::outbox).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rand::RngExt;
-use rand::rngs::StdRng;
+use rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::api::metrics::Metrics;
+use crate::crm::delivery::{self, Deliverer, Policy};
 use crate::crm::events::unix_ms;
-use crate::crm::outbox::{self, AttemptResult, RetrySchedule};
+use crate::crm::outbox::{self, AttemptResult, RetrySchedule, Transition};
 use crate::crm::signing::Secret;
-use crate::store::StoreHandle;
-use crate::store::{Attempt, AttemptDone, EventRecord};
+use crate::store::{EventRecord, StoreHandle};
 
-/// Longest wait between two looks at the outbox (it also notices CLI replays this way).
-const POLL: Duration = Duration::from_secs(1);
-/// A lease outlives the attempt's timeout by this much.
-const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Response bodies are read (to keep the connection reusable) up to this size.
 const MAX_RESPONSE: usize = 64 * 1024;
 
@@ -86,6 +77,14 @@ pub fn spawn(
     tokio::spawn(run(cfg, store, metrics))
 }
 
+/// One attempt's outcome, back from its task.
+struct Done {
+    event: EventRecord,
+    result: AttemptResult,
+    started: SystemTime,
+    took: Duration,
+}
+
 async fn run(cfg: DeliveryConfig, store: StoreHandle, metrics: Arc<Metrics>) {
     let Some(url) = cfg.url.clone() else {
         tracing::warn!(
@@ -105,90 +104,119 @@ async fn run(cfg: DeliveryConfig, store: StoreHandle, metrics: Arc<Metrics>) {
     };
     let cfg = Arc::new(cfg);
     let url: Arc<str> = url.into();
-    let mut rng = rand::make_rng::<StdRng>();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<AttemptDone>();
-    let mut in_flight = 0usize;
-    let lease_ms = i64::try_from((cfg.timeout + LEASE_MARGIN).as_millis()).unwrap_or(i64::MAX);
+    let mut d = Deliverer::new(
+        Policy {
+            timeout: cfg.timeout,
+            schedule: cfg.schedule.clone(),
+            max_in_flight: cfg.max_in_flight,
+        },
+        rand::make_rng::<rand::rngs::StdRng>().next_u64(),
+    );
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let now = || unix_ms(SystemTime::now());
+    d.handle_timeout(now());
     loop {
-        let free = cfg.max_in_flight.saturating_sub(in_flight) as u32;
-        let now = unix_ms(SystemTime::now());
-        let polled = store
-            .run(move |s| {
-                let leased = if free > 0 {
-                    s.lease_due(now, now.saturating_add(lease_ms), free)
-                } else {
-                    Ok(Vec::new())
-                };
-                (leased, s.next_due())
-            })
-            .await;
-        let Some((leased, next_due)) = polled else {
-            tracing::info!("store is gone; delivery worker stops");
-            return;
+        let wake = loop {
+            match d.poll_output() {
+                delivery::Output::Timeout(at) => break at,
+                delivery::Output::Lease { free, lease_until } => {
+                    let t = now();
+                    let polled = store
+                        .run(move |s| (s.lease_due(t, lease_until, free), s.next_due()))
+                        .await;
+                    match polled {
+                        None => {
+                            tracing::info!("store is gone; delivery worker stops");
+                            return;
+                        }
+                        Some((Ok(leased), next_due)) => {
+                            d.handle_leased(now(), leased, next_due.ok().flatten())
+                        }
+                        Some((Err(e), _)) => {
+                            metrics.store_errors.inc();
+                            tracing::error!(error = %e, "cannot read the outbox");
+                            d.handle_lease_failed(now());
+                        }
+                    }
+                }
+                delivery::Output::Post(ev) => {
+                    let (client, url, cfg, tx) =
+                        (client.clone(), url.clone(), cfg.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let started = SystemTime::now();
+                        let t0 = Instant::now();
+                        let result = attempt(&client, &url, &cfg, &ev, started).await;
+                        let _ = tx.send(Done {
+                            event: ev,
+                            result,
+                            started,
+                            took: t0.elapsed(),
+                        });
+                    });
+                }
+                delivery::Output::Finish(done) => {
+                    if !store.finish(done) {
+                        return;
+                    }
+                }
+            }
         };
-        let leased = leased.unwrap_or_else(|e| {
-            metrics.store_errors.inc();
-            tracing::error!(error = %e, "cannot read the outbox");
-            Vec::new()
-        });
-        for ev in leased {
-            in_flight += 1;
-            let (client, url, cfg, metrics, tx) = (
-                client.clone(),
-                url.clone(),
-                cfg.clone(),
-                metrics.clone(),
-                done_tx.clone(),
-            );
-            let sample: f64 = rng.random();
-            tokio::spawn(async move {
-                let done = attempt(&client, &url, &cfg, &ev, sample, &metrics).await;
-                let _ = tx.send(done);
-            });
-        }
-        let wait = match next_due {
-            Ok(Some(t)) => Duration::from_millis(u64::try_from(t - now).unwrap_or(0)).min(POLL),
-            _ => POLL,
-        };
-        // A due event we could not lease (all slots busy) waits for a slot, not a timer.
-        let wait = if wait.is_zero() && in_flight >= cfg.max_in_flight {
-            POLL
-        } else {
-            wait.max(Duration::from_millis(5))
-        };
+        let wait = Duration::from_millis(u64::try_from(wake - now()).unwrap_or(0));
         tokio::select! {
             Some(first) = done_rx.recv() => {
                 let mut batch = vec![first];
-                while let Ok(d) = done_rx.try_recv() {
-                    batch.push(d);
+                while let Ok(more) = done_rx.try_recv() {
+                    batch.push(more);
                 }
-                in_flight -= batch.len();
-                if !store.finish(batch) {
-                    return;
+                for done in batch {
+                    finished(&mut d, &metrics, done);
                 }
             }
-            _ = store.new_events.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            _ = store.new_events.notified() => d.handle_new_events(now()),
+            _ = tokio::time::sleep(wait) => d.handle_timeout(now()),
         }
     }
 }
 
+/// Feed one attempt's outcome to the deliverer; log and count it.
+fn finished(d: &mut Deliverer, metrics: &Metrics, done: Done) {
+    let Done {
+        event: ev,
+        result,
+        started,
+        took,
+    } = done;
+    metrics.delivery_seconds.observe(took.as_secs_f64());
+    metrics.delivery(result.label());
+    let n = ev.attempts + 1;
+    let now = unix_ms(SystemTime::now());
+    match d.handle_result(now, &ev, result.clone(), unix_ms(started), took) {
+        Transition::Delivered => {
+            tracing::info!(event_id = %ev.id, event = %ev.kind, call_ref = %ev.call_id, seq = ev.seq, attempt = n, status = ?result.status(), ms = took.as_millis() as u64, "webhook delivered")
+        }
+        Transition::Retry { at, error } => {
+            tracing::warn!(event_id = %ev.id, event = %ev.kind, call_ref = %ev.call_id, attempt = n, %error, retry_in_ms = at - now, "webhook failed; will retry")
+        }
+        Transition::Dead { error } => {
+            metrics.dead_letters.inc();
+            tracing::error!(event_id = %ev.id, event = %ev.kind, call_ref = %ev.call_id, attempt = n, %error, "webhook dead-lettered (replay: ivrflow events replay ID)")
+        }
+    }
+}
+
+/// One POST of `ev` to `url`: what came of it.
 async fn attempt(
     client: &reqwest::Client,
     url: &str,
     cfg: &DeliveryConfig,
     ev: &EventRecord,
-    sample: f64,
-    metrics: &Metrics,
-) -> AttemptDone {
-    let n = ev.attempts + 1;
-    let started = SystemTime::now();
-    let t0 = Instant::now();
+    started: SystemTime,
+) -> AttemptResult {
     let mut req = client.post(url).body(ev.payload.clone());
     for (k, v) in signed_headers(cfg.secret.as_ref(), &ev.id, started, ev.payload.as_bytes()) {
         req = req.header(k, v);
     }
-    let result = match req.send().await {
+    match req.send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let retry_after = resp
@@ -212,40 +240,6 @@ async fn attempt(
         }
         Err(e) if e.is_timeout() => AttemptResult::Timeout,
         Err(e) => AttemptResult::Network(error_chain(&e)),
-    };
-    let elapsed = t0.elapsed();
-    metrics.delivery_seconds.observe(elapsed.as_secs_f64());
-    metrics.delivery(result.label());
-    let transition = outbox::after_attempt(
-        &cfg.schedule,
-        n,
-        &result,
-        unix_ms(SystemTime::now()),
-        sample,
-    );
-    match &transition {
-        outbox::Transition::Delivered => {
-            tracing::info!(event_id = %ev.id, event = %ev.kind, call_ref = %ev.call_id, seq = ev.seq, attempt = n, status = ?result.status(), ms = elapsed.as_millis() as u64, "webhook delivered")
-        }
-        outbox::Transition::Retry { at, error } => {
-            tracing::warn!(event_id = %ev.id, event = %ev.kind, call_ref = %ev.call_id, attempt = n, %error, retry_in_ms = at - unix_ms(SystemTime::now()), "webhook failed; will retry")
-        }
-        outbox::Transition::Dead { error } => {
-            metrics.dead_letters.inc();
-            tracing::error!(event_id = %ev.id, event = %ev.kind, call_ref = %ev.call_id, attempt = n, %error, "webhook dead-lettered (replay: ivrflow events replay ID)")
-        }
-    }
-    AttemptDone {
-        attempt: Attempt {
-            event_id: ev.id.clone(),
-            attempt: n,
-            started_at: unix_ms(started),
-            duration_ms: elapsed.as_millis() as u64,
-            status_code: result.status(),
-            error: result.error(),
-            result: result.label().to_owned(),
-        },
-        transition,
     }
 }
 
