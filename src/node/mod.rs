@@ -252,13 +252,12 @@ impl Node {
         if engine_cfg.transfer_route.is_none() {
             engine_cfg.transfer_route = outbound.transfer_route();
         }
-        let seed = engine_cfg.seed;
         let engine = Engine::new(engine_cfg, cfg.scenarios, cfg.prompts, cfg.anchor);
         Node {
             engine,
             outbound,
             recorder: Recorder::new(),
-            ids: Ids::new(cfg.seed ^ seed),
+            ids: Ids::new(cfg.seed),
             gate: Gate::new(),
             out: VecDeque::new(),
             anchor: cfg.anchor,

@@ -23,6 +23,7 @@
 
 pub mod coverage;
 pub mod script;
+pub mod world;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
