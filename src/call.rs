@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::crm::CallCompleted;
-use crate::dialogue::{Action, Dialogue, DialogueResult, HangupBy, Input};
+use std::collections::BTreeMap;
+
+use crate::dialogue::{Action, Answer, Dialogue, DialogueResult, HangupBy, Input};
 use crate::media::Codec;
 use crate::media::amd::{Amd, AmdEvent, AmdVerdict, GreetingEnd};
 use crate::media::dtmf::DtmfReceiver;
@@ -756,6 +757,75 @@ impl CallCore {
             hangup_by: by,
             trace: self.trace.clone(),
             failure: None,
+        }
+    }
+}
+
+/// `call.completed`: one per answered call, sent when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallCompleted {
+    /// Always `"call.completed"`.
+    pub event: &'static str,
+    /// The SIP Call-ID.
+    pub call_id: String,
+    pub scenario: String,
+    pub direction: &'static str,
+    pub outcome: Option<String>,
+    pub answers: BTreeMap<String, Answer>,
+    pub variables: BTreeMap<String, String>,
+    /// Nodes visited, in order.
+    pub path: Vec<String>,
+    /// RFC 3339 UTC timestamps.
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_ms: u64,
+    pub hangup_by: HangupBy,
+    /// Prompts played, inputs and timings.
+    pub trace: Vec<TraceEvent>,
+    /// Set when the call was answered but ivrflow had to end it (no ACK, the maximum call
+    /// duration): the CRM then gets `call.failed` with this reason and detail, and the
+    /// rest of this record (answers, path, trace so far), instead of `call.completed`.
+    #[serde(skip)]
+    pub failure: Option<(FailReason, String)>,
+}
+
+/// Why a call did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailReason {
+    /// 486 Busy Here / 600 Busy Everywhere.
+    Busy,
+    /// 408, 480, or no answer before the ringing timeout.
+    NoAnswer,
+    /// 603 Decline, or (inbound) ivrflow refused the call: 503 at capacity, 488 no common
+    /// codec.
+    Rejected,
+    /// Any other failure.
+    Error,
+    /// ivrflow stopped (crash, kill, restart) while the call was up; reported at the next
+    /// start.
+    Interrupted,
+    /// Never dialled: the number is on the do-not-call list, consent was required and
+    /// missing, or the call's time zone or campaign is unknown.
+    Blocked,
+    /// Answered, then ended by ivrflow at the maximum call duration (`max_call_duration`).
+    MaxDuration,
+    /// Answered by ivrflow (200 OK), but the caller never confirmed it with ACK: ended
+    /// with BYE after 32 s (RFC 3261 §13.3.1.4).
+    NoAck,
+}
+
+impl FailReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailReason::Busy => "busy",
+            FailReason::NoAnswer => "no_answer",
+            FailReason::Rejected => "rejected",
+            FailReason::Error => "error",
+            FailReason::Interrupted => "interrupted",
+            FailReason::Blocked => "blocked",
+            FailReason::MaxDuration => "max_duration",
+            FailReason::NoAck => "no_ack",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod crm;
+pub mod delivery;
 pub mod dialer;
 pub mod dialogue;
 pub mod engine;

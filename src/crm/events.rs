@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::CallCompleted;
 use super::outbox::UnixMs;
+pub use crate::call::FailReason;
 
 pub const CALL_QUEUED: &str = "call.queued";
 pub const CALL_STARTED: &str = "call.started";
@@ -165,47 +166,6 @@ pub fn answered_data(id: &CallIdentity) -> Value {
 /// `call.completed`: the record the engine built when an answered call ended.
 pub fn completed_data(rec: &CallCompleted) -> Value {
     serde_json::to_value(rec).unwrap_or(Value::Null)
-}
-
-/// Why a call did not complete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailReason {
-    /// 486 Busy Here / 600 Busy Everywhere.
-    Busy,
-    /// 408, 480, or no answer before the ringing timeout.
-    NoAnswer,
-    /// 603 Decline, or (inbound) ivrflow refused the call: 503 at capacity, 488 no common
-    /// codec.
-    Rejected,
-    /// Any other failure.
-    Error,
-    /// ivrflow stopped (crash, kill, restart) while the call was up; reported at the next
-    /// start.
-    Interrupted,
-    /// Never dialled: the number is on the do-not-call list, consent was required and
-    /// missing, or the call's time zone or campaign is unknown.
-    Blocked,
-    /// Answered, then ended by ivrflow at the maximum call duration (`max_call_duration`).
-    MaxDuration,
-    /// Answered by ivrflow (200 OK), but the caller never confirmed it with ACK: ended
-    /// with BYE after 32 s (RFC 3261 §13.3.1.4).
-    NoAck,
-}
-
-impl FailReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailReason::Busy => "busy",
-            FailReason::NoAnswer => "no_answer",
-            FailReason::Rejected => "rejected",
-            FailReason::Error => "error",
-            FailReason::Interrupted => "interrupted",
-            FailReason::Blocked => "blocked",
-            FailReason::MaxDuration => "max_duration",
-            FailReason::NoAck => "no_ack",
-        }
-    }
 }
 
 /// `call.failed`.

@@ -1,4 +1,4 @@
-//! The delivery worker: executes `crm::delivery::Deliverer`'s decisions — store queries,
+//! The delivery worker: executes `delivery::Deliverer`'s decisions — store queries,
 //! signed POSTs to the CRM (Standard Webhooks), one attempt at a time per call, many calls
 //! in parallel — and feeds it their results.
 //!
@@ -9,7 +9,7 @@
 //!  Timeout→ wait for: a result, new events committed, the time
 //! ```
 //! Not here: what is due (the store's query keeps per-call order), payloads (crm::events),
-//! and any decision (crm::delivery, crm::outbox).
+//! and any decision (delivery, crm::outbox).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,10 +18,10 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::api::metrics::Metrics;
-use crate::crm::delivery::{self, Deliverer, Policy};
 use crate::crm::events::unix_ms;
 use crate::crm::outbox::{self, AttemptResult, RetrySchedule, Transition};
 use crate::crm::signing::Secret;
+use crate::delivery::{self, Deliverer, Policy};
 use crate::store::{EventRecord, StoreHandle};
 
 /// Response bodies are read (to keep the connection reusable) up to this size.

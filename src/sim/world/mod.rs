@@ -33,9 +33,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::crm::delivery::{self, Deliverer, Policy};
 use crate::crm::events::{self, unix_ms};
 use crate::crm::outbox::{AttemptResult, RetrySchedule};
+use crate::delivery::{self, Deliverer, Policy};
 use crate::dialer::{CallingWindow, Campaign, RetryRule};
 use crate::engine::EngineConfig;
 use crate::media::prompts::{Prompt, PromptCache};
@@ -741,11 +741,7 @@ impl World {
         let text = String::from_utf8_lossy(data);
         let call_id = crate::node::commit::call_id_of(data).map(str::to_owned);
         let idx = if let Some(rest) = text.strip_prefix("INVITE sip:") {
-            let number = rest
-                .split('@')
-                .next()
-                .unwrap_or("")
-                .to_owned();
+            let number = rest.split('@').next().unwrap_or("").to_owned();
             let i = self.callees.get(&number).copied();
             if let (Some(_), Some(cid)) = (i, call_id.clone()) {
                 self.check_dial(now, &number, &cid);

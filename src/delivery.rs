@@ -23,7 +23,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::outbox::{self, AttemptResult, RetrySchedule, Transition, UnixMs};
+use crate::crm::outbox::{self, AttemptResult, RetrySchedule, Transition, UnixMs};
 use crate::store::{Attempt, AttemptDone, EventRecord};
 
 /// Longest wait between two looks at the outbox (it also notices CLI replays this way).
