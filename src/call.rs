@@ -332,7 +332,7 @@ impl CallCore {
             return;
         }
         let (codec, pt) = self.audio_in;
-        let Some(h) = crate::media::dtmf::parse_rtp(packet) else {
+        let Some(h) = crate::media::rtp::parse_rtp(packet) else {
             return;
         };
         if h.payload_type != pt {

@@ -483,15 +483,15 @@ impl Engine {
 }
 
 fn rtp_pt(packet: &[u8]) -> Option<u8> {
-    (packet.len() >= 12 && packet[0] >> 6 == 2).then(|| packet[1] & 0x7f)
+    crate::media::rtp::parse_rtp(packet).map(|h| h.payload_type)
 }
 
 /// Copy an RTP packet from one leg's negotiation to the other's: payload type renumbered,
 /// G.711 transcoded when the codecs differ. `None` for what the other side cannot take.
 fn rewrite(from: &MediaParams, to: &MediaParams, packet: &[u8], out: &mut [u8]) -> Option<usize> {
-    let pt = rtp_pt(packet)?;
-    let header = 12 + 4 * usize::from(packet[0] & 0x0f);
-    if packet.len() < header || packet.len() > out.len() {
+    let view = crate::media::rtp::parse_rtp(packet)?;
+    let pt = view.payload_type;
+    if packet.len() > out.len() {
         return None;
     }
     out[..packet.len()].copy_from_slice(packet);
@@ -499,7 +499,8 @@ fn rewrite(from: &MediaParams, to: &MediaParams, packet: &[u8], out: &mut [u8]) 
     if pt == from.payload_type {
         out[1] = marker | to.payload_type;
         if from.codec != to.codec {
-            for b in &mut out[header..packet.len()] {
+            // The payload only: header extension and padding pass through untouched.
+            for b in &mut out[view.payload.clone()] {
                 *b = transcode(from.codec, to.codec, *b);
             }
         }
@@ -575,6 +576,29 @@ mod relay_tests {
             ),
             None
         );
+    }
+
+    /// The one RTP view: a header extension and padding pass through untouched; only the
+    /// payload is transcoded (the relay used to count the CSRCs only and transcode the
+    /// extension and the padding as audio).
+    #[test]
+    fn relay_transcodes_the_payload_only() {
+        let ulaw = media(Codec::Pcmu, 0, Some(101));
+        let alaw = media(Codec::Pcma, 8, Some(96));
+        // V=2, P=1, X=1, CC=0; extension: profile 0xBEDE, 1 word; 4 payload bytes; 2 padding.
+        let mut pkt = vec![0xb0, 0x00, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9];
+        pkt.extend_from_slice(&[0xbe, 0xde, 0x00, 0x01, 0x11, 0x22, 0x33, 0x44]);
+        let silence_u = crate::media::g711::linear_to_ulaw(0);
+        pkt.extend(std::iter::repeat_n(silence_u, 4));
+        pkt.extend_from_slice(&[0x00, 0x02]);
+        let mut out = [0u8; 1500];
+        let n = rewrite(&ulaw, &alaw, &pkt, &mut out).unwrap();
+        assert_eq!(n, pkt.len());
+        assert_eq!(out[1] & 0x7f, 8);
+        assert_eq!(&out[12..20], &pkt[12..20], "extension untouched");
+        let a = crate::media::g711::linear_to_alaw(0);
+        assert_eq!(&out[20..24], &[a; 4], "payload transcoded");
+        assert_eq!(&out[24..26], &[0x00, 0x02], "padding untouched");
     }
 
     #[test]

@@ -30,10 +30,9 @@
 //! Not here: in-band (Goertzel) DTMF detection, RFC 2198 redundancy payloads, jitter
 //! buffering, reporting key-up/final durations (only the duration known at the first packet).
 
-use std::ops::Range;
 use std::time::Instant;
 
-use rtp_rs::RtpReader;
+use super::rtp::parse_rtp;
 
 /// A DTMF key press, reported when its first packet arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,38 +43,6 @@ pub struct DtmfDigit {
     pub at: Instant,
     /// Event duration carried by that packet (usually 0–20 ms: the key is still down).
     pub duration_ms: u32,
-}
-
-/// The fixed part of an RTP header (RFC 3550 §5.1), borrowed from a validated datagram.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RtpHeaderView {
-    pub payload_type: u8,
-    pub sequence: u16,
-    pub timestamp: u32,
-    pub ssrc: u32,
-    pub marker: bool,
-    /// Where the payload lies in the datagram (after CSRCs and extension, before padding).
-    pub payload: Range<usize>,
-}
-
-/// Parses and validates an RTP datagram: version 2, CSRC list, header extension and padding
-/// lengths within bounds (via `rtp_rs::RtpReader`). `None` for anything malformed.
-pub fn parse_rtp(packet: &[u8]) -> Option<RtpHeaderView> {
-    let reader = RtpReader::new(packet).ok()?;
-    let start = reader.payload_offset();
-    let padding = usize::from(reader.padding().unwrap_or(0));
-    let end = packet.len().checked_sub(padding)?;
-    if start > end {
-        return None;
-    }
-    Some(RtpHeaderView {
-        payload_type: reader.payload_type(),
-        sequence: reader.sequence_number().into(),
-        timestamp: reader.timestamp(),
-        ssrc: reader.ssrc(),
-        marker: reader.mark(),
-        payload: start..end,
-    })
 }
 
 /// RFC 4733 §3.2 event code of a DTMF key (`'a'`–`'d'` accepted as `'A'`–`'D'`).

@@ -41,6 +41,7 @@
 //! (RFC 3389) or silence packets between prompts, mixing, SRTP, receiving audio.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,40 @@ const HALF_INTERVAL: Duration = Duration::from_millis(10);
 /// A slot less than this ahead of an off-schedule first packet is taken as the current
 /// one (the tick is running now): the next packet then waits for the slot after it.
 const EARLY_SLACK: Duration = Duration::from_millis(2);
+
+/// The one view of a received RTP packet (RFC 3550 §5.1) that everything reading RTP uses —
+/// the caller's audio, RFC 4733 keys, the relay of a bridged transfer: its fixed header
+/// fields and where its payload lies, from a validated datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtpHeaderView {
+    pub payload_type: u8,
+    pub sequence: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    pub marker: bool,
+    /// Where the payload lies in the datagram (after CSRCs and extension, before padding).
+    pub payload: Range<usize>,
+}
+
+/// Parses and validates an RTP datagram: version 2, CSRC list, header extension and padding
+/// lengths within bounds (via `rtp_rs::RtpReader`). `None` for anything malformed.
+pub fn parse_rtp(packet: &[u8]) -> Option<RtpHeaderView> {
+    let reader = rtp_rs::RtpReader::new(packet).ok()?;
+    let start = reader.payload_offset();
+    let padding = usize::from(reader.padding().unwrap_or(0));
+    let end = packet.len().checked_sub(padding)?;
+    if start > end {
+        return None;
+    }
+    Some(RtpHeaderView {
+        payload_type: reader.payload_type(),
+        sequence: reader.sequence_number().into(),
+        timestamp: reader.timestamp(),
+        ssrc: reader.ssrc(),
+        marker: reader.mark(),
+        payload: start..end,
+    })
+}
 
 /// What happened to a playback, for the dialogue layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
