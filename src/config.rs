@@ -117,6 +117,10 @@ pub struct MediaConfig {
     /// plus runs this long (milliseconds) is over budget; while a fifth of a second's ticks
     /// are, new INVITEs get 503 with Retry-After (calls already up are not touched).
     pub overload_tick_ms: f64,
+    /// Whose RTP a call accepts: `latch` (the SDP's address, or the first source seen and
+    /// then only it or a continuation of its stream: symmetric RTP behind NAT) or `sdp`
+    /// (only the address and port the SDP names).
+    pub strict_rtp: crate::media::latch::StrictRtp,
 }
 
 impl Default for MediaConfig {
@@ -126,6 +130,7 @@ impl Default for MediaConfig {
             rtp_ports: "20000-29999".to_owned(),
             advertise: None,
             overload_tick_ms: 20.0,
+            strict_rtp: crate::media::latch::StrictRtp::Latch,
         }
     }
 }

@@ -107,6 +107,8 @@ pub struct EngineConfig {
     /// Any answered call is ended (BYE, `call.failed` reason `max_duration`) this long
     /// after it was answered, whatever its scenario is doing.
     pub max_call_duration: Duration,
+    /// Whose RTP a call accepts (see `media::latch`).
+    pub strict_rtp: crate::media::latch::StrictRtp,
 }
 
 /// Default [`EngineConfig::max_call_duration`].
@@ -194,6 +196,8 @@ struct LiveCall {
     answer_in_flight: bool,
     /// The call is ended here, whatever the scenario does (`max_call_duration`).
     hard_deadline: Instant,
+    /// Whose RTP this call accepts.
+    latch: crate::media::latch::SourceLatch,
 }
 
 impl LiveCall {
@@ -282,6 +286,8 @@ pub struct Engine {
     media_overloaded: bool,
     /// Set by the owner while the store cannot commit (see [`Engine::set_store_failing`]).
     store_failing: bool,
+    /// RTP packets dropped for their source (strict RTP).
+    rtp_foreign: u64,
 }
 
 /// A call set up to the point where it needs its media port.
@@ -328,6 +334,7 @@ impl Engine {
             attention: Vec::new(),
             media_overloaded: false,
             store_failing: false,
+            rtp_foreign: 0,
         }
     }
 
@@ -395,6 +402,11 @@ impl Engine {
     pub fn set_store_failing(&mut self, failing: bool) {
         self.store_failing = failing;
         self.ua.set_unavailable(failing);
+    }
+
+    /// RTP packets dropped since the start because of their source.
+    pub fn rtp_foreign(&self) -> u64 {
+        self.rtp_foreign
     }
 
     /// Whether any call or agent leg may have media to pace.
@@ -630,8 +642,34 @@ impl Engine {
         self.process_ua_events(now);
     }
 
-    /// One RTP datagram that arrived on `call`'s media port.
-    pub fn handle_rtp(&mut self, now: Instant, call: CallHandle, packet: &[u8]) {
+    /// One RTP datagram that arrived on `call`'s media port from `source`. Packets from a
+    /// source the call does not accept (see `media::latch`) are dropped and counted.
+    pub fn handle_rtp(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        source: SocketAddr,
+        packet: &[u8],
+    ) {
+        let Some(view) = crate::media::rtp::parse_rtp(packet) else {
+            return;
+        };
+        let accepted = if let Some(c) = self.calls.get_mut(&call) {
+            c.latch.accept(now, source, &view)
+        } else if let Some(a) = self.agents.get_mut(&call) {
+            a.latch
+                .as_mut()
+                .is_none_or(|l| l.accept(now, source, &view))
+        } else {
+            true
+        };
+        if !accepted {
+            self.rtp_foreign += 1;
+            if self.rtp_foreign.is_power_of_two() {
+                tracing::warn!(%call, %source, dropped = self.rtp_foreign, "RTP from a source the call does not accept; dropped");
+            }
+            return;
+        }
         if self.relay_rtp(now, call, packet) {
             return;
         }
@@ -1181,6 +1219,7 @@ impl Engine {
                 relay_dtmf: media
                     .telephone_event_pt
                     .map(crate::media::dtmf::DtmfReceiver::new),
+                latch: crate::media::latch::SourceLatch::new(neg.remote_rtp, self.cfg.strict_rtp),
                 started_wall: self.wall(now),
                 completed: false,
                 scheduled: None,
@@ -1254,6 +1293,7 @@ impl Engine {
                 relay_dtmf: media
                     .telephone_event_pt
                     .map(crate::media::dtmf::DtmfReceiver::new),
+                latch: crate::media::latch::SourceLatch::new(neg.remote_rtp, self.cfg.strict_rtp),
                 started_wall: self.wall(now),
                 completed: false,
                 scheduled: None,

@@ -94,6 +94,8 @@ pub struct Metrics {
     pub timer_violations: Counter,
     /// 1 while the store cannot commit (new calls refused, SIP held).
     pub store_failing: Gauge,
+    /// RTP packets dropped because their source is not the call's (strict RTP).
+    pub rtp_foreign_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -133,6 +135,7 @@ impl Metrics {
             asr_jobs: Family::default(),
             timer_violations: Counter::default(),
             store_failing: Gauge::default(),
+            rtp_foreign_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -244,6 +247,11 @@ impl Metrics {
             "timer_violations",
             "Deadlines still due after being handled, deferred by a tick (a bug if not 0)",
             m.timer_violations.clone(),
+        );
+        registry.register(
+            "rtp_foreign_dropped",
+            "RTP packets dropped because their source is not the call's (strict RTP)",
+            m.rtp_foreign_dropped.clone(),
         );
         registry.register(
             "store_failing",

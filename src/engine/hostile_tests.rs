@@ -80,6 +80,7 @@ pub(super) fn engine_with(t0: Instant, name: &str, yaml: &str) -> Engine {
         seed: 7,
         transfer_route: None,
         max_call_duration: DEFAULT_MAX_CALL_DURATION,
+        strict_rtp: Default::default(),
     };
     let scenario = crate::scenario::load_str(&format!("{name}.yaml"), yaml).unwrap();
     let mut prompts = PromptCache::new();
@@ -801,4 +802,81 @@ nodes:
                 && r.headers.get("Authorization").is_none()),
         "{again:?}"
     );
+}
+
+/// Issue 14: RFC 4733 events sent to a call's media port from a foreign source are
+/// ignored, while the caller's own key works.
+#[test]
+fn keys_from_a_foreign_source_are_ignored() {
+    let t0 = Instant::now();
+    let mut e = engine_with(t0, "speech", SPEECH);
+    let mut p = ports();
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    e.handle_sip_with(
+        t0,
+        caller,
+        &invite("speech", "strict-1", "", "127.0.0.1"),
+        &mut p,
+    );
+    let call = std::iter::from_fn(|| e.poll_event())
+        .find_map(|ev| match ev {
+            EngineEvent::CallAnswered { call, .. } => Some(call),
+            _ => None,
+        })
+        .expect("answered");
+    let own: SocketAddr = "127.0.0.1:41000".parse().unwrap();
+    let stranger: SocketAddr = "127.0.0.1:41002".parse().unwrap();
+    let mut now = t0;
+    let mut step = |e: &mut Engine, p: &mut CountingPorts, now: &mut Instant| {
+        e.handle_timeout_with(*now, p);
+        e.tick_with(*now, &mut |_, _, _| {});
+        e.handle_timeout_with(*now, p);
+        *now += Duration::from_millis(20);
+    };
+    // The caller's phone sends audio: its source is latched.
+    for n in 0..5u16 {
+        e.handle_rtp_from_with(now, call, own, &rtp(n, &[0i16; 160]), &mut p);
+        step(&mut e, &mut p, &mut now);
+    }
+    for _ in 0..60 {
+        step(&mut e, &mut p, &mut now);
+    }
+    // A stranger presses 2 from another port (and a stream of its own).
+    for (n, end) in [(10u16, false), (11, false), (12, true)] {
+        let mut pkt = dtmf_event(n, 2, end);
+        pkt[8..12].copy_from_slice(&0xbad0_0bad_u32.to_be_bytes());
+        e.handle_rtp_from_with(now, call, stranger, &pkt, &mut p);
+    }
+    for _ in 0..10 {
+        step(&mut e, &mut p, &mut now);
+    }
+    assert!(e.rtp_foreign() >= 3, "{}", e.rtp_foreign());
+    // The caller presses 1 (one event: the same timestamp on every packet).
+    for (n, end) in [(6u16, false), (7, false), (8, true)] {
+        let mut pkt = dtmf_event(n, 1, end);
+        pkt[4..8].copy_from_slice(&77_000u32.to_be_bytes());
+        e.handle_rtp_from_with(now, call, own, &pkt, &mut p);
+    }
+    let mut done = None;
+    for _ in 0..200 {
+        step(&mut e, &mut p, &mut now);
+        if let Some(r) = std::iter::from_fn(|| e.poll_event()).find_map(|ev| match ev {
+            EngineEvent::CallCompleted { record, .. } => Some(record),
+            _ => None,
+        }) {
+            done = Some(r);
+            break;
+        }
+    }
+    let done = done.expect("the call completed");
+    assert_eq!(done.outcome.as_deref(), Some("done"));
+    let keys: Vec<char> = done
+        .trace
+        .iter()
+        .filter_map(|t| match t {
+            crate::call::TraceEvent::Dtmf { digit, .. } => Some(*digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys, ['1'], "only the caller's own key");
 }

@@ -90,6 +90,7 @@ impl Engine {
         self.pump(now, ports);
     }
 
+    /// RTP for `call` from the address its SDP named (the caller's own packets).
     pub(crate) fn handle_rtp_with(
         &mut self,
         now: Instant,
@@ -97,7 +98,24 @@ impl Engine {
         packet: &[u8],
         ports: &mut dyn MediaPorts,
     ) {
-        self.handle_rtp(now, call, packet);
+        let source = self
+            .calls
+            .get(&call)
+            .map(|c| c.remote_rtp)
+            .or_else(|| self.agents.get(&call).and_then(|a| a.media.map(|m| m.1)))
+            .unwrap_or_else(|| "192.0.2.1:9".parse().unwrap());
+        self.handle_rtp_from_with(now, call, source, packet, ports);
+    }
+
+    pub(crate) fn handle_rtp_from_with(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        source: SocketAddr,
+        packet: &[u8],
+        ports: &mut dyn MediaPorts,
+    ) {
+        self.handle_rtp(now, call, source, packet);
         self.pump(now, ports);
     }
 

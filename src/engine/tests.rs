@@ -49,6 +49,7 @@ fn engine(t0: Instant) -> Engine {
         seed: 7,
         transfer_route: None,
         max_call_duration: DEFAULT_MAX_CALL_DURATION,
+        strict_rtp: Default::default(),
     };
     let scenario = crate::scenario::load_str("hello.yaml", SCENARIO).unwrap();
     let mut prompts = PromptCache::new();

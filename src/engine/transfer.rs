@@ -68,6 +68,8 @@ pub(super) struct AgentLeg {
     /// Set on answer.
     pub media: Option<(MediaParams, SocketAddr)>,
     pub playout: Option<Playout>,
+    /// Whose RTP the agent leg accepts (set on answer).
+    pub latch: Option<crate::media::latch::SourceLatch>,
 }
 
 fn outcome_for_status(status: u16) -> TransferOutcome {
@@ -209,6 +211,7 @@ impl Engine {
                 cancelled_on_timeout: false,
                 media: None,
                 playout: None,
+                latch: None,
             },
         );
     }
@@ -304,6 +307,10 @@ impl Engine {
             leg.phase = AgentPhase::Announcing;
         }
         leg.media = Some((media, neg.remote_rtp));
+        leg.latch = Some(crate::media::latch::SourceLatch::new(
+            neg.remote_rtp,
+            self.cfg.strict_rtp,
+        ));
         leg.playout = Some(playout);
         if leg.phase == AgentPhase::Bridged {
             let (caller, id) = (leg.caller, leg.transfer_id);

@@ -22,6 +22,7 @@ pub mod dtmf;
 pub mod dtmf_dedup;
 pub mod g711;
 pub mod goertzel;
+pub mod latch;
 pub mod prompts;
 pub mod resample;
 pub mod rtp;

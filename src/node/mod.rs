@@ -309,9 +309,9 @@ impl Node {
             Input::Sip { source, datagram } => self.engine.handle_sip(now, source, datagram),
             Input::Rtp {
                 call,
-                source: _,
+                source,
                 packet,
-            } => self.engine.handle_rtp(now, call, packet),
+            } => self.engine.handle_rtp(now, call, source, packet),
             Input::MediaOpened { call, port } => self.engine.handle_media_opened(now, call, port),
             Input::MediaFailed { call, error } => {
                 self.engine.handle_media_failed(now, call, &error)

@@ -42,6 +42,7 @@ pub(crate) fn config(t0: Instant, trunks: Vec<TrunkSetup>) -> NodeConfig {
             seed: 7,
             transfer_route: None,
             max_call_duration: DEFAULT_MAX_CALL_DURATION,
+            strict_rtp: Default::default(),
         },
         scenarios: BTreeMap::from([("hello".to_owned(), Arc::new(scenario))]),
         prompts: Arc::new(prompts),

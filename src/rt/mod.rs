@@ -113,6 +113,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             seed,
             transfer_route: None,
             max_call_duration: cfg.max_call_duration().map_err(anyhow::Error::msg)?,
+            strict_rtp: cfg.media.strict_rtp,
         },
         scenarios,
         prompts: Arc::new(prompts),
@@ -240,6 +241,11 @@ fn publish_counters(
     let errs = m.rtp_send_errors.get();
     if ports.send_errors > errs {
         m.rtp_send_errors.inc_by(ports.send_errors - errs);
+    }
+    let foreign = node.engine().rtp_foreign();
+    let seen = m.rtp_foreign_dropped.get();
+    if foreign > seen {
+        m.rtp_foreign_dropped.inc_by(foreign - seen);
     }
     let v = crate::timers::violations();
     let seen = m.timer_violations.get();

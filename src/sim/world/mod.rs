@@ -273,6 +273,7 @@ fn node_config(t0: Instant, now: Instant, seed: u64) -> NodeConfig {
             seed,
             transfer_route: None,
             max_call_duration: Duration::from_secs(300),
+            strict_rtp: Default::default(),
         },
         scenarios: BTreeMap::from([("sim".to_owned(), Arc::new(scenario))]),
         prompts: prompts(),
