@@ -827,7 +827,7 @@ fn keys_from_a_foreign_source_are_ignored() {
     let own: SocketAddr = "127.0.0.1:41000".parse().unwrap();
     let stranger: SocketAddr = "127.0.0.1:41002".parse().unwrap();
     let mut now = t0;
-    let mut step = |e: &mut Engine, p: &mut CountingPorts, now: &mut Instant| {
+    let step = |e: &mut Engine, p: &mut CountingPorts, now: &mut Instant| {
         e.handle_timeout_with(*now, p);
         e.tick_with(*now, &mut |_, _, _| {});
         e.handle_timeout_with(*now, p);
