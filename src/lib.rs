@@ -18,6 +18,7 @@ pub mod media;
 pub mod nlu;
 pub mod pii;
 pub mod rt;
+pub mod sayas;
 pub mod scenario;
 pub mod sim;
 pub mod sip;

@@ -45,7 +45,6 @@
 
 mod dtmf;
 mod prompts;
-pub mod sayas;
 
 #[cfg(test)]
 mod tests;
@@ -57,10 +56,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::scenario::{
-    Ask, Assign, IntentAction, Jump, MAX_CALL_DEPTH, MAX_REPEATS, Node, NodeId, NodeKind,
-    PromptItem, Scenario,
+    Ask, Assign, IntentAction, Jump, MAX_CALL_DEPTH, MAX_KEYS, MAX_REPEATS, Node, NodeId, NodeKind,
+    PromptItem, Scenario, TransferMode,
 };
-pub use dtmf::MAX_KEYS;
 use dtmf::{DigitsState, KeyMatch};
 
 /// Zero-time transitions (`goto`, `set`, `branch`, empty `play`, …) allowed while handling
@@ -238,17 +236,6 @@ pub struct WebhookRequest {
 
 fn serialize_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// How a `transfer` node hands the caller over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TransferMode {
-    /// SIP REFER: the trunk connects the caller; the robot leaves at once.
-    Blind,
-    /// The robot calls the agent, plays the announcement, then bridges the caller.
-    #[default]
-    Bridged,
 }
 
 /// How a transfer ended.

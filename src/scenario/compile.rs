@@ -1067,23 +1067,20 @@ impl<'a> Compiler<'a> {
                     )
                     .hint(format!(
                         "add `currency: RUB` (one of {})",
-                        crate::dialogue::sayas::CURRENCIES.join(", ")
+                        crate::sayas::CURRENCIES.join(", ")
                     ));
                     return None;
                 };
                 let currency = self.template(cur)?;
                 if let Some(lit) = currency.as_literal()
-                    && !crate::dialogue::sayas::CURRENCIES.contains(&lit.as_str())
+                    && !crate::sayas::CURRENCIES.contains(&lit.as_str())
                 {
                     self.error(
                         ErrorKind::InvalidValue,
                         pos(cur),
                         format!("unknown currency `{lit}`"),
                     )
-                    .hint(format!(
-                        "known: {}",
-                        crate::dialogue::sayas::CURRENCIES.join(", ")
-                    ));
+                    .hint(format!("known: {}", crate::sayas::CURRENCIES.join(", ")));
                     return None;
                 }
                 Some(PromptKind::Money { value, currency })
@@ -2451,13 +2448,13 @@ impl<'a> Compiler<'a> {
                         "`min` must be at least 1",
                     );
                 }
-                if max < min || max > crate::dialogue::MAX_KEYS {
+                if max < min || max > super::MAX_KEYS {
                     self.error(
                         ErrorKind::InvalidValue,
                         d.value.max.as_ref().map_or(pos(d), pos),
                         format!(
                             "`max` must be between `min` ({min}) and {}",
-                            crate::dialogue::MAX_KEYS
+                            super::MAX_KEYS
                         ),
                     );
                 }

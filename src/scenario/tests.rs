@@ -922,7 +922,7 @@ nodes:
         );
         let mut c = cache(&["hello"]);
         let mut names: Vec<String> =
-            crate::dialogue::sayas::fragments(crate::dialogue::sayas::SayKind::Number, "en", None);
+            crate::sayas::fragments(crate::sayas::SayKind::Number, "en", None);
         names.push("goodbye".into());
         for n in &names {
             c.insert(
