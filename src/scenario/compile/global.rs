@@ -1,17 +1,22 @@
-//! `global:` — what applies in every `ask`: the global intents and the `noinput` /
-//! `nomatch` handlers (with their escalation blocks) an `ask` falls back to.
+//! `global:` — what applies in every `ask` of the main dialogue and its sub-dialogues: the
+//! global intents ("operator", "repeat"), compiled once here, and the `noinput` /
+//! `nomatch` handlers (with their escalation blocks) an `ask` falls back to when it has none
+//! of its own. Every target is a main-dialogue node reached by a global jump, which leaves
+//! any running sub-dialogue.
 //!
-//! Deliberately not here: which global intents apply to a given `ask` (`ask.rs`).
+//! Deliberately not here: which global intents apply to a given `ask` and how they are
+//! narrowed to its input modes (`ask/intents.rs`).
 
 use std::collections::HashMap;
 
 use serde_saphyr::Spanned;
 
-use super::core::{is_identifier, pos, suggest};
-use super::{Compiler, DIGITS, NOINPUT, NOMATCH};
+use super::core::{pos, suggest};
+use super::intent::IntentScope;
+use super::{Compiler, NOINPUT, NOMATCH};
 use crate::scenario::error::ErrorKind;
 use crate::scenario::raw::RawGlobal;
-use crate::scenario::{Intent, IntentAction, Jump, NodeId};
+use crate::scenario::{Jump, NodeId};
 
 impl<'a> Compiler<'a> {
     pub(super) fn global(&mut self, global: &'a Spanned<RawGlobal>) {
@@ -38,84 +43,10 @@ impl<'a> Compiler<'a> {
             }
         }
         let mut key_owner = HashMap::new();
-        if let Some(intents) = &raw.intents {
-            for (name, intent) in &intents.value.0 {
-                if !is_identifier(&name.value)
-                    || [NOINPUT, NOMATCH, DIGITS].contains(&name.value.as_str())
-                {
-                    self.error(
-                        ErrorKind::InvalidName,
-                        pos(name),
-                        format!("`{}` cannot be an intent name", name.value),
-                    )
-                    .hint("use letters, digits, `_` and `-`; `noinput`, `nomatch` and `digits` are reserved");
-                    continue;
-                }
-                let Some((dtmf, phrases)) =
-                    self.intent_selectors(name, &intent.value, &mut key_owner)
-                else {
-                    continue;
-                };
-                if dtmf.is_empty() && phrases.is_empty() {
-                    self.error(
-                        ErrorKind::InvalidValue,
-                        pos(name),
-                        format!(
-                            "global intent `{}` has neither `dtmf` nor `phrases`",
-                            name.value
-                        ),
-                    );
-                    continue;
-                }
-                let say = intent
-                    .value
-                    .say
-                    .as_ref()
-                    .map(|p| self.prompts(p))
-                    .unwrap_or_default();
-                let repeat = intent.value.repeat.as_ref().is_some_and(|r| r.value);
-                let action = if repeat {
-                    if on.contains_key(&name.value) {
-                        self.error(
-                            ErrorKind::Misplaced,
-                            pos(name),
-                            format!("`{}` repeats the question; it has no target", name.value),
-                        )
-                        .hint(format!("remove `global.on.{}`", name.value));
-                        continue;
-                    }
-                    IntentAction::Repeat
-                } else {
-                    match on.get(&name.value) {
-                        Some(Some(t)) => IntentAction::Goto(Jump {
-                            target: *t,
-                            key: format!("global.{}", name.value),
-                            global: true,
-                        }),
-                        Some(None) => continue,
-                        None => {
-                            self.error(
-                                ErrorKind::MissingHandler,
-                                pos(name),
-                                format!("global intent `{}` has no target", name.value),
-                            )
-                            .hint(format!(
-                                "add `{}: <node>` under `global.on:`, or `repeat: true`",
-                                name.value
-                            ));
-                            continue;
-                        }
-                    }
-                };
-                self.globals.push(Intent {
-                    name: name.value.clone(),
-                    dtmf,
-                    phrases,
-                    say,
-                    action,
-                    global: true,
-                    pos: pos(name),
-                });
+        let scope = IntentScope::Global { on: &on };
+        for (name, intent) in raw.intents.iter().flat_map(|i| &i.value.0) {
+            if let Some(intent) = self.intent(name, &intent.value, &scope, &mut key_owner) {
+                self.globals.push(intent);
             }
         }
         for (key, block) in [

@@ -11,11 +11,11 @@
 //!
 //! This file drives the compilation ([`compile`]: declarations, name spaces, every node,
 //! then the whole-scenario checks) and dispatches each node to the file of its kind:
-//! `play`, `ask`, `set`, `branch` (with `goto` and `switch`), `hangup`, `record`,
+//! `play`, `ask/`, `set`, `branch` (with `goto` and `switch`), `hangup`, `record`,
 //! `webhook`, `transfer`, `notify` (with `sms`), `call` (with `return`). What they share is
 //! in `core.rs` (diagnostics, targets, variables, templates, expressions), `declare.rs`
-//! (languages, variables, parameters), `prompts.rs` (prompt lists), `intent.rs` (what
-//! selects an intent), `global.rs`, `amd.rs`, and `checks.rs` (recursion, loops that
+//! (languages, variables, parameters), `prompts.rs` (prompt lists), `intent.rs` (one
+//! intent, local or global), `global.rs`, `amd.rs`, and `checks.rs` (recursion, loops that
 //! never wait, the transfer allow-list).
 //!
 //! Deliberately not here: warnings and checks that need more than the file (the linter),
