@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::scenario::{load_file, load_str};
+use crate::scenario::{TransferMode, load_file, load_str};
 
 fn order_confirmation() -> Arc<Scenario> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
