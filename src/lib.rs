@@ -20,6 +20,7 @@ pub mod nlu;
 pub mod node;
 pub mod pii;
 pub mod rt;
+pub mod sayas;
 pub mod scenario;
 pub mod sim;
 pub mod sip;

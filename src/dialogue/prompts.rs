@@ -1,7 +1,7 @@
 //! Prompt items → the recordings to play, in one language.
 //!
 //! This is where typed values become recorded fragments: recordings and `digits` directly,
-//! `number`, `money`, `date` and `time` through the grammar in [`super::sayas`]. Items with
+//! `number`, `money`, `date` and `time` through the grammar in [`crate::sayas`]. Items with
 //! a `when:` condition that does not hold are left out. Problems with call data (a value
 //! that does not parse as its type, a currency nobody knows, a templated prompt name that
 //! renders to something unsafe) never fail the call: the item falls back to reading the
@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::PromptRef;
-use super::sayas::{self, DateStyle, SayError};
+use crate::sayas::{self, DateStyle, SayError};
 use crate::scenario::{PromptItem, PromptKind, Template, validate_prompt_name};
 
 /// Appends the recordings for `items` to `out`. `barge_in` decides each item's flag.

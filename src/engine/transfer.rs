@@ -22,8 +22,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::dialogue::{Action, PromptRef, TransferMode, TransferOutcome};
+use crate::dialogue::{Action, PromptRef, TransferOutcome};
 use crate::media::rtp::{Playout, PlayoutEvent};
+use crate::scenario::TransferMode;
 use crate::sip::ua::ReferFailure;
 
 /// How long an agent may ring before the robot gives up (CANCEL, no answer).

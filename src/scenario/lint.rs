@@ -27,8 +27,8 @@ use super::error::{Diagnostic, ErrorKind};
 use super::{
     InputMode, IntentAction, NodeId, NodeKind, PromptItem, PromptKind, Scenario, SourcePos, SubId,
 };
-use crate::dialogue::sayas::{self, SayKind};
 use crate::media::prompts::{AUDIO_EXTENSIONS, PromptCache, peak_dbfs, rms_dbfs};
+use crate::sayas::{self, SayKind};
 
 /// RMS below this (dBFS) is reported as too quiet.
 pub const MIN_RMS_DBFS: f32 = -35.0;

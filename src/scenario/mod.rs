@@ -14,9 +14,10 @@
 //! language, audio format and level, synthetic placeholders) or are about the graph as a
 //! whole (unreachable nodes, dead ends, loops without exit); [`graph`] draws it.
 //!
-//! What this module deliberately does not do: run anything (that is `dialogue`), or know
-//! about SIP. The compiled model is plain data so the linter, the graph renderer, the
-//! simulator and the coverage report can all walk it.
+//! What this module deliberately does not do: run anything (that is `dialogue`, which
+//! depends on this module and never the other way round), or know about SIP. The compiled
+//! model is plain data so the linter, the graph renderer, the simulator and the coverage
+//! report can all walk it.
 
 pub mod allow;
 mod compile;
@@ -279,7 +280,7 @@ impl VarType {
 
     /// Checks a value against the type. The empty string ("not provided") is always valid.
     pub fn check(self, value: &str) -> Result<(), String> {
-        use crate::dialogue::sayas;
+        use crate::sayas;
         if value.is_empty() {
             return Ok(());
         }
@@ -598,6 +599,9 @@ pub const DEFAULT_INCOMPLETE_TIMEOUT: Duration = Duration::from_millis(1500);
 pub const DEFAULT_MAX_SPEECH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a caller may ask to hear a question again before it counts as a no-match.
 pub const MAX_REPEATS: u32 = 3;
+/// Longest key buffer an `ask` keeps (a longer one is a no-match whatever the intents say),
+/// and so the largest `max` of a digit string.
+pub const MAX_KEYS: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct Intent {
@@ -694,7 +698,15 @@ pub struct Webhook {
 }
 
 /// How a `transfer` node hands the caller over.
-pub use crate::dialogue::TransferMode;
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMode {
+    /// SIP REFER: the trunk connects the caller; the robot leaves at once.
+    Blind,
+    /// The robot calls the agent, plays the announcement, then bridges the caller.
+    #[default]
+    Bridged,
+}
 
 /// A `transfer` node.
 #[derive(Clone, Debug)]
@@ -775,7 +787,7 @@ pub struct PromptItem {
     pub pos: SourcePos,
 }
 
-pub use crate::dialogue::sayas::Gender;
+pub use crate::sayas::Gender;
 
 /// Prompt names for each plural category of a counted noun (`{ number: …, plural: … }`).
 #[derive(Clone, Debug, Default)]
@@ -788,8 +800,8 @@ pub struct PluralNames {
 
 impl PluralNames {
     /// The name for a category, falling back few → many → other → one.
-    pub fn pick(&self, category: crate::dialogue::sayas::Plural) -> Option<&Template> {
-        use crate::dialogue::sayas::Plural;
+    pub fn pick(&self, category: crate::sayas::Plural) -> Option<&Template> {
+        use crate::sayas::Plural;
         let order: [&Option<Template>; 4] = match category {
             Plural::One => [&self.one, &self.other, &self.many, &self.few],
             Plural::Few => [&self.few, &self.many, &self.other, &self.one],
@@ -807,7 +819,7 @@ impl PluralNames {
 }
 
 /// What an item speaks. Say-as kinds render to recorded fragments in the call's language
-/// (see `dialogue::sayas`).
+/// (see `crate::sayas`).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum PromptKind {

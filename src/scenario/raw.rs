@@ -6,7 +6,7 @@
 //! mappings (node names keep file order and their key positions), prompt items (a bare
 //! string or a mapping), `set` values (a scalar or `{ expr }`), `globals` (a bool or a
 //! list) and [`Scalar`] (any scalar read as text).
-//! No semantic checks here; see `compile.rs`.
+//! No semantic checks here; see `compile/`.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -161,7 +161,7 @@ pub(crate) struct RawSubdialog {
 }
 
 /// A node: exactly one action key plus the keys that modify it. Which combinations are
-/// legal is checked in `compile.rs`, so the author gets "a node has exactly one action"
+/// legal is checked in `compile/`, so the author gets "a node has exactly one action"
 /// rather than a serde enum error.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -753,6 +753,223 @@ nodes:
     assert_eq!(ask.intents.len(), 1);
 }
 
+const GLOBAL_AND_LOCAL: &str = "\
+version: 1
+global:
+  intents:
+    operator: { dtmf: ['0'] }
+  on: { operator: op, noinput: op, nomatch: op }
+start: q
+nodes:
+  q:
+    ask:
+      prompt: [x]
+      intents: { ok: { dtmf: ['1'] } }
+    on: { ok: op }
+  op:
+    hangup: {}
+";
+
+/// Local and global intents are compiled by one function; what differs between the two
+/// scopes (the `on:` map a target comes from, what the input modes require) is reported
+/// as before, with the same hints, at the same places.
+#[test]
+fn intent_problems_are_reported_in_either_scope() {
+    let all = |from: &str, to: &str| -> Vec<(u32, u32, ErrorKind, String, Option<String>)> {
+        let yaml = GLOBAL_AND_LOCAL.replace(from, to);
+        assert_ne!(yaml, GLOBAL_AND_LOCAL, "{from:?} is not in the scenario");
+        match load_str("t.yaml", &yaml) {
+            Ok(_) => panic!("loaded without errors:\n{yaml}"),
+            Err(e) => e
+                .diagnostics()
+                .iter()
+                .map(|d| (d.line, d.column, d.kind, d.message.clone(), d.hint.clone()))
+                .collect(),
+        }
+    };
+    let cases: &[(&str, &str)] = &[
+        // `repeat` with a target, under `global:` and in an `ask`.
+        (
+            "operator: { dtmf: ['0'] }",
+            "operator: { dtmf: ['0'], repeat: true }",
+        ),
+        ("ok: { dtmf: ['1'] }", "ok: { dtmf: ['1'], repeat: true }"),
+        // Nothing selects the intent.
+        ("operator: { dtmf: ['0'] }", "operator: {}"),
+        (
+            "prompt: [x]\n      intents: { ok: { dtmf: ['1'] } }",
+            "prompt: [x]\n      input: [dtmf, speech]\n      intents: { ok: {} }",
+        ),
+        ("ok: { dtmf: ['1'] }", "ok: { phrases: { en: [fine] } }"),
+        (
+            "prompt: [x]\n      intents: { ok: { dtmf: ['1'] } }",
+            "prompt: [x]\n      input: [speech]\n      intents: { ok: { dtmf: ['1'] } }",
+        ),
+        // Reserved names.
+        ("operator: { dtmf: ['0'] }", "nomatch: { dtmf: ['0'] }"),
+        ("ok: { dtmf: ['1'] }", "digits: { dtmf: ['1'] }"),
+        // A digit key next to a digit string.
+        (
+            "prompt: [x]\n      intents: { ok: { dtmf: ['1'] } }",
+            "prompt: [x]\n      digits: { min: 4 }\n      intents: { ok: { dtmf: ['1'] } }",
+        ),
+        // No target.
+        ("on: { operator: op, noinput", "on: { noinput"),
+        ("    on: { ok: op }\n", ""),
+        // Unknown global intents listed, and keys taken twice.
+        ("prompt: [x]\n", "prompt: [x]\n      globals: [operatr]\n"),
+        (
+            "operator: { dtmf: ['0'] }",
+            "operator: { dtmf: ['0', '0'] }",
+        ),
+        (
+            "ok: { dtmf: ['1'] }",
+            "ok: { dtmf: ['1'] }, fine: { dtmf: ['1'] }",
+        ),
+    ];
+    /// (line, column, kind, message, hint)
+    type Reported = (u32, u32, ErrorKind, &'static str, Option<&'static str>);
+    let expected: &[&[Reported]] = &[
+        &[(
+            4,
+            5,
+            ErrorKind::Misplaced,
+            "`operator` repeats the question; it has no target",
+            Some("remove `global.on.operator`"),
+        )],
+        &[(
+            11,
+            18,
+            ErrorKind::Misplaced,
+            "`ok` repeats the question; it has no target",
+            Some("remove `on.ok`"),
+        )],
+        &[(
+            4,
+            5,
+            ErrorKind::InvalidValue,
+            "global intent `operator` has neither `dtmf` nor `phrases`",
+            None,
+        )],
+        &[(
+            12,
+            18,
+            ErrorKind::InvalidValue,
+            "intent `ok` has neither `dtmf` nor `phrases`",
+            None,
+        )],
+        &[(
+            11,
+            18,
+            ErrorKind::InvalidValue,
+            "intent `ok` has no `dtmf` keys",
+            Some("e.g. `{ dtmf: [\"1\"] }`"),
+        )],
+        &[(
+            12,
+            18,
+            ErrorKind::InvalidValue,
+            "intent `ok` has no `phrases`",
+            Some("e.g. `{ phrases: { en: [yes], ru: [да] } }`"),
+        )],
+        &[
+            (
+                4,
+                5,
+                ErrorKind::InvalidName,
+                "`nomatch` cannot be an intent name",
+                Some(
+                    "use letters, digits, `_` and `-`; `noinput`, `nomatch` and `digits` are reserved",
+                ),
+            ),
+            (
+                5,
+                9,
+                ErrorKind::Misplaced,
+                "`global.on.operator` names no global intent",
+                Some("known `on` keys: `noinput`, `nomatch`, `nomatch`"),
+            ),
+        ],
+        &[
+            (
+                11,
+                18,
+                ErrorKind::InvalidName,
+                "`digits` cannot be an intent name",
+                Some(
+                    "use letters, digits, `_` and `-`; `noinput`, `nomatch` and `digits` are reserved",
+                ),
+            ),
+            (
+                12,
+                11,
+                ErrorKind::Misplaced,
+                "`on.ok` names no intent of this `ask`",
+                Some("known `on` keys: `digits`, `noinput`, `nomatch`"),
+            ),
+        ],
+        &[
+            (
+                8,
+                3,
+                ErrorKind::MissingHandler,
+                "the digit string of `ask` node `q` has no target",
+                Some("add `digits: <node>` under `on:` (or a `next:`)"),
+            ),
+            (
+                12,
+                18,
+                ErrorKind::InvalidValue,
+                "intent `ok` uses key `1`, but this `ask` collects digits",
+                Some("next to `digits`, intent keys must start with `*` or `#`"),
+            ),
+        ],
+        &[(
+            4,
+            5,
+            ErrorKind::MissingHandler,
+            "global intent `operator` has no target",
+            Some("add `operator: <node>` under `global.on:`, or `repeat: true`"),
+        )],
+        &[(
+            11,
+            18,
+            ErrorKind::MissingHandler,
+            "intent `ok` has no target",
+            Some("add `ok: <node>` under the node's `on:` (or a `next:` for all intents)"),
+        )],
+        &[(
+            11,
+            16,
+            ErrorKind::UnknownTarget,
+            "`operatr` is not a global intent",
+            Some("did you mean `operator`?"),
+        )],
+        &[(
+            4,
+            29,
+            ErrorKind::InvalidValue,
+            "key `0` is already used by intent `operator`",
+            None,
+        )],
+        &[(
+            11,
+            54,
+            ErrorKind::InvalidValue,
+            "key `1` is already used by intent `ok`",
+            None,
+        )],
+    ];
+    assert_eq!(cases.len(), expected.len());
+    for ((from, to), want) in cases.iter().zip(expected) {
+        let want: Vec<_> = want
+            .iter()
+            .map(|(l, c, k, m, h)| (*l, *c, *k, m.to_string(), h.map(str::to_string)))
+            .collect();
+        assert_eq!(all(from, to), want, "{from:?} -> {to:?}");
+    }
+}
+
 #[test]
 fn effect_nodes_need_their_fallbacks() {
     let yaml = "\
@@ -922,7 +1139,7 @@ nodes:
         );
         let mut c = cache(&["hello"]);
         let mut names: Vec<String> =
-            crate::dialogue::sayas::fragments(crate::dialogue::sayas::SayKind::Number, "en", None);
+            crate::sayas::fragments(crate::sayas::SayKind::Number, "en", None);
         names.push("goodbye".into());
         for n in &names {
             c.insert(

@@ -35,11 +35,11 @@ use serde::Serialize;
 use crate::call::{CallCore, CallInfo, Effect, MediaParams, TraceEvent};
 use crate::crm::CallCompleted;
 use crate::dialogue::{
-    Action, EdgeId, HangupBy, Input, JournalEvent, TransferMode, TransferOutcome, WebhookRequest,
+    Action, EdgeId, HangupBy, Input, JournalEvent, TransferOutcome, WebhookRequest,
 };
 use crate::media::Codec;
 use crate::media::prompts::PromptCache;
-use crate::scenario::{NodeId, Scenario};
+use crate::scenario::{NodeId, Scenario, TransferMode};
 
 /// One thing the simulated caller does.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,10 +11,7 @@
 //! the timeout is not zero). The terminator ends the string: a match if it is complete, a
 //! no-match otherwise. A key that is not a digit inside a digit string is a no-match.
 
-use crate::scenario::{DigitString, Intent};
-
-/// Longest key buffer kept; a longer one is a no-match whatever the intents say.
-pub const MAX_KEYS: usize = 64;
+use crate::scenario::{DigitString, Intent, MAX_KEYS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum KeyMatch {

@@ -20,6 +20,10 @@
 //! do with a value that cannot be spoken (the prompt renderer falls back to digits and
 //! logs), and finding the files (the linter checks [`fragments`] against the prompt cache).
 //! Numbers are integers with |n| < 10⁹; larger values are [`SayError::OutOfRange`].
+//!
+//! It uses no other module of the crate: the scenario compiler checks literal values with
+//! the `parse_*` helpers, the linter lists [`fragments`], and the dialogue speaks call data
+//! with it, so it sits below both `scenario` and `dialogue`.
 
 use std::fmt;
 
