@@ -813,6 +813,9 @@ pub enum FailReason {
     /// Answered by ivrflow (200 OK), but the caller never confirmed it with ACK: ended
     /// with BYE after 32 s (RFC 3261 §13.3.1.4).
     NoAck,
+    /// Still up (or ringing) when ivrflow shut down and its drain deadline passed: ended
+    /// with BYE (or CANCEL).
+    Shutdown,
 }
 
 impl FailReason {
@@ -826,6 +829,7 @@ impl FailReason {
             FailReason::Blocked => "blocked",
             FailReason::MaxDuration => "max_duration",
             FailReason::NoAck => "no_ack",
+            FailReason::Shutdown => "shutdown",
         }
     }
 }

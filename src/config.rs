@@ -29,6 +29,7 @@
 //!   "100": order-confirmation
 //! max_calls: 4000
 //! max_call_duration: 30m             # then BYE and call.failed (max_duration)
+//! drain_timeout: 5m                  # SIGTERM: calls up may finish this long (then shutdown)
 //! log: { pii: false }
 //! asr: { model: models/ggml-base-q8_0.bin, workers: 1, threads: 2, queue: 16 }
 //! trunks:                            # outbound calls and transfers (or --trunk sip:U:P@H:P)
@@ -230,6 +231,9 @@ pub struct Config {
     pub max_calls: usize,
     /// Any answered call is ended after this long (`call.failed` reason `max_duration`).
     pub max_call_duration: String,
+    /// On SIGTERM (or `POST /v1/admin/drain`) calls up may finish for this long; then the
+    /// rest are ended (`call.failed` reason `shutdown`).
+    pub drain_timeout: String,
     pub log: LogConfig,
     pub asr: AsrConfig,
     pub trunks: Vec<TrunkConfig>,
@@ -610,6 +614,7 @@ impl Default for Config {
             routes: BTreeMap::new(),
             max_calls: 4000,
             max_call_duration: "30m".to_owned(),
+            drain_timeout: "5m".to_owned(),
             log: LogConfig::default(),
             asr: AsrConfig::default(),
             trunks: Vec::new(),
@@ -641,6 +646,12 @@ impl Config {
             return Err("max_call_duration must be at least 1s".to_owned());
         }
         Ok(d)
+    }
+
+    /// `drain_timeout` as a duration.
+    pub fn drain_timeout(&self) -> Result<std::time::Duration, String> {
+        humantime::parse_duration(self.drain_timeout.trim())
+            .map_err(|e| format!("drain_timeout {:?}: {e} (e.g. 5m)", self.drain_timeout))
     }
 
     pub fn from_yaml(path_label: &str, text: &str) -> Result<Config, ConfigError> {
@@ -688,6 +699,7 @@ impl Config {
             return Err(invalid("max_calls must be at least 1".to_owned()));
         }
         self.max_call_duration().map_err(invalid)?;
+        self.drain_timeout().map_err(invalid)?;
         self.webhook_schedule().map_err(invalid)?;
         self.webhook_secret().map_err(invalid)?;
         if self.webhook.max_in_flight == 0 {

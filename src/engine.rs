@@ -221,6 +221,8 @@ struct PendingCall {
     ring_deadline: Instant,
     /// We sent CANCEL at the ring timeout: the 487 that follows means "no answer".
     cancelled_on_timeout: bool,
+    /// We sent CANCEL because the node shuts down.
+    cancelled_for_shutdown: bool,
     /// The SDP of an early-media (183) response, used if the 2xx carries none.
     early_sdp: Option<Vec<u8>>,
 }
@@ -286,6 +288,8 @@ pub struct Engine {
     media_overloaded: bool,
     /// Set by the owner while the store cannot commit (see [`Engine::set_store_failing`]).
     store_failing: bool,
+    /// Set by the owner while the node drains (see [`Engine::set_draining`]).
+    draining: bool,
     /// RTP packets dropped for their source (strict RTP).
     rtp_foreign: u64,
 }
@@ -334,6 +338,7 @@ impl Engine {
             attention: Vec::new(),
             media_overloaded: false,
             store_failing: false,
+            draining: false,
             rtp_foreign: 0,
         }
     }
@@ -401,7 +406,45 @@ impl Engine {
     /// (none could be stored), OPTIONS 503 (a load balancer moves away); calls up go on.
     pub fn set_store_failing(&mut self, failing: bool) {
         self.store_failing = failing;
-        self.ua.set_unavailable(failing);
+        self.ua.set_unavailable(self.store_failing || self.draining);
+    }
+
+    /// Whether the node drains (it is shutting down): new INVITEs get 503 with Retry-After
+    /// and no event (the caller is expected to try another node), OPTIONS 503 so a load
+    /// balancer moves away; calls already up go on.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+        self.ua.set_unavailable(self.store_failing || self.draining);
+    }
+
+    /// The drain's deadline has come: every call still up is ended now (BYE, and
+    /// `call.failed` reason `shutdown` with what it had so far); outbound calls ringing are
+    /// cancelled (their `call.failed` says `shutdown`), agent legs hung up with their
+    /// callers, ports not yet open given up.
+    pub fn end_all(&mut self, now: Instant, detail: &str) {
+        let calls: Vec<CallHandle> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| !c.completed)
+            .map(|(h, _)| *h)
+            .collect();
+        for call in calls {
+            self.abort_call(now, call, FailReason::Shutdown, detail.to_owned());
+        }
+        let pending: Vec<CallHandle> = self.pending.keys().copied().collect();
+        for call in pending {
+            if let Some(p) = self.pending.get_mut(&call)
+                && !p.cancelled_for_shutdown
+            {
+                p.cancelled_for_shutdown = true;
+                self.ua.cancel(now, call);
+            }
+        }
+        let waiting: Vec<CallHandle> = self.awaiting_media.keys().copied().collect();
+        for call in waiting {
+            self.handle_media_failed(now, call, "ivrflow shut down");
+        }
+        self.flush_ua();
     }
 
     /// RTP packets dropped since the start because of their source.
@@ -421,6 +464,18 @@ impl Engine {
     /// Calls answered and up, plus outbound calls ringing or being set up.
     pub fn live_calls(&self) -> usize {
         self.calls.len()
+            + self.pending.len()
+            + self
+                .awaiting_media
+                .values()
+                .filter(|w| !matches!(w, MediaWait::Agent(_)))
+                .count()
+    }
+
+    /// Calls whose final record is not out yet: up, ringing or being set up (a call that
+    /// ended and only waits for its BYE transaction is not counted).
+    pub fn unfinished_calls(&self) -> usize {
+        self.calls.values().filter(|c| !c.completed).count()
             + self.pending.len()
             + self
                 .awaiting_media
@@ -505,6 +560,7 @@ impl Engine {
                 port,
                 ring_deadline,
                 cancelled_on_timeout: false,
+                cancelled_for_shutdown: false,
                 early_sdp: None,
             },
         );
@@ -1086,9 +1142,15 @@ impl Engine {
             })
         };
         let at = self.wall(now);
-        if self.store_failing {
-            // Fail closed: nothing about this call could be stored, so it is not taken.
-            tracing::warn!(%call_id, "the store cannot commit; refusing call");
+        if self.store_failing || self.draining {
+            // Fail closed: nothing about this call could be stored, so it is not taken;
+            // or the node is going away: the caller should try another.
+            let why = if self.draining {
+                "the node is shutting down"
+            } else {
+                "the store cannot commit"
+            };
+            tracing::warn!(%call_id, why, "refusing call");
             self.ua.reject(
                 now,
                 call,
@@ -1323,12 +1385,14 @@ impl Engine {
         };
         let disposition = Disposition::from_sip(status);
         let fail = match disposition {
+            _ if p.cancelled_for_shutdown => FailReason::Shutdown,
             Disposition::Busy => FailReason::Busy,
             Disposition::NoAnswer => FailReason::NoAnswer,
             Disposition::Rejected => FailReason::Rejected,
             Disposition::Failed(_) | Disposition::Answered => FailReason::Error,
         };
         let detail = match status {
+            _ if p.cancelled_for_shutdown => "cancelled: ivrflow shut down".to_owned(),
             None => "no answer before the ring timeout".to_owned(),
             Some(s) => format!("SIP {s}"),
         };

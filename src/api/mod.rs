@@ -56,6 +56,8 @@ pub struct ApiState {
     pub node: Option<tokio::sync::mpsc::UnboundedSender<Command>>,
     /// The node's state (store health, trunks) as it last reported it.
     pub status: NodeView,
+    /// Default deadline of `POST /v1/admin/drain`.
+    pub drain_timeout: Duration,
 }
 
 /// The node's last reported [`NodeStatus`], shared with the handlers.
@@ -153,6 +155,7 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::put(add_dnc).delete(remove_dnc),
         )
         .route("/v1/trunks", get(list_trunks))
+        .route("/v1/admin/drain", post(drain))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(v1)
@@ -609,6 +612,35 @@ async fn remove_dnc(State(st): State<ApiState>, Path(raw): Path<String>) -> ApiR
     Ok(axum::Json(json!({ "number": number, "listed": false })).into_response())
 }
 
+/// `POST /v1/admin/drain`: the node stops taking calls and lets the calls up finish
+/// (body, optional: `{"deadline": "30s"}`; default `drain_timeout`), then exits, as on
+/// SIGTERM. 202.
+async fn drain(State(st): State<ApiState>, body: Bytes) -> ApiResult {
+    let deadline = if body.iter().all(u8::is_ascii_whitespace) {
+        st.drain_timeout
+    } else {
+        let v: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("body is not JSON: {e}"),
+                None,
+            )
+        })?;
+        match v.get("deadline") {
+            None => st.drain_timeout,
+            Some(Value::String(d)) => humantime::parse_duration(d)
+                .map_err(|e| ApiError::invalid("deadline", format!("{d:?}: {e} (e.g. 30s)")))?,
+            Some(_) => return Err(ApiError::invalid("deadline", "a duration such as \"30s\"")),
+        }
+    };
+    st.tell_dialer(Command::Drain { deadline });
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"status": "draining", "deadline_s": deadline.as_secs()})),
+    )
+        .into_response())
+}
+
 /// `GET /v1/trunks`: each trunk's registration and keep-alive state.
 async fn list_trunks(State(st): State<ApiState>) -> ApiResult {
     let trunks = st.status.get().map(|s| s.trunks).unwrap_or_default();
@@ -737,8 +769,17 @@ async fn healthz(State(st): State<ApiState>) -> Response {
         )
             .into_response()
     };
-    if let Some(e) = st.status.get().and_then(|s| s.store_error) {
-        return unavailable(format!("the store cannot commit: {e}"));
+    if let Some(s) = st.status.get() {
+        if let Some(e) = s.store_error {
+            return unavailable(format!("the store cannot commit: {e}"));
+        }
+        if s.draining {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"status": "draining", "error": "the node is shutting down"})),
+            )
+                .into_response();
+        }
     }
     let probe = tokio::time::timeout(Duration::from_secs(2), st.store.run(|s| s.next_due())).await;
     match probe {

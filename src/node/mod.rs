@@ -136,6 +136,11 @@ pub enum Command {
     /// Calls this node had up when it last stopped: each gets its final `call.failed`
     /// (`interrupted`).
     Recovered(Vec<CallRecord>),
+    /// Stop taking new work (SIGTERM, `POST /v1/admin/drain`): refuse new calls (503),
+    /// say so to OPTIONS, dial nothing; let the calls up finish for `deadline`, then end
+    /// the rest (`call.failed`, `shutdown`). A second drain with a shorter deadline
+    /// brings the end forward. [`Node::drained`] says when the process may exit.
+    Drain { deadline: Duration },
 }
 
 /// What the node wants done, in order. An [`Output::Rtp`] payload borrows the node: use it
@@ -200,6 +205,8 @@ pub struct NodeStatus {
     pub trunks: Vec<TrunkStatus>,
     /// New calls are refused because the pacing falls behind.
     pub overloaded: bool,
+    /// The node is shutting down: new calls go elsewhere.
+    pub draining: bool,
 }
 
 /// Owned outputs waiting in the node's own queue.
@@ -243,6 +250,10 @@ pub struct Node {
     ticked: bool,
     /// The `now` of the last input or timeout (the node has no clock of its own).
     now: Instant,
+    /// Draining: when the calls still up are ended.
+    drain: Option<Instant>,
+    /// The drain's deadline has passed and every call was ended.
+    ended_all: bool,
 }
 
 impl Node {
@@ -269,10 +280,13 @@ impl Node {
                 store_error: None,
                 trunks: Vec::new(),
                 overloaded: false,
+                draining: false,
             },
             started: false,
             ticked: false,
             now: cfg.anchor.0,
+            drain: None,
+            ended_all: false,
         }
     }
 
@@ -353,7 +367,46 @@ impl Node {
                     .collect();
                 self.gate.record("", recs);
             }
+            Command::Drain { deadline } => {
+                let at = now + deadline;
+                if self.drain.is_none_or(|d| at < d) {
+                    if self.drain.is_none() {
+                        tracing::info!(
+                            live = self.engine.live_calls(),
+                            deadline_s = deadline.as_secs(),
+                            "draining: new calls are refused, calls up may finish"
+                        );
+                    }
+                    self.drain = Some(at);
+                }
+                self.engine.set_draining(true);
+                self.refresh_status();
+                self.end_if_due(now);
+            }
         }
+    }
+
+    /// The drain's deadline: end whatever is still up.
+    fn end_if_due(&mut self, now: Instant) {
+        if !self.ended_all && self.drain.is_some_and(|d| d <= now) {
+            self.ended_all = true;
+            let live = self.engine.live_calls();
+            if live > 0 {
+                tracing::warn!(live, "drain deadline: ending the calls still up");
+            }
+            self.engine
+                .end_all(now, "ivrflow shut down before the call ended");
+        }
+    }
+
+    /// Draining is over: no call is up, and everything recorded is committed and every
+    /// held message sent. The process may exit.
+    pub fn drained(&self) -> bool {
+        self.drain.is_some()
+            && self.engine.unfinished_calls() == 0
+            && self.gate.backlog() == (0, 0)
+            && self.gate.failing().is_none()
+            && self.out.is_empty()
     }
 
     /// The first input or timeout: register the trunks, arm the keep-alives.
@@ -378,9 +431,12 @@ impl Node {
             self.next_tick = Some(next_slot(self.anchor.0, now));
         }
         self.gate.handle_timeout(now);
+        self.end_if_due(now);
         let wall = self.wall(now);
-        // While the store fails, nothing new is dialled: its INVITE could not be recorded.
-        if self.gate.failing().is_none() && self.outbound.is_due(now, wall) {
+        // While the store fails, nothing new is dialled: its INVITE could not be recorded;
+        // nor while draining.
+        if self.gate.failing().is_none() && self.drain.is_none() && self.outbound.is_due(now, wall)
+        {
             let mut recs = Vec::new();
             self.outbound.handle_timeout(
                 now,
@@ -444,12 +500,15 @@ impl Node {
         self.engine.set_media_overloaded(overloaded);
         self.engine.set_store_failing(store_error.is_some());
         let trunks = self.outbound.take_status();
+        let draining = self.drain.is_some();
         let changed = trunks.is_some()
             || store_error != self.status.store_error
-            || overloaded != self.status.overloaded;
+            || overloaded != self.status.overloaded
+            || draining != self.status.draining;
         if let Some(t) = trunks {
             self.status.trunks = t;
         }
+        self.status.draining = draining;
         self.status.store_error = store_error;
         self.status.overloaded = overloaded;
         if changed {
@@ -515,16 +574,18 @@ impl Node {
     pub fn poll_timeout(&self) -> Instant {
         let now = self.now;
         let wall = self.wall(now);
-        let dial = if self.gate.failing().is_none() {
+        let dial = if self.gate.failing().is_none() && self.drain.is_none() {
             self.outbound.poll_timeout(now, wall)
         } else {
             None
         };
+        let drain = self.drain.filter(|_| !self.ended_all);
         [
             self.engine.poll_timeout(),
             self.next_tick,
             self.gate.poll_timeout(),
             dial,
+            drain,
         ]
         .into_iter()
         .flatten()

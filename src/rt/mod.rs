@@ -23,6 +23,7 @@ pub mod media;
 pub mod services;
 pub mod speech;
 pub mod store;
+pub mod systemd;
 pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap};
@@ -149,15 +150,112 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let range = cfg.rtp_port_range().map_err(anyhow::Error::msg)?;
     let (ports, rtp_rx) =
         MediaSockets::start(cfg.rtp_ip(), range).context("starting the RTP receive thread")?;
-    let r = tokio::select! {
-        r = drive(node, sip, ports, rtp_rx, &mut svc, speech, commands_rx) => r,
-        _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
-    };
+    let drain = cfg.drain_timeout().map_err(anyhow::Error::msg)?;
+    systemd::notify("READY=1");
+    let r = drive(
+        node,
+        sip,
+        ports,
+        rtp_rx,
+        &mut svc,
+        speech,
+        commands_rx,
+        drain,
+    )
+    .await;
+    if r.is_ok() {
+        flush_outbox(&svc, Duration::from_secs(5)).await;
+    }
     svc.shutdown().await;
     r
+}
+
+/// After a drain, give the delivery worker a bounded moment to send what is pending (the
+/// events are stored either way: what is not delivered now is delivered at the next start).
+async fn flush_outbox(svc: &Services, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let pending = svc
+            .store
+            .run(|s| s.stats())
+            .await
+            .and_then(|r| r.ok())
+            .map(|s| s.events_by_status.get("pending").copied().unwrap_or(0))
+            .unwrap_or(0);
+        if pending == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::info!(
+                pending,
+                "events still pending at exit; they are delivered at the next start"
+            );
+            return;
+        }
+        svc.store.new_events.notify_one();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C), as one stream of "please stop" requests.
+struct StopSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+/// What the process was asked by a signal.
+enum Signal {
+    Stop,
+    Reload,
+}
+
+impl StopSignals {
+    fn new() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                hup: signal(SignalKind::hangup()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            let hup = async {
+                match self.hup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = term => Signal::Stop,
+                _ = hup => Signal::Reload,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
+    }
 }
 
 /// Resolve each trunk's proxy and registrar (`host:port`, a name or an address) once.
@@ -194,28 +292,6 @@ async fn resolve(hostport: &str) -> anyhow::Result<std::net::SocketAddr> {
         .map_err(|e| anyhow::anyhow!("resolving the trunk address {hostport}: {e}"))?
         .next()
         .ok_or_else(|| anyhow::anyhow!("the trunk address {hostport} resolves to nothing"))
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn send_sip(sip: &UdpSocket, t: &Transmit) {
@@ -364,6 +440,7 @@ fn execute(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     mut node: Node,
     sip: UdpSocket,
@@ -372,11 +449,18 @@ async fn drive(
     svc: &mut Services,
     mut speech: Option<speech::Speech>,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    drain: Duration,
 ) -> anyhow::Result<()> {
     let mut buf = vec![0u8; 65535];
     let mut wake = execute(&mut node, &sip, &mut ports, svc, &speech);
     let mut last_publish = Instant::now();
+    let mut signals = StopSignals::new();
+    let mut stops = 0u32;
     loop {
+        if node.drained() {
+            tracing::info!("drained: every call ended and every event stored; exiting");
+            return Ok(());
+        }
         let deadline = tokio::time::Instant::from_std(wake);
         tokio::select! {
             biased;
@@ -437,8 +521,24 @@ async fn drive(
                 node.handle_input(Instant::now(), Input::Recognition { call: res.call, id: res.id, result: res.result });
             }
             Some(cmd) = commands.recv() => {
+                if matches!(cmd, Command::Drain { .. }) {
+                    systemd::notify("STOPPING=1");
+                }
                 node.handle_input(Instant::now(), Input::Command(cmd));
             }
+            sig = signals.next() => match sig {
+                Signal::Stop => {
+                    stops += 1;
+                    // The first asks for a drain; a second ends the calls at once.
+                    let deadline = if stops == 1 { drain } else { Duration::ZERO };
+                    tracing::info!(deadline_s = deadline.as_secs(), "stop requested");
+                    systemd::notify("STOPPING=1");
+                    node.handle_input(Instant::now(), Input::Command(Command::Drain { deadline }));
+                }
+                Signal::Reload => {
+                    tracing::info!("SIGHUP: reload requested");
+                }
+            },
         }
         wake = execute(&mut node, &sip, &mut ports, svc, &speech);
     }

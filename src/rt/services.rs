@@ -115,6 +115,7 @@ impl Services {
                     metrics: metrics.clone(),
                     node: Some(node),
                     status: status.clone(),
+                    drain_timeout: cfg.drain_timeout().map_err(anyhow::Error::msg)?,
                 };
                 tasks.push(tokio::spawn(async move {
                     if let Err(e) = api::serve(listener, state).await {
