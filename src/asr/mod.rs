@@ -168,7 +168,11 @@ pub fn initial_prompt_in(phrases: &[String], spell: Option<&str>) -> Option<Stri
         let numeric = p.chars().all(|c| c.is_ascii_digit() || c.is_whitespace());
         let p = match (numeric, spell) {
             (false, _) => p.to_owned(),
-            (true, Some(lang)) => match p.parse::<u64>().ok().and_then(|n| crate::nlu::say_number(n, lang)) {
+            (true, Some(lang)) => match p
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| crate::nlu::say_number(n, lang))
+            {
                 Some(words) => words,
                 None => continue,
             },

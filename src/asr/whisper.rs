@@ -622,16 +622,21 @@ pub struct PhraseScore {
 /// A phrase whose score cannot come within this factor of the best is not decoded further.
 const PRUNE_FACTOR: f32 = 0.01;
 
+// The score is the geometric mean over the answer's own steps. Measured and not kept: the
+// probability of the whole answer per two steps (no division by its own length) fixed
+// Russian «десять» scored below «восемьдесят» (prompt voice 17 → 20 of 21) but lost
+// Ukrainian numbers to one-token digit forms (" 14" over «одинадцять»: 24 → 17 of 30).
+
 /// Scores each expected phrase (and its spoken forms: "1" → «один», "one") as the whole
-/// answer, using the encoder output that the free decode left in `state`: the geometric mean
-/// of the probabilities of " form" token by token, then of an end (punctuation or end of
-/// text). Returns each phrase's best form, best first.
+/// answer, using the encoder output that the free decode left in `state`: the geometric
+/// mean of the probabilities of " form" token by token, then of an end (punctuation or end
+/// of text). Returns each phrase's best form, best first.
 ///
 /// Cost is one decoder call per distinct token prefix: of a form's two casings ("yes",
 /// "Yes") only the one whose first token is likelier is followed, forms sharing their first
 /// tokens share those calls, and (with `prune`) a form whose first token already makes it
-/// less than 1/100 as likely as the best form found is dropped — the mean over its n + 1
-/// steps is at most its first step's share of it.
+/// less than 1/100 as likely as the best form found is dropped (the mean over its n + 1
+/// steps is at most its first step's share of it).
 fn score_phrases(
     model: &WhisperModel,
     state: &mut whisper_rs::WhisperState,
@@ -711,6 +716,7 @@ fn score_phrases(
         if cancel.load(Ordering::Relaxed) {
             return Err(cancelled());
         }
+        // Every later step only lowers the total: the first step bounds the mean.
         let bound = lp(&root, c.tokens[0]) / (c.tokens.len() + 1) as f32;
         if prune && bound < best_total + PRUNE_FACTOR.ln() {
             continue;
@@ -784,6 +790,10 @@ const RUNNER_UP_FLOOR: f32 = 1e-4;
 /// much more (in log units) than one it names: e^0.5 ≈ 1.6× the odds.
 pub const UNNAMED_OFFSET: f32 = 0.5;
 
+/// Below this confidence the best phrase does not replace the free transcript (it would
+/// not even be read back at the default `confirm.min` of 0.2).
+pub const MIN_SUBSTITUTE: f32 = 0.2;
+
 /// Weight of the free transcript's own confidence when both views agree.
 pub const FREE_WEIGHT: f32 = 0.9;
 
@@ -821,9 +831,7 @@ pub enum Decision {
 ///   answer is the free transcript, as sure as the surer view: max(odds(r),
 ///   [`FREE_WEIGHT`] × free confidence). The free confidence counts at 0.9 of its face
 ///   value: with the phrases in its prompt the free decode is over-sure of the words it
-///   was shown ("Three" at 0.62 for a six, measured), while for answers of several tokens
-///   («одинадцять») the phrase scores are the weaker view (their per-token mean favours
-///   long words with predictable endings: «вісімдесят» over «десять»).
+///   was shown ("Three" at 0.62 for a six, measured).
 /// - it names nothing ("Piro", "phone", "Bye" for zero, four, five): the best phrase, but
 ///   it must win by more: odds(r − [`UNNAMED_OFFSET`]);
 /// - it names another answer, or several ("3, 4"): the views disagree, and the answer is
@@ -847,15 +855,21 @@ pub fn decide_closed(e: &ClosedEvidence, _o: &DecodeOptions) -> Decision {
             confidence: odds(r).max(FREE_WEIGHT * e.free_confidence) * speech,
         };
     }
-    if e.named.is_empty() {
-        return Decision::Phrase {
-            index: best.phrase,
-            confidence: odds(r - UNNAMED_OFFSET) * speech,
+    let confidence = if e.named.is_empty() {
+        odds(r - UNNAMED_OFFSET) * speech
+    } else {
+        (0.5 * odds(r)).min(0.5) * speech
+    };
+    if confidence < MIN_SUBSTITUTE {
+        // Too unsure even to read back: the caller's own words stay (an out-of-grammar
+        // "hello" is a no-match as "hello", not a "no" at 0.05).
+        return Decision::Free {
+            confidence: confidence.min(e.free_confidence),
         };
     }
     Decision::Phrase {
         index: best.phrase,
-        confidence: (0.5 * odds(r)).min(0.5) * speech,
+        confidence,
     }
 }
 
@@ -867,7 +881,11 @@ fn decide_rescue(e: &ClosedEvidence, o: &DecodeOptions) -> Decision {
         return Decision::Keep;
     };
     let sum: f32 = e.scores.iter().map(|s| s.probability).sum();
-    let share = if sum > 0.0 { best.probability / sum } else { 0.0 };
+    let share = if sum > 0.0 {
+        best.probability / sum
+    } else {
+        0.0
+    };
     let c = share * (1.0 - e.no_speech);
     if best.probability >= o.rescore_min
         && share >= o.rescore_share
@@ -978,7 +996,10 @@ mod tests {
         let o = DecodeOptions::default();
         // Both views agree, clear odds: sure.
         let d = decide_closed(&ev(&[3], &[(3, 0.2), (4, 0.01)], &[]), &o);
-        assert!(matches!(d, Decision::Free { .. }) && conf(&d) > 0.9, "{d:?}");
+        assert!(
+            matches!(d, Decision::Free { .. }) && conf(&d) > 0.9,
+            "{d:?}"
+        );
         // Agree, close odds: the free transcript's confidence, discounted.
         let d = decide_closed(&ev(&[3], &[(3, 0.02), (4, 0.019)], &[]), &o);
         assert!((conf(&d) - 0.63).abs() < 1e-4, "{d:?}");
@@ -990,6 +1011,12 @@ mod tests {
         );
         let d = decide_closed(&ev(&[], &[(5, 0.05), (9, 0.005)], &[]), &o);
         assert!(conf(&d) > 0.8, "{d:?}");
+        // Hopelessly unsure: the free transcript stays.
+        let d = decide_closed(&ev(&[], &[(5, 0.03), (9, 0.028)], &[]), &o);
+        assert!(
+            matches!(d, Decision::Free { .. }) && conf(&d) < 0.2,
+            "{d:?}"
+        );
         // The views disagree ("3, 4", or "one" against a score for "eight"): never sure.
         for e in [
             ev(&[3, 4], &[(3, 0.3), (4, 0.001)], &[]),

@@ -886,6 +886,15 @@ pub fn spoken_forms(phrase: &str, lang: &str) -> Vec<String> {
         && let Some(words) = say_number(n, lang)
     {
         out.push(words);
+        // «одна», «одно», «две»; «одна», «одне», «дві»: the other genders of 1 and 2.
+        let other: &[&str] = match (lang, n) {
+            ("ru", 1) => &["одна", "одно"],
+            ("ru", 2) => &["две"],
+            ("uk", 1) => &["одна", "одне"],
+            ("uk", 2) => &["дві"],
+            _ => &[],
+        };
+        out.extend(other.iter().map(|w| w.to_string()));
     }
     out.retain(|s| !s.is_empty());
     out.dedup();
@@ -1394,7 +1403,7 @@ mod tests {
 
     #[test]
     fn numbers_are_said_in_each_language() {
-        assert_eq!(spoken_forms("1", "ru"), ["1", "один"]);
+        assert_eq!(spoken_forms("1", "ru"), ["1", "один", "одна", "одно"]);
         assert_eq!(spoken_forms("42", "uk"), ["42", "сорок два"]);
         assert_eq!(spoken_forms("20", "en"), ["20", "twenty"]);
         assert_eq!(spoken_forms("да", "ru"), ["да"]);
