@@ -851,8 +851,16 @@ pub fn decide_closed(e: &ClosedEvidence, _o: &DecodeOptions) -> Decision {
     let odds = |r: f32| (1.0 - (-r.max(0.0)).exp()).clamp(0.0, 1.0);
     let agrees = |i: &usize| *i == best.phrase || e.alike.contains(i);
     if !e.named.is_empty() && e.named.iter().all(agrees) {
-        return Decision::Free {
-            confidence: odds(r).max(FREE_WEIGHT * e.free_confidence) * speech,
+        let confidence = odds(r).max(FREE_WEIGHT * e.free_confidence) * speech;
+        // The surer view gives the words: a mumbled "yeah" at 0.3 that the scores make a
+        // clear "yes" is reported as "yes" (as the dialogue and the CRM saw it before).
+        return if odds(r) > FREE_WEIGHT * e.free_confidence {
+            Decision::Phrase {
+                index: best.phrase,
+                confidence,
+            }
+        } else {
+            Decision::Free { confidence }
         };
     }
     let confidence = if e.named.is_empty() {
@@ -994,15 +1002,18 @@ mod tests {
     #[test]
     fn closed_answers_are_decided_by_odds_and_agreement() {
         let o = DecodeOptions::default();
-        // Both views agree, clear odds: sure.
+        // Both views agree, clear odds: sure, in the scored phrase's words.
         let d = decide_closed(&ev(&[3], &[(3, 0.2), (4, 0.01)], &[]), &o);
         assert!(
-            matches!(d, Decision::Free { .. }) && conf(&d) > 0.9,
+            matches!(d, Decision::Phrase { index: 3, .. }) && conf(&d) > 0.9,
             "{d:?}"
         );
-        // Agree, close odds: the free transcript's confidence, discounted.
+        // Agree, close odds: the free transcript, its confidence discounted.
         let d = decide_closed(&ev(&[3], &[(3, 0.02), (4, 0.019)], &[]), &o);
-        assert!((conf(&d) - 0.63).abs() < 1e-4, "{d:?}");
+        assert!(
+            matches!(d, Decision::Free { .. }) && (conf(&d) - 0.63).abs() < 1e-4,
+            "{d:?}"
+        );
         // The transcript names nothing: the best phrase needs better odds.
         let d = decide_closed(&ev(&[], &[(5, 0.03), (9, 0.01)], &[]), &o);
         assert!(
