@@ -30,6 +30,8 @@ enum Command {
     Graph(GraphArgs),
     /// List and replay webhook outbox events (also while a server runs on the data dir).
     Events(EventsArgs),
+    /// Show how a spoken answer is understood, step by step (docs/speech.md).
+    Explain(ivrflow::cli::explain::ExplainArgs),
 }
 
 #[derive(clap::Args)]
@@ -228,6 +230,11 @@ fn main() -> ExitCode {
         Command::Test(args) => test(args),
         Command::Graph(args) => graph(args),
         Command::Events(args) => events(args),
+        Command::Explain(args) => ExitCode::from(ivrflow::cli::explain::run(
+            &args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
     }
 }
 

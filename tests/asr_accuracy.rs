@@ -5,7 +5,11 @@
 //! G.711 encode + decode (µ-law and A-law alternately), framed into 20 ms packets between
 //! stretches of line noise, through the endpointer (VAD) to an utterance, then Whisper
 //! (the default model, `models/ggml-base-q8_0.bin`) with the question's phrases as the prompt,
-//! then `nlu::classify`. The test prints accuracy per language and fails below 95 %.
+//! then judged by the product's own rule (`nlu::verdict`: the intent is taken only when
+//! min(recogniser confidence, match score) reaches the node's threshold, 0.6). Until issue 16
+//! this test ignored the recogniser's confidence and so counted answers the product would
+//! have asked again. The voices here also speak our prompts; other people's voices are in
+//! `tests/asr_heldout.rs`.
 //!
 //! The model is made by `./scripts/setup.sh`; without it this test fails and says so.
 
@@ -151,8 +155,8 @@ fn manifest() -> Vec<Row> {
         .collect()
 }
 
-/// Minimum classification score that counts as a match (below: the node's nomatch).
-const THRESHOLD: f32 = 0.5;
+/// The node's threshold (`confidence:` of the shipped scenarios).
+const THRESHOLD: f32 = ivrflow::nlu::DEFAULT_THRESHOLD;
 
 /// whisper.cpp's threads spin while they wait for each other: two decodes at once on two
 /// cores slow each other down many times over. The tests of this file take turns.
@@ -163,7 +167,7 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
 }
 
 #[test]
-fn intent_accuracy_through_g711_is_at_least_95_percent() {
+fn intent_accuracy_through_g711_by_the_products_rule() {
     let _turn = turn();
     let model = model("ggml-base-q8_0.bin");
     let mut rec = model.recognizer(DecodeOptions::default());
@@ -176,6 +180,7 @@ fn intent_accuracy_through_g711_is_at_least_95_percent() {
     let mut per_lang: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     let mut per_source: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
     let mut failures = Vec::new();
+    let mut wrong_human = Vec::new();
     let started = Instant::now();
     for (i, row) in rows.iter().enumerate() {
         let pcm = ivrflow::media::prompts::load_file(&fixtures().join(&row.file))
@@ -188,13 +193,20 @@ fn intent_accuracy_through_g711_is_at_least_95_percent() {
             None => ("<no utterance detected>".to_owned(), None, 0.0),
             Some(utt) => {
                 let t = rec.recognize(&utt, &row.lang, &phrases).expect("recognize");
-                let m = ivrflow::nlu::classify(&t.text, &row.lang, &intents);
-                let score = m.as_ref().map_or(0.0, |m| m.score);
-                (
-                    t.text,
-                    m.filter(|m| m.score >= THRESHOLD).map(|m| m.intent),
-                    score,
-                )
+                let v = ivrflow::nlu::verdict(
+                    &t.text,
+                    t.confidence,
+                    &row.lang,
+                    &intents,
+                    THRESHOLD,
+                    Some(0.2),
+                );
+                let score = match &v {
+                    ivrflow::nlu::Verdict::Accept { score, .. }
+                    | ivrflow::nlu::Verdict::Confirm { score, .. } => *score,
+                    ivrflow::nlu::Verdict::NoMatch { .. } => 0.0,
+                };
+                (t.text, v.accepted().map(str::to_owned), score)
             }
         };
         // "none": an out-of-grammar answer that must end in the node's nomatch.
@@ -216,6 +228,9 @@ fn intent_accuracy_through_g711_is_at_least_95_percent() {
         );
         if !ok {
             failures.push(row.file.clone());
+            if got.is_some() && row.source.starts_with("asterisk") {
+                wrong_human.push(row.file.clone());
+            }
         }
     }
     let total: (usize, usize) = per_lang
@@ -239,10 +254,10 @@ fn intent_accuracy_through_g711_is_at_least_95_percent() {
         100.0 * acc,
         started.elapsed().as_secs_f64()
     );
-    // The target is on real callers' speech: the human recordings (en, ru). espeak-ng's
+    // The bars are on the human recordings (en, ru; the prompt voices). espeak-ng's
     // Russian and Ukrainian voices at 8 kHz are formant synthesis that Whisper base mostly
     // cannot read (see README, "Speech"): they are reported, with a floor that catches
-    // regressions, not held to the target.
+    // regressions. The target on other people's voices is tests/asr_heldout.rs's.
     let rate = |m: &std::collections::BTreeMap<String, (usize, usize)>, k: &str| {
         m.get(k).map_or(0.0, |(ok, n)| *ok as f64 / *n as f64)
     };
@@ -252,26 +267,39 @@ fn intent_accuracy_through_g711_is_at_least_95_percent() {
         .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let human_acc = human.0 as f64 / human.1 as f64;
     println!(
-        "  human speech (target >= 95%): {}/{} = {:.1}%",
+        "  human speech (prompt voices): {}/{} = {:.1}%",
         human.0,
         human.1,
         100.0 * human_acc
     );
     assert!(human.1 >= 40, "at least 40 human utterances");
     assert!(
-        human_acc >= 0.95,
-        "human-speech accuracy {:.1}% < 95%; misses: {failures:?}",
-        100.0 * human_acc
+        wrong_human.is_empty(),
+        "wrong answers taken without a read-back: {wrong_human:?}"
     );
     assert!(
-        rate(&per_source, "espeak-ng") >= 0.4,
+        human_acc >= HUMAN_BAR,
+        "human-speech accuracy {:.1}% < {:.0}%; misses: {failures:?}",
+        100.0 * human_acc,
+        100.0 * HUMAN_BAR
+    );
+    assert!(
+        rate(&per_source, "espeak-ng") >= SYNTH_BAR,
         "synthetic accuracy regressed: {failures:?}"
     );
     assert!(
-        rate(&per_lang, "en") >= 0.9,
+        rate(&per_lang, "en") >= EN_BAR,
         "English accuracy regressed: {failures:?}"
     );
 }
+
+/// Bars, by the product's rule (answers taken without asking again). Measured with the
+/// shipped decoding (docs/speech.md): human 36/40 (Allison 19/19, IvrvoiceRU 17/21 — its
+/// «двадцать», «двенадцать», «семь», «пять» asked again, none taken wrong), espeak-ng
+/// 21/40, English 29/31; set just under, so that a regression fails.
+const HUMAN_BAR: f64 = 0.875;
+const SYNTH_BAR: f64 = 0.45;
+const EN_BAR: f64 = 0.9;
 
 #[test]
 fn tiny_en_model_converts_and_recognises_real_speech() {

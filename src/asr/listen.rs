@@ -128,6 +128,8 @@ fn endpoint_config(spec: &ListenSpec) -> EndpointConfig {
 
 pub struct Listener {
     vad: VadKind,
+    /// Raises a quiet caller before the endpointer (and so before Whisper): `level::Agc`.
+    agc: Option<super::level::Agc>,
     endpointer: Option<Endpointer>,
     spec: Option<ListenSpec>,
     next_id: u64,
@@ -159,6 +161,7 @@ impl Listener {
     pub fn new(vad: VadKind) -> Listener {
         Listener {
             vad,
+            agc: Some(super::level::Agc::default()),
             endpointer: None,
             spec: None,
             next_id: 1,
@@ -168,6 +171,11 @@ impl Listener {
             recording: None,
             events: VecDeque::new(),
         }
+    }
+
+    /// Turns the caller-level AGC on or off (on by default).
+    pub fn set_agc(&mut self, on: bool) {
+        self.agc = on.then(super::level::Agc::default);
     }
 
     /// Whether a recognition is awaited (an utterance or a recording's transcript).
@@ -219,7 +227,15 @@ impl Listener {
         let ep = self
             .endpointer
             .get_or_insert_with(|| Endpointer::new(endpoint_config(spec), self.vad));
-        ep.handle_audio(now, pcm);
+        if let Some(agc) = self.agc.as_mut() {
+            let mut raised = pcm.to_vec();
+            for frame in raised.chunks_mut(FRAME) {
+                agc.process(frame);
+            }
+            ep.handle_audio(now, &raised);
+        } else {
+            ep.handle_audio(now, pcm);
+        }
         self.drain_endpointer(now);
     }
 

@@ -11,11 +11,16 @@
 //!   the task that paces RTP; results come back through a callback (the runtime's channel).
 //! - [`prepare`]: 8 kHz → 16 kHz, silence padding for very short answers, and the decode
 //!   window (`audio_ctx`) sized to the utterance instead of Whisper's fixed 30 s.
+//! - [`level`]: the caller's level — an AGC before the voice detector and a peak
+//!   normalisation before Whisper (quiet callers were a sixth of issue 16's failures).
+//!
+//! How the confidence of a spoken answer is computed is in `docs/speech.md`.
 //!
 //! Not here: voice-activity detection and endpointing (`media::vad`, sans-IO, in the call
 //! core) and intent classification (`nlu`). Transcripts are personal data: this module
 //! logs them only through [`crate::pii::Pii`].
 
+pub mod level;
 pub mod listen;
 pub mod pool;
 pub mod whisper;
@@ -151,11 +156,29 @@ pub fn prepare(audio: &[i16], window: Window) -> Prepared {
 /// "0, 1, 2, 3…" makes Whisper continue the count instead of listening (measured on the
 /// fixtures); closed numeric answers are handled by rescoring instead.
 pub fn initial_prompt(phrases: &[String]) -> Option<String> {
-    let mut seen: Vec<&str> = Vec::new();
+    initial_prompt_in(phrases, None)
+}
+
+/// [`initial_prompt`]; with `spell` = Some(lang), numbers are put in as words of that
+/// language ("zero, one, two.", «нуль, один, два.») instead of being left out.
+pub fn initial_prompt_in(phrases: &[String], spell: Option<&str>) -> Option<String> {
+    let mut seen: Vec<String> = Vec::new();
     for p in phrases {
         let p = p.trim();
         let numeric = p.chars().all(|c| c.is_ascii_digit() || c.is_whitespace());
-        if !p.is_empty() && !numeric && !seen.iter().any(|s| s.to_lowercase() == p.to_lowercase()) {
+        let p = match (numeric, spell) {
+            (false, _) => p.to_owned(),
+            (true, Some(lang)) => match p
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| crate::nlu::say_number(n, lang))
+            {
+                Some(words) => words,
+                None => continue,
+            },
+            (true, None) => continue,
+        };
+        if !p.is_empty() && !seen.iter().any(|s| s.to_lowercase() == p.to_lowercase()) {
             seen.push(p);
         }
     }

@@ -1,4 +1,5 @@
-//! The authoring commands behind `ivrflow validate`, `simulate`, `test` and `graph`.
+//! The authoring commands behind `ivrflow validate`, `simulate`, `test`, `graph` and
+//! `explain`.
 //!
 //! Each command is a function that takes its parsed arguments and writers for standard
 //! output and standard error, and returns the process exit status — so the binary stays a
@@ -9,6 +10,7 @@
 //! logic the library already has (loading, linting, simulating, drawing live in
 //! `scenario` and `sim`; this module wires them to files and prints).
 
+pub mod explain;
 pub mod graph;
 pub mod simulate;
 pub mod test;

@@ -22,6 +22,8 @@
 //! ambiguous answer (two intents heard). The dialogue compares it with its threshold and
 //! runs `nomatch` below it.
 
+pub mod dates;
+
 /// The best intent for a transcript, with a score in [0, 1].
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntentMatch {
@@ -115,6 +117,9 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "wrong",
             "cancel",
             "not right",
+            "not yet",
+            "not really",
+            "not quite",
         ],
     ),
     (
@@ -171,6 +176,9 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "отмените",
             "неверно",
             "неправильно",
+            "еще нет",
+            "пока нет",
+            "не совсем",
         ],
     ),
     (
@@ -225,6 +233,9 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "відміна",
             "невірно",
             "неправильно",
+            "ще ні",
+            "поки ні",
+            "не зовсім",
         ],
     ),
     (
@@ -253,17 +264,136 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Negation words: a phrase right after one of these is negated.
-const NEGATIONS: &[&str] = &[
+/// Negation words. A phrase that starts within [`NEGATION_SCOPE`] words after one of them
+/// is negated ("it is not right", «не совсем верно», «ще не сплатив»), unless the phrase
+/// itself starts with a negation ("not right" is a phrase of its own) or a contrast word
+/// ("but", «но», «але») comes between. Contractions are expanded first ("isn't" → "is
+/// not", [`expand_contractions`]).
+pub const NEGATIONS: &[&str] = &[
     "не",
     "not",
-    "don't",
-    "dont",
     "never",
     "ни",
     "ніколи",
     "никогда",
+    "нiколи",
+    "nothing",
+    "neither",
+    "nor",
 ];
+
+/// How many words after a negation it reaches when the words between are degree or time
+/// adverbs ([`NEGATION_ADVERBS`]): "not right" (1), "not quite right" and «не совсем
+/// верно» (2), "not yet really paid" (3). Any other word between ends it: "I don't know…
+/// yes" is a yes.
+pub const NEGATION_SCOPE: usize = 3;
+
+/// Words a negation reaches across: "not *quite* right", «не *совсем* верно», "have not
+/// *yet* paid", «ще *зовсім* не».
+const NEGATION_ADVERBS: &[&str] = &[
+    "quite",
+    "really",
+    "yet",
+    "exactly",
+    "entirely",
+    "completely",
+    "very",
+    "so",
+    "all",
+    "at",
+    "совсем",
+    "совершенно",
+    "очень",
+    "еще",
+    "пока",
+    "вполне",
+    "точно",
+    "зовсім",
+    "дуже",
+    "ще",
+    "поки",
+    "цілком",
+    "зовсем",
+];
+
+/// Words that end a negation's reach: "not this one but the second".
+const CONTRASTS: &[&str] = &[
+    "but",
+    "no",
+    "нет",
+    "ні",
+    "но",
+    "а",
+    "але",
+    "однак",
+    "однако",
+    "yes",
+    "да",
+    "так",
+];
+
+/// English contractions (with and without the apostrophe, as Whisper writes both) → their
+/// words: "isn't" → "is not", "won't" → "will not", "can't" → "can not", "dont" → "do not".
+const CONTRACTIONS: &[(&str, &str)] = &[
+    ("won't", "will not"),
+    ("wont", "will not"),
+    ("can't", "can not"),
+    ("cant", "can not"),
+    ("cannot", "can not"),
+    ("shan't", "shall not"),
+    ("ain't", "is not"),
+    ("aint", "is not"),
+    ("dont", "do not"),
+    ("doesnt", "does not"),
+    ("didnt", "did not"),
+    ("isnt", "is not"),
+    ("arent", "are not"),
+    ("wasnt", "was not"),
+    ("werent", "were not"),
+    ("havent", "have not"),
+    ("hasnt", "has not"),
+    ("hadnt", "had not"),
+    ("couldnt", "could not"),
+    ("shouldnt", "should not"),
+    ("wouldnt", "would not"),
+    ("mustnt", "must not"),
+    ("neednt", "need not"),
+];
+
+/// "it isn't right" → "it is not right": English negative contractions become two words so
+/// that negation is one word, `not`, wherever it was written. Other words are left alone
+/// ("that's" stays: it is matched as written).
+pub fn expand_contractions(normalized: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for w in normalized.split_whitespace() {
+        if let Some((_, full)) = CONTRACTIONS.iter().find(|(c, _)| *c == w) {
+            out.extend(full.split(' ').map(str::to_owned));
+        } else if let Some(stem) = w.strip_suffix("n't")
+            && !stem.is_empty()
+        {
+            out.push(stem.to_owned());
+            out.push("not".to_owned());
+        } else {
+            out.push(w.to_owned());
+        }
+    }
+    out.join(" ")
+}
+
+/// Whether the phrase found at `start` of `said` is negated by a word before it.
+fn negated_at(said: &[String], start: usize) -> Option<usize> {
+    let from = start.saturating_sub(NEGATION_SCOPE);
+    for i in (from..start).rev() {
+        let w = said[i].as_str();
+        if NEGATIONS.contains(&w) {
+            return Some(i);
+        }
+        if CONTRASTS.contains(&w) || !NEGATION_ADVERBS.contains(&w) {
+            return None;
+        }
+    }
+    None
+}
 
 // --- numbers ---------------------------------------------------------------------------
 
@@ -394,10 +524,168 @@ fn number_word(w: &str) -> Option<(u64, u8)> {
         .iter()
         .find(|(word, _, _)| *word == w)
         .map(|&(_, v, k)| (v, k))
+        .or_else(|| ordinal_word(w))
 }
 
+/// English ordinals (whole words; "twenty-first" is "twenty" + "first").
+const ORDINALS_EN: &[(&str, u64)] = &[
+    ("first", 1),
+    ("second", 2),
+    ("third", 3),
+    ("fourth", 4),
+    ("fifth", 5),
+    ("sixth", 6),
+    ("seventh", 7),
+    ("eighth", 8),
+    ("ninth", 9),
+    ("tenth", 10),
+    ("eleventh", 11),
+    ("twelfth", 12),
+    ("thirteenth", 13),
+    ("fourteenth", 14),
+    ("fifteenth", 15),
+    ("sixteenth", 16),
+    ("seventeenth", 17),
+    ("eighteenth", 18),
+    ("nineteenth", 19),
+    ("twentieth", 20),
+    ("thirtieth", 30),
+    ("fortieth", 40),
+    ("fiftieth", 50),
+    ("sixtieth", 60),
+    ("seventieth", 70),
+    ("eightieth", 80),
+    ("ninetieth", 90),
+    ("hundredth", 100),
+];
+
+/// Russian and Ukrainian ordinal stems: a stem followed by one of its endings
+/// ([`ORDINAL_ENDINGS`], or the soft endings of «третий»/«третій») is the ordinal in any
+/// gender and case: «пятнадцатого», «первое», «двадцатому», «п'ятнадцятого», «перша».
+/// Stems are written without apostrophes («пятнадцят» matches «п'ятнадцятого» too).
+const ORDINAL_STEMS: &[(&str, u64)] = &[
+    // ru
+    ("перв", 1),
+    ("втор", 2),
+    ("четверт", 4),
+    ("пят", 5),
+    ("шест", 6),
+    ("седьм", 7),
+    ("восьм", 8),
+    ("девят", 9),
+    ("десят", 10),
+    ("одиннадцат", 11),
+    ("двенадцат", 12),
+    ("тринадцат", 13),
+    ("четырнадцат", 14),
+    ("пятнадцат", 15),
+    ("шестнадцат", 16),
+    ("семнадцат", 17),
+    ("восемнадцат", 18),
+    ("девятнадцат", 19),
+    ("двадцат", 20),
+    ("тридцат", 30),
+    ("сороков", 40),
+    ("пятидесят", 50),
+    ("шестидесят", 60),
+    ("семидесят", 70),
+    ("восьмидесят", 80),
+    ("девяност", 90),
+    ("сот", 100),
+    // uk
+    ("перш", 1),
+    ("друг", 2),
+    ("шост", 6),
+    ("сьом", 7),
+    ("одинадцят", 11),
+    ("дванадцят", 12),
+    ("тринадцят", 13),
+    ("чотирнадцят", 14),
+    ("пятнадцят", 15),
+    ("шістнадцят", 16),
+    ("сімнадцят", 17),
+    ("вісімнадцят", 18),
+    ("девятнадцят", 19),
+    ("двадцят", 20),
+    ("тридцят", 30),
+    ("пятдесят", 50),
+    ("шістдесят", 60),
+    ("сімдесят", 70),
+    ("вісімдесят", 80),
+];
+
+/// Adjective endings of ordinals, ru and uk.
+const ORDINAL_ENDINGS: &[&str] = &[
+    "ый", "ой", "ий", "ая", "ое", "ые", "ого", "ому", "ую", "ым", "ом", "ых", "ыми", "ей", "а",
+    "е", "у", "і", "ої", "ій", "ою", "им", "их", "ими", "ім",
+];
+
+/// «третий», «третьего», «третій», «третього», «третя», «третє».
+const THIRD_ENDINGS: &[&str] = &[
+    "ий", "ьего", "ьему", "ья", "ье", "ьи", "ью", "ьим", "ьем", "ьей", "ьих", "ій", "ього", "ьому",
+    "я", "є", "ю", "ьої", "ім", "іх",
+];
+
+/// The value of an ordinal word, as a number-word kind (1 units, 2 teens, 3 tens,
+/// 4 hundreds); "twenty-first" is "twenty" + "first" and combines as "twenty one" does.
+/// Russian «второго»/«другого»: «друг» (uk "second") only with an ordinal ending that is not
+/// also Russian for "other" (so «другой», «другого», «другое» stay words).
+fn ordinal_word(w: &str) -> Option<(u64, u8)> {
+    let kind = |v: u64| match v {
+        0..=9 => 1,
+        10..=19 => 2,
+        20..=99 => 3,
+        _ => 4,
+    };
+    if let Some(&(_, v)) = ORDINALS_EN.iter().find(|(o, _)| *o == w) {
+        return Some((v, kind(v)));
+    }
+    if !w.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)) {
+        return None;
+    }
+    let bare: String = w.chars().filter(|&c| c != '\'').collect();
+    if let Some(rest) = bare.strip_prefix("трет")
+        && THIRD_ENDINGS.contains(&rest)
+    {
+        return Some((3, 1));
+    }
+    // The longest stem that leaves an ordinal ending.
+    ORDINAL_STEMS
+        .iter()
+        .filter_map(|&(stem, v)| {
+            let rest = bare.strip_prefix(stem)?;
+            if !ORDINAL_ENDINGS.contains(&rest) {
+                return None;
+            }
+            if stem == "друг" && !matches!(rest, "ий" | "ій" | "а" | "е" | "у" | "ої" | "ою")
+            {
+                return None;
+            }
+            if stem == "сот" && !matches!(rest, "ый" | "ого" | "ая" | "ое" | "ий") {
+                return None;
+            }
+            Some((stem.chars().count(), v))
+        })
+        .max_by_key(|&(len, _)| len)
+        .map(|(_, v)| (v, kind(v)))
+}
+
+/// Whether `w` is an ordinal word (an ordinal ends the number it is part of).
+fn is_ordinal(w: &str) -> bool {
+    ordinal_word(w).is_some() && NUMBER_WORDS.iter().all(|(n, _, _)| *n != w)
+}
+
+/// Case endings written after digits: "15th", "21st", «15-го», «1-е», «2-й» (normalised to
+/// "15 th", "15 го").
+const DIGIT_SUFFIXES: &[&str] = &[
+    "st", "nd", "rd", "th", "го", "ого", "е", "ое", "й", "ый", "ой", "ий", "ье", "ьего", "те",
+    "ті", "ше", "ге", "тє", "ого", "ому",
+];
+
 /// Replaces number words with digits in a normalised text: «сорок два» → "42",
-/// "twenty one" → "21", "one two" → "1 2" (units after units stay separate).
+/// "twenty one" → "21", "one two" → "1 2" (units after units stay separate). Ordinals
+/// count as their number and end it: "twenty first" → "21", «пятнадцатого» → "15",
+/// «двадцать первого» → "21"; "15th" and «15-го» → "15".
 pub fn numbers_to_digits(normalized: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     // The number being built: (value, kind of the last word).
@@ -408,17 +696,36 @@ pub fn numbers_to_digits(normalized: &str) -> String {
         }
     };
     for w in normalized.split_whitespace() {
+        // "15th" → "15"; "15 th" (after normalisation of «15-го») → "15".
+        let split = w.find(|c: char| !c.is_ascii_digit()).filter(|&i| i > 0);
+        if let Some(i) = split
+            && DIGIT_SUFFIXES.contains(&&w[i..])
+        {
+            flush(&mut cur, &mut out);
+            out.push(w[..i].to_owned());
+            continue;
+        }
+        if DIGIT_SUFFIXES.contains(&w) && cur.is_none() && out.last().is_some_and(|l| is_digits(l))
+        {
+            continue;
+        }
         if w == "and" || w == "и" || w == "і" {
             // "one hundred and five": keep building only inside a number.
             if matches!(cur, Some((_, 4))) {
                 continue;
             }
         }
-        let Some((v, kind)) = number_word(w) else {
+        // «двадцять другого»: after tens, «друг…» is "second" in any case (alone, Russian
+        // «другого» is "other's").
+        let second = matches!(cur, Some((_, 3)))
+            && w.strip_prefix("друг")
+                .is_some_and(|rest| ORDINAL_ENDINGS.contains(&rest));
+        let Some((v, kind)) = number_word(w).or(second.then_some((2, 1))) else {
             flush(&mut cur, &mut out);
             out.push(w.to_owned());
             continue;
         };
+        let ordinal = second || is_ordinal(w);
         cur = match cur {
             None => Some((v, kind)),
             Some((acc, last)) => {
@@ -442,6 +749,9 @@ pub fn numbers_to_digits(normalized: &str) -> String {
                 }
             }
         };
+        if ordinal {
+            flush(&mut cur, &mut out);
+        }
     }
     flush(&mut cur, &mut out);
     out.join(" ")
@@ -576,6 +886,15 @@ pub fn spoken_forms(phrase: &str, lang: &str) -> Vec<String> {
         && let Some(words) = say_number(n, lang)
     {
         out.push(words);
+        // «одна», «одно», «две»; «одна», «одне», «дві»: the other genders of 1 and 2.
+        let other: &[&str] = match (lang, n) {
+            ("ru", 1) => &["одна", "одно"],
+            ("ru", 2) => &["две"],
+            ("uk", 1) => &["одна", "одне"],
+            ("uk", 2) => &["дві"],
+            _ => &[],
+        };
+        out.extend(other.iter().map(|w| w.to_string()));
     }
     out.retain(|s| !s.is_empty());
     out.dedup();
@@ -609,7 +928,7 @@ fn join_digit_runs(tokens: &[String]) -> Vec<String> {
 
 /// The canonical tokens of a text: normalised, numbers as digits.
 fn canonical(text: &str) -> Vec<String> {
-    numbers_to_digits(&normalize(text))
+    numbers_to_digits(&expand_contractions(&normalize(text)))
         .split_whitespace()
         .map(str::to_owned)
         .collect()
@@ -648,11 +967,27 @@ fn word_similarity(said: &str, expected: &str) -> f32 {
 
 /// Best match of `phrase` (tokens) inside `said` (tokens): (similarity, position).
 fn find_phrase(said: &[String], phrase: &[String]) -> Option<(f32, usize)> {
+    scan_phrase(said, phrase).best
+}
+
+/// Where a phrase was found in a transcript, and where it was found but negated.
+#[derive(Debug, Clone, PartialEq)]
+struct Scan {
+    /// (similarity, start) of the best occurrence that counts.
+    best: Option<(f32, usize)>,
+    /// (start, index of the negation word) of an occurrence that does not count.
+    negated: Option<(usize, usize)>,
+}
+
+fn scan_phrase(said: &[String], phrase: &[String]) -> Scan {
+    let mut scan = Scan {
+        best: None,
+        negated: None,
+    };
     if phrase.is_empty() || phrase.len() > said.len() {
-        return None;
+        return scan;
     }
     let phrase_negated = NEGATIONS.contains(&phrase[0].as_str());
-    let mut best: Option<(f32, usize)> = None;
     for start in 0..=said.len() - phrase.len() {
         let mut sim = 1.0f32;
         for (s, p) in said[start..start + phrase.len()].iter().zip(phrase) {
@@ -666,17 +1001,22 @@ fn find_phrase(said: &[String], phrase: &[String]) -> Option<(f32, usize)> {
         if sim == 0.0 {
             continue;
         }
-        if !phrase_negated && start > 0 && NEGATIONS.contains(&said[start - 1].as_str()) {
-            continue; // «не надо» is not «надо»
+        if !phrase_negated && let Some(neg) = negated_at(said, start) {
+            // «не надо» is not «надо»; "it isn't right" is not "right".
+            scan.negated.get_or_insert((start, neg));
+            continue;
         }
         if sim < 1.0 {
             sim *= 0.9; // a near miss is never as good as the word itself
         }
-        if best.is_none_or(|(b, p)| sim > b || (sim == b && start > p)) {
-            best = Some((sim, start));
+        if scan
+            .best
+            .is_none_or(|(b, p)| sim > b || (sim == b && start > p))
+        {
+            scan.best = Some((sim, start));
         }
     }
-    best
+    scan
 }
 
 /// Phrases for `name` in `lang` with their weight: the scenario's own at 1.0, plus the
@@ -736,6 +1076,29 @@ pub fn phrase_places(text: &str, lang: &str, phrases: &[String]) -> usize {
     places
 }
 
+/// Which of `phrases` (by index) the transcript names, each with its synonyms and near
+/// misses, as [`classify`] would find them.
+pub fn named_phrases(text: &str, lang: &str, phrases: &[String]) -> Vec<usize> {
+    let said = canonical(text);
+    if said.is_empty() {
+        return Vec::new();
+    }
+    let joined = join_digit_runs(&said);
+    (0..phrases.len())
+        .filter(|&i| {
+            expand(std::slice::from_ref(&phrases[i]), lang)
+                .iter()
+                .any(|(phrase, _)| {
+                    find_phrase(&said, phrase).is_some()
+                        || (phrase.len() == 1
+                            && is_digits(&phrase[0])
+                            && joined.len() != said.len()
+                            && find_phrase(&joined, phrase).is_some())
+                })
+        })
+        .collect()
+}
+
 /// Pick the intent the transcript expresses. `intents` are (name, phrases) for the call's
 /// language `lang` ("ru", "uk", "en"; it selects the synonym groups). Returns None when no
 /// phrase, synonym or near miss is heard.
@@ -791,6 +1154,170 @@ pub fn classify(text: &str, lang: &str, intents: &[(String, Vec<String>)]) -> Op
         intent: intents[i].0.clone(),
         score: score.clamp(0.0, 1.0),
     })
+}
+
+/// Speech confidence threshold of an `ask` node in the shipped scenarios (the dialogue's
+/// own default is `scenario::DEFAULT_CONFIDENCE`).
+pub const DEFAULT_THRESHOLD: f32 = 0.6;
+
+/// What the dialogue does with a spoken answer to a closed question (its intents), by the
+/// rule of `dialogue::on_utterance`: the answer's score is min(recogniser confidence,
+/// [`classify`] score); at or above the node's `confidence` the intent is taken as it is;
+/// below it, with a `confirm:` block and at least its `min`, the robot reads the intent
+/// back ("did you say …?"); otherwise the node's `nomatch` runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Taken without asking again.
+    Accept { intent: String, score: f32 },
+    /// Read back for confirmation first.
+    Confirm { intent: String, score: f32 },
+    /// Asked again (`nomatch`).
+    NoMatch { heard: Option<IntentMatch> },
+}
+
+impl Verdict {
+    /// The intent taken without a read-back, if any.
+    pub fn accepted(&self) -> Option<&str> {
+        match self {
+            Verdict::Accept { intent, .. } => Some(intent),
+            _ => None,
+        }
+    }
+}
+
+/// [`Verdict`] of `text` heard with `confidence` against `intents`; `threshold` is the
+/// node's `confidence`, `confirm_min` its `confirm.min` when it has a `confirm:` block.
+pub fn verdict(
+    text: &str,
+    confidence: f32,
+    lang: &str,
+    intents: &[(String, Vec<String>)],
+    threshold: f32,
+    confirm_min: Option<f32>,
+) -> Verdict {
+    let confidence = if confidence.is_finite() {
+        confidence.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let Some(m) = classify(text, lang, intents) else {
+        return Verdict::NoMatch { heard: None };
+    };
+    let score = confidence.min(m.score);
+    if score >= threshold {
+        Verdict::Accept {
+            intent: m.intent,
+            score,
+        }
+    } else if confirm_min.is_some_and(|min| score >= min) {
+        Verdict::Confirm {
+            intent: m.intent,
+            score,
+        }
+    } else {
+        Verdict::NoMatch { heard: Some(m) }
+    }
+}
+
+/// How one phrase fared against a transcript, for [`explain`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhraseTrace {
+    pub intent: String,
+    /// The phrase as matched: canonical words (numbers as digits).
+    pub phrase: String,
+    /// "own" (the scenario's phrase) or "synonym" (a built-in group).
+    pub source: &'static str,
+    pub weight: f32,
+    pub outcome: PhraseOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PhraseOutcome {
+    /// Found at word `at` with this similarity (1 = exact; a near miss is less).
+    Found {
+        at: usize,
+        similarity: f32,
+        score: f32,
+    },
+    /// Found at word `at`, but negated by the word at `by`.
+    Negated {
+        at: usize,
+        by: usize,
+    },
+    NotFound,
+}
+
+/// Every step of [`classify`] on one transcript.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub normalized: String,
+    pub contractions_expanded: String,
+    /// The words matched against: numbers and ordinals as digits.
+    pub canonical: Vec<String>,
+    pub phrases: Vec<PhraseTrace>,
+    /// Intents heard, with their best score, before the ambiguity penalty.
+    pub heard: Vec<(String, f32)>,
+    pub result: Option<IntentMatch>,
+}
+
+/// [`classify`], step by step: what normalisation, contractions, numbers, negation,
+/// synonyms and near misses did with `text` (for `ivrflow explain`).
+pub fn explain(text: &str, lang: &str, intents: &[(String, Vec<String>)]) -> Explanation {
+    let normalized = normalize(text);
+    let contractions_expanded = expand_contractions(&normalized);
+    let canonical: Vec<String> = numbers_to_digits(&contractions_expanded)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let joined = join_digit_runs(&canonical);
+    let mut phrases = Vec::new();
+    let mut heard: Vec<(String, f32)> = Vec::new();
+    for (name, own) in intents {
+        let mut best: Option<f32> = None;
+        for (phrase, weight) in expand(own, lang) {
+            let mut scan = scan_phrase(&canonical, &phrase);
+            if scan.best.is_none()
+                && phrase.len() == 1
+                && is_digits(&phrase[0])
+                && joined.len() != canonical.len()
+            {
+                let j = scan_phrase(&joined, &phrase);
+                if j.best.is_some() {
+                    scan = j;
+                }
+            }
+            let outcome = match (scan.best, scan.negated) {
+                (Some((similarity, at)), _) => PhraseOutcome::Found {
+                    at,
+                    similarity,
+                    score: similarity * weight,
+                },
+                (None, Some((at, by))) => PhraseOutcome::Negated { at, by },
+                (None, None) => PhraseOutcome::NotFound,
+            };
+            if let PhraseOutcome::Found { score, .. } = outcome {
+                best = Some(best.map_or(score, |b: f32| b.max(score)));
+            }
+            phrases.push(PhraseTrace {
+                intent: name.clone(),
+                phrase: phrase.join(" "),
+                source: if weight < 1.0 { "synonym" } else { "own" },
+                weight,
+                outcome,
+            });
+        }
+        if let Some(b) = best {
+            heard.push((name.clone(), b));
+        }
+    }
+    Explanation {
+        normalized,
+        contractions_expanded,
+        canonical,
+        phrases,
+        heard,
+        result: classify(text, lang, intents),
+    }
 }
 
 #[cfg(test)]
@@ -876,7 +1403,7 @@ mod tests {
 
     #[test]
     fn numbers_are_said_in_each_language() {
-        assert_eq!(spoken_forms("1", "ru"), ["1", "один"]);
+        assert_eq!(spoken_forms("1", "ru"), ["1", "один", "одна", "одно"]);
         assert_eq!(spoken_forms("42", "uk"), ["42", "сорок два"]);
         assert_eq!(spoken_forms("20", "en"), ["20", "twenty"]);
         assert_eq!(spoken_forms("да", "ru"), ["да"]);
@@ -902,6 +1429,150 @@ mod tests {
         assert_eq!(
             classify("That's not correct", "en", &m).unwrap().intent,
             "bad"
+        );
+    }
+
+    #[test]
+    fn contractions_and_negation_never_match_what_they_negate() {
+        assert_eq!(expand_contractions("it isn't right"), "it is not right");
+        assert_eq!(expand_contractions("i havent paid"), "i have not paid");
+        assert_eq!(expand_contractions("we won't"), "we will not");
+        let yes = intents(&[("confirm", &["yes", "correct", "right"])]);
+        for text in [
+            "It isn't right.",
+            "that's not right",
+            "It wasn't correct",
+            "No, that is not quite right",
+            "not correct",
+            "This isnt correct",
+        ] {
+            assert_ne!(
+                classify(text, "en", &yes).map(|m| m.intent),
+                Some("confirm".to_owned()),
+                "{text}"
+            );
+        }
+        let paid = intents(&[("paid", &["paid", "i paid"]), ("later", &["later"])]);
+        assert_eq!(classify("I haven't paid yet", "en", &paid), None);
+        assert_eq!(classify("I have not yet paid", "en", &paid), None);
+        assert_eq!(classify("Yes, I paid", "en", &paid).unwrap().intent, "paid");
+        // The negative answers themselves.
+        let yn = intents(&[("confirm", &["yes"]), ("cancel", &["no"])]);
+        assert_eq!(classify("Not yet.", "en", &yn).unwrap().intent, "cancel");
+        assert_eq!(
+            classify("it isn't right", "en", &yn).unwrap().intent,
+            "cancel"
+        );
+        let ru = intents(&[("confirm", &["да", "верно"]), ("cancel", &["нет"])]);
+        assert_eq!(classify("Ещё нет", "ru", &ru).unwrap().intent, "cancel");
+        assert_eq!(
+            classify("не совсем верно", "ru", &ru).unwrap().intent,
+            "cancel"
+        );
+        let oplatil = intents(&[("paid", &["оплатил"])]);
+        assert_eq!(classify("ещё не оплатил", "ru", &oplatil), None);
+        let uk = intents(&[("confirm", &["так", "вірно"]), ("cancel", &["ні"])]);
+        assert_eq!(classify("Ще ні.", "uk", &uk).unwrap().intent, "cancel");
+        assert_eq!(
+            classify("не зовсім вірно", "uk", &uk).unwrap().intent,
+            "cancel"
+        );
+        let splatyv = intents(&[("paid", &["сплатив"])]);
+        assert_eq!(classify("ще не сплатив", "uk", &splatyv), None);
+        // A negation reaches two words, not the rest of the answer.
+        assert_eq!(
+            classify("I don't know, yes", "en", &yn).unwrap().intent,
+            "confirm"
+        );
+        // A contrast ends it.
+        assert_eq!(
+            classify("not no but yes", "en", &yn).unwrap().intent,
+            "confirm"
+        );
+    }
+
+    #[test]
+    fn ordinals_are_numbers() {
+        for (text, want) in [
+            ("fifteenth", "15"),
+            ("twenty-first", "21"),
+            ("twenty first", "21"),
+            ("the thirty first", "the 31"),
+            ("пятнадцатого", "15"),
+            ("двадцать первого", "21"),
+            ("двадцать первое", "21"),
+            ("третьего", "3"),
+            ("второго", "2"),
+            ("п'ятнадцятого", "15"),
+            ("пятнадцятого", "15"),
+            ("двадцять першого", "21"),
+            ("двадцять другого", "22"),
+            ("третього", "3"),
+            ("15th", "15"),
+            ("21st", "21"),
+            ("15 го", "15"),
+            ("first second", "1 2"),
+        ] {
+            assert_eq!(
+                numbers_to_digits(&normalize(want_text(text))),
+                want,
+                "{text}"
+            );
+        }
+        // Words that only look like ordinals.
+        for word in ["четверть", "вторник", "другой", "сотня", "перевод"]
+        {
+            assert_eq!(numbers_to_digits(word), word, "{word}");
+        }
+        let dom = intents(&[("d15", &["15"]), ("d21", &["21"])]);
+        assert_eq!(classify("Пятнадцатого", "ru", &dom).unwrap().intent, "d15");
+        assert_eq!(
+            classify("the twenty-first", "en", &dom).unwrap().intent,
+            "d21"
+        );
+    }
+
+    fn want_text(t: &str) -> &str {
+        t
+    }
+
+    #[test]
+    fn explain_shows_each_step() {
+        let ex = explain(
+            "It isn't right",
+            "en",
+            &intents(&[("confirm", &["yes", "correct"]), ("cancel", &["no"])]),
+        );
+        assert_eq!(ex.normalized, "it isn't right");
+        assert_eq!(ex.contractions_expanded, "it is not right");
+        assert!(ex.phrases.iter().any(|p| p.phrase == "right"
+            && p.source == "synonym"
+            && matches!(p.outcome, PhraseOutcome::Negated { at: 3, by: 2 })));
+        assert!(
+            ex.phrases.iter().any(|p| p.phrase == "not right"
+                && matches!(p.outcome, PhraseOutcome::Found { at: 2, .. }))
+        );
+        assert_eq!(ex.result.unwrap().intent, "cancel");
+    }
+
+    #[test]
+    fn verdict_follows_the_dialogue_rule() {
+        let c = confirm();
+        assert!(matches!(
+            verdict("yes", 0.9, "en", &c, 0.6, None),
+            Verdict::Accept { .. }
+        ));
+        assert!(matches!(
+            verdict("yes", 0.4, "en", &c, 0.6, Some(0.2)),
+            Verdict::Confirm { .. }
+        ));
+        assert!(matches!(
+            verdict("yes", 0.4, "en", &c, 0.6, None),
+            Verdict::NoMatch { heard: Some(_) }
+        ));
+        assert_eq!(
+            verdict("banana", 1.0, "en", &c, 0.6, Some(0.2)),
+            Verdict::NoMatch { heard: None }
         );
     }
 
