@@ -105,7 +105,7 @@ fn sigterm_lets_the_call_finish_refuses_new_ones_and_exits() {
 fn a_second_sigterm_ends_the_calls_at_once() {
     let crm = Crm::start();
     let mut server = start(&crm);
-    let mut uac = answered(&server);
+    let uac = answered(&server);
     assert!(wait_prompt(&uac.rtp, 1, Duration::from_secs(15)));
     sigterm(&server);
     std::thread::sleep(Duration::from_millis(300));
