@@ -114,6 +114,30 @@ pub struct EngineConfig {
 /// Default [`EngineConfig::max_call_duration`].
 pub const DEFAULT_MAX_CALL_DURATION: Duration = Duration::from_secs(30 * 60);
 
+/// A call up now, as operators see it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LiveCallInfo {
+    #[serde(skip)]
+    pub call: CallHandle,
+    /// ivrflow's id of the call (filled in by the node).
+    pub call_ref: Option<String>,
+    pub sip_call_id: String,
+    pub scenario: String,
+    pub direction: &'static str,
+    #[serde(serialize_with = "crate::engine::rfc3339")]
+    pub answered_at: SystemTime,
+    pub duration_ms: u64,
+    /// The node of the scenario's graph the call is in.
+    pub node: String,
+    /// Bridged to an agent (the scenario is over, the call is not).
+    pub bridged: bool,
+}
+
+/// RFC 3339 for serde.
+pub fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_rfc3339_millis(*t).to_string())
+}
+
 /// Who called whom for which scenario: the identity of a call in its CRM events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallOrigin {
@@ -470,6 +494,30 @@ impl Engine {
                 .values()
                 .filter(|w| !matches!(w, MediaWait::Agent(_)))
                 .count()
+    }
+
+    /// The calls up now, for operators (the console's live view).
+    pub fn live_call_info(&self, now: Instant) -> Vec<LiveCallInfo> {
+        let mut v: Vec<LiveCallInfo> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| !c.completed)
+            .map(|(h, c)| LiveCallInfo {
+                call: *h,
+                call_ref: None,
+                sip_call_id: c.sip_call_id.clone(),
+                scenario: c.scenario.clone(),
+                direction: c.direction,
+                answered_at: c.started_wall,
+                duration_ms: now
+                    .saturating_duration_since(c.core.started_at())
+                    .as_millis() as u64,
+                node: c.core.dialogue().current_node().unwrap_or("-").to_owned(),
+                bridged: c.bridge.is_some(),
+            })
+            .collect();
+        v.sort_by_key(|c| c.call);
+        v
     }
 
     /// Calls whose final record is not out yet: up, ringing or being set up (a call that

@@ -207,7 +207,12 @@ pub struct NodeStatus {
     pub overloaded: bool,
     /// The node is shutting down: new calls go elsewhere.
     pub draining: bool,
+    /// The calls up (refreshed every [`LIVE_VIEW_EVERY`]).
+    pub calls: Vec<crate::engine::LiveCallInfo>,
 }
+
+/// How often the live-calls view in [`NodeStatus`] is refreshed.
+pub const LIVE_VIEW_EVERY: Duration = Duration::from_secs(2);
 
 /// Owned outputs waiting in the node's own queue.
 #[derive(Debug)]
@@ -254,6 +259,8 @@ pub struct Node {
     drain: Option<Instant>,
     /// The drain's deadline has passed and every call was ended.
     ended_all: bool,
+    /// When the live-calls view is next refreshed.
+    next_view: Instant,
 }
 
 impl Node {
@@ -281,12 +288,14 @@ impl Node {
                 trunks: Vec::new(),
                 overloaded: false,
                 draining: false,
+                calls: Vec::new(),
             },
             started: false,
             ticked: false,
             now: cfg.anchor.0,
             drain: None,
             ended_all: false,
+            next_view: cfg.anchor.0,
         }
     }
 
@@ -432,6 +441,18 @@ impl Node {
         }
         self.gate.handle_timeout(now);
         self.end_if_due(now);
+        if now >= self.next_view {
+            self.next_view = now + LIVE_VIEW_EVERY;
+            let mut calls = self.engine.live_call_info(now);
+            for c in &mut calls {
+                c.call_ref = self.recorder.call_ref(c.call).map(str::to_owned);
+            }
+            if calls != self.status.calls {
+                self.status.calls = calls;
+                self.out
+                    .push_back(Queued::Status(Box::new(self.status.clone())));
+            }
+        }
         let wall = self.wall(now);
         // While the store fails, nothing new is dialled: its INVITE could not be recorded;
         // nor while draining.
@@ -586,6 +607,8 @@ impl Node {
             self.gate.poll_timeout(),
             dial,
             drain,
+            (!self.status.calls.is_empty() || self.engine.unfinished_calls() > 0)
+                .then_some(self.next_view),
         ]
         .into_iter()
         .flatten()
