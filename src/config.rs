@@ -92,6 +92,39 @@ pub struct SipConfig {
     pub listen: SocketAddr,
     pub advertise: Option<String>,
     pub user_agent: String,
+    /// Networks that may send requests (empty: anyone). See `node::guard`.
+    pub allow: Vec<String>,
+    /// What a request from outside `allow` gets: `drop` (silence) or `forbid` (403 once).
+    pub deny: crate::sip::acl::Deny,
+    /// Sources exempt from the rate limit and the per-source call limit: the local host by
+    /// default; each trunk's proxy always; add a proxy in front (Kamailio, an SBC).
+    pub trusted: Vec<String>,
+    /// Per-source request rate limit (Kamailio `pike`'s defaults).
+    pub limits: SipLimits,
+    /// At most this many calls up from one (untrusted) source (default: half of
+    /// `max_calls`; 0: no limit).
+    pub max_calls_per_source: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipLimits {
+    /// Requests per window…
+    pub requests: u32,
+    /// …the window…
+    pub per: String,
+    /// …and how long a source that sends more is ignored.
+    pub ban: String,
+}
+
+impl Default for SipLimits {
+    fn default() -> Self {
+        SipLimits {
+            requests: 16,
+            per: "2s".to_owned(),
+            ban: "300s".to_owned(),
+        }
+    }
 }
 
 impl Default for SipConfig {
@@ -100,7 +133,38 @@ impl Default for SipConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
             advertise: None,
             user_agent: format!("ivrflow/{}", env!("CARGO_PKG_VERSION")),
+            allow: Vec::new(),
+            deny: crate::sip::acl::Deny::Drop,
+            trusted: vec!["127.0.0.1".to_owned(), "::1".to_owned()],
+            limits: SipLimits::default(),
+            max_calls_per_source: None,
         }
+    }
+}
+
+impl SipConfig {
+    fn nets(list: &[String], key: &str) -> Result<Vec<crate::sip::acl::Net>, String> {
+        list.iter()
+            .map(|n| crate::sip::acl::Net::parse(n).map_err(|e| format!("sip.{key}: {e}")))
+            .collect()
+    }
+
+    /// The edge's settings (`node::guard`).
+    pub fn guard(&self) -> Result<crate::sip::acl::GuardConfig, String> {
+        let dur = |v: &str, key: &str| {
+            humantime::parse_duration(v.trim()).map_err(|e| format!("sip.limits.{key} {v:?}: {e}"))
+        };
+        if self.limits.requests == 0 {
+            return Err("sip.limits.requests must be at least 1".to_owned());
+        }
+        Ok(crate::sip::acl::GuardConfig {
+            allow: Self::nets(&self.allow, "allow")?,
+            deny: self.deny,
+            trusted: Self::nets(&self.trusted, "trusted")?,
+            requests: self.limits.requests,
+            per: dur(&self.limits.per, "per")?,
+            ban: dur(&self.limits.ban, "ban")?,
+        })
     }
 }
 
@@ -648,6 +712,16 @@ impl Config {
         Ok(d)
     }
 
+    /// The per-source call limit: `sip.max_calls_per_source`, default half of `max_calls`;
+    /// 0 is no limit.
+    pub fn max_calls_per_source(&self) -> Option<usize> {
+        match self.sip.max_calls_per_source {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some((self.max_calls / 2).max(1)),
+        }
+    }
+
     /// `drain_timeout` as a duration.
     pub fn drain_timeout(&self) -> Result<std::time::Duration, String> {
         humantime::parse_duration(self.drain_timeout.trim())
@@ -700,6 +774,7 @@ impl Config {
         }
         self.max_call_duration().map_err(invalid)?;
         self.drain_timeout().map_err(invalid)?;
+        self.sip.guard().map_err(invalid)?;
         self.webhook_schedule().map_err(invalid)?;
         self.webhook_secret().map_err(invalid)?;
         if self.webhook.max_in_flight == 0 {

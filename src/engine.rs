@@ -109,6 +109,11 @@ pub struct EngineConfig {
     pub max_call_duration: Duration,
     /// Whose RTP a call accepts (see `media::latch`).
     pub strict_rtp: crate::media::latch::StrictRtp,
+    /// At most this many calls up at once from one source address (`None`: no limit);
+    /// beyond, new INVITEs get 503 with Retry-After. Trusted sources are exempt.
+    pub max_calls_per_source: Option<usize>,
+    /// Sources exempt from the per-source limit (the local host, trunks, a proxy in front).
+    pub trusted: Vec<crate::sip::acl::Net>,
 }
 
 /// Default [`EngineConfig::max_call_duration`].
@@ -222,6 +227,8 @@ struct LiveCall {
     hard_deadline: Instant,
     /// Whose RTP this call accepts.
     latch: crate::media::latch::SourceLatch,
+    /// Where its INVITE came from (inbound), for the per-source limit.
+    source: Option<IpAddr>,
 }
 
 impl LiveCall {
@@ -316,6 +323,8 @@ pub struct Engine {
     draining: bool,
     /// RTP packets dropped for their source (strict RTP).
     rtp_foreign: u64,
+    /// INVITEs refused by the per-source limit.
+    per_source_refused: u64,
 }
 
 /// A call set up to the point where it needs its media port.
@@ -329,6 +338,7 @@ enum MediaWait {
 }
 
 struct InboundSetup {
+    source: IpAddr,
     scenario: Arc<Scenario>,
     neg: sdp::Negotiated,
     origin: Box<CallOrigin>,
@@ -364,6 +374,7 @@ impl Engine {
             store_failing: false,
             draining: false,
             rtp_foreign: 0,
+            per_source_refused: 0,
         }
     }
 
@@ -469,6 +480,24 @@ impl Engine {
             self.handle_media_failed(now, call, "ivrflow shut down");
         }
         self.flush_ua();
+    }
+
+    /// Calls up (or being set up) whose INVITE came from `ip`.
+    fn calls_from(&self, ip: IpAddr) -> usize {
+        self.calls
+            .values()
+            .filter(|c| !c.completed && c.source == Some(ip))
+            .count()
+            + self
+                .awaiting_media
+                .values()
+                .filter(|w| matches!(w, MediaWait::Inbound(s) if s.source == ip))
+                .count()
+    }
+
+    /// INVITEs refused since the start because their source had too many calls up.
+    pub fn per_source_refused(&self) -> u64 {
+        self.per_source_refused
     }
 
     /// RTP packets dropped since the start because of their source.
@@ -1208,6 +1237,23 @@ impl Engine {
             );
             return;
         }
+        if let Some(limit) = self.cfg.max_calls_per_source
+            && !crate::sip::acl::any_contains(&self.cfg.trusted, source.ip())
+            && self.calls_from(source.ip()) >= limit
+        {
+            // One source does not take every slot (and its refusals make no events: a
+            // flood would fill the outbox).
+            tracing::warn!(%call_id, %source, limit, "too many calls from one source; refusing");
+            self.per_source_refused += 1;
+            self.ua.reject(
+                now,
+                call,
+                503,
+                "Service Unavailable",
+                &[("Retry-After", "5".to_owned())],
+            );
+            return;
+        }
         let at_max = self.live_calls() >= self.cfg.max_calls;
         if at_max || self.media_overloaded {
             let detail = if at_max {
@@ -1238,7 +1284,7 @@ impl Engine {
         }
         let Some(scenario) = self.scenarios.get(&scenario_name).cloned() else {
             tracing::info!(%call_id, to = %Pii(&dialled), "no scenario for the dialled number");
-            self.ua.reject(now, call, 404, "Not Found", &[]);
+            self.ua.reject_stateless(now, call, 404, "Not Found", &[]);
             return;
         };
         let variables = match sip_variables(&scenario, invite, &caller, &dialled) {
@@ -1247,7 +1293,7 @@ impl Engine {
                 tracing::info!(%call_id, %why, "a header the scenario reads is unusable; refusing the call");
                 let warning = format!("399 ivrflow \"{}\"", why.replace('"', "'"));
                 self.ua
-                    .reject(now, call, 400, "Bad Request", &[("Warning", warning)]);
+                    .reject_stateless(now, call, 400, "Bad Request", &[("Warning", warning)]);
                 return;
             }
         };
@@ -1282,6 +1328,7 @@ impl Engine {
         self.awaiting_media.insert(
             call,
             MediaWait::Inbound(Box::new(InboundSetup {
+                source: source.ip(),
                 scenario,
                 neg,
                 origin,
@@ -1295,6 +1342,7 @@ impl Engine {
     /// the 200 OK until the call's events are stored).
     fn answer_inbound(&mut self, now: Instant, call: CallHandle, setup: InboundSetup, port: u16) {
         let InboundSetup {
+            source,
             scenario,
             neg,
             origin,
@@ -1335,6 +1383,7 @@ impl Engine {
                 scheduled: None,
                 answer_in_flight: true,
                 hard_deadline: now + self.cfg.max_call_duration,
+                source: Some(source),
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {
@@ -1410,6 +1459,7 @@ impl Engine {
                 // The callee's 200 OK is in: media may flow at once.
                 answer_in_flight: false,
                 hard_deadline: now + self.cfg.max_call_duration,
+                source: None,
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {

@@ -81,6 +81,8 @@ pub(super) fn engine_with(t0: Instant, name: &str, yaml: &str) -> Engine {
         transfer_route: None,
         max_call_duration: DEFAULT_MAX_CALL_DURATION,
         strict_rtp: Default::default(),
+        max_calls_per_source: None,
+        trusted: Vec::new(),
     };
     let scenario = crate::scenario::load_str(&format!("{name}.yaml"), yaml).unwrap();
     let mut prompts = PromptCache::new();
@@ -726,7 +728,11 @@ fn a_caller_header_cannot_choose_the_transfer_target() {
             ),
             &mut p,
         );
-        assert_eq!(statuses(&mut e), [100, 400], "{bad:?}");
+        assert_eq!(
+            statuses(&mut e),
+            [400],
+            "{bad:?}: one datagram, no 100 Trying"
+        );
         assert!(p.open.is_empty());
         assert!(
             std::iter::from_fn(|| e.poll_event()).next().is_none(),
@@ -879,4 +885,79 @@ fn keys_from_a_foreign_source_are_ignored() {
         })
         .collect();
     assert_eq!(keys, ['1'], "only the caller's own key");
+}
+
+/// Issue 14.3: an INVITE to a number that names no scenario gets one datagram back (404),
+/// not a 100 Trying and a 404 retransmitted until 32 s (12 datagrams, 7× the bytes, to a
+/// source anyone can spoof).
+#[test]
+fn junk_invites_are_answered_once() {
+    let t0 = Instant::now();
+    let mut e = engine_with(t0, "loop", LOOP);
+    let mut p = ports();
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    e.handle_sip_with(
+        t0,
+        caller,
+        &invite("nobody", "junk-1", "", "127.0.0.1"),
+        &mut p,
+    );
+    let (_, _, _) = run(&mut e, &mut p, t0, 40);
+    let mut sent = statuses(&mut e);
+    // `run` drains transmits itself; count what it saw through the UA's counters instead.
+    sent.retain(|_| true);
+    let mut e = engine_with(t0, "loop", LOOP);
+    e.handle_sip_with(
+        t0,
+        caller,
+        &invite("nobody", "junk-2", "", "127.0.0.1"),
+        &mut p,
+    );
+    let mut all = Vec::new();
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(40) {
+        e.handle_timeout_with(now, &mut p);
+        all.extend(statuses(&mut e));
+        now += Duration::from_millis(100);
+    }
+    assert_eq!(all, [404], "one response, no retransmission");
+    assert!(sent.is_empty());
+}
+
+/// Issue 14.3: one source cannot take every call slot.
+#[test]
+fn one_source_gets_its_share_of_calls() {
+    let t0 = Instant::now();
+    let mut e = engine_with(t0, "loop", LOOP);
+    e.cfg.max_calls_per_source = Some(3);
+    let mut p = ports();
+    let greedy: SocketAddr = "198.51.100.7:5060".parse().unwrap();
+    for i in 0..5 {
+        e.handle_sip_with(
+            t0,
+            greedy,
+            &invite("loop", &format!("g-{i}"), "", "127.0.0.1"),
+            &mut p,
+        );
+    }
+    let codes = statuses(&mut e);
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 3, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 503).count(), 2, "{codes:?}");
+    // Another caller still gets in.
+    let other: SocketAddr = "203.0.113.5:5060".parse().unwrap();
+    e.handle_sip_with(t0, other, &invite("loop", "o-1", "", "127.0.0.1"), &mut p);
+    assert!(statuses(&mut e).contains(&200));
+    // A trusted proxy carrying everybody's calls is not limited.
+    let mut e = engine_with(t0, "loop", LOOP);
+    e.cfg.max_calls_per_source = Some(3);
+    e.cfg.trusted = vec![crate::sip::acl::Net::parse("198.51.100.7").unwrap()];
+    for i in 0..5 {
+        e.handle_sip_with(
+            t0,
+            greedy,
+            &invite("loop", &format!("t-{i}"), "", "127.0.0.1"),
+            &mut p,
+        );
+    }
+    assert_eq!(statuses(&mut e).iter().filter(|c| **c == 200).count(), 5);
 }

@@ -50,6 +50,8 @@ fn engine(t0: Instant) -> Engine {
         transfer_route: None,
         max_call_duration: DEFAULT_MAX_CALL_DURATION,
         strict_rtp: Default::default(),
+        max_calls_per_source: None,
+        trusted: Vec::new(),
     };
     let scenario = crate::scenario::load_str("hello.yaml", SCENARIO).unwrap();
     let mut prompts = PromptCache::new();

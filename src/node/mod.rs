@@ -31,6 +31,7 @@
 //! the store directly and tells the node what changed with [`Command`]s).
 
 pub mod commit;
+pub mod guard;
 pub mod ids;
 pub mod outbound;
 pub mod records;
@@ -79,6 +80,9 @@ pub struct NodeConfig {
     pub overload_tick: Duration,
     /// Seeds call refs and message ids (tests pass a constant).
     pub seed: u64,
+    /// The SIP edge: who may send requests, how fast (see `guard`). Each trunk's proxy and
+    /// registrar are added to its trusted sources.
+    pub guard: guard::GuardConfig,
     /// Maps the monotonic `now` to wall-clock time (CRM timestamps, calling windows).
     pub anchor: (Instant, SystemTime),
 }
@@ -237,6 +241,7 @@ struct Overload {
 
 pub struct Node {
     engine: Engine,
+    guard: guard::Guard,
     outbound: Outbound,
     recorder: Recorder,
     ids: Ids,
@@ -270,12 +275,21 @@ impl Node {
         if engine_cfg.transfer_route.is_none() {
             engine_cfg.transfer_route = outbound.transfer_route();
         }
+        let mut guard_cfg = cfg.guard.clone();
+        for t in &cfg.trunks {
+            for ip in std::iter::once(t.proxy.ip()).chain(t.registrar.map(|r| r.ip())) {
+                let net = crate::sip::acl::Net::parse(&ip.to_string()).expect("an address");
+                guard_cfg.trusted.push(net);
+                engine_cfg.trusted.push(net);
+            }
+        }
         let engine = Engine::new(engine_cfg, cfg.scenarios, cfg.prompts, cfg.anchor);
         Node {
             engine,
             outbound,
             recorder: Recorder::new(),
             ids: Ids::new(cfg.seed),
+            guard: guard::Guard::new(guard_cfg),
             gate: Gate::new(),
             out: VecDeque::new(),
             anchor: cfg.anchor,
@@ -318,6 +332,11 @@ impl Node {
         self.outbound.queued()
     }
 
+    /// The SIP edge's counters (bans, denials) and sources banned now.
+    pub fn guard_stats(&self) -> (guard::GuardStats, usize) {
+        (self.guard.stats, self.guard.banned(self.now))
+    }
+
     /// Whether the store is failing (new calls refused, SIP held).
     pub fn store_failing(&self) -> bool {
         self.gate.failing().is_some()
@@ -329,7 +348,15 @@ impl Node {
         self.now = self.now.max(now);
         self.start(now);
         match input {
-            Input::Sip { source, datagram } => self.engine.handle_sip(now, source, datagram),
+            Input::Sip { source, datagram } => match self.guard.check(now, source.ip(), datagram) {
+                guard::Verdict::Pass => self.engine.handle_sip(now, source, datagram),
+                guard::Verdict::Drop => {}
+                guard::Verdict::Forbid => {
+                    self.engine
+                        .ua_mut()
+                        .respond_stateless(source, datagram, 403, "Forbidden")
+                }
+            },
             Input::Rtp {
                 call,
                 source,

@@ -43,6 +43,8 @@ pub(crate) fn config(t0: Instant, trunks: Vec<TrunkSetup>) -> NodeConfig {
             transfer_route: None,
             max_call_duration: DEFAULT_MAX_CALL_DURATION,
             strict_rtp: Default::default(),
+            max_calls_per_source: None,
+            trusted: Vec::new(),
         },
         scenarios: BTreeMap::from([("hello".to_owned(), Arc::new(scenario))]),
         prompts: Arc::new(prompts),
@@ -51,6 +53,7 @@ pub(crate) fn config(t0: Instant, trunks: Vec<TrunkSetup>) -> NodeConfig {
         campaign_trunks: HashMap::new(),
         overload_tick: Duration::from_millis(20),
         seed: 1,
+        guard: Default::default(),
         anchor: (
             t0,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),

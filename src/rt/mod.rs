@@ -115,6 +115,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             transfer_route: None,
             max_call_duration: cfg.max_call_duration().map_err(anyhow::Error::msg)?,
             strict_rtp: cfg.media.strict_rtp,
+            max_calls_per_source: cfg.max_calls_per_source(),
+            trusted: cfg.sip.guard().map_err(anyhow::Error::msg)?.trusted,
         },
         scenarios,
         prompts: Arc::new(prompts),
@@ -123,6 +125,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         campaign_trunks,
         overload_tick: Duration::from_secs_f64(cfg.media.overload_tick_ms.max(1.0) / 1000.0),
         seed: seed.rotate_left(17),
+        guard: cfg.sip.guard().map_err(anyhow::Error::msg)?,
         anchor: (now, SystemTime::now()),
     });
     if !queued.is_empty() {

@@ -405,6 +405,8 @@ pub struct UserAgent {
     refer_timeout: Duration,
     /// Out-of-dialog OPTIONS are answered 503 (the node takes no new calls).
     unavailable: bool,
+    /// 100 Trying of INVITEs not yet answered (see [`UserAgent::flush_trying`]).
+    trying: Vec<(TxKey, SocketAddr, Vec<u8>)>,
 }
 
 impl UserAgent {
@@ -428,6 +430,7 @@ impl UserAgent {
             stats: UaStats::default(),
             refer_timeout: refer::DEFAULT_REFER_TIMEOUT,
             unavailable: false,
+            trying: Vec::new(),
         }
     }
 
@@ -451,7 +454,12 @@ impl UserAgent {
         self.legs.get(&call).map(|l| l.call_id.as_str())
     }
 
+    /// The next datagram to send. A pending 100 Trying goes out here, once the TU has
+    /// had the INVITE (its event) and has not answered or refused it in the same step.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if !self.trying.is_empty() {
+            self.flush_trying();
+        }
         self.transmits.pop_front()
     }
 

@@ -274,6 +274,8 @@ fn node_config(t0: Instant, now: Instant, seed: u64) -> NodeConfig {
             transfer_route: None,
             max_call_duration: Duration::from_secs(300),
             strict_rtp: Default::default(),
+            max_calls_per_source: None,
+            trusted: Vec::new(),
         },
         scenarios: BTreeMap::from([("sim".to_owned(), Arc::new(scenario))]),
         prompts: prompts(),
@@ -286,6 +288,12 @@ fn node_config(t0: Instant, now: Instant, seed: u64) -> NodeConfig {
         campaign_trunks: HashMap::new(),
         overload_tick: Duration::from_secs(1),
         seed: seed ^ 0xa5a5,
+        guard: crate::node::guard::GuardConfig {
+            // The world's peers each have an address of their own; the world's one-source
+            // flood is the only thing the edge should stop.
+            requests: 1_000,
+            ..Default::default()
+        },
         anchor: (now, wall0() + now.saturating_duration_since(t0)),
     }
 }

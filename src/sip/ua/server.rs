@@ -209,10 +209,12 @@ impl UserAgent {
             .and_then(|c| parse_cseq(c).ok())
             .map(|c| c.seq)
             .unwrap_or(0);
-        // 100 Trying at once: stops the peer's Timer A retransmissions (§17.2.1).
+        // 100 Trying stops the peer's Timer A retransmissions (§17.2.1). It goes out with
+        // `flush_trying`, after the TU has looked at the call: a call answered or refused at
+        // once needs none (and a scanner's INVITE gets one datagram back, not two).
         let trying = self.response_to(&req, source, 100, "Trying", None);
         let bytes = trying.to_bytes();
-        self.send(source, bytes.clone());
+        self.trying.push((key.clone(), source, bytes.clone()));
         self.servers.insert(
             key.clone(),
             ServerTxn {
@@ -493,6 +495,64 @@ impl UserAgent {
         }
         self.final_invite_response(now, call, status, reason, extra);
         self.end_leg(call, EndReason::Rejected(status));
+    }
+
+    /// Refuse an incoming call with one response and no transaction: no retransmission,
+    /// no 100 Trying before it (a stranger's junk INVITE is answered once, never amplified;
+    /// if the answer is lost, the INVITE's own retransmission gets another). For refusals
+    /// of requests that are not the shop's calls: unknown number (404), bad header (400),
+    /// unusable SDP (488).
+    pub fn reject_stateless(
+        &mut self,
+        _now: Instant,
+        call: CallHandle,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, String)],
+    ) {
+        if self.legs.get(&call).map(|l| l.state) != Some(LegState::Early) {
+            return;
+        }
+        let Some((invite, peer, tag, key)) = self.invite_of(call) else {
+            return;
+        };
+        let mut resp = self.response_to(&invite, peer, status, reason, Some(&tag));
+        for (n, v) in extra {
+            resp.headers.push(n, v.clone());
+        }
+        self.send(peer, resp.to_bytes());
+        self.servers.remove(&key);
+        self.trying.retain(|(k, _, _)| *k != key);
+        self.end_leg(call, EndReason::Rejected(status));
+    }
+
+    /// Send the 100 Trying of every INVITE the TU has not answered yet.
+    pub fn flush_trying(&mut self) {
+        for (key, dest, bytes) in std::mem::take(&mut self.trying) {
+            let untouched = self.servers.get(&key).is_some_and(|tx| {
+                tx.state == ServerState::Proceeding && tx.last_response.as_ref() == Some(&bytes)
+            });
+            if untouched {
+                self.send(dest, bytes);
+            }
+        }
+    }
+
+    /// Answer a raw request from `source` once, statelessly (`403` to a source outside the
+    /// allow-list). ACKs and responses get nothing; junk that does not parse gets nothing.
+    pub fn respond_stateless(
+        &mut self,
+        source: SocketAddr,
+        datagram: &[u8],
+        status: u16,
+        reason: &str,
+    ) {
+        if let Ok(Message::Request(req)) = message::parse(datagram)
+            && req.method != Method::Ack
+        {
+            let resp = self.response_to(&req, source, status, reason, None);
+            self.send(source, resp.to_bytes());
+        }
     }
 
     pub(super) fn server_timer(&mut self, now: Instant, key: TxKey) {
