@@ -59,14 +59,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn metric(api: &Api, name: &str) -> Option<f64> {
-    let text = api.get("/metrics").text;
-    text.lines()
-        .find(|l| l.starts_with(name) && !l.starts_with('#'))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-}
-
 #[test]
 fn a_full_disk_refuses_calls_holds_sip_and_loses_nothing() {
     let fs = Tmpfs::mount("24m");
@@ -120,7 +112,7 @@ fn a_full_disk_refuses_calls_holds_sip_and_loses_nothing() {
     let h = api.get("/healthz");
     assert_eq!(h.status, 503, "{}", h.text);
     assert!(h.text.contains("store"), "{}", h.text);
-    assert_eq!(metric(&api, "ivrflow_store_failing"), Some(1.0));
+    assert_eq!(api.metric("ivrflow_store_failing"), Some(1.0));
 
     // Space again: the held commit goes through at the next retry (≤ 5 s) and the held
     // 200 OK with it.
@@ -136,7 +128,7 @@ fn a_full_disk_refuses_calls_holds_sip_and_loses_nothing() {
     held.bye("order-confirmation");
     assert_eq!(options_ping(sip, Duration::from_secs(2)), Some(200));
     assert_eq!(api.get("/healthz").status, 200);
-    assert_eq!(metric(&api, "ivrflow_store_failing"), Some(0.0));
+    assert_eq!(api.metric("ivrflow_store_failing"), Some(0.0));
 
     // Every event of the held call, once each, in order; nothing for the refused one.
     let done = rx.wait_until(Duration::from_secs(20), |hits| {

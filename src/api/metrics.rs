@@ -96,6 +96,8 @@ pub struct Metrics {
     pub store_failing: Gauge,
     /// RTP packets dropped because their source is not the call's (strict RTP).
     pub rtp_foreign_dropped: Counter,
+    /// Source addresses the SIP edge guard has banned now (too many requests).
+    pub sip_banned_sources: Gauge,
 }
 
 impl Default for Metrics {
@@ -136,6 +138,7 @@ impl Metrics {
             timer_violations: Counter::default(),
             store_failing: Gauge::default(),
             rtp_foreign_dropped: Counter::default(),
+            sip_banned_sources: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -252,6 +255,11 @@ impl Metrics {
             "rtp_foreign_dropped",
             "RTP packets dropped because their source is not the call's (strict RTP)",
             m.rtp_foreign_dropped.clone(),
+        );
+        registry.register(
+            "sip_banned_sources",
+            "Source addresses banned now by the SIP edge guard (request flood)",
+            m.sip_banned_sources.clone(),
         );
         registry.register(
             "store_failing",

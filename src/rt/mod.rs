@@ -336,6 +336,11 @@ fn publish_counters(
     m.sip_counter_to("invalid_rejected", ua.invalid_rejected);
     m.sip_counter_to("responses_dropped", ua.responses_dropped);
     m.sip_counter_to("retransmissions_absorbed", ua.retransmissions_absorbed);
+    let (guard, banned) = node.guard_stats();
+    m.sip_counter_to("flood_dropped", guard.dropped_banned);
+    m.sip_counter_to("denied", guard.denied);
+    m.sip_counter_to("sources_banned", guard.bans);
+    m.sip_banned_sources.set(banned as i64);
     if let Some(s) = speech {
         for (result, n) in s.dropped() {
             let c = m.asr_jobs.get_or_create(&crate::api::metrics::ResultLabel {

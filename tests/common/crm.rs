@@ -446,6 +446,16 @@ impl Api {
         self.request("GET", path, Some(TOKEN), None, &[])
     }
 
+    /// The value of the first sample of `name` (a full name with labels, or a prefix) in
+    /// `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.get("/metrics").text;
+        text.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+    }
+
     pub fn post(&self, path: &str, body: &str) -> ApiResponse {
         self.request("POST", path, Some(TOKEN), Some(body), &[])
     }

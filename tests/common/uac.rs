@@ -74,8 +74,13 @@ impl Msg {
 
 impl Uac {
     pub fn new(server: SocketAddr) -> Uac {
-        let sip = UdpSocket::bind("127.0.0.1:0").expect("bind the caller's SIP socket");
-        let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind the caller's RTP socket");
+        Uac::new_at(server, "127.0.0.1")
+    }
+
+    /// A caller whose sockets are on `ip` (another loopback address, 127.0.0.0/8).
+    pub fn new_at(server: SocketAddr, ip: &str) -> Uac {
+        let sip = UdpSocket::bind((ip, 0)).expect("bind the caller's SIP socket");
+        let rtp = UdpSocket::bind((ip, 0)).expect("bind the caller's RTP socket");
         let port = sip.local_addr().unwrap().port();
         Uac {
             sip,
