@@ -44,11 +44,11 @@ fn flood(server: SocketAddr, stop: Arc<AtomicBool>) -> Flood {
             let mut buf = [0u8; 2048];
             let until = start + Duration::from_secs(SECONDS + 2);
             while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                if let Ok((n, _)) = sock.recv_from(&mut buf) {
-                    if buf[..n].starts_with(b"SIP/2.0 ") {
-                        answered.fetch_add(1, Ordering::Relaxed);
-                        last.store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    }
+                if let Ok((n, _)) = sock.recv_from(&mut buf)
+                    && buf[..n].starts_with(b"SIP/2.0 ")
+                {
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    last.store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
                 }
             }
         })
@@ -123,10 +123,10 @@ fn a_flooding_source_is_banned_while_a_caller_is_served() {
         let left = deadline
             .checked_duration_since(Instant::now())
             .unwrap_or_else(|| panic!("no BYE; log:\n{}", server.log_text()));
-        if let Some(m) = uac.recv(left) {
-            if m.method() == Some("BYE") {
-                break m;
-            }
+        if let Some(m) = uac.recv(left)
+            && m.method() == Some("BYE")
+        {
+            break m;
         }
     };
     uac.ok_to(&bye);
