@@ -74,7 +74,9 @@ enum Cmd {
 pub struct MediaSockets {
     ip: IpAddr,
     range: (u16, u16),
-    next: u16,
+    /// Where each search for a free port starts: random, so a stranger cannot guess the
+    /// next call's port (issue 14.3).
+    rng: rand::rngs::StdRng,
     sockets: HashMap<CallHandle, (Token, Arc<UdpSocket>)>,
     next_token: usize,
     registry: Registry,
@@ -102,7 +104,7 @@ impl MediaSockets {
             MediaSockets {
                 ip,
                 range,
-                next: range.0 + (range.0 % 2),
+                rng: rand::make_rng::<rand::rngs::StdRng>(),
                 sockets: HashMap::new(),
                 next_token: 0,
                 registry,
@@ -116,22 +118,33 @@ impl MediaSockets {
     }
 
     fn bind_next(&mut self) -> std::io::Result<UdpSocket> {
+        use rand::RngExt;
         let (lo, hi) = self.range;
-        let span = u32::from(hi - lo) / 2 + 1;
-        for _ in 0..span {
-            let port = self.next;
-            self.next = if self.next + 2 > hi {
-                lo + (lo % 2)
-            } else {
-                self.next + 2
-            };
-            if let Ok(s) = UdpSocket::bind(SocketAddr::new(self.ip, port)) {
-                return Ok(s);
+        let start = self.rng.random::<u32>();
+        let mut last_err = None;
+        for port in rtp_port_candidates(lo, hi, start) {
+            match UdpSocket::bind(SocketAddr::new(self.ip, port)) {
+                Ok(s) => return Ok(s),
+                // Out of descriptors is not "no free port": say so (an operator raises
+                // LimitNOFILE, not the port range).
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EMFILE)
+                        || e.raw_os_error() == Some(libc::ENFILE) =>
+                {
+                    tracing::error!(error = %e, "out of file descriptors: cannot open an RTP socket (raise LimitNOFILE / ulimit -n)");
+                    return Err(e);
+                }
+                Err(e) => last_err = Some(e),
             }
         }
         Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
-            format!("no free RTP port in {lo}-{hi}"),
+            format!(
+                "no free RTP port in {lo}-{hi}{}",
+                last_err
+                    .map(|e| format!(" (last: {e})"))
+                    .unwrap_or_default()
+            ),
         ))
     }
 
@@ -247,5 +260,34 @@ fn receive_loop(
             }
             Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
+    }
+}
+
+/// The even ports of `lo..=hi`, each once, starting at a position chosen by `start`.
+fn rtp_port_candidates(lo: u16, hi: u16, start: u32) -> impl Iterator<Item = u16> {
+    let first = u32::from(lo) + u32::from(lo % 2);
+    let hi = u32::from(hi);
+    let count = if hi < first { 0 } else { (hi - first) / 2 + 1 };
+    let offset = if count == 0 { 0 } else { start % count };
+    (0..count).map(move |i| (first + ((offset + i) % count) * 2) as u16)
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::rtp_port_candidates;
+
+    #[test]
+    fn every_even_port_once_from_the_chosen_start() {
+        let v: Vec<u16> = rtp_port_candidates(10001, 10010, 3).collect();
+        assert_eq!(v, vec![10008, 10010, 10002, 10004, 10006]);
+        let mut all: Vec<u16> = rtp_port_candidates(20000, 20100, 12345).collect();
+        all.sort();
+        assert_eq!(all, (20000..=20100).step_by(2).collect::<Vec<_>>());
+        assert_eq!(rtp_port_candidates(5, 4, 0).count(), 0);
+        assert_eq!(rtp_port_candidates(u16::MAX, u16::MAX, 0).count(), 0);
+        assert_eq!(
+            rtp_port_candidates(u16::MAX - 1, u16::MAX, 7).collect::<Vec<_>>(),
+            vec![u16::MAX - 1]
+        );
     }
 }
