@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ivrflow::config::Config;
+use ivrflow::config::{Config, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "ivrflow", version, about = "Voice-robot dialogue runtime")]
@@ -32,6 +32,18 @@ enum Command {
     Events(EventsArgs),
     /// Show how a spoken answer is understood, step by step (docs/speech.md).
     Explain(ivrflow::cli::explain::ExplainArgs),
+    /// Write a commented configuration file to start from (every key, with its default).
+    Init(InitArgs),
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Where to write it.
+    #[arg(long, short, default_value = "ivrflow.yaml")]
+    output: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -70,10 +82,29 @@ enum EventsCommand {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Secrets are read from the environment (flags and their values show in `ps`):
+  IVRFLOW_API_TOKEN       bearer token of the control API and the web console (at least 16
+                          characters); without it the API is off (or api.token in the config)
+  IVRFLOW_WEBHOOK_SECRET  Standard Webhooks signing secret, whsec_<base64> (or webhook.secret)
+  IVRFLOW_TRUNK_PASSWORD  digest password of trunks that have a username but no password
+
+Other environment variables:
+  IVRFLOW_CONFIG          configuration file (as --config)
+  IVRFLOW_MODEL           Whisper model (as --model)
+  IVRFLOW_LOG             log filter, e.g. debug or info,ivrflow::sip=debug (tracing EnvFilter)
+  NO_COLOR                no colours in text logs (also off when stderr is not a terminal)
+
+Without --config: ./ivrflow.yaml, else /etc/ivrflow/ivrflow.yaml, else built-in defaults.
+`ivrflow init` writes a commented configuration file.")]
 struct ServeArgs {
-    /// YAML configuration file; flags override it.
+    /// YAML configuration file; flags override it (default: ./ivrflow.yaml, else
+    /// /etc/ivrflow/ivrflow.yaml, else built-in defaults).
     #[arg(long, env = "IVRFLOW_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as `text` or `json` (one object per line); default: log.format, else text.
+    #[arg(long, value_name = "text|json")]
+    log_format: Option<LogFormat>,
     /// SIP UDP listen address.
     #[arg(long)]
     sip_listen: Option<SocketAddr>,
@@ -212,13 +243,28 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected k=v, got {s:?}"))
 }
 
-fn init_logging() {
+/// Logs go to stderr (journald takes them from there under systemd): `text`, coloured only
+/// when stderr is a terminal and `NO_COLOR` is unset, or `json`, one object per line with
+/// the event's fields at the top level and the current span's fields (the call) under
+/// `span`.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("IVRFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn main() -> ExitCode {
@@ -235,12 +281,21 @@ fn main() -> ExitCode {
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         )),
+        Command::Init(args) => ExitCode::from(ivrflow::cli::init(
+            &args.output,
+            args.force,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
     }
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    init_logging();
-    let mut cfg = match &args.config {
+    let config_path = args
+        .config
+        .clone()
+        .or_else(ivrflow::config::default_config_path);
+    let mut cfg = match &config_path {
         Some(p) => match Config::load(p) {
             Ok(c) => c,
             Err(e) => {
@@ -250,6 +305,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         },
         None => Config::default(),
     };
+    init_logging(args.log_format.unwrap_or(cfg.log.format));
+    match &config_path {
+        Some(p) => tracing::info!(config = %p.display(), "configuration read"),
+        None => tracing::info!(
+            "no configuration file (./ivrflow.yaml, {}): built-in defaults",
+            ivrflow::config::SYSTEM_CONFIG
+        ),
+    }
     if let Some(a) = args.sip_listen {
         cfg.sip.listen = a;
     }
@@ -338,7 +401,11 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn events(args: EventsArgs) -> ExitCode {
-    let data_dir = match (args.data_dir, &args.config) {
+    let config = args
+        .config
+        .clone()
+        .or_else(ivrflow::config::default_config_path);
+    let data_dir = match (args.data_dir, &config) {
         (Some(d), _) => d,
         (None, Some(p)) => match Config::load(p) {
             Ok(c) => c.data_dir,

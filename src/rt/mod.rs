@@ -60,7 +60,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let prompts = PromptCache::load_dir(&cfg.audio)
         .with_context(|| format!("loading prompts from {}", cfg.audio.display()))?;
     tracing::info!(
-        scenarios = ?scenarios.keys().collect::<Vec<_>>(),
+        scenarios = %scenarios.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
         prompts = prompts.len(),
         "loaded"
     );
@@ -396,9 +396,12 @@ fn execute(
                     let now = crate::crm::events::unix_ms(SystemTime::now());
                     match store.run(move |s| s.add_dnc(&number, "call", now)).await {
                         Some(Ok(_)) => {}
-                        other => {
-                            tracing::error!(?other, "could not store a do-not-call request")
+                        Some(Err(e)) => {
+                            tracing::error!(error = %e, "could not store a do-not-call request")
                         }
+                        None => tracing::error!(
+                            "could not store a do-not-call request: the store thread is gone"
+                        ),
                     }
                 });
             }

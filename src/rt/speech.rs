@@ -66,7 +66,10 @@ impl Speech {
         }
         let path = cfg.model_path();
         let model = WhisperModel::load_checked(&path).with_context(|| {
-            format!("scenarios {speaking:?} accept speech, but the speech model cannot be used")
+            format!(
+                "scenarios {} accept speech, but the speech model cannot be used",
+                speaking.join(", ")
+            )
         })?;
         tracing::info!(
             model = %path.display(),
@@ -152,7 +155,10 @@ impl Speech {
         if let Err((_, why)) = self.pool.submit(job) {
             tracing::warn!(
                 pending = self.pool.pending(),
-                ?why,
+                why = match why {
+                    crate::asr::pool::Refused::Full => "full",
+                    crate::asr::pool::Refused::Closed => "closed",
+                },
                 "recognition queue full; the utterance counts as unrecognised"
             );
             self.refused
