@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand};
 use ivrflow::config::{Config, LogFormat};
 
 #[derive(Parser)]
@@ -156,6 +156,15 @@ struct ValidateArgs {
     /// Print errors only.
     #[arg(long, short)]
     quiet: bool,
+    /// `text` (file:line:col lines) or `json` (one document: files, diagnostics, counts).
+    #[arg(long, default_value = "text", value_name = "text|json")]
+    format: ValidateFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ValidateFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -175,8 +184,8 @@ struct SimulateArgs {
     #[arg(long)]
     wav: Vec<PathBuf>,
     /// Say something the recogniser cannot use (repeatable).
-    #[arg(long)]
-    noise: bool,
+    #[arg(long, action = ArgAction::Count)]
+    noise: u8,
     /// Stay silent this long, e.g. 5s (repeatable).
     #[arg(long)]
     silence: Vec<String>,
@@ -190,8 +199,8 @@ struct SimulateArgs {
     #[arg(long)]
     webhook_error: Vec<String>,
     /// Never reply to the next webhook (repeatable).
-    #[arg(long)]
-    webhook_timeout: bool,
+    #[arg(long, action = ArgAction::Count)]
+    webhook_timeout: u8,
     /// Outcome of the next transfer: connected, busy, no_answer, failed (repeatable).
     #[arg(long)]
     transfer: Vec<String>,
@@ -219,6 +228,9 @@ struct TestArgs {
     /// Fail when a scenario's edge coverage is below this percentage.
     #[arg(long)]
     min_coverage: Option<f64>,
+    /// Also write the results as JUnit XML to this file (for CI test reports).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -436,6 +448,7 @@ fn events(args: EventsArgs) -> ExitCode {
 }
 
 fn validate(args: ValidateArgs) -> ExitCode {
+    let format = args.format;
     let args = ivrflow::cli::validate::ValidateArgs {
         paths: args.paths,
         audio: args.audio,
@@ -443,7 +456,11 @@ fn validate(args: ValidateArgs) -> ExitCode {
         deny_warnings: args.deny_warnings,
         quiet: args.quiet,
     };
-    let code = ivrflow::cli::validate::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
+    let (out, err) = (&mut std::io::stdout(), &mut std::io::stderr());
+    let code = match format {
+        ValidateFormat::Text => ivrflow::cli::validate::run(&args, out, err),
+        ValidateFormat::Json => ivrflow::cli::validate::run_json(&args, out, err),
+    };
     ExitCode::from(code)
 }
 
@@ -483,6 +500,7 @@ fn test(args: TestArgs) -> ExitCode {
         audio: args.audio,
         verbose: args.verbose,
         min_coverage: args.min_coverage,
+        junit: args.junit,
     };
     let code = ivrflow::cli::test::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
     ExitCode::from(code)
