@@ -74,7 +74,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let trunks = resolve_trunks(&cfg).await?;
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let mut svc = Services::start(&cfg, scenarios.keys().cloned().collect(), commands_tx).await?;
+    let mut svc = Services::start(&cfg, scenarios.clone(), commands_tx).await?;
     let (queued, dnc, lost) = svc
         .store
         .run({

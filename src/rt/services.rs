@@ -9,7 +9,7 @@
 //!
 //! Not here: the drive loop itself (rt::drive).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ pub struct Services {
 impl Services {
     pub async fn start(
         cfg: &Config,
-        scenarios: BTreeSet<String>,
+        scenarios: BTreeMap<String, Arc<crate::scenario::Scenario>>,
         node: tokio::sync::mpsc::UnboundedSender<Command>,
     ) -> anyhow::Result<Services> {
         let dir = &cfg.data_dir;
@@ -102,11 +102,14 @@ impl Services {
                     .with_context(|| format!("binding the control API on {}", cfg.api.listen))?;
                 let addr = listener.local_addr()?;
                 api_addr = Some(addr);
-                tracing::info!(%addr, "control API listening (http://{addr}/v1/…, /healthz, /metrics)");
+                tracing::info!(%addr, "control API listening (http://{addr}/v1/…, /console, /healthz, /metrics)");
                 let state = ApiState {
                     store: store.clone(),
                     token: token.trim().into(),
-                    scenarios: Arc::new(scenarios),
+                    scenarios: Arc::new(scenarios.keys().cloned().collect()),
+                    graphs: Arc::new(scenarios),
+                    has_trunk: !cfg.trunks.is_empty(),
+                    node_name: cfg.store.node.as_str().into(),
                     campaigns: Arc::new(
                         std::iter::once(crate::node::DEFAULT_CAMPAIGN.to_owned())
                             .chain(cfg.campaigns.iter().map(|c| c.name.clone()))
