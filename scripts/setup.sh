@@ -8,11 +8,15 @@
 #   cmake, libclang-dev: whisper-rs builds whisper.cpp (cmake) and its bindings (bindgen)
 #   (scripts/fetch-model.sh, run at the end, needs only python3 and pip: on the image)
 #   python3     also the independent Standard Webhooks signature check of tests/crm_*.rs
-#   graphviz    `dot`, for `ivrflow graph --format svg|png` (and tests/scenario_cli.rs)
+#   graphviz    `dot`, for `ivrflow graph --format svg|png`, the API's scenario graphs
+#               (GET /v1/scenarios/{name}/graph.svg, the console) and tests/scenario_cli.rs
+#   chromium, chromium-driver, fonts-dejavu-core: the headless browser tests/console.rs
+#               drives over WebDriver (the web console in a real browser)
 set -euo pipefail
 
 need=()
-for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz; do
+for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz \
+           chromium chromium-driver fonts-dejavu-core; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || need+=(python3)

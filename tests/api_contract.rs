@@ -120,6 +120,30 @@ fn the_checker_catches_drift() {
     );
 }
 
+fn login_cookie(base: &str, token: &str) -> Option<String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = client
+            .post(format!("{base}/console/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers().get("set-cookie")?.to_str().ok()?.to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+        assert!(!cookie.contains(token), "the cookie is not the token");
+        Some(cookie.split(';').next()?.to_owned())
+    })
+}
+
 /// Poll `path` until `pred` holds (bounded).
 fn wait(api: &api_spec::Api, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -158,6 +182,7 @@ fn every_operation_answers_as_documented() {
         ],
     );
     let api = api_spec::Api::new(addr);
+    let base = format!("http://{addr}");
 
     // Open endpoints.
     assert_eq!(api.request("GET", "/healthz", None, None, &[]).status, 200);
@@ -328,6 +353,33 @@ fn every_operation_answers_as_documented() {
             .status,
         422
     );
+
+    // A console session: reads with the cookie alone; changes need the console header.
+    let cookie = login_cookie(&base, TOKEN).expect("a session cookie");
+    assert!(login_cookie(&base, "wrong-token-000000000").is_none());
+    let r = api.request("GET", "/v1/status", None, None, &[("cookie", &cookie)]);
+    assert_eq!(r.status, 200);
+    let r = api.request("PUT", "/v1/dnc/5550101", None, None, &[("cookie", &cookie)]);
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (403, Some("x-ivrflow-console"))
+    );
+    let r = api.request(
+        "PUT",
+        "/v1/dnc/5550101",
+        None,
+        None,
+        &[("cookie", &cookie), ("x-ivrflow-console", "1")],
+    );
+    assert_eq!(r.status, 201);
+    let r = api.request(
+        "GET",
+        "/v1/status",
+        None,
+        None,
+        &[("cookie", "ivrflow_console=v1.9999999999.forged")],
+    );
+    assert_eq!(r.status, 401);
 
     // Last: drain, with a call up (so the node stays until the deadline). Health says so.
     let mut uac = Uac::new(server.sip);

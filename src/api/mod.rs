@@ -1,9 +1,10 @@
 //! The control API (axum): create, list, read and cancel calls, list and replay outbox
-//! events, the node's live view, scenario graphs, health and Prometheus metrics.
-//! Reference for clients: docs/openapi.yaml, also served at `/openapi.json`.
+//! events, the node's live view, scenario graphs, health and Prometheus metrics, and the
+//! operators' web console (`console`). Reference for clients: docs/openapi.yaml, also served
+//! at `/openapi.json`.
 //!
-//! `/v1/*` needs `Authorization: Bearer <token>` (`IVRFLOW_API_TOKEN` or `api.token`); a
-//! missing or wrong token gets 401.
+//! `/v1/*` needs `Authorization: Bearer <token>` (`IVRFLOW_API_TOKEN` or `api.token`), or
+//! the console's session cookie (see `console`); a missing or wrong token gets 401.
 //! `/healthz`, `/metrics` and `/openapi.json` are open (no personal data, and probes and
 //! scrapers rarely carry tokens). Without a token the runtime does not start the API at all
 //! (see `rt::serve`).
@@ -17,6 +18,7 @@
 //! (`store::StoreHandle::run`); what changed reaches the node as a `node::Command`. Not here:
 //! dialing queued calls (the node).
 
+pub mod console;
 pub mod graph;
 pub mod metrics;
 
@@ -160,8 +162,8 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The router: `/v1/*` behind the bearer token, `/healthz`, `/metrics` and
-/// `/openapi.json` open.
+/// The router: `/v1/*` behind the bearer token (or a console session), `/healthz`,
+/// `/metrics` and `/openapi.json` open, the console under `/console`.
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .route("/v1/calls", post(create_call).get(list_calls))
@@ -181,6 +183,7 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(v1)
+        .merge(console::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi_json))
@@ -199,6 +202,23 @@ async fn require_token(State(st): State<ApiState>, req: Request, next: Next) -> 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
+    if given.is_none() {
+        match console::check_session(&st.token, req.method(), req.headers()) {
+            console::Session::Valid => return next.run(req).await,
+            console::Session::MissingCsrfHeader => {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "a console session may change things only with the header {}: 1",
+                        console::CSRF_HEADER
+                    ),
+                    Some(console::CSRF_HEADER),
+                )
+                .into_response();
+            }
+            console::Session::None => {}
+        }
+    }
     match given {
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
