@@ -12,11 +12,14 @@
 #               (GET /v1/scenarios/{name}/graph.svg, the console) and tests/scenario_cli.rs
 #   chromium, chromium-driver, fonts-dejavu-core: the headless browser tests/console.rs
 #               drives over WebDriver (the web console in a real browser)
+#   prometheus  for `promtool` only: tests/api_metrics.rs checks and unit-tests the alert
+#               rules in deploy/prometheus/ and parses the dashboard's queries (the Prometheus
+#               server the package also installs is stopped and disabled below)
 set -euo pipefail
 
 need=()
 for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz \
-           chromium chromium-driver fonts-dejavu-core; do
+           chromium chromium-driver fonts-dejavu-core prometheus; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || need+=(python3)
@@ -27,6 +30,11 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Only promtool is wanted from the prometheus package, not a server on :9090.
+  if [[ " ${need[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
+     && systemctl is-enabled prometheus >/dev/null 2>&1; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

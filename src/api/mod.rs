@@ -841,12 +841,17 @@ async fn healthz(State(st): State<ApiState>) -> Response {
 }
 
 async fn metrics_text(State(st): State<ApiState>) -> Response {
-    if let Ok(Some(Ok(stats))) =
-        tokio::time::timeout(Duration::from_secs(2), st.store.run(|s| s.stats())).await
+    let now = unix_ms(SystemTime::now());
+    let snapshot = st
+        .store
+        .run(move |s| Ok::<_, StoreError>((s.stats()?, s.dialer_queue(now)?)));
+    if let Ok(Some(Ok((stats, queue)))) =
+        tokio::time::timeout(Duration::from_secs(2), snapshot).await
     {
-        st.metrics
-            .set_store_stats(&stats, unix_ms(SystemTime::now()));
+        st.metrics.set_store_stats(&stats, now);
+        st.metrics.set_dialer_queue(&queue);
     }
+    st.metrics.refresh_process();
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         st.metrics.encode(),

@@ -50,6 +50,7 @@ impl Services {
         cfg: &Config,
         scenarios: BTreeMap<String, Arc<crate::scenario::Scenario>>,
         node: tokio::sync::mpsc::UnboundedSender<Command>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Services> {
         let dir = &cfg.data_dir;
         std::fs::create_dir_all(dir)
@@ -72,7 +73,14 @@ impl Services {
         let released = db.release_leases()?;
         tracing::info!(path = %db.path().display(), released_leases = released, "store open");
 
-        let metrics = Arc::new(Metrics::new());
+        let campaigns: Vec<String> = std::iter::once(crate::node::DEFAULT_CAMPAIGN.to_owned())
+            .chain(cfg.campaigns.iter().map(|c| c.name.clone()))
+            .collect();
+        metrics.init(&crate::api::metrics::Labels {
+            scenarios: scenarios.keys().cloned().collect(),
+            campaigns: campaigns.clone(),
+            trunks: cfg.trunks.iter().map(|t| t.name.clone()).collect(),
+        });
         let (store, acks, join) = store_thread::spawn(Box::new(db), metrics.clone())
             .context("starting the store thread")?;
         let mut tasks = Vec::new();
@@ -110,11 +118,7 @@ impl Services {
                     graphs: Arc::new(scenarios),
                     has_trunk: !cfg.trunks.is_empty(),
                     node_name: cfg.store.node.as_str().into(),
-                    campaigns: Arc::new(
-                        std::iter::once(crate::node::DEFAULT_CAMPAIGN.to_owned())
-                            .chain(cfg.campaigns.iter().map(|c| c.name.clone()))
-                            .collect(),
-                    ),
+                    campaigns: Arc::new(campaigns.into_iter().collect()),
                     metrics: metrics.clone(),
                     node: Some(node),
                     status: status.clone(),
