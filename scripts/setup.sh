@@ -12,6 +12,7 @@
 #               (GET /v1/scenarios/{name}/graph.svg, the console) and tests/scenario_cli.rs
 #   chromium, chromium-driver, fonts-dejavu-core: the headless browser tests/console.rs
 #               drives over WebDriver (the web console in a real browser)
+#   systemd     `systemd-analyze verify` of deploy/systemd/ivrflow.service (tests/cli_release.rs)
 #   prometheus  for `promtool` only: tests/api_metrics.rs checks and unit-tests the alert
 #               rules in deploy/prometheus/ and parses the dashboard's queries (the Prometheus
 #               server the package also installs is stopped and disabled below)
@@ -19,7 +20,7 @@ set -euo pipefail
 
 need=()
 for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz \
-           chromium chromium-driver fonts-dejavu-core prometheus; do
+           chromium chromium-driver fonts-dejavu-core prometheus systemd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || need+=(python3)

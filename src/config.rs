@@ -662,7 +662,8 @@ fn bundled_dir(name: &str) -> PathBuf {
 /// the working directory (a checkout); next to the binary (`DIR/ivrflow` + `DIR/scenarios`,
 /// an unpacked tarball); `../share/ivrflow` from the binary (`/usr/bin/ivrflow` →
 /// `/usr/share/ivrflow`, `/opt/ivrflow/bin` → `/opt/ivrflow/share/ivrflow`);
-/// `/usr/local/share/ivrflow`; `/usr/share/ivrflow`. Debug builds (`cargo run`,
+/// `$XDG_DATA_HOME/ivrflow` (default `~/.local/share/ivrflow`); `/usr/local/share/ivrflow`;
+/// `/usr/share/ivrflow`. Debug builds (`cargo run`,
 /// `cargo test`) also look in the source tree they were built from; release builds never
 /// depend on the build machine's paths.
 pub fn asset_dirs() -> Vec<PathBuf> {
@@ -674,6 +675,13 @@ pub fn asset_dirs() -> Vec<PathBuf> {
         if let Some(prefix) = bin.parent() {
             dirs.push(prefix.join("share").join("ivrflow"));
         }
+    }
+    // A user's own install (`cargo install --path .` puts no assets anywhere).
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+    {
+        dirs.push(data.join("ivrflow"));
     }
     dirs.push(PathBuf::from("/usr/local/share/ivrflow"));
     dirs.push(PathBuf::from("/usr/share/ivrflow"));
