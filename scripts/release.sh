@@ -43,8 +43,16 @@ if ! git diff --quiet HEAD 2>/dev/null; then commit="$commit-dirty"; fi
 
 if [ -z "$binary" ]; then
   echo "release: building ivrflow $version ($commit) for $target"
+  # whisper-rs-sys passes GGML_* to cmake but does not tell cargo to rebuild when they
+  # change: a whisper.cpp built earlier with -march=native would be reused. Rebuild it.
+  cargo clean --release --quiet -p whisper-rs-sys
   GGML_NATIVE=OFF IVRFLOW_GIT_COMMIT=$commit cargo build --release --locked
   binary=${CARGO_TARGET_DIR:-target}/release/ivrflow
+  cache=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/build/whisper-rs-sys-*/out/build/CMakeCache.txt | head -1)
+  if ! grep -q '^GGML_NATIVE:[A-Z]*=OFF$' "$cache"; then
+    echo "release: whisper.cpp was built with GGML_NATIVE on ($cache): the binary would not be portable" >&2
+    exit 1
+  fi
 fi
 [ -x "$binary" ] || { echo "release: no binary at $binary" >&2; exit 1; }
 model=models/ggml-base-q8_0.bin
