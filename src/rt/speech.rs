@@ -164,7 +164,7 @@ impl Speech {
         if let Err((_, why)) = self.pool.submit(job) {
             tracing::warn!(
                 pending = self.pool.pending(),
-                why = match why {
+                why = %match why {
                     crate::asr::pool::Refused::Full => "full",
                     crate::asr::pool::Refused::Closed => "closed",
                 },
