@@ -8,11 +8,19 @@
 #   cmake, libclang-dev: whisper-rs builds whisper.cpp (cmake) and its bindings (bindgen)
 #   (scripts/fetch-model.sh, run at the end, needs only python3 and pip: on the image)
 #   python3     also the independent Standard Webhooks signature check of tests/crm_*.rs
-#   graphviz    `dot`, for `ivrflow graph --format svg|png` (and tests/scenario_cli.rs)
+#   graphviz    `dot`, for `ivrflow graph --format svg|png`, the API's scenario graphs
+#               (GET /v1/scenarios/{name}/graph.svg, the console) and tests/scenario_cli.rs
+#   chromium, chromium-driver, fonts-dejavu-core: the headless browser tests/console.rs
+#               drives over WebDriver (the web console in a real browser)
+#   systemd     `systemd-analyze verify` of deploy/systemd/ivrflow.service (tests/cli_release.rs)
+#   prometheus  for `promtool` only: tests/api_metrics.rs checks and unit-tests the alert
+#               rules in deploy/prometheus/ and parses the dashboard's queries (the Prometheus
+#               server the package also installs is stopped and disabled below)
 set -euo pipefail
 
 need=()
-for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz; do
+for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz \
+           chromium chromium-driver fonts-dejavu-core prometheus systemd; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || need+=(python3)
@@ -23,6 +31,11 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Only promtool is wanted from the prometheus package, not a server on :9090.
+  if [[ " ${need[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
+     && systemctl is-enabled prometheus >/dev/null 2>&1; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

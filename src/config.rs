@@ -30,7 +30,7 @@
 //! max_calls: 4000
 //! max_call_duration: 30m             # then BYE and call.failed (max_duration)
 //! drain_timeout: 5m                  # SIGTERM: calls up may finish this long (then shutdown)
-//! log: { pii: false }
+//! log: { pii: false, format: text }  # format: text (human) or json (one object a line)
 //! asr: { model: models/ggml-base-q8_0.bin, workers: 1, threads: 2, queue: 16 }
 //! trunks:                            # outbound calls and transfers (or --trunk sip:U:P@H:P)
 //!   - name: main
@@ -58,7 +58,9 @@
 //!       busy: { every: 5m, max_attempts: 3 }
 //!       failed: { every: 30m, max_attempts: 2 }
 //! ```
-//! Errors name the file, line and column. This module does no I/O beyond reading the file.
+//! Errors name the file, line and column. This module does no I/O beyond reading the file
+//! and looking for the bundled assets ([`asset_path`]) and the default config file
+//! ([`default_config_path`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -278,6 +280,29 @@ impl Default for StoreConfig {
 pub struct LogConfig {
     /// Show phone numbers, names and transcripts in logs.
     pub pii: bool,
+    /// `text` (one human-readable line per event) or `json` (one JSON object per line, for
+    /// journald/Loki/Elasticsearch); `--log-format` overrides it.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?} (text, json)")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -656,11 +681,16 @@ impl Default for AsrConfig {
 }
 
 impl AsrConfig {
-    /// The model path: configured, or the default.
+    /// The model path: configured, else `$IVRFLOW_MODEL`, else the default model among the
+    /// bundled assets ([`asset_path`]: `./models/`, next to the binary, `/usr/share/ivrflow`).
     pub fn model_path(&self) -> PathBuf {
-        self.model
-            .clone()
-            .unwrap_or_else(crate::asr::default_model_path)
+        if let Some(m) = &self.model {
+            return m.clone();
+        }
+        if std::env::var_os("IVRFLOW_MODEL").is_some() {
+            return crate::asr::default_model_path();
+        }
+        asset_path(crate::asr::DEFAULT_MODEL)
     }
 }
 
@@ -687,14 +717,69 @@ impl Default for Config {
     }
 }
 
-/// The bundled asset directory: `./NAME` when run from a checkout, else the one next to the
-/// crate's manifest at build time.
+/// The bundled asset directory (`scenarios`, `audio`): see [`asset_path`].
 fn bundled_dir(name: &str) -> PathBuf {
-    let local = PathBuf::from(name);
-    if local.is_dir() {
-        return local;
+    asset_path(name)
+}
+
+/// Where bundled assets (`scenarios/`, `audio/`, `models/…`) are looked for, in order:
+/// the working directory (a checkout); next to the binary (`DIR/ivrflow` + `DIR/scenarios`,
+/// an unpacked tarball); `../share/ivrflow` from the binary (`/usr/bin/ivrflow` →
+/// `/usr/share/ivrflow`, `/opt/ivrflow/bin` → `/opt/ivrflow/share/ivrflow`);
+/// `$XDG_DATA_HOME/ivrflow` (default `~/.local/share/ivrflow`); `/usr/local/share/ivrflow`;
+/// `/usr/share/ivrflow`. Debug builds (`cargo run`,
+/// `cargo test`) also look in the source tree they were built from; release builds never
+/// depend on the build machine's paths.
+pub fn asset_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from(".")];
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(bin) = exe.parent()
+    {
+        dirs.push(bin.to_path_buf());
+        if let Some(prefix) = bin.parent() {
+            dirs.push(prefix.join("share").join("ivrflow"));
+        }
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+    // A user's own install (`cargo install --path .` puts no assets anywhere).
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+    {
+        dirs.push(data.join("ivrflow"));
+    }
+    dirs.push(PathBuf::from("/usr/local/share/ivrflow"));
+    dirs.push(PathBuf::from("/usr/share/ivrflow"));
+    #[cfg(debug_assertions)]
+    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dirs
+}
+
+/// The first of [`asset_dirs`]`/name` that exists; `./name` when none does (so the error
+/// that follows names a plain relative path).
+pub fn asset_path(name: &str) -> PathBuf {
+    for dir in asset_dirs() {
+        let p = if dir == Path::new(".") {
+            PathBuf::from(name)
+        } else {
+            dir.join(name)
+        };
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from(name)
+}
+
+/// The system-wide configuration file `serve` reads when no `--config` is given and there is
+/// no `./ivrflow.yaml`.
+pub const SYSTEM_CONFIG: &str = "/etc/ivrflow/ivrflow.yaml";
+
+/// The configuration file to read when none is named: `./ivrflow.yaml`, else
+/// [`SYSTEM_CONFIG`], else none (built-in defaults).
+pub fn default_config_path() -> Option<PathBuf> {
+    [PathBuf::from("ivrflow.yaml"), PathBuf::from(SYSTEM_CONFIG)]
+        .into_iter()
+        .find(|p| p.is_file())
 }
 
 impl Config {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use ivrflow::config::Config;
+use clap::{ArgAction, Parser, Subcommand};
+use ivrflow::config::{Config, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "ivrflow", version, about = "Voice-robot dialogue runtime")]
@@ -32,6 +32,18 @@ enum Command {
     Events(EventsArgs),
     /// Show how a spoken answer is understood, step by step (docs/speech.md).
     Explain(ivrflow::cli::explain::ExplainArgs),
+    /// Write a commented configuration file to start from (every key, with its default).
+    Init(InitArgs),
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Where to write it.
+    #[arg(long, short, default_value = "ivrflow.yaml")]
+    output: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(clap::Args)]
@@ -70,10 +82,29 @@ enum EventsCommand {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Secrets are read from the environment (flags and their values show in `ps`):
+  IVRFLOW_API_TOKEN       bearer token of the control API and the web console (at least 16
+                          characters); without it the API is off (or api.token in the config)
+  IVRFLOW_WEBHOOK_SECRET  Standard Webhooks signing secret, whsec_<base64> (or webhook.secret)
+  IVRFLOW_TRUNK_PASSWORD  digest password of trunks that have a username but no password
+
+Other environment variables:
+  IVRFLOW_CONFIG          configuration file (as --config)
+  IVRFLOW_MODEL           Whisper model (as --model)
+  IVRFLOW_LOG             log filter, e.g. debug or info,ivrflow::sip=debug (tracing EnvFilter)
+  NO_COLOR                no colours in text logs (also off when stderr is not a terminal)
+
+Without --config: ./ivrflow.yaml, else /etc/ivrflow/ivrflow.yaml, else built-in defaults.
+`ivrflow init` writes a commented configuration file.")]
 struct ServeArgs {
-    /// YAML configuration file; flags override it.
+    /// YAML configuration file; flags override it (default: ./ivrflow.yaml, else
+    /// /etc/ivrflow/ivrflow.yaml, else built-in defaults).
     #[arg(long, env = "IVRFLOW_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as `text` or `json` (one object per line); default: log.format, else text.
+    #[arg(long, value_name = "text|json")]
+    log_format: Option<LogFormat>,
     /// SIP UDP listen address.
     #[arg(long)]
     sip_listen: Option<SocketAddr>,
@@ -125,6 +156,15 @@ struct ValidateArgs {
     /// Print errors only.
     #[arg(long, short)]
     quiet: bool,
+    /// `text` (file:line:col lines) or `json` (one document: files, diagnostics, counts).
+    #[arg(long, default_value = "text", value_name = "text|json")]
+    format: ValidateFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ValidateFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -144,8 +184,8 @@ struct SimulateArgs {
     #[arg(long)]
     wav: Vec<PathBuf>,
     /// Say something the recogniser cannot use (repeatable).
-    #[arg(long)]
-    noise: bool,
+    #[arg(long, action = ArgAction::Count)]
+    noise: u8,
     /// Stay silent this long, e.g. 5s (repeatable).
     #[arg(long)]
     silence: Vec<String>,
@@ -159,8 +199,8 @@ struct SimulateArgs {
     #[arg(long)]
     webhook_error: Vec<String>,
     /// Never reply to the next webhook (repeatable).
-    #[arg(long)]
-    webhook_timeout: bool,
+    #[arg(long, action = ArgAction::Count)]
+    webhook_timeout: u8,
     /// Outcome of the next transfer: connected, busy, no_answer, failed (repeatable).
     #[arg(long)]
     transfer: Vec<String>,
@@ -188,6 +228,9 @@ struct TestArgs {
     /// Fail when a scenario's edge coverage is below this percentage.
     #[arg(long)]
     min_coverage: Option<f64>,
+    /// Also write the results as JUnit XML to this file (for CI test reports).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -212,13 +255,28 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected k=v, got {s:?}"))
 }
 
-fn init_logging() {
+/// Logs go to stderr (journald takes them from there under systemd): `text`, coloured only
+/// when stderr is a terminal and `NO_COLOR` is unset, or `json`, one object per line with
+/// the event's fields at the top level and the current span's fields (the call) under
+/// `span`.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("IVRFLOW_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }
 
 fn main() -> ExitCode {
@@ -235,12 +293,21 @@ fn main() -> ExitCode {
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         )),
+        Command::Init(args) => ExitCode::from(ivrflow::cli::init(
+            &args.output,
+            args.force,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
     }
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    init_logging();
-    let mut cfg = match &args.config {
+    let config_path = args
+        .config
+        .clone()
+        .or_else(ivrflow::config::default_config_path);
+    let mut cfg = match &config_path {
         Some(p) => match Config::load(p) {
             Ok(c) => c,
             Err(e) => {
@@ -250,6 +317,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         },
         None => Config::default(),
     };
+    init_logging(args.log_format.unwrap_or(cfg.log.format));
+    match &config_path {
+        Some(p) => tracing::info!(config = %p.display(), "configuration read"),
+        None => tracing::info!(
+            "no configuration file (./ivrflow.yaml, {}): built-in defaults",
+            ivrflow::config::SYSTEM_CONFIG
+        ),
+    }
     if let Some(a) = args.sip_listen {
         cfg.sip.listen = a;
     }
@@ -338,7 +413,11 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn events(args: EventsArgs) -> ExitCode {
-    let data_dir = match (args.data_dir, &args.config) {
+    let config = args
+        .config
+        .clone()
+        .or_else(ivrflow::config::default_config_path);
+    let data_dir = match (args.data_dir, &config) {
         (Some(d), _) => d,
         (None, Some(p)) => match Config::load(p) {
             Ok(c) => c.data_dir,
@@ -369,6 +448,7 @@ fn events(args: EventsArgs) -> ExitCode {
 }
 
 fn validate(args: ValidateArgs) -> ExitCode {
+    let format = args.format;
     let args = ivrflow::cli::validate::ValidateArgs {
         paths: args.paths,
         audio: args.audio,
@@ -376,7 +456,11 @@ fn validate(args: ValidateArgs) -> ExitCode {
         deny_warnings: args.deny_warnings,
         quiet: args.quiet,
     };
-    let code = ivrflow::cli::validate::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
+    let (out, err) = (&mut std::io::stdout(), &mut std::io::stderr());
+    let code = match format {
+        ValidateFormat::Text => ivrflow::cli::validate::run(&args, out, err),
+        ValidateFormat::Json => ivrflow::cli::validate::run_json(&args, out, err),
+    };
     ExitCode::from(code)
 }
 
@@ -416,6 +500,7 @@ fn test(args: TestArgs) -> ExitCode {
         audio: args.audio,
         verbose: args.verbose,
         min_coverage: args.min_coverage,
+        junit: args.junit,
     };
     let code = ivrflow::cli::test::run(&args, &mut std::io::stdout(), &mut std::io::stderr());
     ExitCode::from(code)

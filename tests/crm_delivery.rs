@@ -42,6 +42,8 @@ impl Rig {
                 &api.to_string(),
                 "--rtp-ports",
                 "33000-33999",
+                "--trunk",
+                "sip:127.0.0.1:9",
             ],
         );
         let rtp = rtp_sink();

@@ -31,6 +31,8 @@ fn start(dir: &DataDir, sip: SocketAddr, api: SocketAddr) -> Server {
             &api.to_string(),
             "--rtp-ports",
             "34000-34999",
+            "--trunk",
+            "sip:127.0.0.1:9",
         ],
     )
 }

@@ -1,10 +1,13 @@
-//! The control API (axum): create, read and cancel calls, list and replay outbox events,
-//! health and Prometheus metrics. Reference for clients: docs/openapi.yaml.
+//! The control API (axum): create, list, read and cancel calls, list and replay outbox
+//! events, the node's live view, scenario graphs, health and Prometheus metrics, and the
+//! operators' web console (`console`). Reference for clients: docs/openapi.yaml, also served
+//! at `/openapi.json`.
 //!
-//! `/v1/*` needs `Authorization: Bearer <token>` (`IVRFLOW_API_TOKEN` or `api.token`); a
-//! missing or wrong token gets 401. `/healthz` and `/metrics` are open (no personal data,
-//! and probes and scrapers rarely carry tokens). Without a token the runtime does not start
-//! the API at all (see `rt::serve`).
+//! `/v1/*` needs `Authorization: Bearer <token>` (`IVRFLOW_API_TOKEN` or `api.token`), or
+//! the console's session cookie (see `console`); a missing or wrong token gets 401.
+//! `/healthz`, `/metrics` and `/openapi.json` are open (no personal data, and probes and
+//! scrapers rarely carry tokens). Without a token the runtime does not start the API at all
+//! (see `rt::serve`).
 //!
 //! Errors are JSON `{"error": "...", "field": "..."}` where `field` names the offending
 //! request field (or header, or path parameter) when there is one: 400 for a body that is
@@ -15,6 +18,8 @@
 //! (`store::StoreHandle::run`); what changed reaches the node as a `node::Command`. Not here:
 //! dialing queued calls (the node).
 
+pub mod console;
+pub mod graph;
 pub mod metrics;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,8 +42,8 @@ use crate::node::{Command, NodeStatus};
 use crate::store::StoreHandle;
 use crate::store::admin::event_json;
 use crate::store::{
-    Attempt, CallRecord, Cancelled, Created, Direction, EventFilter, EventRecord, EventStatus,
-    NewCall, NewEvent, Replayed, StoreError,
+    Attempt, CallFilter, CallRecord, Cancelled, Created, Direction, EventFilter, EventRecord,
+    EventStatus, NewCall, NewEvent, Replayed, StoreError,
 };
 use metrics::Metrics;
 
@@ -51,6 +56,13 @@ pub struct ApiState {
     pub scenarios: Arc<BTreeSet<String>>,
     /// Names of the configured campaigns (`POST /v1/calls` may name one).
     pub campaigns: Arc<BTreeSet<String>>,
+    /// The loaded scenarios themselves (`/v1/scenarios`, graphs).
+    pub graphs: Arc<BTreeMap<String, Arc<crate::scenario::Scenario>>>,
+    /// A trunk is configured: outbound calls can be placed (`POST /v1/calls` is 422
+    /// otherwise).
+    pub has_trunk: bool,
+    /// This process's name in call records (`store.node`).
+    pub node_name: Arc<str>,
     pub metrics: Arc<Metrics>,
     /// Tells the node about queued, cancelled and do-not-call changes (committed first).
     pub node: Option<tokio::sync::mpsc::UnboundedSender<Command>>,
@@ -60,18 +72,26 @@ pub struct ApiState {
     pub drain_timeout: Duration,
 }
 
-/// The node's last reported [`NodeStatus`], shared with the handlers.
+/// The node's last reported [`NodeStatus`] and when it came, shared with the handlers.
 #[derive(Clone, Default)]
-pub struct NodeView(Arc<std::sync::RwLock<Option<NodeStatus>>>);
+pub struct NodeView(Arc<std::sync::RwLock<Option<(NodeStatus, SystemTime)>>>);
 
 impl NodeView {
     pub fn set(&self, s: NodeStatus) {
         if let Ok(mut g) = self.0.write() {
-            *g = Some(s);
+            *g = Some((s, SystemTime::now()));
         }
     }
 
     pub fn get(&self) -> Option<NodeStatus> {
+        self.0
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|g| g.0.clone()))
+    }
+
+    /// The status with the time it was reported.
+    pub fn get_dated(&self) -> Option<(NodeStatus, SystemTime)> {
         self.0.read().ok().and_then(|g| g.clone())
     }
 }
@@ -142,10 +162,14 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The router: `/v1/*` behind the bearer token, `/healthz` and `/metrics` open.
+/// The router: `/v1/*` behind the bearer token (or a console session), `/healthz`,
+/// `/metrics` and `/openapi.json` open, the console under `/console`.
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
-        .route("/v1/calls", post(create_call))
+        .route("/v1/calls", post(create_call).get(list_calls))
+        .route("/v1/status", get(node_status))
+        .route("/v1/scenarios", get(list_scenarios))
+        .route("/v1/scenarios/{name}/graph.svg", get(scenario_graph))
         .route("/v1/calls/{id}", get(get_call).delete(cancel_call))
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}/replay", post(replay_event))
@@ -159,8 +183,10 @@ pub fn router(state: ApiState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(v1)
+        .merge(console::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi_json))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint", None) })
         .with_state(state)
 }
@@ -176,6 +202,23 @@ async fn require_token(State(st): State<ApiState>, req: Request, next: Next) -> 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
+    if given.is_none() {
+        match console::check_session(&st.token, req.method(), req.headers()) {
+            console::Session::Valid => return next.run(req).await,
+            console::Session::MissingCsrfHeader => {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "a console session may change things only with the header {}: 1",
+                        console::CSRF_HEADER
+                    ),
+                    Some(console::CSRF_HEADER),
+                )
+                .into_response();
+            }
+            console::Session::None => {}
+        }
+    }
     match given {
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -431,6 +474,14 @@ async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes
         })
         .transpose()?;
     let req = parse_call_request(&body, header_key, &st.scenarios, &st.campaigns)?;
+    if !st.has_trunk {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no SIP trunk is configured, so an outbound call could never be placed: add one \
+             under trunks: in the config, or start with --trunk sip:USER:PASSWORD@HOST:PORT",
+            None,
+        ));
+    }
     let now = unix_ms(SystemTime::now());
     let call = NewCall {
         id: events::new_call_ref(),
@@ -648,7 +699,7 @@ async fn list_trunks(State(st): State<ApiState>) -> ApiResult {
 }
 
 /// `a=1&b=x%20y` → pairs, percent- and plus-decoded.
-fn parse_query(q: &str) -> Vec<(String, String)> {
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
     fn hex(c: u8) -> Option<u8> {
         (c as char).to_digit(16).map(|d| d as u8)
     }
@@ -790,17 +841,266 @@ async fn healthz(State(st): State<ApiState>) -> Response {
 }
 
 async fn metrics_text(State(st): State<ApiState>) -> Response {
-    if let Ok(Some(Ok(stats))) =
-        tokio::time::timeout(Duration::from_secs(2), st.store.run(|s| s.stats())).await
+    let now = unix_ms(SystemTime::now());
+    let snapshot = st
+        .store
+        .run(move |s| Ok::<_, StoreError>((s.stats()?, s.dialer_queue(now)?)));
+    if let Ok(Some(Ok((stats, queue)))) =
+        tokio::time::timeout(Duration::from_secs(2), snapshot).await
     {
-        st.metrics
-            .set_store_stats(&stats, unix_ms(SystemTime::now()));
+        st.metrics.set_store_stats(&stats, now);
+        st.metrics.set_dialer_queue(&queue);
     }
+    st.metrics.refresh_process();
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         st.metrics.encode(),
     )
         .into_response()
+}
+
+/// `GET /v1/calls?state=&campaign=&scenario=&direction=&limit=&after=`: calls, newest
+/// first, without their traces; `next_after` continues the listing.
+async fn list_calls(State(st): State<ApiState>, RawQuery(q): RawQuery) -> ApiResult {
+    let mut filter = CallFilter {
+        limit: 50,
+        ..CallFilter::default()
+    };
+    for (k, v) in parse_query(q.as_deref().unwrap_or("")) {
+        match k.as_str() {
+            "state" => {
+                filter.state = Some(crate::store::CallState::parse(&v).ok_or_else(|| {
+                    ApiError::invalid(
+                        "state",
+                        "state must be queued, started, answered, completed, failed or cancelled",
+                    )
+                })?)
+            }
+            "direction" => {
+                filter.direction = Some(Direction::parse(&v).ok_or_else(|| {
+                    ApiError::invalid("direction", "direction must be inbound or outbound")
+                })?)
+            }
+            "scenario" => filter.scenario = Some(v),
+            "campaign" => {
+                // Calls that name no campaign are the dialer's default campaign.
+                filter.campaign_or_none = v == crate::node::DEFAULT_CAMPAIGN;
+                filter.campaign = Some(v);
+            }
+            "limit" => {
+                filter.limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| ApiError::invalid("limit", "limit must be 1-1000"))?
+            }
+            "after" => {
+                filter.after = Some(parse_call_cursor(&v).ok_or_else(|| {
+                    ApiError::invalid("after", "after must be a next_after from a previous page")
+                })?)
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    other,
+                    format!(
+                        "unknown query parameter {other:?}; expected state, campaign, scenario, direction, limit, after"
+                    ),
+                ));
+            }
+        }
+    }
+    let f = filter.clone();
+    let calls = st
+        .store
+        .run(move |s| s.list_calls(&f))
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    let next = (calls.len() as u32 == filter.limit)
+        .then(|| calls.last().map(|c| format!("{}_{}", c.created_at, c.id)))
+        .flatten();
+    Ok(axum::Json(json!({
+        "calls": calls.iter().map(call_summary_json).collect::<Vec<_>>(),
+        "next_after": next,
+    }))
+    .into_response())
+}
+
+/// `1764750000123_<call id>` → (created_at, id).
+fn parse_call_cursor(v: &str) -> Option<(i64, String)> {
+    let (at, id) = v.split_once('_')?;
+    (!id.is_empty()).then(|| Some((at.parse().ok()?, id.to_owned())))?
+}
+
+/// A call in a listing: the record without variables, result or trace.
+pub fn call_summary_json(c: &CallRecord) -> Value {
+    let duration_ms = match (c.answered_at, c.ended_at) {
+        (Some(a), Some(e)) => Some((e - a).max(0)),
+        _ => None,
+    };
+    json!({
+        "id": c.id,
+        "direction": c.direction.as_str(),
+        "state": c.state.as_str(),
+        "scenario": c.scenario,
+        "to": c.to,
+        "from": c.from,
+        "campaign": c.dial.campaign,
+        "outcome": c.outcome,
+        "failure": c.failure_reason.as_ref().map(|r| json!({"reason": r, "sip_code": c.sip_code})),
+        "dial_attempts": c.dial_attempts,
+        "sip_call_id": c.sip_call_id,
+        "node": c.node,
+        "not_before": c.not_before.map(rfc3339),
+        "created_at": rfc3339(c.created_at),
+        "started_at": c.started_at.map(rfc3339),
+        "answered_at": c.answered_at.map(rfc3339),
+        "ended_at": c.ended_at.map(rfc3339),
+        "duration_ms": duration_ms,
+    })
+}
+
+/// `GET /v1/status`: the node as it last reported itself (every 2 s, and on every
+/// change): the calls up with their scenario and current graph node, the trunks, whether
+/// it is draining, overloaded or cannot store.
+async fn node_status(State(st): State<ApiState>) -> ApiResult {
+    let now = SystemTime::now();
+    let (s, at) = match st.status.get_dated() {
+        Some((s, at)) => (Some(s), Some(at)),
+        None => (None, None),
+    };
+    // The calls' durations as of now, not as of the report.
+    let since = at
+        .and_then(|at| now.duration_since(at).ok())
+        .map_or(0, |d| d.as_millis() as u64);
+    let calls: Vec<Value> = s
+        .as_ref()
+        .map(|s| {
+            s.calls
+                .iter()
+                .map(|c| {
+                    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+                    v["duration_ms"] = json!(c.duration_ms + since);
+                    v
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(axum::Json(json!({
+        "node": &*st.node_name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "reported_at": at.map(|t| rfc3339(unix_ms(t))),
+        "store_error": s.as_ref().and_then(|s| s.store_error.clone()),
+        "overloaded": s.as_ref().is_some_and(|s| s.overloaded),
+        "draining": s.as_ref().is_some_and(|s| s.draining),
+        "trunks": s.as_ref().map(|s| s.trunks.clone()).unwrap_or_default(),
+        "calls": calls,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/scenarios`: the loaded scenarios and their nodes.
+async fn list_scenarios(State(st): State<ApiState>) -> ApiResult {
+    let list: Vec<Value> = st
+        .graphs
+        .iter()
+        .map(|(name, s)| {
+            json!({
+                "name": name,
+                "description": s.description,
+                "languages": s.languages,
+                "start": s.nodes.get(s.start.0 as usize).map(|n| n.qualified.clone()),
+                "nodes": s.nodes.iter().map(|n| json!({"name": n.qualified, "kind": n.kind_name()})).collect::<Vec<_>>(),
+                "graph": format!("/v1/scenarios/{name}/graph.svg"),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "scenarios": list })).into_response())
+}
+
+/// `GET /v1/scenarios/{name}/graph.svg?path=a,b,c`: the scenario drawn by Graphviz, with
+/// the path (a call's `trace.nodes`) drawn on it. 503 when Graphviz is not installed.
+async fn scenario_graph(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult {
+    let scenario = st.graphs.get(&name).cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no scenario {name:?}"),
+            Some("name"),
+        )
+    })?;
+    let mut path = Vec::new();
+    for (k, v) in parse_query(q.as_deref().unwrap_or("")) {
+        match k.as_str() {
+            "path" => path.extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_owned)),
+            other => {
+                return Err(ApiError::invalid(
+                    other,
+                    format!("unknown query parameter {other:?}; expected path"),
+                ));
+            }
+        }
+    }
+    if path.len() > 10_000 {
+        return Err(ApiError::invalid("path", "at most 10000 steps"));
+    }
+    let dot = graph::dot_with_path(&scenario, &path);
+    let svg = tokio::task::spawn_blocking(move || graph::render_svg(&dot, graph::RENDER_DEADLINE))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))?;
+    match svg {
+        Ok(svg) => Ok((
+            [
+                (header::CONTENT_TYPE, "image/svg+xml"),
+                // Opened on its own, the picture may not run anything.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                ),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CACHE_CONTROL, "private, max-age=60"),
+            ],
+            svg,
+        )
+            .into_response()),
+        Err(e @ graph::RenderError::Missing(_)) => {
+            tracing::warn!(error = %e, "cannot draw a scenario graph");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.to_string(),
+                None,
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, scenario = %name, "cannot draw a scenario graph");
+            Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+                None,
+            ))
+        }
+    }
+}
+
+/// The API's reference (docs/openapi.yaml), as JSON.
+pub const OPENAPI_YAML: &str = include_str!("../../docs/openapi.yaml");
+
+/// [`OPENAPI_YAML`] as a JSON value (parsed once).
+pub fn openapi() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        serde_saphyr::from_str::<Value>(OPENAPI_YAML).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "docs/openapi.yaml does not parse");
+            Value::Null
+        })
+    })
+}
+
+/// `GET /openapi.json`.
+async fn openapi_json() -> Response {
+    axum::Json(openapi().clone()).into_response()
 }
 
 /// The call resource (`GET /v1/calls/{id}`): the record, and its trace built from the
@@ -923,6 +1223,25 @@ pub fn call_json(c: &CallRecord, evs: &[EventRecord], attempts: &[Attempt]) -> V
         .and_then(|r| r.get("path"))
         .cloned()
         .unwrap_or(json!([]));
+    // What the caller answered at each question: keys, speech with its transcript and
+    // confidence, recordings (the trace has the timings, the answers have the words).
+    let answers: Vec<Value> = c
+        .result
+        .as_ref()
+        .and_then(|r| r.get("answers"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(node, a)| {
+                    let mut a = a.clone();
+                    if let Value::Object(o) = &mut a {
+                        o.insert("node".to_owned(), json!(node));
+                    }
+                    a
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     json!({
         "id": c.id,
         "direction": c.direction.as_str(),
@@ -952,6 +1271,7 @@ pub fn call_json(c: &CallRecord, evs: &[EventRecord], attempts: &[Attempt]) -> V
             "prompts": prompts,
             "inputs": inputs,
             "events": other,
+            "answers": answers,
             "sip": sip,
             "webhooks": webhooks,
         },

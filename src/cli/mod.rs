@@ -1,5 +1,5 @@
 //! The authoring commands behind `ivrflow validate`, `simulate`, `test`, `graph` and
-//! `explain`.
+//! `explain`, and `ivrflow init` (a commented configuration file to start from).
 //!
 //! Each command is a function that takes its parsed arguments and writers for standard
 //! output and standard error, and returns the process exit status — so the binary stays a
@@ -16,6 +16,7 @@ pub mod simulate;
 pub mod test;
 pub mod validate;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Exit status: success.
@@ -84,4 +85,51 @@ pub fn default_audio() -> PathBuf {
 /// The bundled scenario directory.
 pub fn default_scenarios() -> PathBuf {
     crate::config::Config::default().scenarios
+}
+
+/// The commented configuration `ivrflow init` writes: every key with its default.
+pub const CONFIG_TEMPLATE: &str = include_str!("../../deploy/ivrflow.yaml");
+
+/// `ivrflow init [-o FILE] [--force]`: write [`CONFIG_TEMPLATE`] (never over an existing
+/// file without `force`).
+pub fn init(output: &Path, force: bool, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    if output.exists() && !force {
+        let _ = writeln!(
+            err,
+            "error: {} exists; pass --force to replace it, or -o to write elsewhere",
+            output.display()
+        );
+        return EXIT_USAGE;
+    }
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        let _ = writeln!(err, "error: cannot create {}: {e}", dir.display());
+        return EXIT_USAGE;
+    }
+    match std::fs::write(output, CONFIG_TEMPLATE) {
+        Ok(()) => {
+            let _ = writeln!(
+                out,
+                "wrote {}; edit it, then: IVRFLOW_API_TOKEN=… ivrflow serve --config {}",
+                output.display(),
+                output.display()
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot write {}: {e}", output.display());
+            EXIT_USAGE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_init_template_is_the_defaults() {
+        let c = crate::config::Config::from_yaml("ivrflow.yaml", super::CONFIG_TEMPLATE)
+            .expect("the template parses");
+        assert_eq!(c, crate::config::Config::default());
+    }
 }

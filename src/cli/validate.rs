@@ -143,3 +143,98 @@ pub fn run(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
         EXIT_OK
     }
 }
+
+/// `ivrflow validate --format json`: the same checks as [`validate`], as one JSON document
+/// for editors and CI — `{"files": [{"file", "ok", "diagnostics": [{"severity", "kind",
+/// "line", "column", "message", "hint"}]}], "errors", "warnings"}`. Exit status as [`run`].
+pub fn run_json(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let (files, _) = yaml_files(&args.paths, &super::default_scenarios());
+    let audio_dir = args.audio.clone().unwrap_or_else(super::default_audio);
+    let cache = match args.no_audio {
+        true => None,
+        false => match PromptCache::load_dir(&audio_dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let _ = writeln!(err, "error: cannot load the prompts for the checks: {e}");
+                return EXIT_USAGE;
+            }
+        },
+    };
+    if files.is_empty() {
+        let _ = writeln!(err, "error: no scenario files found");
+        return EXIT_USAGE;
+    }
+    let diag = |d: &crate::scenario::Diagnostic| {
+        serde_json::json!({
+            "severity": d.severity.as_str(),
+            "kind": snake_case(&format!("{:?}", d.kind)),
+            "line": d.line,
+            "column": d.column,
+            "message": d.message,
+            "hint": d.hint,
+        })
+    };
+    let (mut errors, mut warnings) = (0usize, 0usize);
+    let mut docs = Vec::new();
+    for file in &files {
+        let label = file.display().to_string();
+        let diags: Vec<crate::scenario::Diagnostic> = match load_file(file) {
+            Err(LoadError::Io { source, .. }) => {
+                errors += 1;
+                docs.push(
+                    serde_json::json!({"file": label, "ok": false, "diagnostics": [
+                    {"severity": "error", "kind": "io", "line": 0, "column": 0,
+                     "message": format!("cannot read: {source}"), "hint": null}]}),
+                );
+                continue;
+            }
+            Err(e) => e.diagnostics().to_vec(),
+            Ok(scenario) => {
+                let audio = cache.as_ref().map(|c| Audio {
+                    cache: c,
+                    dir: Some(Path::new(&audio_dir)),
+                });
+                lint(&scenario, audio.as_ref())
+            }
+        };
+        let e = diags
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        errors += e;
+        warnings += diags.len() - e;
+        let shown: Vec<serde_json::Value> = diags
+            .iter()
+            .filter(|d| !(args.quiet && d.severity == Severity::Warning))
+            .map(diag)
+            .collect();
+        docs.push(serde_json::json!({"file": label, "ok": e == 0, "diagnostics": shown}));
+    }
+    let doc = serde_json::json!({"files": docs, "errors": errors, "warnings": warnings});
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    );
+    if errors > 0 || (args.deny_warnings && warnings > 0) {
+        EXIT_PROBLEMS
+    } else {
+        EXIT_OK
+    }
+}
+
+/// `UnknownNode` → `unknown_node` (the JSON form of an [`crate::scenario::ErrorKind`]).
+fn snake_case(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -80,10 +80,10 @@ impl HttpEffects {
                 .inc();
             match &result {
                 Ok(_) => {
-                    tracing::info!(%call_id, name = request.name.as_deref().unwrap_or("-"), ms, "mid-call webhook answered")
+                    tracing::info!(%call_id, name = %request.name.as_deref().unwrap_or("-"), ms, "mid-call webhook answered")
                 }
                 Err(e) => {
-                    tracing::warn!(%call_id, name = request.name.as_deref().unwrap_or("-"), ms, error = %e, "mid-call webhook failed")
+                    tracing::warn!(%call_id, name = %request.name.as_deref().unwrap_or("-"), ms, error = %e, "mid-call webhook failed")
                 }
             }
             let _ = this.results.send(CallInput {

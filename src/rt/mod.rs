@@ -35,6 +35,7 @@ use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::api::metrics::SipDirection;
 use crate::config::Config;
 use crate::engine::EngineConfig;
 use crate::media::prompts::PromptCache;
@@ -60,12 +61,13 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let prompts = PromptCache::load_dir(&cfg.audio)
         .with_context(|| format!("loading prompts from {}", cfg.audio.display()))?;
     tracing::info!(
-        scenarios = ?scenarios.keys().collect::<Vec<_>>(),
+        scenarios = %scenarios.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
         prompts = prompts.len(),
         "loaded"
     );
     // Before the SIP socket opens: a scenario that accepts speech needs a working model.
-    let speech = speech::Speech::start(&cfg.asr, &scenarios)?;
+    let metrics = Arc::new(crate::api::metrics::Metrics::new());
+    let speech = speech::Speech::start(&cfg.asr, &scenarios, metrics.clone())?;
     let sip = UdpSocket::bind(cfg.sip.listen)
         .await
         .with_context(|| format!("binding SIP UDP socket {}", cfg.sip.listen))?;
@@ -74,7 +76,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let trunks = resolve_trunks(&cfg).await?;
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let mut svc = Services::start(&cfg, scenarios.keys().cloned().collect(), commands_tx).await?;
+    let mut svc = Services::start(&cfg, scenarios.clone(), commands_tx, metrics).await?;
     let (queued, dnc, lost) = svc
         .store
         .run({
@@ -297,10 +299,11 @@ async fn resolve(hostport: &str) -> anyhow::Result<std::net::SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("the trunk address {hostport} resolves to nothing"))
 }
 
-fn send_sip(sip: &UdpSocket, t: &Transmit) {
+fn send_sip(sip: &UdpSocket, t: &Transmit, metrics: &crate::api::metrics::Metrics) {
     // Non-blocking: a full socket buffer drops the datagram (SIP retransmits).
-    if let Err(e) = sip.try_send_to(&t.payload, t.dest) {
-        tracing::debug!(dest = %t.dest, error = %e, "SIP send failed");
+    match sip.try_send_to(&t.payload, t.dest) {
+        Ok(_) => metrics.sip_datagram(SipDirection::Out, &t.payload),
+        Err(e) => tracing::debug!(dest = %t.dest, error = %e, "SIP send failed"),
     }
 }
 
@@ -366,7 +369,7 @@ fn execute(
     loop {
         match node.poll_output() {
             Output::Timeout(at) => return at,
-            Output::Sip(t) => send_sip(sip, &t),
+            Output::Sip(t) => send_sip(sip, &t, &svc.metrics),
             Output::Rtp {
                 call,
                 dest,
@@ -404,9 +407,12 @@ fn execute(
                     let now = crate::crm::events::unix_ms(SystemTime::now());
                     match store.run(move |s| s.add_dnc(&number, "call", now)).await {
                         Some(Ok(_)) => {}
-                        other => {
-                            tracing::error!(?other, "could not store a do-not-call request")
+                        Some(Err(e)) => {
+                            tracing::error!(error = %e, "could not store a do-not-call request")
                         }
+                        None => tracing::error!(
+                            "could not store a do-not-call request: the store thread is gone"
+                        ),
                     }
                 });
             }
@@ -439,9 +445,7 @@ fn execute(
                 }
             }
             Output::Status(s) => {
-                svc.metrics
-                    .store_failing
-                    .set(i64::from(s.store_error.is_some()));
+                svc.metrics.node_status(&s);
                 svc.status.set(*s);
             }
         }
@@ -485,7 +489,10 @@ async fn drive(
                 // would never run: take what SIP has queued here too, bounded.
                 for _ in 0..64 {
                     match sip.try_recv_from(&mut buf) {
-                        Ok((n, source)) => node.handle_input(Instant::now(), Input::Sip { source, datagram: &buf[..n] }),
+                        Ok((n, source)) => {
+                            svc.metrics.sip_datagram(SipDirection::In, &buf[..n]);
+                            node.handle_input(Instant::now(), Input::Sip { source, datagram: &buf[..n] })
+                        }
                         Err(_) => break,
                     }
                 }
@@ -506,7 +513,10 @@ async fn drive(
             }
             r = sip.recv_from(&mut buf) => {
                 match r {
-                    Ok((n, source)) => node.handle_input(Instant::now(), Input::Sip { source, datagram: &buf[..n] }),
+                    Ok((n, source)) => {
+                        svc.metrics.sip_datagram(SipDirection::In, &buf[..n]);
+                        node.handle_input(Instant::now(), Input::Sip { source, datagram: &buf[..n] })
+                    }
                     Err(e) => tracing::debug!(error = %e, "SIP recv error"),
                 }
             }

@@ -9,7 +9,7 @@
 //!
 //! Not here: the drive loop itself (rt::drive).
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,8 +48,9 @@ pub struct Services {
 impl Services {
     pub async fn start(
         cfg: &Config,
-        scenarios: BTreeSet<String>,
+        scenarios: BTreeMap<String, Arc<crate::scenario::Scenario>>,
         node: tokio::sync::mpsc::UnboundedSender<Command>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Services> {
         let dir = &cfg.data_dir;
         std::fs::create_dir_all(dir)
@@ -72,7 +73,14 @@ impl Services {
         let released = db.release_leases()?;
         tracing::info!(path = %db.path().display(), released_leases = released, "store open");
 
-        let metrics = Arc::new(Metrics::new());
+        let campaigns: Vec<String> = std::iter::once(crate::node::DEFAULT_CAMPAIGN.to_owned())
+            .chain(cfg.campaigns.iter().map(|c| c.name.clone()))
+            .collect();
+        metrics.init(&crate::api::metrics::Labels {
+            scenarios: scenarios.keys().cloned().collect(),
+            campaigns: campaigns.clone(),
+            trunks: cfg.trunks.iter().map(|t| t.name.clone()).collect(),
+        });
         let (store, acks, join) = store_thread::spawn(Box::new(db), metrics.clone())
             .context("starting the store thread")?;
         let mut tasks = Vec::new();
@@ -102,16 +110,15 @@ impl Services {
                     .with_context(|| format!("binding the control API on {}", cfg.api.listen))?;
                 let addr = listener.local_addr()?;
                 api_addr = Some(addr);
-                tracing::info!(%addr, "control API listening (http://{addr}/v1/…, /healthz, /metrics)");
+                tracing::info!(%addr, "control API listening (http://{addr}/v1/…, /console, /healthz, /metrics)");
                 let state = ApiState {
                     store: store.clone(),
                     token: token.trim().into(),
-                    scenarios: Arc::new(scenarios),
-                    campaigns: Arc::new(
-                        std::iter::once(crate::node::DEFAULT_CAMPAIGN.to_owned())
-                            .chain(cfg.campaigns.iter().map(|c| c.name.clone()))
-                            .collect(),
-                    ),
+                    scenarios: Arc::new(scenarios.keys().cloned().collect()),
+                    graphs: Arc::new(scenarios),
+                    has_trunk: !cfg.trunks.is_empty(),
+                    node_name: cfg.store.node.as_str().into(),
+                    campaigns: Arc::new(campaigns.into_iter().collect()),
                     metrics: metrics.clone(),
                     node: Some(node),
                     status: status.clone(),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
+use crate::api::metrics::Metrics;
 use crate::asr::pool::{AsrPool, Done, Job, PoolOptions};
 use crate::asr::whisper::{DecodeOptions, WhisperModel};
 use crate::asr::{Recognizer, Transcript};
@@ -50,10 +51,12 @@ pub fn accepts_speech(s: &Scenario) -> bool {
 }
 
 impl Speech {
-    /// Loads the model and starts the workers if any scenario needs them.
+    /// Loads the model and starts the workers if any scenario needs them. Each finished
+    /// recognition is timed into `metrics`: its wait in the queue and its decode.
     pub fn start(
         cfg: &AsrConfig,
         scenarios: &BTreeMap<String, Arc<Scenario>>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Option<Speech>> {
         let speaking: Vec<&str> = scenarios
             .iter()
@@ -66,7 +69,10 @@ impl Speech {
         }
         let path = cfg.model_path();
         let model = WhisperModel::load_checked(&path).with_context(|| {
-            format!("scenarios {speaking:?} accept speech, but the speech model cannot be used")
+            format!(
+                "scenarios {} accept speech, but the speech model cannot be used",
+                speaking.join(", ")
+            )
         })?;
         tracing::info!(
             model = %path.display(),
@@ -93,6 +99,12 @@ impl Speech {
             },
             move |done: Done<(CallHandle, u64)>| {
                 let (call, id) = done.tag;
+                metrics
+                    .asr_queue_wait_seconds
+                    .observe(done.queued.as_secs_f64());
+                if let Ok(t) = &done.result {
+                    metrics.asr_decode_seconds.observe(t.elapsed.as_secs_f64());
+                }
                 if done.queued.as_millis() > 200 {
                     tracing::debug!(
                         queued_ms = done.queued.as_millis() as u64,
@@ -152,7 +164,10 @@ impl Speech {
         if let Err((_, why)) = self.pool.submit(job) {
             tracing::warn!(
                 pending = self.pool.pending(),
-                ?why,
+                why = %match why {
+                    crate::asr::pool::Refused::Full => "full",
+                    crate::asr::pool::Refused::Closed => "closed",
+                },
                 "recognition queue full; the utterance counts as unrecognised"
             );
             self.refused

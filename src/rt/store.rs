@@ -129,7 +129,7 @@ fn commit_records(
                     Ok(()) => metrics.recorded(rec),
                     Err(e) => {
                         metrics.store_errors.inc();
-                        tracing::error!(call_ref = %rec.call_id, event = rec.event.as_ref().map(|e| e.kind.as_str()).unwrap_or("-"), error = %e, "call record refused by the store");
+                        tracing::error!(call_ref = %rec.call_id, event = %rec.event.as_ref().map(|e| e.kind.as_str()).unwrap_or("-"), error = %e, "call record refused by the store");
                     }
                 }
             }

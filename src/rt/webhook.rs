@@ -192,7 +192,10 @@ fn finished(d: &mut Deliverer, metrics: &Metrics, done: Done) {
     let now = unix_ms(SystemTime::now());
     match d.handle_result(now, &ev, result.clone(), unix_ms(started), took) {
         Transition::Delivered => {
-            tracing::info!(event_id = %ev.id, event = %ev.kind, call_ref = %ev.call_id, seq = ev.seq, attempt = n, status = ?result.status(), ms = took.as_millis() as u64, "webhook delivered")
+            metrics
+                .webhook_event_latency_seconds
+                .observe((now - ev.created_at).max(0) as f64 / 1000.0);
+            tracing::info!(event_id = %ev.id, event = %ev.kind, call_ref = %ev.call_id, seq = ev.seq, attempt = n, status = result.status().unwrap_or(0), ms = took.as_millis() as u64, "webhook delivered")
         }
         Transition::Retry { at, error } => {
             tracing::warn!(event_id = %ev.id, event = %ev.kind, call_ref = %ev.call_id, attempt = n, %error, retry_in_ms = at - now, "webhook failed; will retry")

@@ -83,6 +83,16 @@ CREATE TABLE dnc (
 );
 "#,
     ),
+    (
+        3,
+        "campaign column and listing indexes (GET /v1/calls, dialer queue metrics)",
+        r#"
+ALTER TABLE calls ADD COLUMN campaign TEXT;
+UPDATE calls SET campaign = json_extract(dial, '$.campaign') WHERE dial IS NOT NULL;
+CREATE INDEX calls_by_campaign ON calls (campaign, state);
+CREATE INDEX calls_by_created ON calls (created_at, id);
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.

@@ -338,6 +338,33 @@ pub struct EventFilter {
     pub limit: u32,
 }
 
+/// Which calls to list, newest first (`GET /v1/calls`, the console).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallFilter {
+    pub state: Option<CallState>,
+    pub direction: Option<Direction>,
+    pub scenario: Option<String>,
+    /// Only outbound calls of this campaign (the name given in `POST /v1/calls`)…
+    pub campaign: Option<String>,
+    /// …or that name no campaign at all (the dialer's default campaign).
+    pub campaign_or_none: bool,
+    /// Only calls listed after this one: the previous page's last `(created_at, id)`.
+    pub after: Option<(UnixMs, String)>,
+    pub limit: u32,
+}
+
+/// Outbound calls the dialer has not finished with, by campaign and where they are
+/// (`GET /metrics`: the dialer queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCount {
+    /// `None`: calls that name no campaign.
+    pub campaign: Option<String>,
+    /// `waiting` (queued, `not_before` in the future), `due` (queued, may be dialled now),
+    /// `started` (INVITE sent, ringing) or `answered`.
+    pub state: String,
+    pub calls: u64,
+}
+
 /// Counts for metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
@@ -419,4 +446,12 @@ pub trait Store: Send {
     fn remove_dnc(&mut self, number: &str) -> Result<bool, StoreError>;
 
     fn stats(&mut self) -> Result<Stats, StoreError>;
+
+    /// Calls matching `filter`, newest first (by creation, then id), at most `limit`; each
+    /// without its `trace` (a listing does not need it; [`Store::get_call`] has it).
+    fn list_calls(&mut self, filter: &CallFilter) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// The dialer's queue at `now`: outbound calls queued, ringing or up, counted by
+    /// campaign and [`QueueCount::state`].
+    fn dialer_queue(&mut self, now: UnixMs) -> Result<Vec<QueueCount>, StoreError>;
 }

@@ -238,8 +238,9 @@ fn insert_call(
     .then_some(at);
     conn.execute(
         "INSERT INTO calls (id, direction, state, scenario, to_number, from_number, variables, not_before, \
-         idempotency_key, request_hash, sip_call_id, node, created_at, updated_at, started_at, answered_at, ended_at, dial) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17)",
+         idempotency_key, request_hash, sip_call_id, node, created_at, updated_at, started_at, answered_at, ended_at, dial, \
+         campaign) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             c.id,
             c.direction.as_str(),
@@ -258,6 +259,7 @@ fn insert_call(
             answered,
             ended,
             (c.dial != DialOptions::default()).then(|| json_text(&c.dial)),
+            c.dial.campaign,
         ],
     )?;
     Ok(())
@@ -700,6 +702,56 @@ impl Store for SqliteStore {
             |r| r.get(0),
         )?;
         Ok(s)
+    }
+
+    fn list_calls(&mut self, f: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        // The trace is left out (NULL in its place): a page of calls does not need it.
+        let cols = CALL_COLS.replace(" trace,", " NULL,");
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {cols} FROM calls \
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR direction = ?2) \
+               AND (?3 IS NULL OR scenario = ?3) \
+               AND (?4 IS NULL OR (direction = 'outbound' AND (campaign = ?4 OR (?5 = 1 AND campaign IS NULL)))) \
+               AND (?6 IS NULL OR created_at < ?6 OR (created_at = ?6 AND id < ?7)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?8"
+        ))?;
+        let (after_at, after_id) = match &f.after {
+            Some((at, id)) => (Some(*at), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = st.query_map(
+            params![
+                f.state.map(CallState::as_str),
+                f.direction.map(Direction::as_str),
+                f.scenario,
+                f.campaign,
+                f.campaign_or_none,
+                after_at,
+                after_id,
+                f.limit,
+            ],
+            call_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn dialer_queue(&mut self, now: UnixMs) -> Result<Vec<QueueCount>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT campaign, \
+               CASE WHEN state = 'queued' AND COALESCE(not_before, 0) > ?1 THEN 'waiting' \
+                    WHEN state = 'queued' THEN 'due' ELSE state END AS place, \
+               COUNT(*) \
+             FROM calls WHERE direction = 'outbound' AND state IN ('queued', 'started', 'answered') \
+             GROUP BY campaign, place ORDER BY campaign, place",
+        )?;
+        let rows = st.query_map([now], |r| {
+            Ok(QueueCount {
+                campaign: r.get(0)?,
+                state: r.get(1)?,
+                calls: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

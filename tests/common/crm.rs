@@ -464,10 +464,10 @@ impl Api {
     pub fn queue_call(&self, to: &str, key: Option<&str>) -> String {
         let body = match key {
             Some(k) => format!(
-                r#"{{"to":"{to}","scenario":"order-confirmation","variables":{{"order_id":"4711"}},"idempotency_key":"{k}"}}"#
+                r#"{{"to":"{to}","scenario":"order-confirmation","variables":{{"order_id":"4711"}},"idempotency_key":"{k}","not_before":"2099-01-01T00:00:00Z"}}"#
             ),
             None => format!(
-                r#"{{"to":"{to}","scenario":"order-confirmation","variables":{{"order_id":"4711"}}}}"#
+                r#"{{"to":"{to}","scenario":"order-confirmation","variables":{{"order_id":"4711"}},"not_before":"2099-01-01T00:00:00Z"}}"#
             ),
         };
         let r = self.post("/v1/calls", &body);

@@ -510,3 +510,148 @@ fn queued_calls_retry_fields_and_dnc_survive_a_reopen() {
     assert_eq!(q[0].dial_attempts, 0);
     assert_eq!(s.dnc_numbers().unwrap(), ["15550001111"]);
 }
+
+#[test]
+fn calls_list_newest_first_with_filters_and_pages() {
+    let dir = TempDir::new("list");
+    let mut s = open(&dir);
+    // Five outbound calls (two of campaign cart, one of none, …) created at 10, 20, …
+    for (i, campaign) in [Some("cart"), None, Some("cart"), Some("survey"), None]
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = outbound(&format!("c{i}"), None, "h");
+        c.dial.campaign = campaign.map(str::to_owned);
+        let Created::New(_) = s
+            .create_call(
+                &c,
+                &ev(&format!("q{i}"), "call.queued"),
+                10 * (i as i64 + 1),
+            )
+            .unwrap()
+        else {
+            panic!("new call")
+        };
+    }
+    s.record(&[inbound_started("in1", "s1")], 60).unwrap();
+    let ids = |v: Vec<CallRecord>| v.into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let all = CallFilter {
+        limit: 100,
+        ..CallFilter::default()
+    };
+    assert_eq!(
+        ids(s.list_calls(&all).unwrap()),
+        ["in1", "c4", "c3", "c2", "c1", "c0"]
+    );
+    // A listing carries no trace.
+    assert!(
+        s.list_calls(&all)
+            .unwrap()
+            .iter()
+            .all(|c| c.trace.is_none())
+    );
+    let cart = CallFilter {
+        campaign: Some("cart".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(s.list_calls(&cart).unwrap()), ["c2", "c0"]);
+    let default = CallFilter {
+        campaign: Some("default".into()),
+        campaign_or_none: true,
+        ..all.clone()
+    };
+    assert_eq!(ids(s.list_calls(&default).unwrap()), ["c4", "c1"]);
+    let inbound = CallFilter {
+        direction: Some(Direction::Inbound),
+        state: Some(CallState::Started),
+        ..all.clone()
+    };
+    assert_eq!(ids(s.list_calls(&inbound).unwrap()), ["in1"]);
+    let other = CallFilter {
+        scenario: Some("s".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(s.list_calls(&other).unwrap()), ["in1"]);
+    // Pages of two, following the cursor; calls created in the same millisecond are
+    // ordered by id and none is skipped or repeated.
+    let mut c = outbound("c5", None, "h");
+    c.dial.campaign = None;
+    s.create_call(&c, &ev("q5", "call.queued"), 50).unwrap();
+    let mut seen = Vec::new();
+    let mut page = CallFilter {
+        limit: 2,
+        ..CallFilter::default()
+    };
+    loop {
+        let got = s.list_calls(&page).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        let last = got.last().unwrap();
+        page.after = Some((last.created_at, last.id.clone()));
+        seen.extend(ids(got));
+    }
+    assert_eq!(seen, ["in1", "c5", "c4", "c3", "c2", "c1", "c0"]);
+}
+
+#[test]
+fn the_dialer_queue_counts_by_campaign_and_place() {
+    let dir = TempDir::new("queue");
+    let mut s = open(&dir);
+    // outbound() is due at 5 000.
+    for (id, campaign) in [("a", Some("cart")), ("b", Some("cart")), ("c", None)] {
+        let mut c = outbound(id, None, "h");
+        c.dial.campaign = campaign.map(str::to_owned);
+        s.create_call(&c, &ev(&format!("q{id}"), "call.queued"), 1)
+            .unwrap();
+    }
+    s.record(&[update("b", CallState::Started, "sb", "call.started")], 10)
+        .unwrap();
+    let q = |s: &mut SqliteStore, now| {
+        s.dialer_queue(now)
+            .unwrap()
+            .into_iter()
+            .map(|q| (q.campaign, q.state, q.calls))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        q(&mut s, 1_000),
+        [
+            (None, "waiting".to_owned(), 1),
+            (Some("cart".to_owned()), "started".to_owned(), 1),
+            (Some("cart".to_owned()), "waiting".to_owned(), 1),
+        ]
+    );
+    assert_eq!(q(&mut s, 6_000)[0], (None, "due".to_owned(), 1));
+    // Finished calls leave the queue.
+    s.record(
+        &[update("b", CallState::Completed, "cb", "call.completed")],
+        20,
+    )
+    .unwrap();
+    s.cancel_call("a", 30).unwrap();
+    assert_eq!(q(&mut s, 6_000), [(None, "due".to_owned(), 1)]);
+}
+
+#[test]
+fn migration_3_fills_the_campaign_of_existing_calls() {
+    let dir = TempDir::new("mig3");
+    let mut s = open(&dir);
+    s.create_call(&outbound("old", None, "h"), &ev("q", "call.queued"), 1)
+        .unwrap();
+    // As a version-2 database had it: the campaign only inside `dial`.
+    s.conn
+        .execute_batch(
+            "UPDATE calls SET campaign = NULL; DROP INDEX calls_by_campaign; DROP INDEX calls_by_created; \
+             ALTER TABLE calls DROP COLUMN campaign; DELETE FROM schema_version WHERE version = 3;",
+        )
+        .unwrap();
+    drop(s);
+    let mut s = open(&dir);
+    let cart = CallFilter {
+        campaign: Some("cart".into()),
+        limit: 10,
+        ..CallFilter::default()
+    };
+    assert_eq!(s.list_calls(&cart).unwrap().len(), 1);
+}
