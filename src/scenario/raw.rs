@@ -418,6 +418,7 @@ pub(crate) enum RawPromptItem {
 pub(crate) enum RawGender {
     Masculine,
     Feminine,
+    Neuter,
 }
 
 #[derive(Debug, Deserialize)]
