@@ -245,3 +245,78 @@ fn scripts_are_found_next_to_their_scenario() {
         Path::new("scenarios/x.test.yaml")
     );
 }
+
+/// The built-in parties, both ways: the SMS and the opt-out go to the customer, who is the
+/// caller of an inbound call and the callee of an outbound one.
+#[test]
+fn texts_and_opt_outs_go_to_the_customer_in_both_directions() {
+    let sent = |r: &SimReport, event: &str, field: &str| -> String {
+        r.effects
+            .iter()
+            .find_map(|e| match e {
+                ivrflow::sim::EffectLog::Notify {
+                    event: ev, data, ..
+                } if ev == event => data[field].as_str().map(str::to_string),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {event}"))
+    };
+    let outbound = call(
+        "back-in-stock",
+        &[("direction", "outbound"), ("dialled", "+79161234567")],
+        &[CallerStep::key("1")],
+    );
+    let v = &outbound.record.variables;
+    assert_eq!(v["direction"], "outbound");
+    assert_eq!(v["dialled"], "+79161234567");
+    assert_eq!(v["customer"], "+79161234567");
+    assert_eq!(v["caller"], ivrflow::sim::SIM_OWN_NUMBER);
+    assert_eq!(outbound.record.direction, "outbound");
+    assert_eq!(sent(&outbound, "sms.requested", "to"), "+79161234567");
+
+    let inbound = call(
+        "back-in-stock",
+        &[("direction", "inbound"), ("caller", "+380441234567")],
+        &[CallerStep::key("9")],
+    );
+    let v = &inbound.record.variables;
+    assert_eq!(v["direction"], "inbound");
+    assert_eq!(v["caller"], "+380441234567");
+    assert_eq!(v["customer"], "+380441234567");
+    assert_eq!(
+        v["dialled"], "back-in-stock",
+        "the scenario's name, as a Request-URI"
+    );
+    assert_eq!(sent(&inbound, "dnc.requested", "phone"), "+380441234567");
+}
+
+/// Answering-machine detection runs on calls we place, never on calls we answer.
+#[test]
+fn only_outbound_calls_listen_for_an_answering_machine() {
+    let machine = CallerStep::Answer(ivrflow::sim::Answerer::Machine {
+        greeting: Duration::from_secs(6),
+    });
+    let out = call("cart-reminder", &[], std::slice::from_ref(&machine));
+    assert_eq!(
+        out.record.variables["direction"], "outbound",
+        "amd: defaults to outbound"
+    );
+    assert_eq!(out.record.outcome.as_deref(), Some("message_left"));
+    let inbound = call(
+        "cart-reminder",
+        &[("direction", "inbound")],
+        &[CallerStep::key("9")],
+    );
+    assert_eq!(
+        inbound.record.path.first().map(String::as_str),
+        Some("greet")
+    );
+    assert!(
+        !inbound
+            .record
+            .trace
+            .iter()
+            .any(|e| matches!(e, TraceEvent::Amd { .. })),
+        "no detection on an inbound call"
+    );
+}

@@ -20,6 +20,7 @@
 //! report can all walk it.
 
 pub mod allow;
+pub mod builtins;
 mod compile;
 mod duration;
 mod error;

@@ -1173,3 +1173,76 @@ nodes:
         assert!(got.iter().all(|g| g.3 == Severity::Warning));
     }
 }
+
+#[test]
+fn the_call_parties_are_built_in_and_read_only() {
+    // Declared implicitly: usable without a declaration, in templates and expressions.
+    let yaml = "\
+version: 1
+start: a
+nodes:
+  a:
+    branch: [{ if: \"direction == 'outbound'\", goto: b }]
+    else: b
+  b:
+    sms: { template: link }
+    next: c
+  c:
+    notify: { event: dnc.requested, data: { phone: \"${customer}\", via: \"${caller}>${dialled}\" } }
+    next: d
+  d:
+    hangup: {}
+";
+    let s = load_str("t.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+    for name in ["caller", "dialled", "customer", "direction"] {
+        let v = &s.variables[name];
+        assert_eq!(v.ty, VarType::String, "{name}");
+        assert!(v.pos.is_none(), "{name} is implicit");
+        assert!(v.description.as_deref().unwrap().contains("built-in"));
+    }
+    // An SMS without `to` goes to the customer.
+    let NodeKind::Notify { data, .. } = &s.nodes[1].kind else {
+        panic!("b is not an sms node")
+    };
+    let vars = BTreeMap::from([("customer".to_string(), "+15551230000".to_string())]);
+    assert_eq!(data.render(&vars)["to"], "+15551230000");
+
+    // Not assignable, by `set` or by any `store`.
+    one_error(
+        &OK.replace(
+            "    play: [hello]\n    next: b",
+            "    set: { customer: \"+15550000\" }\n    next: b",
+        ),
+        5,
+        12,
+        ErrorKind::UndeclaredVariable,
+        "`set` assigns `customer`, a built-in variable the runtime sets; it cannot be assigned",
+    );
+    one_error(
+        &OK.replace(
+            "    play: [hello]\n    next: b",
+            "    webhook: { store: { caller: x } }\n    next: b\n    on: { error: b }",
+        ),
+        5,
+        25,
+        ErrorKind::UndeclaredVariable,
+        "`store` names `caller`, a built-in variable",
+    );
+    // Redeclared only as a string, and never from SIP.
+    let declared = |decl: &str| format!("{OK}variables:\n  customer: {decl}\n");
+    assert!(load_str("t.yaml", &declared("{ type: string, description: who }")).is_ok());
+    one_error(
+        &declared("{ type: integer }"),
+        10,
+        3,
+        ErrorKind::InvalidValue,
+        "`customer` is a built-in variable, set by the runtime to a number; it cannot be declared `integer`",
+    );
+    one_error(
+        &declared("{ from: sip_header X-Customer }"),
+        10,
+        21,
+        ErrorKind::InvalidValue,
+        "`customer` is set by the runtime; nothing in the INVITE may set it",
+    );
+}

@@ -342,8 +342,21 @@ impl<'a> Compiler<'a> {
         self.duration_or(value, default, key, false)
     }
 
-    /// A variable that receives a value (`store`, `set`): it must be declared and visible.
+    /// A variable that receives a value (`store`, `set`): it must be declared and visible,
+    /// and not one of the runtime's built-ins.
     pub(super) fn store_var(&mut self, var: &Spanned<String>, what: &str) -> Option<String> {
+        if crate::scenario::builtins::is_builtin(&var.value) {
+            self.error(
+                ErrorKind::UndeclaredVariable,
+                pos(var),
+                format!(
+                    "{what} `{}`, a built-in variable the runtime sets; it cannot be assigned",
+                    var.value
+                ),
+            )
+            .hint("store the value in a variable of your own (e.g. `sms_number`) and use that");
+            return None;
+        }
         if self.lookup(&var.value).is_some() {
             return Some(var.value.clone());
         }

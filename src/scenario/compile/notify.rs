@@ -1,5 +1,6 @@
 //! `sms` and `notify` nodes: fire-and-forget CRM events (`sms` is `sms.requested` with a
-//! template name, an optional recipient and data), then `next` at once.
+//! template name, a recipient — `${customer}`, the other party, unless `to:` says — and
+//! data), then `next` at once.
 //!
 //! Deliberately not here: delivering events (`crm`), or warning about events the CRM
 //! integration does not document (the linter uses [`KNOWN_EVENTS`]).
@@ -47,9 +48,14 @@ impl<'a> Compiler<'a> {
                 "template".to_string(),
                 JsonTemplate::Literal(serde_json::Value::String(raw.template.value.clone())),
             )];
-            if let Some(to) = &raw.to {
-                fields.push(("to".to_string(), JsonTemplate::String(self.template(to)?)));
-            }
+            let to = match &raw.to {
+                Some(to) => self.template(to)?,
+                None => {
+                    let customer = format!("${{{}}}", crate::scenario::builtins::CUSTOMER);
+                    self.template_at(&customer, pos(&raw.template))?
+                }
+            };
+            fields.push(("to".to_string(), JsonTemplate::String(to)));
             let data = match &raw.data {
                 Some(d) => self.json(&d.value, pos(d))?,
                 None => JsonTemplate::Literal(serde_json::Value::Object(Default::default())),
