@@ -600,6 +600,23 @@ pub fn peak_dbfs(pcm: &[i16]) -> f32 {
     (20.0 * (f64::from(peak) / 32768.0).log10()) as f32
 }
 
+/// The longest run of consecutive samples at full scale (|s| ≥ 32767). A mastered
+/// recording may touch full scale for a sample or two (a limiter's peaks); a clipped one
+/// stays there for several samples in a row, flattening the wave.
+pub fn full_scale_run(pcm: &[i16]) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for &s in pcm {
+        if i32::from(s).unsigned_abs() >= 32767 {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
+}
+
 /// RMS level in dBFS relative to a full-scale square wave (a full-scale sine reads −3.01 dB;
 /// `-inf` for silence or no samples).
 pub fn rms_dbfs(pcm: &[i16]) -> f32 {
@@ -1112,6 +1129,12 @@ mod tests {
         assert_eq!(peak_dbfs(&[0, 0]), f32::NEG_INFINITY);
         assert_eq!(rms_dbfs(&[]), f32::NEG_INFINITY);
         assert_eq!(peak_dbfs(&[i16::MIN]), 0.0);
+        // A sine driven past full scale is flattened for many samples in a row; a
+        // limiter's single full-scale peak is not clipping.
+        let driven: Vec<i16> = sine(8000, 100.0, 2.0, 800);
+        assert!(full_scale_run(&driven) > 10, "{}", full_scale_run(&driven));
+        assert_eq!(full_scale_run(&[0, 32767, 30000, -32768, 0]), 1);
+        assert_eq!(full_scale_run(&[]), 0);
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.languages().collect::<Vec<_>>(), ["en"]);
     }

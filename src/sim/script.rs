@@ -103,6 +103,8 @@ pub struct ExpectAnswer {
     pub input: Option<String>,
     pub value: Option<String>,
     pub intent: Option<String>,
+    /// `noinput` / `nomatch`: the question got no answer.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +263,7 @@ struct RawExpectAnswer {
     input: Option<String>,
     value: Option<Scalar>,
     intent: Option<String>,
+    reason: Option<String>,
 }
 
 fn pos<T>(s: &Spanned<T>) -> SourcePos {
@@ -598,6 +601,7 @@ impl Parser {
                             input: a.input.clone(),
                             value: a.value.as_ref().map(|v| v.0.clone()),
                             intent: a.intent.clone(),
+                            reason: a.reason.clone(),
                         },
                     )
                 })
@@ -648,8 +652,9 @@ pub fn script_path_for(scenario: &Path) -> PathBuf {
 /// Parses a caller script; `file_label` names it in errors and locates the default
 /// scenario (`<dir>/<stem without .test>.yaml`).
 pub fn parse_script(file_label: &str, text: &str) -> Result<Script, LoadError> {
-    let raw: RawScript = serde_saphyr::from_str(text)
-        .map_err(|e| LoadError::invalid(file_label, vec![crate::scenario::yaml_diagnostic(&e)]))?;
+    let raw: RawScript = serde_saphyr::from_str(text).map_err(|e| {
+        LoadError::invalid(file_label, vec![crate::scenario::yaml_diagnostic(&e, text)])
+    })?;
     let mut p = Parser { diags: Vec::new() };
     let label_path = Path::new(file_label);
     let dir = label_path.parent().unwrap_or(Path::new(""));
@@ -783,8 +788,13 @@ pub fn check(expect: &Expect, report: &SimReport) -> Vec<String> {
         };
         for (field, w, g) in [
             ("input", &want.input, Some(&got.input)),
-            ("value", &want.value, Some(&got.value)),
+            (
+                "value",
+                &want.value,
+                got.reason.is_none().then_some(&got.value),
+            ),
             ("intent", &want.intent, got.intent.as_ref()),
+            ("reason", &want.reason, got.reason.as_ref()),
         ] {
             if let Some(w) = w
                 && g != Some(w)
@@ -957,7 +967,7 @@ mod tests {
                 "calls:\n  - name: a\n    stpes: []\n",
                 3,
                 5,
-                "unknown field",
+                "unknown key `stpes` in a `calls` item",
             ),
         ] {
             let e = parse_script("x.test.yaml", text).expect_err(text);
@@ -965,5 +975,10 @@ mod tests {
             assert_eq!((d.line, d.column), (line, col), "{text}: {e}");
             assert!(d.message.contains(needle), "{text}: {e}");
         }
+        let e = parse_script("x.test.yaml", "calls:\n  - name: a\n    stpes: []\n").unwrap_err();
+        assert_eq!(
+            e.diagnostics()[0].hint.as_deref(),
+            Some("did you mean `steps`?")
+        );
     }
 }

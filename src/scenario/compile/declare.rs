@@ -21,8 +21,8 @@ use crate::scenario::builtins::BUILTINS;
 use crate::scenario::error::ErrorKind;
 use crate::scenario::raw::{Named, RawScenario, RawVarType, RawVariable};
 use crate::scenario::{
-    ANSWERED_BY, DEFAULT_SIP_VALUE_MAX, FALLBACK_LANGUAGE, MAX_SIP_VALUE_MAX, VarType, Variable,
-    is_variable_name,
+    ANSWERED_BY, DEFAULT_SIP_VALUE_MAX, FALLBACK_LANGUAGE, MAX_SIP_VALUE_MAX, SourcePos, VarType,
+    Variable, is_variable_name,
 };
 
 /// Headers that belong to SIP itself: no variable may be set from them.
@@ -314,6 +314,52 @@ impl<'a> Compiler<'a> {
                 sip_header: None,
                 max_length: DEFAULT_SIP_VALUE_MAX,
             });
+    }
+
+    /// `acknowledge.synthetic_prompts:` — `lang/name` patterns; the language part must be
+    /// one of the scenario's languages or `*`.
+    pub(super) fn acknowledged(&mut self, raw: &RawScenario) -> Vec<(String, SourcePos)> {
+        let mut out = Vec::new();
+        let list = raw
+            .acknowledge
+            .iter()
+            .flat_map(|a| a.value.synthetic_prompts.iter())
+            .flat_map(|l| l.value.iter());
+        for p in list {
+            let lang = p.value.split_once('/').map(|(l, _)| l);
+            match lang {
+                Some(l) if l == "*" || self.languages.iter().any(|x| x == l) => {
+                    out.push((p.value.clone(), pos(p)));
+                }
+                Some(l) => {
+                    let langs = self.languages.join(", ");
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        pos(p),
+                        format!(
+                            "`{}` names language `{l}`, which is not in `languages`",
+                            p.value
+                        ),
+                    )
+                    .hint(format!(
+                        "start with one of {langs}, or `*` for every language"
+                    ));
+                }
+                None => {
+                    let first = self.languages[0].clone();
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        pos(p),
+                        format!("`{}` does not say which language it acknowledges", p.value),
+                    )
+                    .hint(format!(
+                        "write `<language>/<prompt>`, e.g. `*/{0}` or `{first}/{0}` (`*` matches any run)",
+                        p.value
+                    ));
+                }
+            }
+        }
+        out
     }
 
     pub(super) fn declare_params(

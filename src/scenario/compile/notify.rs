@@ -10,8 +10,8 @@ use serde_saphyr::Spanned;
 use super::Compiler;
 use super::core::{is_identifier, pos};
 use crate::scenario::error::ErrorKind;
-use crate::scenario::raw::RawNode;
-use crate::scenario::{JsonTemplate, NodeKind};
+use crate::scenario::raw::{RawNode, RawScenario};
+use crate::scenario::{JsonTemplate, NodeKind, SourcePos};
 
 /// Events the CRM integration documents; others are allowed but linted.
 pub(crate) const KNOWN_EVENTS: [&str; 3] = ["sms.requested", "dnc.requested", "callback.requested"];
@@ -27,6 +27,30 @@ fn is_event_name(name: &str) -> bool {
 }
 
 impl<'a> Compiler<'a> {
+    /// `events:` — the scenario's own event names: well-formed, each once.
+    pub(super) fn declared_events(&mut self, raw: &RawScenario) -> Vec<(String, SourcePos)> {
+        let mut out: Vec<(String, SourcePos)> = Vec::new();
+        for e in raw.events.iter().flat_map(|l| l.value.iter()) {
+            if !is_event_name(&e.value) {
+                self.error(
+                    ErrorKind::InvalidName,
+                    pos(e),
+                    format!("`{}` is not an event name", e.value),
+                )
+                .hint("dotted lower-case words, e.g. `survey.complaint`");
+            } else if out.iter().any(|(n, _)| *n == e.value) {
+                self.error(
+                    ErrorKind::InvalidName,
+                    pos(e),
+                    format!("event `{}` is declared twice", e.value),
+                );
+            } else {
+                out.push((e.value.clone(), pos(e)));
+            }
+        }
+        out
+    }
+
     pub(super) fn notify(
         &mut self,
         name: &Spanned<String>,
