@@ -320,3 +320,103 @@ fn only_outbound_calls_listen_for_an_answering_machine() {
         "no detection on an inbound call"
     );
 }
+
+/// The Russian and Ukrainian runs of the caller scripts speak with human voices wherever
+/// the voice sets have the word: across all of them, the only placeholders played besides
+/// the shop's own phrases are exactly these (words no set has recorded).
+#[test]
+fn russian_and_ukrainian_runs_play_human_recordings() {
+    let prompts = prompts();
+    let mut runs = BTreeMap::<String, usize>::new();
+    let mut synthetic = std::collections::BTreeSet::<String>::new();
+    let mut human = std::collections::BTreeSet::<String>::new();
+    for name in [
+        "order-confirmation",
+        "cart-reminder",
+        "delivery-survey",
+        "inbound-menu",
+        "back-in-stock",
+    ] {
+        let scenario_path = root().join(format!("scenarios/{name}.yaml"));
+        let script =
+            load_script(&script_path_for(&scenario_path)).unwrap_or_else(|e| panic!("{e}"));
+        let sc = load(name);
+        for c in &script.calls {
+            let opts = SimOptions {
+                effects: c.effects.clone(),
+                ..SimOptions::default()
+            };
+            let r = run_call(
+                Arc::clone(&sc),
+                c.variables.clone(),
+                Arc::clone(&prompts),
+                &c.steps,
+                &opts,
+            );
+            for played in r.plays().into_iter().flatten() {
+                let (lang, prompt) = played.split_once('/').unwrap();
+                if lang == "en" {
+                    continue;
+                }
+                *runs.entry(format!("{name} {lang}")).or_default() += 1;
+                let own = ["shop/", "products/", "groups/", "names/"]
+                    .iter()
+                    .any(|p| prompt.starts_with(p));
+                if prompts.is_synthetic(lang, prompt) {
+                    if !own {
+                        synthetic.insert(played.clone());
+                    }
+                } else {
+                    human.insert(played.clone());
+                }
+            }
+        }
+    }
+    // Every scenario is run in both languages.
+    for name in [
+        "order-confirmation",
+        "cart-reminder",
+        "delivery-survey",
+        "inbound-menu",
+        "back-in-stock",
+    ] {
+        for lang in ["ru", "uk"] {
+            assert!(
+                runs.contains_key(&format!("{name} {lang}")),
+                "{name} has no {lang} run"
+            );
+        }
+    }
+    assert_eq!(
+        synthetic.into_iter().collect::<Vec<_>>(),
+        [
+            "ru/ordinal/3",     // «третьего»: no set has genitive ordinals
+            "uk/digits/1f",     // «одна»: the Ukrainian set has only «одне»
+            "uk/money/uah-one", // «гривня»: no set has the hryvnia
+            "uk/ordinal/5",     // «п'ятого»
+            "uk/time/hour-few", // «години»: the set has «годин» only
+        ],
+        "placeholders played in the ru/uk runs"
+    );
+    // And what the new sets brought is heard: case forms, hundreds, months, currencies.
+    for p in [
+        "ru/digits/400",
+        "ru/money/rub-many",
+        "ru/money/rub-cents-many",
+        "ru/date/month-11",
+        "ru/time/hour-few",
+        "ru/time/minute-many",
+        "uk/hello",
+        "uk/if-correct-press",
+        "uk/digits/30",
+        "uk/money/usd-many",
+        "uk/date/month-12",
+        "uk/time/minute-many",
+        "uk/pm-invalid-option",
+    ] {
+        assert!(
+            human.contains(p),
+            "{p} not heard as a human recording: {human:?}"
+        );
+    }
+}
