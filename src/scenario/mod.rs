@@ -964,7 +964,17 @@ fn yaml_diagnostics<T: serde::de::DeserializeOwned>(
         edits.push((line, original_column, added));
         match serde_saphyr::from_str::<T>(&current) {
             Ok(_) => break,
-            Err(e) => err = e,
+            Err(e) => {
+                // The likely fix made a key the mapping already has: that is the typo's
+                // doing, not a second problem of the file.
+                let (next_message, next_line, _) = error::yaml_message(&e);
+                if next_message.starts_with("duplicate mapping key")
+                    && edits.iter().any(|(l, _, _)| *l == next_line)
+                {
+                    break;
+                }
+                err = e;
+            }
         }
     }
     out

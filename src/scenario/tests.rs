@@ -234,6 +234,11 @@ nodes:
             "10:53: unknown key `bargein` in a `play` item | did you mean `barge_in`?",
         ]
     );
+    // A typo next to the key it was meant to be: only the typo (the fix would duplicate it).
+    assert_eq!(
+        rendered(&OK.replace("    hangup: {}", "    hangup: { outcome: x, outcom: y }")),
+        ["8:27: unknown key `outcom` in `hangup` | did you mean `outcome`?"]
+    );
     // A typo and then another kind of error: both, the typo first.
     assert_eq!(
         rendered(&OK.replace("    next: b", "    nxt: [b]")),
