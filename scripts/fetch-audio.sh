@@ -1,39 +1,51 @@
 #!/usr/bin/env bash
-# Regenerates the curated prompt set under audio/ (see audio/ATTRIBUTION.md).
+# Regenerates the prompt set under audio/ (see audio/ATTRIBUTION.md), in two steps:
 #
-#   en, ru: real human recordings copied UNCHANGED from Debian's Asterisk core sound
-#           packages (8 kHz, 16-bit, mono WAV).
-#   uk:     no Ukrainian set exists in Debian; synthetic espeak-ng placeholders, listed in
-#           audio/uk/SYNTHETIC.txt so the scenario linter can flag them until a human records
-#           them.
+#   1. Human recordings: every line of audio/SOURCES.tsv — the one table that maps the sets'
+#      Asterisk file names to the names ivrflow uses — is copied UNCHANGED from its set and
+#      checked against the SHA-256 recorded there. Sets:
+#        debian-en   asterisk-core-sounds-en-wav 1.6.1-1 (Debian; en, Allison Smith)
+#        debian-ru   asterisk-core-sounds-ru-wav 1.6.1-1 (Debian; ru, IvrvoiceRU)
+#        vikdon-uk   github.com/vikdon/asterisk-core-sounds-uk @ fad9eda (uk, Tetyana Ivankova)
+#        pbxware-ru  github.com/pbxware/asterisk-sounds-additional @ 1bc5821 (ru, same voice)
+#   2. Synthetic placeholders (espeak-ng, then sox) for the phrases below that no line of
+#      SOURCES.tsv provides, each listed in audio/<lang>/SYNTHETIC.txt so that `ivrflow
+#      validate` reports it until a human records it. To replace a placeholder: add the
+#      recording to SOURCES.tsv (lang, name, set, file, sha256) and run this again.
 #
-# On top of the base set it adds the say-as fragments (numbers, money, dates, times in en,
-# ru, uk) and the shop phrases the bundled scenarios use: human recordings where the Asterisk
-# sets have them, espeak-ng placeholders (listed in audio/<lang>/SYNTHETIC.txt) where not.
-#
-# Needs: apt-get (download only, no root), dpkg-deb, espeak-ng, sox.
-# Usage: scripts/fetch-audio.sh [--sounds-root DIR] [--keep-existing]
-#   --sounds-root DIR  use an already unpacked tree (DIR/usr/share/asterisk/sounds/...)
-#                      instead of downloading the .deb packages.
-#   --keep-existing    add missing files only: nothing under audio/ is deleted or rewritten
-#                      (use it to add fragments without touching recordings already there).
+# Needs: apt-get (download only, no root), dpkg-deb, git (or --prompts-root), sha256sum,
+# espeak-ng, sox.
+# Usage: scripts/fetch-audio.sh [--sounds-root DIR] [--prompts-root DIR] [--out DIR]
+#                               [--keep-existing]
+#   --sounds-root DIR   an already unpacked tree of the two Debian packages
+#                       (DIR/usr/share/asterisk/sounds/...) instead of downloading them.
+#   --prompts-root DIR  DIR/uk and DIR/ru-additional are checkouts of the two GitHub sets at
+#                       the commits above, instead of cloning them.
+#   --out DIR           write the prompt set there instead of audio/ (SOURCES.tsv is always
+#                       read from audio/).
+#   --keep-existing     add missing files only: nothing under the output is deleted or
+#                       rewritten (use it to add fragments without touching recordings).
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+table="$repo/audio/SOURCES.tsv"
 out="$repo/audio"
 root=""
+prompts=""
 keep=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --sounds-root) root="$2"; shift 2 ;;
+        --prompts-root) prompts="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
         --keep-existing) keep=1; shift ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
 if [[ -z "$root" ]]; then
-    work="$(mktemp -d)"
-    trap 'rm -rf "$work"' EXIT
     (cd "$work" && apt-get download asterisk-core-sounds-en-wav asterisk-core-sounds-ru-wav)
     for deb in "$work"/*.deb; do
         dpkg-deb -x "$deb" "$work/x"
@@ -41,125 +53,58 @@ if [[ -z "$root" ]]; then
     done
     root="$work/x"
 fi
+if [[ -z "$prompts" ]]; then
+    prompts="$work/prompts"
+    clone() { # clone URL COMMIT DIR
+        git clone --quiet "$1" "$3"
+        git -C "$3" checkout --quiet "$2"
+    }
+    clone https://github.com/vikdon/asterisk-core-sounds-uk fad9eda "$prompts/uk"
+    clone https://github.com/pbxware/asterisk-sounds-additional 1bc5821 "$prompts/ru-additional"
+fi
 sounds="$root/usr/share/asterisk/sounds"
-src_en="$sounds/en_US_f_Allison"
-src_ru="$sounds/ru_RU_f_IvrvoiceRU"
 
-# Phrases (same names in every language).
-phrases=(
-    hello your number is if-correct-press vm-press for cancelled auth-thankyou goodbye
-    please-try-again pm-invalid-option im-sorry one-moment-please transfer pbx-transfer
-    you-entered vm-goodbye vm-tocancel to-call-this-number please-try-call-later vm-no
-)
-digits=(
-    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 30 40 50 60 70 80 90
-    hundred thousand million oh star pound
-)
-
-copy_set() { # copy_set SRC_DIR LANG [extra digit names...]
-    local src="$1" lang="$2"
-    shift 2
-    mkdir -p "$out/$lang/digits"
-    for p in "${phrases[@]}"; do
-        local from="$src/$p.wav"
-        # The ru set names this phrase pls-try-call-later; keep one name across languages.
-        if [[ ! -f "$from" && "$p" == please-try-call-later ]]; then
-            from="$src/pls-try-call-later.wav"
-        fi
-        cp "$from" "$out/$lang/$p.wav"
-    done
-    for d in "${digits[@]}" "$@"; do
-        cp "$src/digits/$d.wav" "$out/$lang/digits/$d.wav"
-    done
+set_dir() { # set_dir SET — where the set's files are
+    case "$1" in
+        debian-en) echo "$sounds/en_US_f_Allison" ;;
+        debian-ru) echo "$sounds/ru_RU_f_IvrvoiceRU" ;;
+        vikdon-uk) echo "$prompts/uk" ;;
+        pbxware-ru) echo "$prompts/ru-additional" ;;
+        *) echo "unknown set $1 in $table" >&2; exit 1 ;;
+    esac
 }
 
 if [[ $keep == 0 ]]; then
-rm -rf "$out/en" "$out/ru" "$out/uk"
-copy_set "$src_en" en
-copy_set "$src_ru" ru 1n 2n # feminine "одна" / "две"; en has no such forms
+    rm -rf "$out/en" "$out/ru" "$out/uk"
 fi
-
-# Ukrainian placeholders: name|text. Translations follow the English recordings' wording.
-uk_text=(
-    "hello|Добрий день."
-    "your|ваш"
-    "number|номер"
-    "if-correct-press|Якщо це правильно, натисніть"
-    "vm-press|Натисніть"
-    "for|для"
-    "cancelled|скасовано"
-    "auth-thankyou|Дякуємо."
-    "goodbye|До побачення."
-    "please-try-again|Будь ласка, спробуйте ще раз."
-    "pm-invalid-option|Ви обрали недійсний варіант."
-    "im-sorry|Вибачте."
-    "one-moment-please|Хвилинку, будь ласка."
-    "transfer|Будь ласка, зачекайте, я з'єдную вас із цим номером."
-    "pbx-transfer|переведення дзвінка"
-    "you-entered|Ви ввели"
-    "vm-goodbye|До побачення."
-    "vm-tocancel|або решітку, щоб скасувати"
-    "to-call-this-number|Щоб зателефонувати на цей номер, натисніть"
-    "please-try-call-later|Будь ласка, зателефонуйте пізніше."
-    "vm-no|ні"
-    "digits/0|нуль"
-    "digits/1|один"
-    "digits/1n|одна"
-    "digits/2|два"
-    "digits/2n|дві"
-    "digits/3|три"
-    "digits/4|чотири"
-    "digits/5|п'ять"
-    "digits/6|шість"
-    "digits/7|сім"
-    "digits/8|вісім"
-    "digits/9|дев'ять"
-    "digits/10|десять"
-    "digits/11|одинадцять"
-    "digits/12|дванадцять"
-    "digits/13|тринадцять"
-    "digits/14|чотирнадцять"
-    "digits/15|п'ятнадцять"
-    "digits/16|шістнадцять"
-    "digits/17|сімнадцять"
-    "digits/18|вісімнадцять"
-    "digits/19|дев'ятнадцять"
-    "digits/20|двадцять"
-    "digits/30|тридцять"
-    "digits/40|сорок"
-    "digits/50|п'ятдесят"
-    "digits/60|шістдесят"
-    "digits/70|сімдесят"
-    "digits/80|вісімдесят"
-    "digits/90|дев'яносто"
-    "digits/hundred|сто"
-    "digits/thousand|тисяча"
-    "digits/million|мільйон"
-    "digits/oh|нуль"
-    "digits/star|зірочка"
-    "digits/pound|решітка"
-)
-mkdir -p "$out/uk/digits"
-tmp="$(mktemp --suffix=.wav)"
-if [[ $keep == 0 ]]; then
-: >"$out/uk/SYNTHETIC.txt"
-for entry in "${uk_text[@]}"; do
-    name="${entry%%|*}"
-    text="${entry#*|}"
-    espeak-ng -v uk -w "$tmp" "$text"
-    # 8 kHz, mono, 16-bit; sox's `rate` applies its own anti-alias low-pass. Peak-normalised
-    # to -3 dBFS (close to the Asterisk sets) so resampling cannot clip; -D (no dither) keeps
-    # the output byte-for-byte reproducible.
-    sox -D "$tmp" -r 8000 -c 1 -b 16 "$out/uk/$name.wav" gain -n -3
-    echo "$name" >>"$out/uk/SYNTHETIC.txt"
-done
-# "is": like the ru set (Russian drops the copula), Ukrainian says "ваш номер …" without
-# one, so the prompt is deliberately empty: nothing to record, not listed as synthetic.
-sox -n -r 8000 -c 1 -b 16 "$out/uk/is.wav" trim 0 0
-fi
+mkdir -p "$out/en" "$out/ru" "$out/uk"
 
 # ---------------------------------------------------------------------------------------
-# Extras: say-as fragments and shop phrases.
+# 1. Human recordings, by the table.
+declare -A human_names=()
+while IFS=$'\t' read -r lang name set file sha; do
+    [[ -z "$lang" || "$lang" == \#* ]] && continue
+    human_names["$lang/$name"]=1
+    dest="$out/$lang/$name.wav"
+    if [[ $keep == 1 && -f "$dest" ]]; then continue; fi
+    mkdir -p "$(dirname "$dest")"
+    cp "$(set_dir "$set")/$file" "$dest"
+    if ! echo "$sha  $dest" | sha256sum --check --quiet --status; then
+        echo "$set/$file is not the recording SOURCES.tsv names for $lang/$name" >&2
+        exit 1
+    fi
+done <"$table"
+# The licences and credits of the GitHub sets travel with their recordings.
+cp "$prompts/uk/LICENSE-asterisk-core-uk" "$prompts/uk/CREDITS-asterisk-core-uk" "$out/uk/"
+cp "$prompts/ru-additional/LICENSE" "$out/ru/LICENSE-asterisk-sounds-additional"
+cp "$prompts/ru-additional/CREDITS" "$out/ru/CREDITS-asterisk-sounds-additional"
+
+# ---------------------------------------------------------------------------------------
+# 2. Placeholders for what no human has recorded yet.
+tmp="$(mktemp --suffix=.wav)"
+if [[ $keep == 0 ]]; then
+    for lang in en ru uk; do : >"$out/$lang/SYNTHETIC.txt"; done
+fi
 
 mark_synthetic() { # mark_synthetic LANG NAME
     local list="$out/$1/SYNTHETIC.txt"
@@ -167,14 +112,18 @@ mark_synthetic() { # mark_synthetic LANG NAME
     grep -qxF "$2" "$list" || echo "$2" >>"$list"
 }
 
-synth() { # synth LANG NAME TEXT — an espeak-ng placeholder, listed as synthetic
+synth() { # synth LANG NAME TEXT — an espeak-ng placeholder, unless a human recorded it
     local lang="$1" name="$2" text="$3" voice
     local dest="$out/$lang/$name.wav"
+    if [[ -n "${human_names["$lang/$name"]:-}" ]]; then return; fi
     case "$lang" in en) voice=en-us ;; *) voice="$lang" ;; esac
     mark_synthetic "$lang" "$name"
     if [[ $keep == 1 && -f "$dest" ]]; then return; fi
     mkdir -p "$(dirname "$dest")"
     espeak-ng -v "$voice" -w "$tmp" "$text"
+    # 8 kHz, mono, 16-bit; sox's `rate` applies its own anti-alias low-pass. Peak-normalised
+    # to -3 dBFS (close to the Asterisk sets) so resampling cannot clip; -D (no dither) keeps
+    # the output byte-for-byte reproducible.
     sox -D "$tmp" -r 8000 -c 1 -b 16 "$dest" gain -n -3
 }
 
@@ -186,39 +135,14 @@ synth_list() { # synth_list LANG ENTRY... (each "name|text")
     done
 }
 
-human() { # human SRC_DIR LANG NAME [SRC_NAME] — an unmodified copy of a human recording
-    local src="$1" lang="$2" name="$3" from="${4:-$3}"
-    local dest="$out/$lang/$name.wav"
-    if [[ $keep == 1 && -f "$dest" ]]; then return; fi
-    mkdir -p "$(dirname "$dest")"
-    cp "$src/$from.wav" "$dest"
-}
-
-# Human recordings from the Asterisk sets: ordinals, months, weekdays, times, "dollars",
-# "and", the recording tone, "please hold".
-for n in $(seq 1 20) 30; do human "$src_en" en "digits/h-$n"; done
-for m in $(seq 0 11); do human "$src_en" en "digits/mon-$m"; done
-for d in $(seq 0 6); do
-    human "$src_en" en "digits/day-$d"
-    human "$src_ru" ru "digits/day-$d" # nominative «понедельник»…
-done
-for n in oclock a-m p-m minus dollars; do human "$src_en" en "digits/$n"; done
-human "$src_ru" ru digits/minus
-for lang in en ru; do
-    src="$src_en"; [[ $lang == ru ]] && src="$src_ru"
-    human "$src" "$lang" beep
-    human "$src" "$lang" pls-hold-while-try
-done
-human "$src_en" en vm-and
-# The tone is not language-specific: uk uses the en set's (CC-BY-SA, unmodified).
-human "$src_en" uk beep
+# Ukrainian words of the base set that the Ukrainian recordings do not have: the feminine
+# «одна», «дві» (the set's 1n/2n are neuter), zero as "oh", the # key (the set's `pound` is
+# the currency).
+uk_base=("digits/1f|одна" "digits/2f|дві" "digits/oh|нуль" "digits/pound|решітка")
+synth_list uk "${uk_base[@]}"
 
 # Say-as fragments no human recording has.
 ru_fragments=(
-    "digits/200|двести" "digits/300|триста" "digits/400|четыреста" "digits/500|пятьсот"
-    "digits/600|шестьсот" "digits/700|семьсот" "digits/800|восемьсот" "digits/900|девятьсот"
-    "digits/thousand-few|тысячи" "digits/thousand-many|тысяч"
-    "digits/million-few|миллиона" "digits/million-many|миллионов"
     "ordinal/1|первого" "ordinal/2|второго" "ordinal/3|третьего" "ordinal/4|четвёртого"
     "ordinal/5|пятого" "ordinal/6|шестого" "ordinal/7|седьмого" "ordinal/8|восьмого"
     "ordinal/9|девятого" "ordinal/10|десятого" "ordinal/11|одиннадцатого"
@@ -228,63 +152,44 @@ ru_fragments=(
     "ordinal/30|тридцатого" "ordinal/40|сорокового" "ordinal/50|пятидесятого"
     "ordinal/60|шестидесятого" "ordinal/70|семидесятого" "ordinal/80|восьмидесятого"
     "ordinal/90|девяностого" "ordinal/2000|двухтысячного" "date/year|года"
-    "date/month-1|января" "date/month-2|февраля" "date/month-3|марта" "date/month-4|апреля"
-    "date/month-5|мая" "date/month-6|июня" "date/month-7|июля" "date/month-8|августа"
-    "date/month-9|сентября" "date/month-10|октября" "date/month-11|ноября"
-    "date/month-12|декабря"
-    "time/hour-one|час" "time/hour-few|часа" "time/hour-many|часов"
-    "time/minute-one|минута" "time/minute-few|минуты" "time/minute-many|минут"
-    "money/rub-one|рубль" "money/rub-few|рубля" "money/rub-many|рублей"
-    "money/rub-cents-one|копейка" "money/rub-cents-few|копейки" "money/rub-cents-many|копеек"
     "money/uah-one|гривна" "money/uah-few|гривны" "money/uah-many|гривен"
-    "money/uah-cents-one|копейка" "money/uah-cents-few|копейки" "money/uah-cents-many|копеек"
-    "money/usd-one|доллар" "money/usd-few|доллара" "money/usd-many|долларов"
-    "money/usd-cents-one|цент" "money/usd-cents-few|цента" "money/usd-cents-many|центов"
-    "money/eur|евро"
-    "money/eur-cents-one|цент" "money/eur-cents-few|цента" "money/eur-cents-many|центов"
+    "money/usd-few|доллара" "money/usd-cents-one|цент" "money/usd-cents-few|цента"
+    "money/usd-cents-many|центов" "money/eur-cents-one|цент" "money/eur-cents-few|цента"
+    "money/eur-cents-many|центов"
 )
 uk_fragments=(
     "digits/200|двісті" "digits/300|триста" "digits/400|чотириста" "digits/500|п'ятсот"
     "digits/600|шістсот" "digits/700|сімсот" "digits/800|вісімсот" "digits/900|дев'ятсот"
-    "digits/thousand-few|тисячі" "digits/thousand-many|тисяч"
-    "digits/million-few|мільйони" "digits/million-many|мільйонів" "digits/minus|мінус"
-    "digits/day-0|неділя" "digits/day-1|понеділок" "digits/day-2|вівторок"
-    "digits/day-3|середа" "digits/day-4|четвер" "digits/day-5|п'ятниця" "digits/day-6|субота"
-    "ordinal/1|першого" "ordinal/2|другого" "ordinal/3|третього" "ordinal/4|четвертого"
-    "ordinal/5|п'ятого" "ordinal/6|шостого" "ordinal/7|сьомого" "ordinal/8|восьмого"
-    "ordinal/9|дев'ятого" "ordinal/10|десятого" "ordinal/11|одинадцятого"
-    "ordinal/12|дванадцятого" "ordinal/13|тринадцятого" "ordinal/14|чотирнадцятого"
-    "ordinal/15|п'ятнадцятого" "ordinal/16|шістнадцятого" "ordinal/17|сімнадцятого"
-    "ordinal/18|вісімнадцятого" "ordinal/19|дев'ятнадцятого" "ordinal/20|двадцятого"
-    "ordinal/30|тридцятого" "ordinal/40|сорокового" "ordinal/50|п'ятдесятого"
-    "ordinal/60|шістдесятого" "ordinal/70|сімдесятого" "ordinal/80|вісімдесятого"
-    "ordinal/90|дев'яностого" "ordinal/2000|двохтисячного" "date/year|року"
-    "date/month-1|січня" "date/month-2|лютого" "date/month-3|березня" "date/month-4|квітня"
-    "date/month-5|травня" "date/month-6|червня" "date/month-7|липня" "date/month-8|серпня"
-    "date/month-9|вересня" "date/month-10|жовтня" "date/month-11|листопада"
-    "date/month-12|грудня"
-    "time/hour-one|година" "time/hour-few|години" "time/hour-many|годин"
-    "time/minute-one|хвилина" "time/minute-few|хвилини" "time/minute-many|хвилин"
-    "money/rub-one|рубль" "money/rub-few|рублі" "money/rub-many|рублів"
-    "money/rub-cents-one|копійка" "money/rub-cents-few|копійки" "money/rub-cents-many|копійок"
-    "money/uah-one|гривня" "money/uah-few|гривні" "money/uah-many|гривень"
-    "money/uah-cents-one|копійка" "money/uah-cents-few|копійки" "money/uah-cents-many|копійок"
-    "money/usd-one|долар" "money/usd-few|долари" "money/usd-many|доларів"
-    "money/usd-cents-one|цент" "money/usd-cents-few|центи" "money/usd-cents-many|центів"
-    "money/eur|євро"
-    "money/eur-cents-one|цент" "money/eur-cents-few|центи" "money/eur-cents-many|центів"
+    "digits/thousand-many|тисяч" "digits/million-many|мільйонів" "ordinal/1|першого"
+    "ordinal/2|другого" "ordinal/3|третього" "ordinal/4|четвертого" "ordinal/5|п'ятого"
+    "ordinal/6|шостого" "ordinal/7|сьомого" "ordinal/8|восьмого" "ordinal/9|дев'ятого"
+    "ordinal/10|десятого" "ordinal/11|одинадцятого" "ordinal/12|дванадцятого"
+    "ordinal/13|тринадцятого" "ordinal/14|чотирнадцятого" "ordinal/15|п'ятнадцятого"
+    "ordinal/16|шістнадцятого" "ordinal/17|сімнадцятого" "ordinal/18|вісімнадцятого"
+    "ordinal/19|дев'ятнадцятого" "ordinal/20|двадцятого" "ordinal/30|тридцятого"
+    "ordinal/40|сорокового" "ordinal/50|п'ятдесятого" "ordinal/60|шістдесятого"
+    "ordinal/70|сімдесятого" "ordinal/80|вісімдесятого" "ordinal/90|дев'яностого"
+    "ordinal/2000|двохтисячного" "date/year|року" "time/hour-one|година"
+    "time/hour-few|години" "time/minute-few|хвилини" "money/rub-one|рубль"
+    "money/rub-few|рублі" "money/rub-many|рублів" "money/rub-cents-one|копійка"
+    "money/rub-cents-few|копійки" "money/rub-cents-many|копійок" "money/uah-one|гривня"
+    "money/uah-few|гривні" "money/uah-many|гривень" "money/uah-cents-one|копійка"
+    "money/uah-cents-few|копійки" "money/uah-cents-many|копійок" "money/usd-one|долар"
+    "money/usd-few|долари" "money/usd-cents-one|цент" "money/usd-cents-few|центи"
+    "money/usd-cents-many|центів" "money/eur|євро" "money/eur-cents-one|цент"
+    "money/eur-cents-few|центи" "money/eur-cents-many|центів"
 )
 en_fragments=(
     "money/usd-one|dollar" "money/usd-cents-one|cent" "money/usd-cents-other|cents"
     "money/eur-one|euro" "money/eur-other|euros" "money/eur-cents-one|cent"
     "money/eur-cents-other|cents" "money/rub-one|ruble" "money/rub-other|rubles"
     "money/rub-cents-one|kopeck" "money/rub-cents-other|kopecks" "money/uah-one|hryvnia"
-    "money/uah-other|hryvnias" "money/uah-cents-one|kopiyka" "money/uah-cents-other|kopiykas"
+    "money/uah-other|hryvnias" "money/uah-cents-one|kopiyka"
+    "money/uah-cents-other|kopiykas"
 )
 synth_list ru "${ru_fragments[@]}"
 synth_list uk "${uk_fragments[@]}"
 synth_list en "${en_fragments[@]}"
-synth uk pls-hold-while-try "Зачекайте, будь ласка, я вас з'єдную."
 
 # Shop phrases of the bundled scenarios (scenarios/*.yaml), until a voice talent records
 # them. Each list: name|text.

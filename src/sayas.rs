@@ -2,14 +2,17 @@
 //! English, Russian and Ukrainian.
 //!
 //! Pure functions, no I/O. Each returns fragment names relative to `audio/<lang>/`
-//! (`digits/20`, `money/rub-many`, …) in the order they are played. The grammar:
+//! (`digits/20`, `money/rub-many`, …) in the order they are played. Gendered forms follow
+//! the Asterisk sound sets' naming: `digits/1f`, `digits/2f` are feminine («одна», «две» /
+//! «дві»), `digits/1n` is neuter («одно» / «одне»); the neuter and masculine `2` are the
+//! same word. The grammar:
 //!
 //! - **en** — "one thousand two hundred thirty four" (no "and" inside numbers, US style),
 //!   "twenty-one dollars and five cents", "November twenty-third, twenty twenty-six",
 //!   12-hour times ("eleven fifty-nine p m", "ten o'clock a m"). Plural: one / other.
-//! - **ru**, **uk** — numbers agree with the noun that follows: masculine or feminine `1`/`2`
-//!   (`один`/`одна`, `два`/`две`/`дві`), thousands are feminine (`одна тысяча`, `две тысячи`,
-//!   `пять тысяч`), millions masculine; nouns take the one / few / many form
+//! - **ru**, **uk** — numbers agree with the noun that follows: masculine, feminine or neuter
+//!   `1`/`2` (`один`/`одна`/`одно`, `два`/`две`/`дві`), thousands are feminine (`одна тысяча`,
+//!   `две тысячи`, `пять тысяч`), millions masculine; nouns take the one / few / many form
 //!   (`1 рубль`, `2 рубля`, `5 рублей`, `11 рублей`, `21 рубль`). Dates are spoken in the
 //!   genitive, as after «до» / «с» or as a date of an event: «двадцать третьего ноября
 //!   две тысячи двадцать шестого года». Times are 24-hour with units: «двадцать три часа
@@ -42,6 +45,8 @@ pub enum Gender {
     #[default]
     Masculine,
     Feminine,
+    /// «одно место» / «одне місце»; 2 is «два» as in the masculine.
+    Neuter,
 }
 
 /// CLDR plural category of a count.
@@ -172,8 +177,9 @@ fn slavic_triad(n: u64, gender: Gender, out: &mut Vec<String>) {
     };
     match (u, gender) {
         (0, _) => {}
-        (1, Gender::Feminine) => out.push(d("1n")),
-        (2, Gender::Feminine) => out.push(d("2n")),
+        (1, Gender::Feminine) => out.push(d("1f")),
+        (2, Gender::Feminine) => out.push(d("2f")),
+        (1, Gender::Neuter) => out.push(d("1n")),
         (u, _) => out.push(d(u)),
     }
 }
@@ -485,7 +491,7 @@ fn slavic_year(y: u32, out: &mut Vec<String>) -> Result<(), SayError> {
     if y == 2000 {
         out.push("ordinal/2000".to_string());
     } else {
-        out.push(d("2n"));
+        out.push(d("2f"));
         out.push(d("thousand-few"));
         slavic_ordinal_gen(y - 2000, out);
     }
@@ -594,7 +600,7 @@ pub fn fragments(kind: SayKind, lang: &str, currency: Option<&str>) -> Vec<Strin
         out.extend([d("hundred"), d("thousand"), d("million"), d("minus")]);
         if lang != "en" {
             out.extend((2..=9).map(|h| d(h * 100)));
-            out.extend(["1n", "2n"].map(d));
+            out.extend(["1f", "2f", "1n"].map(d));
             for w in ["thousand", "million"] {
                 out.push(d(format!("{w}-few")));
                 out.push(d(format!("{w}-many")));
@@ -643,7 +649,7 @@ pub fn fragments(kind: SayKind, lang: &str, currency: Option<&str>) -> Vec<Strin
                     out.extend([
                         "ordinal/2000".to_string(),
                         "date/year".to_string(),
-                        d("2n"),
+                        d("2f"),
                         d("thousand-few"),
                     ]);
                 }
@@ -663,7 +669,7 @@ pub fn fragments(kind: SayKind, lang: &str, currency: Option<&str>) -> Vec<Strin
                 ]);
             } else {
                 out.extend((0..=20).map(d));
-                out.extend([d(30), d(40), d(50), d("1n"), d("2n")]);
+                out.extend([d(30), d(40), d(50), d("1f"), d("2f")]);
                 for f in ["one", "few", "many"] {
                     out.push(format!("time/hour-{f}"));
                     out.push(format!("time/minute-{f}"));
@@ -721,24 +727,28 @@ mod tests {
 
     #[test]
     fn russian_numbers_agree_in_gender_and_number() {
-        let (m, f) = (Gender::Masculine, Gender::Feminine);
+        let (m, f, n_) = (Gender::Masculine, Gender::Feminine, Gender::Neuter);
         for (v, g, want) in [
+            (1, n_, "1n"),
+            (2, n_, "2"),
+            (31, n_, "30 1n"),
+            (101_001, n_, "hundred 1f thousand 1n"),
             (1, m, "1"),
-            (1, f, "1n"),
-            (2, f, "2n"),
-            (21, f, "20 1n"),
+            (1, f, "1f"),
+            (2, f, "2f"),
+            (21, f, "20 1f"),
             (22, m, "20 2"),
             (11, f, "11"),
             (100, m, "hundred"),
             (200, m, "200"),
-            (342, f, "300 40 2n"),
+            (342, f, "300 40 2f"),
             (1000, m, "thousand"),
             (1001, m, "thousand 1"),
-            (2000, m, "2n thousand-few"),
+            (2000, m, "2f thousand-few"),
             (5000, m, "5 thousand-many"),
             (11_000, m, "11 thousand-many"),
-            (21_000, m, "20 1n thousand"),
-            (22_500, m, "20 2n thousand-few 500"),
+            (21_000, m, "20 1f thousand"),
+            (22_500, m, "20 2f thousand-few 500"),
             (1_000_000, m, "million"),
             (2_000_000, m, "2 million-few"),
             (5_000_000, m, "5 million-many"),
@@ -747,6 +757,77 @@ mod tests {
             assert_eq!(n("ru", v, g), want, "{v} {g:?}");
             assert_eq!(n("uk", v, g), want, "uk {v} {g:?}");
         }
+    }
+
+    /// Whole phrases as a person says them, fragment by fragment (the words in the
+    /// comments are what the recordings say).
+    #[test]
+    fn russian_and_ukrainian_phrases_in_full() {
+        let money = |lang: &str, text: &str, cur: &str| money_s(lang, text, cur);
+        let date_s = |lang: &str, text: &str, year: bool| {
+            let style = DateStyle {
+                year,
+                weekday: false,
+            };
+            date(lang, parse_date(text).unwrap(), style)
+                .unwrap()
+                .join(" ")
+        };
+        // «двадцать одна тысяча двести рублей одна копейка»
+        assert_eq!(
+            money("ru", "21200.01", "RUB"),
+            "digits/20 digits/1f digits/thousand digits/200 money/rub-many digits/1f money/rub-cents-one"
+        );
+        // «две тысячи два рубля две копейки»
+        assert_eq!(
+            money("ru", "2002.02", "RUB"),
+            "digits/2f digits/thousand-few digits/2 money/rub-few digits/2f money/rub-cents-few"
+        );
+        // «сто одиннадцать рублей пятнадцать копеек»
+        assert_eq!(
+            money("ru", "111.15", "RUB"),
+            "digits/hundred digits/11 money/rub-many digits/15 money/rub-cents-many"
+        );
+        // «одна гривна», «двадцать две гривны», «пять гривен» (ru); «дві гривні» (uk)
+        assert_eq!(money("ru", "1", "UAH"), "digits/1f money/uah-one");
+        assert_eq!(
+            money("ru", "22", "UAH"),
+            "digits/20 digits/2f money/uah-few"
+        );
+        assert_eq!(money("ru", "5", "UAH"), "digits/5 money/uah-many");
+        assert_eq!(money("uk", "2", "UAH"), "digits/2f money/uah-few");
+        // «одна гривня одна копійка», «три тисячі гривень» (uk)
+        assert_eq!(
+            money("uk", "1.01", "UAH"),
+            "digits/1f money/uah-one digits/1f money/uah-cents-one"
+        );
+        assert_eq!(
+            money("uk", "3000", "UAH"),
+            "digits/3 digits/thousand-few money/uah-many"
+        );
+        // «два доллара», «пять долларов», «один доллар» (ru)
+        assert_eq!(money("ru", "2", "USD"), "digits/2 money/usd-few");
+        assert_eq!(money("ru", "5", "USD"), "digits/5 money/usd-many");
+        assert_eq!(money("ru", "1", "USD"), "digits/1 money/usd-one");
+        // «двадцать первого ноября», «двадцять першого листопада»
+        assert_eq!(
+            date_s("ru", "2026-11-21", false),
+            "digits/20 ordinal/1 date/month-11"
+        );
+        assert_eq!(
+            date_s("uk", "2026-11-21", false),
+            "digits/20 ordinal/1 date/month-11"
+        );
+        // «второго января две тысячи тридцать первого года»
+        assert_eq!(
+            date_s("ru", "2031-01-02", true),
+            "ordinal/2 date/month-1 digits/2f digits/thousand-few digits/30 ordinal/1 date/year"
+        );
+        // «одиннадцатого марта две тысячи одиннадцатого года»
+        assert_eq!(
+            date_s("ru", "2011-03-11", true),
+            "ordinal/11 date/month-3 digits/2f digits/thousand-few ordinal/11 date/year"
+        );
     }
 
     #[test]
@@ -792,14 +873,14 @@ mod tests {
                 "ru",
                 "1501.22",
                 "RUB",
-                "digits/thousand digits/500 digits/1 money/rub-one digits/20 digits/2n money/rub-cents-few",
+                "digits/thousand digits/500 digits/1 money/rub-one digits/20 digits/2f money/rub-cents-few",
             ),
-            ("ru", "0.01", "RUB", "digits/1n money/rub-cents-one"),
+            ("ru", "0.01", "RUB", "digits/1f money/rub-cents-one"),
             ("ru", "0", "RUB", "digits/0 money/rub-many"),
-            ("ru", "2", "UAH", "digits/2n money/uah-few"),
+            ("ru", "2", "UAH", "digits/2f money/uah-few"),
             ("ru", "3", "EUR", "digits/3 money/eur"),
-            ("uk", "1", "UAH", "digits/1n money/uah-one"),
-            ("uk", "22", "UAH", "digits/20 digits/2n money/uah-few"),
+            ("uk", "1", "UAH", "digits/1f money/uah-one"),
+            ("uk", "22", "UAH", "digits/20 digits/2f money/uah-few"),
             (
                 "uk",
                 "5.05",
@@ -861,7 +942,7 @@ mod tests {
         );
         assert_eq!(
             date("ru", nov23, style).unwrap().join(" "),
-            "digits/day-1 digits/20 ordinal/3 date/month-11 digits/2n digits/thousand-few digits/20 ordinal/6 date/year"
+            "digits/day-1 digits/20 ordinal/3 date/month-11 digits/2f digits/thousand-few digits/20 ordinal/6 date/year"
         );
         let plain = DateStyle::default();
         for (text, want) in [
@@ -936,13 +1017,13 @@ mod tests {
         );
         assert_eq!(
             t("ru", "21:01"),
-            "digits/20 digits/1 time/hour-one digits/1n time/minute-one"
+            "digits/20 digits/1 time/hour-one digits/1f time/minute-one"
         );
         assert_eq!(t("ru", "10:00"), "digits/10 time/hour-many");
         assert_eq!(t("ru", "00:00"), "digits/0 time/hour-many");
         assert_eq!(
             t("uk", "22:32"),
-            "digits/20 digits/2n time/hour-few digits/30 digits/2n time/minute-few"
+            "digits/20 digits/2f time/hour-few digits/30 digits/2f time/minute-few"
         );
         for bad in ["24:00", "12:60", "1200", "12:5", "a:b", "12:00:61"] {
             assert!(parse_time(bad).is_err(), "{bad}");

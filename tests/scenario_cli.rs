@@ -49,13 +49,168 @@ fn the_bundled_scenarios_validate_clean() {
             "{s} is not clean:\n{out}"
         );
     }
-    assert!(out.contains("5 scenario files: 0 errors"), "{out}");
-    assert!(!out.contains(": error:"), "{out}");
-    // Synthetic placeholders are listed, as warnings.
     assert!(
-        out.contains("synthetic placeholders still to be recorded"),
+        out.contains("5 scenario files: 0 errors, 0 warnings"),
         "{out}"
     );
+    assert!(!out.contains(": error:"), "{out}");
+    // The placeholders they knowingly play are listed, as notes, by name.
+    assert!(
+        out.contains(
+            "scenarios/order-confirmation.yaml:32:7: note: 43 acknowledged placeholder(s) in `ru` still to be recorded: money/eur-cents-few,"
+        ),
+        "{out}"
+    );
+    // So CI can gate on warnings.
+    let o = ivrflow(&["validate", "--deny-warnings", "scenarios/"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+}
+
+/// Writes `files` (name, text) into a fresh directory under the system's temp dir.
+fn scratch(tag: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ivrflow-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn placeholders_and_events_are_acknowledged_per_file() {
+    let yaml = "\
+version: 1
+languages: [en, uk]
+events: [survey.completed, survey.unused]
+acknowledge:
+  synthetic_prompts: [\"*/shop/cart-reminder\", \"en/digits/7\"]
+start: a
+nodes:
+  a:
+    play: [hello, shop/cart-reminder, shop/on, digits/oh]
+    next: n
+  n:
+    notify: { event: survey.completed }
+    next: m
+  m:
+    notify: { event: survey.complted }
+    next: b
+  b:
+    hangup: { play: [goodbye] }
+";
+    let dir = scratch("ack", &[("ack.yaml", yaml)]);
+    let file = dir.join("ack.yaml");
+    let f = file.to_str().unwrap();
+    let o = ivrflow(&["validate", f]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let out = stdout(&o).replace(&format!("{f}:"), "");
+    assert_eq!(
+        out,
+        "\
+3:28: warning: event `survey.unused` is declared but no `notify` node sends it
+  hint: remove it from `events:`, or send it
+5:23: note: 1 acknowledged placeholder(s) in `en` still to be recorded: shop/cart-reminder
+5:23: note: 1 acknowledged placeholder(s) in `uk` still to be recorded: shop/cart-reminder
+5:47: warning: `en/digits/7` acknowledges no placeholder this scenario plays
+  hint: it has been recorded (or is not used any more): remove it from `acknowledge.synthetic_prompts`
+9:39: warning: 1 prompt(s) in `en` are synthetic placeholders still to be recorded: shop/on
+  hint: record them (listed in audio/en/SYNTHETIC.txt), or acknowledge them: `acknowledge: { synthetic_prompts: [\"en/shop/on\"] }`
+9:39: warning: 2 prompt(s) in `uk` are synthetic placeholders still to be recorded: digits/oh, shop/on
+  hint: record them (listed in audio/uk/SYNTHETIC.txt), or acknowledge them: `acknowledge: { synthetic_prompts: [\"uk/digits/oh\"] }`
+14:3: warning: event `survey.complted` is neither one the CRM integration documents nor declared in `events:`
+  hint: did you mean `survey.completed`?
+ ok (5 warnings)
+1 scenario file: 0 errors, 5 warnings
+"
+    );
+    let o = ivrflow(&["validate", "--deny-warnings", f]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_prompts_say_whether_the_name_or_the_recording_is_wrong() {
+    let yaml = "\
+version: 1
+languages: [en, ru]
+start: a
+nodes:
+  a:
+    hangup: { play: [goodby, vm-and] }
+";
+    let dir = scratch("prompts", &[("p.yaml", yaml)]);
+    let file = dir.join("p.yaml");
+    let f = file.to_str().unwrap();
+    let o = ivrflow(&["validate", "-q", f]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let out = stdout(&o).replace(&format!("{f}:"), "");
+    assert_eq!(
+        out,
+        "\
+6:22: error: prompt `goodby` has no recording for `en` (audio/en/goodby.wav)
+  hint: did you mean `goodbye`?
+6:22: error: prompt `goodby` has no recording for `ru` (audio/ru/goodby.wav)
+  hint: did you mean `goodbye`?
+6:30: error: prompt `vm-and` has no recording for `ru` (audio/ru/vm-and.wav)
+  hint: it exists in en: record audio/ru/vm-and.wav (or add a placeholder and list it in audio/ru/SYNTHETIC.txt)
+1 scenario file: 3 errors, 0 warnings
+"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn yaml_mistakes_are_explained_with_file_line_col() {
+    let yaml = "\
+version: 1
+start: a
+nodes:
+  a:
+    ask:
+      promt: [hello]
+      intents: { yes: { dtmf: [\"1\"], phrase: { en: [yes] } } }
+    on: { yes: b, noinput: b, nomatch: b }
+  b:
+    hangup: { outcom: done }
+";
+    let dir = scratch("yaml", &[("y.yaml", yaml)]);
+    let file = dir.join("y.yaml");
+    let f = file.to_str().unwrap();
+    let o = ivrflow(&["validate", f]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert_eq!(
+        error_lines(&o),
+        [
+            format!("{f}:6:7: error: unknown key `promt` in `ask`"),
+            format!("{f}:7:38: error: unknown key `phrase` in `yes`"),
+            format!("{f}:10:15: error: unknown key `outcom` in `hangup`"),
+        ]
+    );
+    let out = stdout(&o);
+    assert_eq!(out.matches("  hint: did you mean `").count(), 3, "{out}");
+    assert!(out.contains("  hint: did you mean `phrases`?"), "{out}");
+    // Indentation: the plain-words message, the place, the keys it fails to line up with.
+    let dir2 = scratch(
+        "indent",
+        &[(
+            "i.yaml",
+            "version: 1\nstart: a\nnodes:\n  a:\n    play: [hello]\n   next: b\n  b: { hangup: {} }\n",
+        )],
+    );
+    let i = dir2.join("i.yaml");
+    let o = ivrflow(&["validate", "--no-audio", i.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "{}:6:4: error: line 6 is not indented like the keys around it\n  hint: `next` is indented 3 spaces, the keys above it 4 (`play`, line 5), 2 (`a`, line 4), 0 (`nodes`, line 3): keys of one mapping start in the same column, so line it up with the one it belongs to",
+            i.display()
+        )),
+        "{}",
+        show(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
 }
 
 /// The `file:line:col: error: message` lines of a validate run.
@@ -428,4 +583,98 @@ fn unusable_input_is_an_error_not_a_crash() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(Path::new(&root().join("tests/fixtures/scenarios")).is_dir());
+}
+
+/// The id of the DOT node whose label starts with `name\n`.
+fn dot_node<'a>(dot: &'a str, name: &str) -> &'a str {
+    dot.lines()
+        .find(|l| l.contains(&format!("label=\"{name}\\n")))
+        .and_then(|l| l.trim().split(' ').next())
+        .unwrap_or_else(|| panic!("no node {name}:\n{dot}"))
+}
+
+#[test]
+fn graph_draws_every_way_a_call_ends() {
+    // Answering-machine detection: who picks up decides the first edge.
+    let o = ivrflow(&["graph", "scenarios/cart-reminder.yaml", "--format", "dot"]);
+    let dot = stdout(&o);
+    let (greet, message) = (dot_node(&dot, "greet"), dot_node(&dot, "leave_message"));
+    assert!(
+        dot.contains(&format!("  start -> {greet} [label=\"human\"];")),
+        "{dot}"
+    );
+    assert!(
+        dot.contains(&format!(
+            "  start -> {message} [style=dashed, label=\"machine\"];"
+        )),
+        "{dot}"
+    );
+    // A transfer that connects ends the call, with its outcome.
+    let o = ivrflow(&[
+        "graph",
+        "scenarios/order-confirmation.yaml",
+        "--format",
+        "dot",
+    ]);
+    let dot = stdout(&o);
+    let to = dot_node(&dot, "to_operator");
+    let end = to.replacen('n', "c", 1);
+    assert!(
+        dot.contains(&format!(
+            "  {end} [shape=doubleoctagon, style=dashed, label=\"agent connected\\n(change_requested)\"];"
+        )),
+        "{dot}"
+    );
+    assert!(
+        dot.contains(&format!("  {to} -> {end} [label=\"connected\"];")),
+        "{dot}"
+    );
+    let o = ivrflow(&[
+        "graph",
+        "scenarios/inbound-menu.yaml",
+        "--format",
+        "mermaid",
+    ]);
+    let m = stdout(&o);
+    assert_eq!(m.matches("-->|connected|").count(), 3, "{m}");
+    assert!(m.contains("[[\"agent connected<br/>transferred\"]]"), "{m}");
+}
+
+#[test]
+fn a_caller_script_checks_who_gets_the_text() {
+    let scenario = std::fs::read_to_string(root().join("scenarios/back-in-stock.yaml")).unwrap();
+    // On an outbound call the robot's own number is `caller`: expecting the opt-out to go
+    // there fails, and says where it went.
+    let script = "\
+direction: outbound
+calls:
+  - name: opt-out goes to our own number
+    variables: { customer: \"+15559876543\" }
+    steps: [{ press: \"9\" }]
+    expect:
+      events: [{ dnc.requested: { phone: \"+15550100\" } }]
+  - name: the link goes to the customer
+    variables: { customer: \"+15559876543\" }
+    steps: [{ press: \"1\" }]
+    expect:
+      events: [{ sms.requested: { to: \"+15559876543\" } }]
+      variables: { caller: \"+15550100\", dialled: \"+15559876543\", direction: outbound }
+";
+    let dir = scratch(
+        "who",
+        &[("bis.yaml", scenario.as_str()), ("bis.test.yaml", script)],
+    );
+    let o = ivrflow(&["test", dir.join("bis.yaml").to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("FAIL  opt-out goes to our own number"),
+        "{out}"
+    );
+    assert!(
+        out.contains("events.dnc.requested.phone: expected \"+15550100\", got \"+15559876543\""),
+        "{out}"
+    );
+    assert!(out.contains("ok    the link goes to the customer"), "{out}");
 }

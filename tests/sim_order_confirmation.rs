@@ -107,7 +107,12 @@ fn silence_reprompts_twice_then_ends_with_no_input() {
             en(&["goodbye"])
         ]
     );
-    assert!(r.record.answers.is_empty());
+    // The question was asked and never answered: the CRM still sees it.
+    let json = serde_json::to_value(&r.record).unwrap();
+    assert_eq!(
+        json["answers"],
+        serde_json::json!({ "confirm": { "input": "dtmf+speech", "value": null, "intent": null, "reason": "noinput" } })
+    );
     assert_eq!(r.record.path, vec!["greet", "confirm", "no_input"]);
 }
 

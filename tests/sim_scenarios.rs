@@ -245,3 +245,178 @@ fn scripts_are_found_next_to_their_scenario() {
         Path::new("scenarios/x.test.yaml")
     );
 }
+
+/// The built-in parties, both ways: the SMS and the opt-out go to the customer, who is the
+/// caller of an inbound call and the callee of an outbound one.
+#[test]
+fn texts_and_opt_outs_go_to_the_customer_in_both_directions() {
+    let sent = |r: &SimReport, event: &str, field: &str| -> String {
+        r.effects
+            .iter()
+            .find_map(|e| match e {
+                ivrflow::sim::EffectLog::Notify {
+                    event: ev, data, ..
+                } if ev == event => data[field].as_str().map(str::to_string),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {event}"))
+    };
+    let outbound = call(
+        "back-in-stock",
+        &[("direction", "outbound"), ("dialled", "+79161234567")],
+        &[CallerStep::key("1")],
+    );
+    let v = &outbound.record.variables;
+    assert_eq!(v["direction"], "outbound");
+    assert_eq!(v["dialled"], "+79161234567");
+    assert_eq!(v["customer"], "+79161234567");
+    assert_eq!(v["caller"], ivrflow::sim::SIM_OWN_NUMBER);
+    assert_eq!(outbound.record.direction, "outbound");
+    assert_eq!(sent(&outbound, "sms.requested", "to"), "+79161234567");
+
+    let inbound = call(
+        "back-in-stock",
+        &[("direction", "inbound"), ("caller", "+380441234567")],
+        &[CallerStep::key("9")],
+    );
+    let v = &inbound.record.variables;
+    assert_eq!(v["direction"], "inbound");
+    assert_eq!(v["caller"], "+380441234567");
+    assert_eq!(v["customer"], "+380441234567");
+    assert_eq!(
+        v["dialled"], "back-in-stock",
+        "the scenario's name, as a Request-URI"
+    );
+    assert_eq!(sent(&inbound, "dnc.requested", "phone"), "+380441234567");
+}
+
+/// Answering-machine detection runs on calls we place, never on calls we answer.
+#[test]
+fn only_outbound_calls_listen_for_an_answering_machine() {
+    let machine = CallerStep::Answer(ivrflow::sim::Answerer::Machine {
+        greeting: Duration::from_secs(6),
+    });
+    let out = call("cart-reminder", &[], std::slice::from_ref(&machine));
+    assert_eq!(
+        out.record.variables["direction"], "outbound",
+        "amd: defaults to outbound"
+    );
+    assert_eq!(out.record.outcome.as_deref(), Some("message_left"));
+    let inbound = call(
+        "cart-reminder",
+        &[("direction", "inbound")],
+        &[CallerStep::key("9")],
+    );
+    assert_eq!(
+        inbound.record.path.first().map(String::as_str),
+        Some("greet")
+    );
+    assert!(
+        !inbound
+            .record
+            .trace
+            .iter()
+            .any(|e| matches!(e, TraceEvent::Amd { .. })),
+        "no detection on an inbound call"
+    );
+}
+
+/// The Russian and Ukrainian runs of the caller scripts speak with human voices wherever
+/// the voice sets have the word: across all of them, the only placeholders played besides
+/// the shop's own phrases are exactly these (words no set has recorded).
+#[test]
+fn russian_and_ukrainian_runs_play_human_recordings() {
+    let prompts = prompts();
+    let mut runs = BTreeMap::<String, usize>::new();
+    let mut synthetic = std::collections::BTreeSet::<String>::new();
+    let mut human = std::collections::BTreeSet::<String>::new();
+    for name in [
+        "order-confirmation",
+        "cart-reminder",
+        "delivery-survey",
+        "inbound-menu",
+        "back-in-stock",
+    ] {
+        let scenario_path = root().join(format!("scenarios/{name}.yaml"));
+        let script =
+            load_script(&script_path_for(&scenario_path)).unwrap_or_else(|e| panic!("{e}"));
+        let sc = load(name);
+        for c in &script.calls {
+            let opts = SimOptions {
+                effects: c.effects.clone(),
+                ..SimOptions::default()
+            };
+            let r = run_call(
+                Arc::clone(&sc),
+                c.variables.clone(),
+                Arc::clone(&prompts),
+                &c.steps,
+                &opts,
+            );
+            for played in r.plays().into_iter().flatten() {
+                let (lang, prompt) = played.split_once('/').unwrap();
+                if lang == "en" {
+                    continue;
+                }
+                *runs.entry(format!("{name} {lang}")).or_default() += 1;
+                let own = ["shop/", "products/", "groups/", "names/"]
+                    .iter()
+                    .any(|p| prompt.starts_with(p));
+                if prompts.is_synthetic(lang, prompt) {
+                    if !own {
+                        synthetic.insert(played.clone());
+                    }
+                } else {
+                    human.insert(played.clone());
+                }
+            }
+        }
+    }
+    // Every scenario is run in both languages.
+    for name in [
+        "order-confirmation",
+        "cart-reminder",
+        "delivery-survey",
+        "inbound-menu",
+        "back-in-stock",
+    ] {
+        for lang in ["ru", "uk"] {
+            assert!(
+                runs.contains_key(&format!("{name} {lang}")),
+                "{name} has no {lang} run"
+            );
+        }
+    }
+    assert_eq!(
+        synthetic.into_iter().collect::<Vec<_>>(),
+        [
+            "ru/ordinal/3",     // «третьего»: no set has genitive ordinals
+            "uk/digits/1f",     // «одна»: the Ukrainian set has only «одне»
+            "uk/money/uah-one", // «гривня»: no set has the hryvnia
+            "uk/ordinal/5",     // «п'ятого»
+            "uk/time/hour-few", // «години»: the set has «годин» only
+        ],
+        "placeholders played in the ru/uk runs"
+    );
+    // And what the new sets brought is heard: case forms, hundreds, months, currencies.
+    for p in [
+        "ru/digits/400",
+        "ru/money/rub-many",
+        "ru/money/rub-cents-many",
+        "ru/date/month-11",
+        "ru/time/hour-few",
+        "ru/time/minute-many",
+        "uk/hello",
+        "uk/if-correct-press",
+        "uk/digits/30",
+        "uk/money/usd-many",
+        "uk/date/month-12",
+        "uk/time/minute-many",
+        "uk/pm-invalid-option",
+    ] {
+        assert!(
+            human.contains(p),
+            "{p} not heard as a human recording: {human:?}"
+        );
+    }
+}

@@ -4,6 +4,8 @@
 //!
 //! The caller's actions are taken in the order they appear on the command line (clap
 //! groups repeated flags by name, so [`steps_from_argv`] re-reads the raw arguments).
+//! The call's direction and parties are variables like any other: `--var
+//! direction=outbound --var customer=+79161234567` (see `sim::call_variables`).
 //!
 //! Not here: the simulation itself (`sim::run_call`).
 

@@ -1,5 +1,6 @@
 //! `ivrflow validate [PATHS]`: load every scenario, lint it against the audio, print
-//! `file:line:col` diagnostics, and fail when there is an error.
+//! `file:line:col` diagnostics, and fail when there is an error (or, with
+//! `--deny-warnings`, a warning). Notes (acknowledged placeholders) never fail it.
 //!
 //! Not here: the checks themselves (`scenario::compile`, `scenario::lint`).
 
@@ -79,15 +80,12 @@ pub fn validate(args: &ValidateArgs, out: &mut dyn Write) -> Result<Summary, Str
                     dir: Some(Path::new(&audio_dir)),
                 });
                 let diags = lint(&scenario, audio.as_ref());
-                let errors = diags
-                    .iter()
-                    .filter(|d| d.severity == Severity::Error)
-                    .count();
-                let warnings = diags.len() - errors;
+                let count = |s: Severity| diags.iter().filter(|d| d.severity == s).count();
+                let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
                 summary.errors += errors;
                 summary.warnings += warnings;
                 for d in &diags {
-                    if args.quiet && d.severity == Severity::Warning {
+                    if args.quiet && d.severity != Severity::Error {
                         continue;
                     }
                     let mut s = String::new();

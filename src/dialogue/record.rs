@@ -118,6 +118,7 @@ impl Dialogue {
             Answer {
                 input: "recording".to_string(),
                 value: text.clone(),
+                reason: None,
                 intent: None,
                 confidence: None,
                 file,

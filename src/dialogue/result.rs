@@ -18,7 +18,8 @@ pub enum HangupBy {
 pub struct DialogueResult {
     pub outcome: Option<String>,
     /// Answers by node name (`ask` and `record` nodes; inside a sub-dialogue qualified by
-    /// the call: `quality/ask`); a node asked twice keeps its last answer.
+    /// the call: `quality/ask`); a node asked twice keeps its last answer. A question left
+    /// by `on.noinput` / `on.nomatch` has an answer too, without a value, with its reason.
     pub answers: BTreeMap<String, Answer>,
     /// Declared defaults, overridden by the call's variables and by `set`.
     pub variables: BTreeMap<String, String>,
@@ -27,17 +28,43 @@ pub struct DialogueResult {
     pub hangup_by: Option<HangupBy>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One answer. In JSON: `input`, `value`, `intent`, and `confidence`, `file`, `reason` when
+/// they apply; the `value` of a question that got no answer is `null`.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
-    /// `"dtmf"`, `"speech"` or `"recording"`.
+    /// `"dtmf"`, `"speech"` or `"recording"`; for a question that got no answer, what it
+    /// listened for: `"dtmf"`, `"speech"` or `"dtmf+speech"`.
     pub input: String,
-    /// The keys as pressed (`"1"`), the transcript, or a recording's transcript.
+    /// The keys as pressed (`"1"`), the transcript, or a recording's transcript; empty
+    /// (`null` in JSON) for a question that got no answer.
     pub value: String,
+    /// Why a question got no answer: `"noinput"` or `"nomatch"` (absent when it did).
+    pub reason: Option<String>,
     pub intent: Option<String>,
     /// For speech: min(recogniser confidence, intent match score).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f32>,
     /// For recordings: where the audio was stored.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+}
+
+impl Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("input", &self.input)?;
+        // No answer has no value, not an empty one.
+        let value = self.reason.is_none().then_some(&self.value);
+        map.serialize_entry("value", &value)?;
+        map.serialize_entry("intent", &self.intent)?;
+        if let Some(c) = self.confidence {
+            map.serialize_entry("confidence", &c)?;
+        }
+        if let Some(f) = &self.file {
+            map.serialize_entry("file", f)?;
+        }
+        if let Some(r) = &self.reason {
+            map.serialize_entry("reason", r)?;
+        }
+        map.end()
+    }
 }

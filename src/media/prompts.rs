@@ -22,7 +22,10 @@
 //! and files directly in `dir` (e.g. `ATTRIBUTION.md`) are skipped. An optional
 //! `dir/<lang>/SYNTHETIC.txt` lists (one per line) the prompts of that language that are
 //! synthetic placeholders still to be recorded by a human; see
-//! [`PromptCache::is_synthetic`].
+//! [`PromptCache::is_synthetic`]. Every other shipped prompt is a third-party human
+//! recording, copied unchanged under the name ivrflow uses: `dir/SOURCES.tsv`
+//! ([`SOURCES_TABLE`]) is the one table of those copies (set, original file, SHA-256), and
+//! `audio/ATTRIBUTION.md` credits the sets.
 //!
 //! Levels: [`peak_dbfs`] / [`rms_dbfs`] give what a linter needs to flag prompts that are
 //! too quiet, too loud or clipped.
@@ -50,6 +53,12 @@ pub const AUDIO_EXTENSIONS: [&str; 6] = ["wav", "wave", "mp3", "flac", "ogg", "o
 
 /// Name of the per-language list of synthetic placeholder prompts.
 pub const SYNTHETIC_LIST: &str = "SYNTHETIC.txt";
+
+/// Name of the table (directly in the audio directory) that says which third-party
+/// recording each human prompt is: `lang`, prompt name, set, file in the set, SHA-256.
+/// The runtime does not read it; `scripts/fetch-audio.sh` copies by it and the tests
+/// check the shipped files against it.
+pub const SOURCES_TABLE: &str = "SOURCES.tsv";
 
 /// Directory nesting below `dir/<lang>` beyond which loading stops (guards symlink loops).
 const MAX_DEPTH: usize = 16;
@@ -591,6 +600,23 @@ pub fn peak_dbfs(pcm: &[i16]) -> f32 {
     (20.0 * (f64::from(peak) / 32768.0).log10()) as f32
 }
 
+/// The longest run of consecutive samples at full scale (|s| ≥ 32767). A mastered
+/// recording may touch full scale for a sample or two (a limiter's peaks); a clipped one
+/// stays there for several samples in a row, flattening the wave.
+pub fn full_scale_run(pcm: &[i16]) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for &s in pcm {
+        if i32::from(s).unsigned_abs() >= 32767 {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
+}
+
 /// RMS level in dBFS relative to a full-scale square wave (a full-scale sine reads −3.01 dB;
 /// `-inf` for silence or no samples).
 pub fn rms_dbfs(pcm: &[i16]) -> f32 {
@@ -727,18 +753,119 @@ mod tests {
         }
         assert!(cache.get("en", "is").unwrap().samples() > 0);
         assert!(!cache.is_synthetic("uk", "is"));
-        assert!(cache.get("ru", "digits/1n").is_some());
-        assert!(cache.get("en", "digits/1n").is_none());
+        // Gendered forms (ru, uk): 1f/2f feminine, 1n neuter; en has none.
+        for lang in ["ru", "uk"] {
+            for name in ["digits/1f", "digits/2f", "digits/1n"] {
+                assert!(cache.get(lang, name).is_some(), "{lang}/{name}");
+            }
+        }
+        assert!(cache.get("en", "digits/1f").is_none());
         assert!(cache.get("en", "SYNTHETIC").is_none());
-        assert!(cache.is_synthetic("uk", "hello"));
-        assert!(cache.is_synthetic("uk", "digits/star"));
-        assert!(!cache.is_synthetic("en", "hello"));
-        assert!(!cache.is_synthetic("ru", "hello"));
+        // Human voices in every language; what no human recorded yet stays listed.
+        for lang in ["en", "ru", "uk"] {
+            for name in ["hello", "goodbye", "digits/7", "digits/thousand"] {
+                assert!(!cache.is_synthetic(lang, name), "{lang}/{name}");
+            }
+        }
+        assert!(!cache.is_synthetic("ru", "digits/1f"));
+        assert!(cache.is_synthetic("uk", "digits/1f"));
+        assert!(cache.is_synthetic("uk", "digits/pound"));
+        assert!(cache.is_synthetic("ru", "ordinal/1"));
         assert!(cache.len() > 150);
         assert_eq!(
             cache.names("en").count() + cache.names("ru").count() + cache.names("uk").count(),
             cache.len()
         );
+    }
+
+    /// One line of `audio/SOURCES.tsv`.
+    struct Source {
+        lang: String,
+        name: String,
+        set: String,
+        sha256: String,
+    }
+
+    fn sources() -> Vec<Source> {
+        let text = std::fs::read_to_string(audio_dir().join(SOURCES_TABLE)).unwrap();
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                assert_eq!(f.len(), 5, "{SOURCES_TABLE}: {l}");
+                Source {
+                    lang: f[0].to_string(),
+                    name: f[1].to_string(),
+                    set: f[2].to_string(),
+                    sha256: f[4].to_string(),
+                }
+            })
+            .collect()
+    }
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Every shipped prompt is either an unmodified third-party recording named in
+    /// `SOURCES.tsv` (its bytes are the ones recorded there) or a placeholder listed in its
+    /// language's `SYNTHETIC.txt`; never both, never neither.
+    #[test]
+    fn every_shipped_prompt_is_accounted_for() {
+        let cache = PromptCache::load_dir(&audio_dir()).unwrap();
+        let sources = sources();
+        let mut seen = BTreeSet::new();
+        for s in &sources {
+            assert!(
+                seen.insert((s.lang.clone(), s.name.clone())),
+                "{}/{} is listed twice",
+                s.lang,
+                s.name
+            );
+            assert!(
+                ["debian-en", "debian-ru", "vikdon-uk", "pbxware-ru"].contains(&s.set.as_str()),
+                "{}/{}: unknown set {}",
+                s.lang,
+                s.name,
+                s.set
+            );
+            let path = audio_dir().join(&s.lang).join(format!("{}.wav", s.name));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(
+                sha256_hex(&bytes),
+                s.sha256,
+                "{} was changed",
+                path.display()
+            );
+            assert!(
+                !cache.is_synthetic(&s.lang, &s.name),
+                "{}/{} is a human recording but listed as synthetic",
+                s.lang,
+                s.name
+            );
+        }
+        for lang in ["en", "ru", "uk"] {
+            for name in cache.names(lang) {
+                assert!(
+                    seen.contains(&(lang.to_string(), name.to_string()))
+                        || cache.is_synthetic(lang, name),
+                    "{lang}/{name} is neither in {SOURCES_TABLE} nor in {SYNTHETIC_LIST}"
+                );
+            }
+        }
+        // The new sets are in: Ukrainian is a human voice, Russian has its case forms.
+        let human = |lang: &str, set: &str| {
+            sources
+                .iter()
+                .filter(|s| s.lang == lang && s.set == set)
+                .count()
+        };
+        assert!(human("uk", "vikdon-uk") >= 80);
+        assert!(human("ru", "pbxware-ru") >= 30);
     }
 
     #[test]
@@ -1002,6 +1129,12 @@ mod tests {
         assert_eq!(peak_dbfs(&[0, 0]), f32::NEG_INFINITY);
         assert_eq!(rms_dbfs(&[]), f32::NEG_INFINITY);
         assert_eq!(peak_dbfs(&[i16::MIN]), 0.0);
+        // A sine driven past full scale is flattened for many samples in a row; a
+        // limiter's single full-scale peak is not clipping.
+        let driven: Vec<i16> = sine(8000, 100.0, 2.0, 800);
+        assert!(full_scale_run(&driven) > 10, "{}", full_scale_run(&driven));
+        assert_eq!(full_scale_run(&[0, 32767, 30000, -32768, 0]), 1);
+        assert_eq!(full_scale_run(&[]), 0);
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.languages().collect::<Vec<_>>(), ["en"]);
     }

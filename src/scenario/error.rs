@@ -3,7 +3,9 @@
 //! One [`LoadError`] describes one file. A file that parses as YAML can have many semantic
 //! problems at once (dangling targets, undeclared variables, …): they are all collected into
 //! [`LoadError::Invalid`] so an author fixes them in one pass. A YAML syntax or schema error
-//! (unknown key, wrong type) stops the parse, so it comes alone.
+//! (wrong type, bad indentation) stops the parse, so it comes alone — except misspelt keys,
+//! which are all reported (the loader reads on past each with its likely fix), followed by
+//! the first other error. The wording of YAML errors is in `yaml_errors.rs`.
 
 use std::fmt;
 
@@ -62,14 +64,18 @@ pub enum ErrorKind {
     MissingPhrases,
     /// Lint: something legal but probably unintended (an unused `next`, an unknown event).
     Suspicious,
+    /// Lint: an `acknowledge:` entry that acknowledges nothing (any more).
+    Stale,
 }
 
-/// How bad a diagnostic is: errors make `ivrflow validate` fail, warnings do not.
+/// How bad a diagnostic is: errors make `ivrflow validate` fail, warnings fail it only
+/// with `--deny-warnings`, notes never (they say what was acknowledged).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Severity {
     #[default]
     Error,
     Warning,
+    Note,
 }
 
 impl Severity {
@@ -77,6 +83,7 @@ impl Severity {
         match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         }
     }
 }
@@ -109,6 +116,12 @@ impl Diagnostic {
     /// A warning instead of an error.
     pub(crate) fn warning(mut self) -> Self {
         self.severity = Severity::Warning;
+        self
+    }
+
+    /// A note: information that never fails a check.
+    pub(crate) fn note(mut self) -> Self {
+        self.severity = Severity::Note;
         self
     }
 
@@ -202,9 +215,9 @@ impl fmt::Display for DisplayDiagnostics<'_> {
     }
 }
 
-/// Turns a serde-saphyr error into a diagnostic: its location, its message without the
-/// trailing "at line L, column C" the library appends, and a hint for common mistakes.
-pub(crate) fn from_yaml_error(err: &serde_saphyr::Error) -> Diagnostic {
+/// A serde-saphyr error's message without the trailing "at line L, column C" the library
+/// appends, and that location (1-based; 1:1 when it has none).
+pub(crate) fn yaml_message(err: &serde_saphyr::Error) -> (String, u32, u32) {
     let (line, column) = err
         .location()
         .map(|l| {
@@ -219,30 +232,12 @@ pub(crate) fn from_yaml_error(err: &serde_saphyr::Error) -> Diagnostic {
     if let Some(stripped) = message.strip_suffix(&suffix) {
         message.truncate(stripped.len());
     }
-    let mut hint = None;
-    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
-        let key = rest
-            .split(", set DuplicateKeyPolicy")
-            .next()
-            .unwrap_or(rest);
-        message = format!("duplicate key `{key}`");
-        hint = Some("each key may appear once in a mapping".to_string());
-    } else if message.starts_with("expected sequence start") {
-        hint = Some("a list is expected here, e.g. `[hello, goodbye]`".to_string());
-    } else if message.starts_with("expected mapping start") {
-        hint = Some("a mapping is expected here, e.g. `{ key: value }`".to_string());
-    } else if message.starts_with("unexpected end of input") {
-        hint =
-            Some("the file is empty or cut short; a scenario starts with `version: 1`".to_string());
-    } else if message.starts_with("unknown field") {
-        hint = Some("see docs/scenario-language.md for the keys each place accepts".to_string());
-    }
-    Diagnostic {
-        kind: ErrorKind::Yaml,
-        severity: Severity::Error,
-        line,
-        column,
-        message,
-        hint,
-    }
+    (message, line, column)
+}
+
+/// Turns a serde-saphyr error into a diagnostic in plain words (`yaml_errors.rs`), located
+/// where the library located it; `text` is the file it was reading.
+pub(crate) fn from_yaml_error(err: &serde_saphyr::Error, text: &str) -> Diagnostic {
+    let (message, line, column) = yaml_message(err);
+    super::yaml_errors::explain(&message, line, column, text)
 }

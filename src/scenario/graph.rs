@@ -4,7 +4,10 @@
 //! edges with the key that declares them (`confirm`, `noinput`, `if 'total > 1000'`, …;
 //! plain `next` edges are unlabelled). Sub-dialogues are drawn as clusters (DOT) or
 //! subgraphs (Mermaid); global handlers hang off one "any question" node. Terminal nodes
-//! (`hangup`, `transfer`) have their own shape.
+//! (`hangup`, `transfer`) have their own shape. Every way a call can end is drawn: a
+//! transfer's `connected` edge leads to an end marker with the outcome it records, and with
+//! `amd:` the start marker has a `human` edge to `start` and a `machine` edge to
+//! `on_machine` (or to an "answering machine: hang up" end).
 //!
 //! Deliberately not here: layout (Graphviz or the Mermaid renderer do that) and running
 //! `dot` to make SVG/PNG (the CLI does, if Graphviz is installed).
@@ -12,6 +15,9 @@
 use std::fmt::Write;
 
 use super::{IntentAction, Jump, Node, NodeKind, Scenario};
+
+/// The outcome of a call hung up on an answering machine (`amd: { on_machine: hangup }`).
+const AMD_OUTCOME: &str = "answering_machine";
 
 /// How an edge is labelled in a picture.
 fn edge_label(node: &Node, jump: &Jump) -> String {
@@ -130,7 +136,39 @@ pub fn to_dot(scenario: &Scenario) -> String {
         }
         let _ = writeln!(out, "  }}");
     }
-    let _ = writeln!(out, "  start -> n{};", scenario.start.0);
+    match &scenario.amd {
+        None => {
+            let _ = writeln!(out, "  start -> n{};", scenario.start.0);
+        }
+        Some(amd) => {
+            let _ = writeln!(out, "  start -> n{} [label=\"human\"];", scenario.start.0);
+            let machine = match &amd.on_machine {
+                Some(j) => format!("n{}", j.target.0),
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "  amd_end [shape=doubleoctagon, label=\"hang up\\n({})\"];",
+                        AMD_OUTCOME
+                    );
+                    "amd_end".to_string()
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  start -> {machine} [style=dashed, label=\"machine\"];"
+            );
+        }
+    }
+    for (i, node) in scenario.nodes.iter().enumerate() {
+        if let NodeKind::Transfer(t) = &node.kind {
+            let _ = writeln!(
+                out,
+                "  c{i} [shape=doubleoctagon, style=dashed, label=\"agent connected\\n({})\"];",
+                dot_escape(&t.outcome)
+            );
+            let _ = writeln!(out, "  n{i} -> c{i} [label=\"connected\"];");
+        }
+    }
     for (i, node) in scenario.nodes.iter().enumerate() {
         if let NodeKind::Call { sub, .. } = &node.kind
             && let Some(s) = scenario.subdialogs.get(*sub)
@@ -251,7 +289,32 @@ pub fn to_mermaid(scenario: &Scenario) -> String {
         }
         let _ = writeln!(out, "  end");
     }
-    let _ = writeln!(out, "  start --> n{}", scenario.start.0);
+    match &scenario.amd {
+        None => {
+            let _ = writeln!(out, "  start --> n{}", scenario.start.0);
+        }
+        Some(amd) => {
+            let _ = writeln!(out, "  start -->|human| n{}", scenario.start.0);
+            let machine = match &amd.on_machine {
+                Some(j) => format!("n{}", j.target.0),
+                None => {
+                    let _ = writeln!(out, "  amd_end[[\"hang up ({AMD_OUTCOME})\"]]");
+                    "amd_end".to_string()
+                }
+            };
+            let _ = writeln!(out, "  start -.->|machine| {machine}");
+        }
+    }
+    for (i, node) in scenario.nodes.iter().enumerate() {
+        if let NodeKind::Transfer(t) = &node.kind {
+            let _ = writeln!(
+                out,
+                "  c{i}[[\"agent connected<br/>{}\"]]",
+                mermaid_text(&t.outcome)
+            );
+            let _ = writeln!(out, "  n{i} -->|connected| c{i}");
+        }
+    }
     for (i, node) in scenario.nodes.iter().enumerate() {
         if let NodeKind::Call { sub, .. } = &node.kind
             && let Some(s) = scenario.subdialogs.get(*sub)

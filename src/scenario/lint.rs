@@ -7,14 +7,20 @@
 //! - **Prompts**: every recording a prompt item names, in every language of the scenario,
 //!   must exist in the prompt cache (error); say-as items need every fragment their
 //!   grammar may use. `${language}` in a prompt name is expanded over the languages; other
-//!   templated names depend on call data and are not checked. Prompts listed in
-//!   `SYNTHETIC.txt` are reported as placeholders still to be recorded (one warning per
-//!   language).
+//!   templated names depend on call data and are not checked. A missing name gets "did
+//!   you mean" from that language's prompts, or is said to exist in the other languages.
+//!   Prompts listed in `SYNTHETIC.txt` are reported as placeholders still to be recorded
+//!   (one warning per language, naming them all), except those the file acknowledges
+//!   (`acknowledge.synthetic_prompts`), which get one note per language; an
+//!   acknowledgement that matches no placeholder the scenario plays is a warning, so the
+//!   list shrinks as recordings arrive.
 //! - **Audio**: recordings stored in a format the runtime converts at load (not 8 kHz mono
-//!   16-bit PCM WAV), clipped (peak at full scale) or too quiet / too loud (RMS outside
+//!   16-bit PCM WAV), clipped (several samples in a row at full scale) or too quiet / too
+//!   loud (RMS outside
 //!   −35…−8 dBFS) — warnings.
 //! - **Speech**: intents that cannot be chosen by voice in some language (no phrases).
-//! - **Events**: `notify` events the CRM integration does not document.
+//! - **Events**: `notify` events the CRM integration does not document and the file does
+//!   not declare (`events:`), with "did you mean"; declared events never sent.
 //!
 //! Deliberately not here: anything [`super::compile`] already guarantees (targets exist,
 //! variables are declared, every `ask` handles no-input and no-match), and running calls
@@ -27,15 +33,17 @@ use super::error::{Diagnostic, ErrorKind};
 use super::{
     InputMode, IntentAction, NodeId, NodeKind, PromptItem, PromptKind, Scenario, SourcePos, SubId,
 };
-use crate::media::prompts::{AUDIO_EXTENSIONS, PromptCache, peak_dbfs, rms_dbfs};
+use crate::media::prompts::{AUDIO_EXTENSIONS, PromptCache, full_scale_run, peak_dbfs, rms_dbfs};
 use crate::sayas::{self, SayKind};
 
 /// RMS below this (dBFS) is reported as too quiet.
 pub const MIN_RMS_DBFS: f32 = -35.0;
 /// RMS above this (dBFS) is reported as too loud.
 pub const MAX_RMS_DBFS: f32 = -8.0;
-/// A peak at or above this (dBFS) is reported as clipped.
-pub const CLIP_DBFS: f32 = -0.1;
+/// This many consecutive samples at full scale (or more) are reported as clipping; fewer
+/// are a limiter's peaks (the Ukrainian set is mastered to touch 0 dBFS, never for more
+/// than 2 samples in a row).
+pub const CLIP_RUN: usize = 3;
 
 /// Where the audio lives, for the prompt and audio checks.
 pub struct Audio<'a> {
@@ -282,20 +290,48 @@ fn speech(scenario: &Scenario, out: &mut Vec<Diagnostic>) {
 }
 
 fn events(scenario: &Scenario, out: &mut Vec<Diagnostic>) {
+    let known: Vec<&str> = super::compile::KNOWN_EVENTS
+        .iter()
+        .copied()
+        .chain(scenario.events.iter().map(|(e, _)| e.as_str()))
+        .collect();
+    let mut sent: BTreeSet<&str> = BTreeSet::new();
     for node in &scenario.nodes {
-        if let NodeKind::Notify { event, .. } = &node.kind
-            && !super::compile::KNOWN_EVENTS.contains(&event.as_str())
-        {
+        let NodeKind::Notify { event, .. } = &node.kind else {
+            continue;
+        };
+        sent.insert(event);
+        if known.contains(&event.as_str()) {
+            continue;
+        }
+        let hint = match super::compile::closest(event, known.iter().copied()) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!(
+                "if the CRM expects it, declare it at the top level: `events: [{event}]` (documented: {})",
+                super::compile::KNOWN_EVENTS.join(", ")
+            ),
+        };
+        out.push(
+            Diagnostic::new(
+                ErrorKind::Suspicious,
+                node.pos,
+                format!(
+                    "event `{event}` is neither one the CRM integration documents nor declared in `events:`"
+                ),
+            )
+            .with_hint(hint)
+            .warning(),
+        );
+    }
+    for (event, at) in &scenario.events {
+        if !sent.contains(event.as_str()) {
             out.push(
                 Diagnostic::new(
                     ErrorKind::Suspicious,
-                    node.pos,
-                    format!("event `{event}` is not one the CRM integration documents"),
+                    *at,
+                    format!("event `{event}` is declared but no `notify` node sends it"),
                 )
-                .with_hint(format!(
-                    "known events: {}",
-                    super::compile::KNOWN_EVENTS.join(", ")
-                ))
+                .with_hint("remove it from `events:`, or send it")
                 .warning(),
             );
         }
@@ -502,45 +538,12 @@ fn prompts(scenario: &Scenario, audio: &Audio<'_>, out: &mut Vec<Diagnostic>) {
                         missing[0], missing[0]
                     ),
                 )
-                .with_hint({
-                    let hint =
-                        super::compile::suggest(missing[0], audio.cache.names(lang), "prompt");
-                    if hint.starts_with("did you mean") {
-                        hint
-                    } else {
-                        "record it, or use a prompt that exists".to_string()
-                    }
-                })
+                .with_hint(missing_prompt_hint(audio.cache, lang, missing[0]))
             };
             out.push(d);
         }
     }
-    // Synthetic placeholders: one warning per language.
-    let mut synthetic: BTreeMap<&str, (SourcePos, Vec<&str>)> = BTreeMap::new();
-    for ((lang, name), at) in &used {
-        if audio.cache.is_synthetic(lang, name) {
-            let e = synthetic.entry(lang).or_insert((*at, Vec::new()));
-            e.0 = e.0.min(*at);
-            e.1.push(name);
-        }
-    }
-    for (lang, (at, names)) in synthetic {
-        let list: Vec<&str> = names.iter().take(8).copied().collect();
-        out.push(
-            Diagnostic::new(
-                ErrorKind::Synthetic,
-                at,
-                format!(
-                    "{} prompt(s) in `{lang}` are synthetic placeholders still to be recorded: {}{}",
-                    names.len(),
-                    list.join(", "),
-                    if names.len() > 8 { ", …" } else { "" }
-                ),
-            )
-            .with_hint(format!("listed in audio/{lang}/SYNTHETIC.txt"))
-            .warning(),
-        );
-    }
+    synthetic(scenario, audio, &used, out);
     // Levels and formats of what the scenario plays.
     for ((lang, name), at) in &used {
         if let Some(p) = audio.cache.get(lang, name) {
@@ -548,8 +551,11 @@ fn prompts(scenario: &Scenario, audio: &Audio<'_>, out: &mut Vec<Diagnostic>) {
                 continue;
             }
             let (peak, rms) = (peak_dbfs(&p.pcm), rms_dbfs(&p.pcm));
-            let problem = if peak >= CLIP_DBFS {
-                Some(format!("peaks at {peak:.1} dBFS (clipped)"))
+            let run = full_scale_run(&p.pcm);
+            let problem = if run >= CLIP_RUN {
+                Some(format!(
+                    "is clipped ({run} samples in a row at full scale, peak {peak:.1} dBFS)"
+                ))
             } else if rms < MIN_RMS_DBFS {
                 Some(format!("is too quiet (RMS {rms:.1} dBFS)"))
             } else if rms > MAX_RMS_DBFS {
@@ -574,6 +580,111 @@ fn prompts(scenario: &Scenario, audio: &Audio<'_>, out: &mut Vec<Diagnostic>) {
                 Diagnostic::new(ErrorKind::Audio, *at, format!("`{lang}/{name}` {problem}"))
                     .with_hint("store prompts as 8 kHz mono 16-bit PCM WAV (`sox in.wav -r 8000 -c 1 -b 16 out.wav`)")
                     .warning(),
+            );
+        }
+    }
+}
+
+/// "did you mean" from the language's own prompts; or, when the name is recorded in other
+/// languages, which ones (the recording is missing, not the name misspelt).
+fn missing_prompt_hint(cache: &PromptCache, lang: &str, name: &str) -> String {
+    let elsewhere: Vec<&str> = cache
+        .languages()
+        .filter(|l| *l != lang && cache.get(l, name).is_some())
+        .collect();
+    if !elsewhere.is_empty() {
+        return format!(
+            "it exists in {}: record audio/{lang}/{name}.wav (or add a placeholder and list it in audio/{lang}/SYNTHETIC.txt)",
+            elsewhere.join(", ")
+        );
+    }
+    match super::compile::closest(name, cache.names(lang)) {
+        Some(c) => format!("did you mean `{c}`?"),
+        None => "record it, or use a prompt that exists".to_string(),
+    }
+}
+
+/// Synthetic placeholders the scenario plays: per language, one warning naming those not
+/// acknowledged, one note for the acknowledged ones; and a warning for each
+/// acknowledgement that matches none.
+fn synthetic(
+    scenario: &Scenario,
+    audio: &Audio<'_>,
+    used: &BTreeMap<(String, String), SourcePos>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let acks = &scenario.acknowledged_synthetic;
+    let mut ack_used = vec![false; acks.len()];
+    // lang → (first position of one not acknowledged, not acknowledged, acknowledged)
+    type Split<'a> = (Option<SourcePos>, Vec<&'a str>, Vec<&'a str>);
+    let mut by_lang: BTreeMap<&str, Split<'_>> = BTreeMap::new();
+    for ((lang, name), at) in used {
+        if !audio.cache.is_synthetic(lang, name) {
+            continue;
+        }
+        let full = format!("{lang}/{name}");
+        let mut acknowledged = false;
+        for (i, (pattern, _)) in acks.iter().enumerate() {
+            if super::glob_match(pattern, &full) {
+                ack_used[i] = true;
+                acknowledged = true;
+            }
+        }
+        let e = by_lang.entry(lang).or_default();
+        if acknowledged {
+            e.2.push(name);
+        } else {
+            e.0 = Some(e.0.map_or(*at, |p| p.min(*at)));
+            e.1.push(name);
+        }
+    }
+    let ack_at = acks.first().map(|(_, at)| *at);
+    for (lang, (at, open, known)) in by_lang {
+        if let Some(at) = at {
+            out.push(
+                Diagnostic::new(
+                    ErrorKind::Synthetic,
+                    at,
+                    format!(
+                        "{} prompt(s) in `{lang}` are synthetic placeholders still to be recorded: {}",
+                        open.len(),
+                        open.join(", ")
+                    ),
+                )
+                .with_hint(format!(
+                    "record them (listed in audio/{lang}/SYNTHETIC.txt), or acknowledge them: `acknowledge: {{ synthetic_prompts: [\"{lang}/{}\"] }}`",
+                    open[0]
+                ))
+                .warning(),
+            );
+        }
+        if !known.is_empty() {
+            out.push(
+                Diagnostic::new(
+                    ErrorKind::Synthetic,
+                    ack_at.or(at).unwrap_or_default(),
+                    format!(
+                        "{} acknowledged placeholder(s) in `{lang}` still to be recorded: {}",
+                        known.len(),
+                        known.join(", ")
+                    ),
+                )
+                .note(),
+            );
+        }
+    }
+    for ((pattern, at), hit) in acks.iter().zip(ack_used) {
+        if !hit {
+            out.push(
+                Diagnostic::new(
+                    ErrorKind::Stale,
+                    *at,
+                    format!("`{pattern}` acknowledges no placeholder this scenario plays"),
+                )
+                .with_hint(
+                    "it has been recorded (or is not used any more): remove it from `acknowledge.synthetic_prompts`",
+                )
+                .warning(),
             );
         }
     }
@@ -722,14 +833,7 @@ pub fn missing_literal_prompts(text: &str, cache: &PromptCache) -> Vec<Diagnosti
                         at,
                         format!("prompt `{name}` has no recording for `{lang}` (audio/{lang}/{name}.wav)"),
                     )
-                    .with_hint({
-                        let hint = super::compile::suggest(&name, cache.names(lang), "prompt");
-                        if hint.starts_with("did you mean") {
-                            hint
-                        } else {
-                            "record it, or use a prompt that exists".to_string()
-                        }
-                    }),
+                    .with_hint(missing_prompt_hint(cache, lang, &name)),
                 );
             }
         }

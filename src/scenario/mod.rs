@@ -20,6 +20,7 @@
 //! report can all walk it.
 
 pub mod allow;
+pub mod builtins;
 mod compile;
 mod duration;
 mod error;
@@ -28,6 +29,7 @@ pub mod graph;
 pub mod lint;
 mod raw;
 mod template;
+mod yaml_errors;
 
 #[cfg(test)]
 mod tests;
@@ -117,6 +119,35 @@ pub struct Scenario {
     pub amd: Option<Amd>,
     /// Where its `transfer` nodes may send the call (targets in the file, `allow:`).
     pub transfer_allow: allow::TransferAllow,
+    /// `events:` — the scenario's own CRM event names, where each is declared.
+    pub events: Vec<(String, SourcePos)>,
+    /// `acknowledge.synthetic_prompts:` — `lang/name` patterns of placeholder prompts the
+    /// scenario knowingly plays, where each is written.
+    pub acknowledged_synthetic: Vec<(String, SourcePos)>,
+}
+
+/// Whether `pattern` (`*` matches any run of characters, `/` included) matches `text`.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Classic two-pointer match with backtracking to the last `*`.
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if i < p.len() && p[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if i < p.len() && p[i] == t[j] {
+            i += 1;
+            j += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '*')
 }
 
 /// Name of the variable that holds the answering-machine verdict.
@@ -887,9 +918,91 @@ pub(crate) mod raw_support {
     pub(crate) use super::raw::{OrderedMap, Scalar};
 }
 
-/// A YAML syntax or schema error as a located diagnostic.
-pub(crate) fn yaml_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
-    error::from_yaml_error(e)
+/// A YAML syntax or schema error as a located diagnostic; `text` is the file's text.
+pub(crate) fn yaml_diagnostic(e: &serde_saphyr::Error, text: &str) -> Diagnostic {
+    error::from_yaml_error(e, text)
+}
+
+/// How many misspelt keys one load reports before giving up.
+const MAX_TYPOS: usize = 20;
+
+/// The diagnostics of a file that does not parse: every misspelt key (each with "did you
+/// mean"), found by reading on with the likely fix in place, then the first other error.
+/// Positions are in `text`, whatever the fixes did to the columns after them.
+fn yaml_diagnostics<T: serde::de::DeserializeOwned>(
+    text: &str,
+    first: serde_saphyr::Error,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut current = text.to_string();
+    // (line, column in `text`, added characters) of each fix made so far.
+    let mut edits: Vec<(u32, u32, i64)> = Vec::new();
+    let mut err = first;
+    for _ in 0..=MAX_TYPOS {
+        let (message, line, column) = error::yaml_message(&err);
+        let shift: i64 = edits
+            .iter()
+            .filter(|(l, c, _)| *l == line && *c < column)
+            .map(|(_, _, d)| *d)
+            .sum();
+        let original_column = u32::try_from(i64::from(column) - shift)
+            .unwrap_or(column)
+            .max(1);
+        // Worded from the text as fixed so far (the key a typo was taken for), placed in the
+        // text as written.
+        let mut d = yaml_errors::explain(&message, line, column, &current);
+        d.column = original_column;
+        out.push(d);
+        let Some((bad, fix)) = yaml_errors::typo_fix(&message) else {
+            break;
+        };
+        let Some(next) = replace_at(&current, line, column, &bad, &fix) else {
+            break;
+        };
+        current = next;
+        let added = fix.chars().count() as i64 - bad.chars().count() as i64;
+        edits.push((line, original_column, added));
+        match serde_saphyr::from_str::<T>(&current) {
+            Ok(_) => break,
+            Err(e) => {
+                // The likely fix made a key the mapping already has: that is the typo's
+                // doing, not a second problem of the file.
+                let (next_message, next_line, _) = error::yaml_message(&e);
+                if next_message.starts_with("duplicate mapping key")
+                    && edits.iter().any(|(l, _, _)| *l == next_line)
+                {
+                    break;
+                }
+                err = e;
+            }
+        }
+    }
+    out
+}
+
+/// `text` with `bad` replaced by `fix` where it starts at `line:column` (1-based, in
+/// characters); `None` when it does not start there.
+fn replace_at(text: &str, line: u32, column: u32, bad: &str, fix: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + fix.len());
+    let mut found = false;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            let start: usize = l
+                .char_indices()
+                .nth(column.saturating_sub(1) as usize)
+                .map(|(b, _)| b)?;
+            if !l[start..].starts_with(bad) {
+                return None;
+            }
+            out.push_str(&l[..start]);
+            out.push_str(fix);
+            out.push_str(&l[start + bad.len()..]);
+            found = true;
+        } else {
+            out.push_str(l);
+        }
+    }
+    found.then_some(out)
 }
 
 /// Loads and compiles one scenario file. The file label in errors is `path` as given.
@@ -905,8 +1018,9 @@ pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
 /// Compiles scenario text; `file_label` names it in errors and gives the default `name`
 /// (its file stem).
 pub fn load_str(file_label: &str, text: &str) -> Result<Scenario, LoadError> {
-    let raw: raw::RawScenario = serde_saphyr::from_str(text)
-        .map_err(|e| LoadError::invalid(file_label, vec![error::from_yaml_error(&e)]))?;
+    let raw: raw::RawScenario = serde_saphyr::from_str(text).map_err(|e| {
+        LoadError::invalid(file_label, yaml_diagnostics::<raw::RawScenario>(text, e))
+    })?;
     compile::compile(file_label, text, raw).map_err(|diags| LoadError::invalid(file_label, diags))
 }
 

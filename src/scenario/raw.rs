@@ -90,6 +90,9 @@ pub(crate) struct RawScenario {
     pub global: Option<Spanned<RawGlobal>>,
     pub amd: Option<Spanned<RawAmd>>,
     pub allow: Option<Spanned<RawAllow>>,
+    /// The scenario's own CRM events (`notify`), beyond the ones the integration documents.
+    pub events: Option<Spanned<Vec<Spanned<String>>>>,
+    pub acknowledge: Option<Spanned<RawAcknowledge>>,
     pub subdialogs: Option<Named<RawSubdialog>>,
     pub start: Spanned<String>,
     pub nodes: Spanned<Named<RawNode>>,
@@ -119,6 +122,15 @@ pub(crate) struct RawVariable {
     pub from: Option<Spanned<String>>,
     /// Longest value accepted from outside the file (a SIP header).
     pub max_length: Option<Spanned<usize>>,
+}
+
+/// `acknowledge:` — known shortcomings the linter should not warn about.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAcknowledge {
+    /// `lang/name` patterns (`*` any run) of synthetic placeholder prompts the scenario
+    /// knowingly plays until they are recorded.
+    pub synthetic_prompts: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `allow:` — where the scenario may send a call, beyond the targets written in the file.
@@ -418,6 +430,7 @@ pub(crate) enum RawPromptItem {
 pub(crate) enum RawGender {
     Masculine,
     Feminine,
+    Neuter,
 }
 
 #[derive(Debug, Deserialize)]

@@ -106,14 +106,62 @@ fn load_error_display_format() {
     assert_eq!(err.file(), "scenarios/x.yaml");
 }
 
+/// Every diagnostic as `line:col: message | hint`.
+fn rendered(yaml: &str) -> Vec<String> {
+    match load_str("t.yaml", yaml) {
+        Ok(_) => panic!("loaded without errors:\n{yaml}"),
+        Err(e) => e
+            .diagnostics()
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{}: {} | {}",
+                    d.line,
+                    d.column,
+                    d.message,
+                    d.hint.as_deref().unwrap_or("-")
+                )
+            })
+            .collect(),
+    }
+}
+
 #[test]
 fn yaml_syntax_error() {
-    one_error(
-        &OK.replace("    next: b", "      next: b"),
-        6,
-        7,
-        ErrorKind::Yaml,
-        "did not find expected key",
+    // Indentation, in plain words: which keys above the line it fails to line up with.
+    assert_eq!(
+        rendered(&OK.replace("    next: b", "      next: b")),
+        [
+            "6:7: line 6 is not indented like the keys around it | `next` is indented 6 spaces, \
+          the keys above it 4 (`play`, line 5), 2 (`a`, line 4), 0 (`nodes`, line 3): keys of \
+          one mapping start in the same column, so line it up with the one it belongs to"
+        ]
+    );
+    assert_eq!(
+        rendered("version: 1\nstart: a\nnodes:\n  a:\n  play: [hello]\n  next: a\n"),
+        [
+            "4:4: `a` is empty | the keys that belong to `a` must be indented further than `a:` on line 4"
+        ]
+    );
+    assert_eq!(
+        rendered("version: 1\nstart: a\nnodes:\n\ta: { hangup: {} }\n"),
+        [
+            "4:2: line 4 is indented with a tab | YAML indents with spaces only: replace the tab with spaces"
+        ]
+    );
+    assert_eq!(
+        rendered(&OK.replace("play: [hello]", "play: [hello")),
+        [
+            "6:9: a `[` opened on line 5 is not closed | close it with `]` on line 5, or continue \
+          the list on the next lines indented"
+        ]
+    );
+    assert_eq!(
+        rendered(&OK.replace("start: a", "start: \"a")),
+        [
+            "3:1: a quoted text that starts on line 2 is not closed | add the closing `\"` (or \
+          `'`) at the end of the text"
+        ]
     );
     let err = load_str("t.yaml", "").unwrap_err();
     assert_eq!(err.diagnostics()[0].line, 1);
@@ -122,38 +170,109 @@ fn yaml_syntax_error() {
 
 #[test]
 fn unknown_key() {
-    let yaml = OK.replace("    next: b", "    nxt: b");
-    one_error(&yaml, 6, 5, ErrorKind::Yaml, "unknown field `nxt`");
-    one_error(
-        &format!("{OK}colour: red\n"),
-        9,
-        1,
-        ErrorKind::Yaml,
-        "unknown field `colour`",
+    assert_eq!(
+        rendered(&OK.replace("    next: b", "    nxt: b")),
+        ["6:5: unknown key `nxt` in node `a` | did you mean `next`?"]
+    );
+    assert_eq!(
+        rendered(&format!("{OK}colour: red\n")),
+        [
+            "9:1: unknown key `colour` at the top level | the keys here are: version, name, \
+          description, languages, variables, global, amd, allow, events, acknowledge, \
+          subdialogs, start, nodes"
+        ]
+    );
+    // Keys of the node written inside its action, and the other way round.
+    let ask = "version: 1\nstart: a\nnodes:\n  a:\n    ask:\n      prompt: [hello]\n      on: { noinput: a, nomatch: a }\n";
+    assert_eq!(
+        rendered(ask),
+        [
+            "7:7: unknown key `on` in `ask` | `on` is a key of the node, beside `ask:`, not \
+          inside it: move it left, to the column of `ask:`"
+        ]
+    );
+    let ask = "version: 1\nstart: a\nnodes:\n  a:\n    ask:\n      prompt: [hello]\n    intents: { x: { dtmf: [\"1\"] } }\n    on: { x: a, noinput: a, nomatch: a }\n";
+    assert_eq!(
+        rendered(ask),
+        [
+            "7:5: unknown key `intents` in node `a` | `intents` is a key of `ask:`: indent it under `ask:`"
+        ]
+    );
+    assert_eq!(
+        rendered(&format!("{OK}play: [x]\n")),
+        [
+            "9:1: unknown key `play` at the top level | `play` is a key of a node: nodes go under \
+          `nodes:`, each node's keys indented under its name"
+        ]
+    );
+}
+
+#[test]
+fn every_misspelt_key_is_reported_at_once() {
+    // Three typos, two on one line: each at its own column in the file as written, even
+    // after the fix of the first shifted the rest of the line.
+    let yaml = "\
+version: 1
+langauges: [en]
+start: a
+nodes:
+  a:
+    ask:
+      promt: [hello]
+      intents: { x: { dtmf: [\"1\"], phrase: { en: [yes] }, sya: [hello] } }
+    on: { x: b, noinput: b, nomatch: b }
+  b: { hangup: { outcom: x, play: [{ prompt: hello, bargein: false }] } }
+";
+    assert_eq!(
+        rendered(yaml),
+        [
+            "2:1: unknown key `langauges` at the top level | did you mean `languages`?",
+            "7:7: unknown key `promt` in `ask` | did you mean `prompt`?",
+            "8:36: unknown key `phrase` in `x` | did you mean `phrases`?",
+            "8:59: unknown key `sya` in `x` | did you mean `say`?",
+            "10:18: unknown key `outcom` in `hangup` | did you mean `outcome`?",
+            "10:53: unknown key `bargein` in a `play` item | did you mean `barge_in`?",
+        ]
+    );
+    // A typo next to the key it was meant to be: only the typo (the fix would duplicate it).
+    assert_eq!(
+        rendered(&OK.replace("    hangup: {}", "    hangup: { outcome: x, outcom: y }")),
+        ["8:27: unknown key `outcom` in `hangup` | did you mean `outcome`?"]
+    );
+    // A typo and then another kind of error: both, the typo first.
+    assert_eq!(
+        rendered(&OK.replace("    next: b", "    nxt: [b]")),
+        [
+            "6:5: unknown key `nxt` in node `a` | did you mean `next`?",
+            "6:10: `next` takes one value (a name or a text), not a list or a mapping | e.g. \
+             `next: confirm`; quote texts with special characters",
+        ]
     );
 }
 
 #[test]
 fn unknown_key_in_prompt_item() {
     let yaml = OK.replace("[hello]", "[hello, { prompt: x, bargein: false }]");
-    one_error(&yaml, 5, 32, ErrorKind::Yaml, "unknown field `bargein`");
+    one_error(
+        &yaml,
+        5,
+        32,
+        ErrorKind::Yaml,
+        "unknown key `bargein` in a `play` item",
+    );
 }
 
 #[test]
 fn wrong_types() {
-    one_error(
-        &OK.replace("version: 1", "version: one"),
-        1,
-        10,
-        ErrorKind::Yaml,
-        "u32",
+    assert_eq!(
+        rendered(&OK.replace("version: 1", "version: one")),
+        ["1:10: `version` takes a whole number, like `2`, not `one` | -"]
     );
-    one_error(
-        &OK.replace("play: [hello]", "play: hello"),
-        5,
-        11,
-        ErrorKind::Yaml,
-        "sequence",
+    assert_eq!(
+        rendered(&OK.replace("play: [hello]", "play: hello")),
+        [
+            "5:11: `play` takes a list | write a list: `[hello, goodbye]`, or one `- item` per line under it"
+        ]
     );
     one_error(
         &OK.replace("play: [hello]", "play: [[hello]]"),
@@ -161,6 +280,50 @@ fn wrong_types() {
         12,
         ErrorKind::Yaml,
         "prompt name",
+    );
+    let ask = |body: &str| {
+        format!(
+            "version: 1\nstart: a\nnodes:\n  a:\n    ask:\n      prompt: [hello]\n{body}\n    on: {{ x: a, noinput: a, nomatch: a }}\n"
+        )
+    };
+    assert_eq!(
+        rendered(&ask(
+            "      barge_in: maybe\n      intents: { x: { dtmf: [\"1\"] } }"
+        )),
+        ["7:17: `barge_in` takes `true` or `false`, not `maybe` | -"]
+    );
+    assert_eq!(
+        rendered(&ask("      intents: { x: { dtmf: 1 } }")),
+        ["7:29: `dtmf` takes a list | write a list of keys, quoted: `[\"1\"]`"]
+    );
+    assert_eq!(
+        rendered(&ask(
+            "      input: [keys]\n      intents: { x: { dtmf: [\"1\"] } }"
+        )),
+        ["7:15: `input` cannot be `keys` | one of: dtmf, speech"]
+    );
+    assert_eq!(
+        rendered(&ask(
+            "      noinput: { max: 1, reprompt: [hello] }\n      intents: { x: { dtmf: [\"1\"] } }"
+        )),
+        [
+            "7:37: `reprompt` takes a list | write a list of prompt lists, one per retry: \
+          `[[im-sorry], [im-sorry, please-try-again]]`"
+        ]
+    );
+    assert_eq!(
+        rendered(
+            "version: 1\nstart: a\nnodes:\n  a:\n    ask:\n      input: [dtmf]\n    on: { noinput: a, nomatch: a }\n"
+        ),
+        ["6:7: `ask` needs `prompt` | add `prompt:` to it"]
+    );
+    assert_eq!(
+        rendered("version: 1\nnodes:\n  a: { hangup: {} }\n"),
+        ["2:1: the scenario needs `start` | add `start:` to it"]
+    );
+    assert_eq!(
+        rendered(&format!("{OK}variables:\n  x: {{ type: strin }}\n")),
+        ["10:14: `type` cannot be `strin` | did you mean `string`?"]
     );
 }
 
@@ -1152,24 +1315,108 @@ nodes:
 
     #[test]
     fn levels_are_checked() {
-        let yaml = "version: 1\nstart: a\nnodes:\n  a:\n    hangup: { play: [loud, quiet] }\n";
+        let yaml =
+            "version: 1\nstart: a\nnodes:\n  a:\n    hangup: { play: [loud, peak, quiet] }\n";
         let s = load_str("t.yaml", yaml).unwrap();
         let mut c = PromptCache::new();
+        // Flattened at full scale for a while: clipped. A single full-scale peak is not.
         c.insert(
             "en",
-            Prompt::from_pcm("loud", vec![i16::MAX, i16::MIN, 0, 0]),
+            Prompt::from_pcm("loud", vec![i16::MAX, i16::MAX, i16::MAX, i16::MAX, 0]),
+        );
+        c.insert(
+            "en",
+            Prompt::from_pcm(
+                "peak",
+                vec![3000, -3000, i16::MAX, 3000, -3000, 0, 0, 0, 0, 0],
+            ),
         );
         c.insert("en", Prompt::from_pcm("quiet", vec![3, -3, 3, -3]));
         let got = found(&s, Some(&c));
         let msgs: Vec<&str> = got.iter().map(|g| g.4.as_str()).collect();
         assert!(
-            msgs.iter().any(|m| m.contains("`en/loud` peaks at")),
+            msgs.iter()
+                .any(|m| m.contains("`en/loud` is clipped (4 samples in a row at full scale")),
             "{msgs:#?}"
         );
+        assert!(!msgs.iter().any(|m| m.contains("en/peak")), "{msgs:#?}");
         assert!(
             msgs.iter().any(|m| m.contains("`en/quiet` is too quiet")),
             "{msgs:#?}"
         );
         assert!(got.iter().all(|g| g.3 == Severity::Warning));
     }
+}
+
+#[test]
+fn the_call_parties_are_built_in_and_read_only() {
+    // Declared implicitly: usable without a declaration, in templates and expressions.
+    let yaml = "\
+version: 1
+start: a
+nodes:
+  a:
+    branch: [{ if: \"direction == 'outbound'\", goto: b }]
+    else: b
+  b:
+    sms: { template: link }
+    next: c
+  c:
+    notify: { event: dnc.requested, data: { phone: \"${customer}\", via: \"${caller}>${dialled}\" } }
+    next: d
+  d:
+    hangup: {}
+";
+    let s = load_str("t.yaml", yaml).unwrap_or_else(|e| panic!("{e}"));
+    for name in ["caller", "dialled", "customer", "direction"] {
+        let v = &s.variables[name];
+        assert_eq!(v.ty, VarType::String, "{name}");
+        assert!(v.pos.is_none(), "{name} is implicit");
+        assert!(v.description.as_deref().unwrap().contains("built-in"));
+    }
+    // An SMS without `to` goes to the customer.
+    let NodeKind::Notify { data, .. } = &s.nodes[1].kind else {
+        panic!("b is not an sms node")
+    };
+    let vars = BTreeMap::from([("customer".to_string(), "+15551230000".to_string())]);
+    assert_eq!(data.render(&vars)["to"], "+15551230000");
+
+    // Not assignable, by `set` or by any `store`.
+    one_error(
+        &OK.replace(
+            "    play: [hello]\n    next: b",
+            "    set: { customer: \"+15550000\" }\n    next: b",
+        ),
+        5,
+        12,
+        ErrorKind::UndeclaredVariable,
+        "`set` assigns `customer`, a built-in variable the runtime sets; it cannot be assigned",
+    );
+    one_error(
+        &OK.replace(
+            "    play: [hello]\n    next: b",
+            "    webhook: { store: { caller: x } }\n    next: b\n    on: { error: b }",
+        ),
+        5,
+        25,
+        ErrorKind::UndeclaredVariable,
+        "`store` names `caller`, a built-in variable",
+    );
+    // Redeclared only as a string, and never from SIP.
+    let declared = |decl: &str| format!("{OK}variables:\n  customer: {decl}\n");
+    assert!(load_str("t.yaml", &declared("{ type: string, description: who }")).is_ok());
+    one_error(
+        &declared("{ type: integer }"),
+        10,
+        3,
+        ErrorKind::InvalidValue,
+        "`customer` is a built-in variable, set by the runtime to a number; it cannot be declared `integer`",
+    );
+    one_error(
+        &declared("{ from: sip_header X-Customer }"),
+        10,
+        21,
+        ErrorKind::InvalidValue,
+        "`customer` is set by the runtime; nothing in the INVITE may set it",
+    );
 }

@@ -15,6 +15,13 @@
 //! [`EffectScript`], in the order they are requested; unscripted ones get a default (a
 //! webhook answers `{}`, a transfer connects, a recording is empty).
 //!
+//! The call's parties are filled like the engine fills them ([`call_variables`]): the
+//! built-ins `caller`, `dialled`, `customer` and `direction` for an inbound or an outbound
+//! call (`direction` given in the variables; by default outbound for a scenario with
+//! `amd:`, inbound otherwise), with a made-up customer number unless the variables name
+//! one. An inbound call starts the dialogue at once; only an outbound call runs
+//! answering-machine detection, as on the wire.
+//!
 //! The report carries the CRM record, a readable [`Timeline`] (prompts with durations,
 //! inputs, transitions, timers, effects) and the nodes and edges the call visited, for
 //! coverage ([`coverage`]). Caller scripts in YAML are [`script`].
@@ -39,7 +46,62 @@ use crate::dialogue::{
 };
 use crate::media::Codec;
 use crate::media::prompts::PromptCache;
+use crate::scenario::builtins::{
+    CALLER, CUSTOMER, CallDirection, DIALLED, DIRECTION, party_variables,
+};
 use crate::scenario::{NodeId, Scenario, TransferMode};
+
+/// The customer's number in a simulated call, unless the variables give one.
+pub const SIM_CUSTOMER: &str = "+15551230000";
+/// Our own number (the trunk's caller ID) in a simulated outbound call.
+pub const SIM_OWN_NUMBER: &str = "+15550100";
+
+/// The direction a simulated call takes when its variables do not say (`direction`):
+/// outbound for a scenario with `amd:` (detection only runs on calls we place), inbound
+/// otherwise.
+pub fn default_direction(scenario: &Scenario) -> CallDirection {
+    if scenario.amd.is_some() {
+        CallDirection::Outbound
+    } else {
+        CallDirection::Inbound
+    }
+}
+
+/// The call's variables with the built-in parties filled the way the engine fills them.
+/// `given` may choose the direction (`direction`), the customer's number (`customer`, or
+/// `caller` inbound / `dialled` outbound), our number outbound (`caller`) and the DID
+/// inbound (`dialled`, default: the scenario's name, as a Request-URI selects it); the rest
+/// is made up ([`SIM_CUSTOMER`], [`SIM_OWN_NUMBER`]). An unknown `direction` is replaced
+/// by the default.
+pub fn call_variables(
+    scenario: &Scenario,
+    mut given: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let direction = given
+        .get(DIRECTION)
+        .and_then(|d| CallDirection::parse(d))
+        .unwrap_or_else(|| default_direction(scenario));
+    let pick = |keys: &[&str], given: &BTreeMap<String, String>, default: &str| -> String {
+        keys.iter()
+            .find_map(|k| given.get(*k).filter(|v| !v.is_empty()))
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let parties = match direction {
+        CallDirection::Inbound => {
+            let customer = pick(&[CUSTOMER, CALLER], &given, SIM_CUSTOMER);
+            let did = pick(&[DIALLED], &given, &scenario.name);
+            party_variables(direction, &customer, &did)
+        }
+        CallDirection::Outbound => {
+            let customer = pick(&[CUSTOMER, DIALLED], &given, SIM_CUSTOMER);
+            let own = pick(&[CALLER], &given, SIM_OWN_NUMBER);
+            party_variables(direction, &own, &customer)
+        }
+    };
+    given.extend(parties);
+    given
+}
 
 /// One thing the simulated caller does.
 #[derive(Debug, Clone, PartialEq)]
@@ -749,6 +811,8 @@ pub fn run_call(
         initial_ts: 0,
     };
     let scenario_name = scenario.name.clone();
+    let variables = call_variables(&scenario, variables);
+    let outbound = variables.get(DIRECTION).map(String::as_str) == Some("outbound");
     let mut sim = Sim {
         core: CallCore::new(Arc::clone(&scenario), variables, prompts, media, t0),
         effects: opts.effects.clone(),
@@ -773,7 +837,19 @@ pub fn run_call(
     let mut spoken = false;
     let by;
     let mut timed_out = false;
-    sim.core.start(now);
+    if outbound {
+        sim.core.start(now);
+    } else {
+        // The caller called us: no answering machine to detect (as the engine does it).
+        if scenario.amd.is_some() {
+            sim.notes.push(
+                now,
+                0,
+                "· inbound call: no answering-machine detection".to_string(),
+            );
+        }
+        sim.core.start_inbound(now);
+    }
     if sim.core.amd_pending() {
         let who = match script.first() {
             Some(CallerStep::Answer(a)) => *a,
@@ -872,7 +948,7 @@ pub fn run_call(
         CallInfo {
             call_id: "simulated",
             scenario: &scenario_name,
-            direction: "simulated",
+            direction: if outbound { "outbound" } else { "inbound" },
             started_wall: opts.start_wall,
         },
         now,

@@ -3,9 +3,12 @@
 //!
 //! ```yaml
 //! scenario: order-confirmation.yaml      # optional: default is the script's stem + .yaml
+//! direction: outbound                    # optional: every call's direction (default: the
+//!                                        # simulator's, see `super::call_variables`)
 //! calls:
 //!   - name: key 1 confirms
-//!     variables: { order_id: "4711" }
+//!     direction: inbound                 # optional: this call's
+//!     variables: { order_id: "4711", customer: "+15551230000" }
 //!     steps:
 //!       - press: "1"                     # when the robot has been silent 700 ms
 //!       - { press: "1", at: 7s }         # at 7 s into the call (barge-in)
@@ -47,6 +50,7 @@ use super::{
 };
 use crate::call::TraceEvent;
 use crate::dialogue::{HangupBy, TransferOutcome};
+use crate::scenario::builtins::{CallDirection, DIRECTION};
 use crate::scenario::raw_support::{OrderedMap, Scalar};
 use crate::scenario::{Diagnostic, ErrorKind, LoadError, SourcePos, parse_duration};
 
@@ -83,6 +87,9 @@ pub struct Expect {
     pub variables: BTreeMap<String, String>,
     /// The exact list of CRM events (`sms.requested`, …).
     pub events: Option<Vec<String>>,
+    /// For some of those events (by index in `events`), fields their data must have:
+    /// dotted paths into the data and the value each must have.
+    pub event_data: Vec<(usize, Vec<(String, serde_json::Value)>)>,
     pub hangup_by: Option<HangupBy>,
     /// Dotted paths into the `call.completed` JSON and the value each must have.
     pub payload: Vec<(String, serde_json::Value)>,
@@ -96,12 +103,16 @@ pub struct ExpectAnswer {
     pub input: Option<String>,
     pub value: Option<String>,
     pub intent: Option<String>,
+    /// `noinput` / `nomatch`: the question got no answer.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScript {
     scenario: Option<Spanned<String>>,
+    /// `inbound` or `outbound`: the direction of every call that does not say.
+    direction: Option<Spanned<String>>,
     calls: Spanned<Vec<Spanned<RawCall>>>,
 }
 
@@ -109,6 +120,7 @@ struct RawScript {
 #[serde(deny_unknown_fields)]
 struct RawCall {
     name: Spanned<String>,
+    direction: Option<Spanned<String>>,
     variables: Option<OrderedMap<Spanned<String>, Spanned<Scalar>>>,
     steps: Option<Vec<Spanned<RawStep>>>,
     webhooks: Option<Vec<Spanned<RawWebhookReply>>>,
@@ -195,11 +207,54 @@ struct RawExpect {
     visits: Option<Vec<String>>,
     answers: Option<OrderedMap<String, RawExpectAnswer>>,
     variables: Option<OrderedMap<String, Scalar>>,
-    events: Option<Vec<String>>,
+    events: Option<Vec<RawEventExpect>>,
     hangup_by: Option<Spanned<String>>,
     payload: Option<OrderedMap<String, serde_json::Value>>,
     plays: Option<Vec<String>>,
     max_duration: Option<Spanned<String>>,
+}
+
+/// An expected CRM event: `sms.requested`, or `{ sms.requested: { to: "+1555…" } }` to also
+/// check fields of its data.
+#[derive(Debug)]
+struct RawEventExpect {
+    event: String,
+    data: Vec<(String, serde_json::Value)>,
+}
+
+impl<'de> Deserialize<'de> for RawEventExpect {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEventExpect;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an event name, or `{ event.name: { field: value } }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawEventExpect {
+                    event: v.to_string(),
+                    data: Vec::new(),
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let Some((event, fields)) =
+                    map.next_entry::<String, OrderedMap<String, serde_json::Value>>()?
+                else {
+                    return Err(de::Error::custom("an empty mapping names no event"));
+                };
+                if map.next_entry::<String, de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom(
+                        "one event per list item: `- { sms.requested: { to: … } }`",
+                    ));
+                }
+                Ok(RawEventExpect {
+                    event,
+                    data: fields.0,
+                })
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,6 +263,7 @@ struct RawExpectAnswer {
     input: Option<String>,
     value: Option<Scalar>,
     intent: Option<String>,
+    reason: Option<String>,
 }
 
 fn pos<T>(s: &Spanned<T>) -> SourcePos {
@@ -393,15 +449,48 @@ impl Parser {
         }
     }
 
-    fn call(&mut self, c: &Spanned<RawCall>) -> Option<CallSpec> {
+    /// `inbound` / `outbound`, reported when it is neither.
+    fn direction(&mut self, d: &Spanned<String>) -> Option<CallDirection> {
+        let parsed = CallDirection::parse(&d.value);
+        if parsed.is_none() {
+            self.error(
+                pos(d),
+                format!("`{}` is not a call direction", d.value),
+                "`direction: inbound` (the customer calls) or `direction: outbound` (we call)",
+            );
+        }
+        parsed
+    }
+
+    fn call(
+        &mut self,
+        c: &Spanned<RawCall>,
+        default_direction: Option<CallDirection>,
+    ) -> Option<CallSpec> {
         let raw = &c.value;
         let mut variables = BTreeMap::new();
         for (k, v) in raw.variables.iter().flat_map(|m| m.0.iter()) {
             variables.insert(k.value.clone(), v.value.0.clone());
         }
+        let direction = match &raw.direction {
+            Some(d) => self.direction(d),
+            None => default_direction,
+        };
+        if let Some(d) = direction {
+            variables.insert(DIRECTION.to_string(), d.as_str().to_string());
+        }
         let mut steps = Vec::new();
         for s in raw.steps.iter().flatten() {
             if let Some(step) = self.step(s) {
+                if matches!(step, CallerStep::Answer(_))
+                    && direction == Some(CallDirection::Inbound)
+                {
+                    self.error(
+                        pos(s),
+                        "`answer:` says who picks up a call we place; this call is inbound",
+                        "remove the step, or make the call `direction: outbound`",
+                    );
+                }
                 steps.push(step);
             }
         }
@@ -512,6 +601,7 @@ impl Parser {
                             input: a.input.clone(),
                             value: a.value.as_ref().map(|v| v.0.clone()),
                             intent: a.intent.clone(),
+                            reason: a.reason.clone(),
                         },
                     )
                 })
@@ -522,7 +612,18 @@ impl Parser {
                 .flat_map(|m| m.0.iter())
                 .map(|(k, v)| (k.clone(), v.0.clone()))
                 .collect(),
-            events: raw.events.clone(),
+            events: raw
+                .events
+                .as_ref()
+                .map(|l| l.iter().map(|e| e.event.clone()).collect()),
+            event_data: raw
+                .events
+                .iter()
+                .flatten()
+                .enumerate()
+                .filter(|(_, e)| !e.data.is_empty())
+                .map(|(i, e)| (i, e.data.clone()))
+                .collect(),
             hangup_by,
             payload: raw
                 .payload
@@ -551,8 +652,9 @@ pub fn script_path_for(scenario: &Path) -> PathBuf {
 /// Parses a caller script; `file_label` names it in errors and locates the default
 /// scenario (`<dir>/<stem without .test>.yaml`).
 pub fn parse_script(file_label: &str, text: &str) -> Result<Script, LoadError> {
-    let raw: RawScript = serde_saphyr::from_str(text)
-        .map_err(|e| LoadError::invalid(file_label, vec![crate::scenario::yaml_diagnostic(&e)]))?;
+    let raw: RawScript = serde_saphyr::from_str(text).map_err(|e| {
+        LoadError::invalid(file_label, vec![crate::scenario::yaml_diagnostic(&e, text)])
+    })?;
     let mut p = Parser { diags: Vec::new() };
     let label_path = Path::new(file_label);
     let dir = label_path.parent().unwrap_or(Path::new(""));
@@ -577,6 +679,7 @@ pub fn parse_script(file_label: &str, text: &str) -> Result<Script, LoadError> {
             "a script describes at least one call",
         );
     }
+    let default_direction = raw.direction.as_ref().and_then(|d| p.direction(d));
     let mut calls = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     for c in &raw.calls.value {
@@ -587,7 +690,7 @@ pub fn parse_script(file_label: &str, text: &str) -> Result<Script, LoadError> {
                 "give each call its own name",
             );
         }
-        if let Some(call) = p.call(c) {
+        if let Some(call) = p.call(c, default_direction) {
             calls.push(call);
         }
     }
@@ -685,8 +788,13 @@ pub fn check(expect: &Expect, report: &SimReport) -> Vec<String> {
         };
         for (field, w, g) in [
             ("input", &want.input, Some(&got.input)),
-            ("value", &want.value, Some(&got.value)),
+            (
+                "value",
+                &want.value,
+                got.reason.is_none().then_some(&got.value),
+            ),
             ("intent", &want.intent, got.intent.as_ref()),
+            ("reason", &want.reason, got.reason.as_ref()),
         ] {
             if let Some(w) = w
                 && g != Some(w)
@@ -715,6 +823,31 @@ pub fn check(expect: &Expect, report: &SimReport) -> Vec<String> {
                 want.join(", "),
                 got.join(", ")
             ));
+        }
+    }
+    let sent: Vec<(&str, &serde_json::Value)> = report
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            super::EffectLog::Notify { event, data, .. } => Some((event.as_str(), data)),
+            _ => None,
+        })
+        .collect();
+    for (i, fields) in &expect.event_data {
+        let name = expect
+            .events
+            .as_ref()
+            .and_then(|e| e.get(*i))
+            .map_or("", String::as_str);
+        let Some((_, data)) = sent.get(*i).filter(|(e, _)| *e == name) else {
+            continue; // the list of events already differs
+        };
+        for (path, want) in fields {
+            match json_at(data, path) {
+                Some(got) if same_json(want, got) => {}
+                Some(got) => out.push(format!("events.{name}.{path}: expected {want}, got {got}")),
+                None => out.push(format!("events.{name}.{path}: not in the event's data")),
+            }
         }
     }
     if let Some(want) = expect.hangup_by
@@ -834,7 +967,7 @@ mod tests {
                 "calls:\n  - name: a\n    stpes: []\n",
                 3,
                 5,
-                "unknown field",
+                "unknown key `stpes` in a `calls` item",
             ),
         ] {
             let e = parse_script("x.test.yaml", text).expect_err(text);
@@ -842,5 +975,10 @@ mod tests {
             assert_eq!((d.line, d.column), (line, col), "{text}: {e}");
             assert!(d.message.contains(needle), "{text}: {e}");
         }
+        let e = parse_script("x.test.yaml", "calls:\n  - name: a\n    stpes: []\n").unwrap_err();
+        assert_eq!(
+            e.diagnostics()[0].hint.as_deref(),
+            Some("did you mean `steps`?")
+        );
     }
 }

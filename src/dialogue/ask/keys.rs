@@ -189,6 +189,7 @@ impl Dialogue {
             Answer {
                 input: input.to_string(),
                 value: value.clone(),
+                reason: None,
                 intent: None,
                 confidence,
                 file: None,

@@ -27,7 +27,9 @@
 //! is assumed.
 //!
 //! This file holds the question rounds (question, reprompt, "did you say …?"), the
-//! timers, accepting an answer and escalating no-input and no-match; `keys.rs` collects
+//! timers, accepting an answer and escalating no-input and no-match (a question left by
+//! `on.noinput` / `on.nomatch` still records an answer: its input modes, no value, the
+//! reason); `keys.rs` collects
 //! and decides DTMF (classified by `dtmf.rs`), `speech.rs` takes speech and its
 //! confirmation.
 //!
@@ -358,6 +360,7 @@ impl Dialogue {
                     Answer {
                         input: input.to_string(),
                         value,
+                        reason: None,
                         intent: Some(intent.name.clone()),
                         confidence,
                         file: None,
@@ -405,6 +408,31 @@ impl Dialogue {
         };
         self.note(now, event);
         if count > escalation.max {
+            // The question was asked and got no answer: the CRM still sees it, with what
+            // it listened for and why it ended.
+            if let Some(node) = scenario.node(node_id) {
+                let input = ask
+                    .inputs
+                    .iter()
+                    .map(|m| match m {
+                        InputMode::Dtmf => "dtmf",
+                        InputMode::Speech => "speech",
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+");
+                let key = self.path_name(node);
+                self.result.answers.insert(
+                    key,
+                    Answer {
+                        input,
+                        value: String::new(),
+                        reason: Some(if noinput { "noinput" } else { "nomatch" }.to_string()),
+                        intent: None,
+                        confidence: None,
+                        file: None,
+                    },
+                );
+            }
             self.take(now, node_id, &escalation.target);
         } else {
             self.ask_round(now, ask, escalation.reprompt(count), escalation.question);

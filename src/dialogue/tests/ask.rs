@@ -244,5 +244,69 @@ nodes:
     }
     call.input(9000, Input::PlaybackDone { id });
     assert_eq!(kinds(&call.input(9500, Input::Dtmf('*'))), ["hangup"]);
-    assert!(call.d.result().answers.is_empty());
+    // Asked, never answered: the answer says so.
+    assert_eq!(
+        call.d.result().answers["q"].reason.as_deref(),
+        Some("nomatch")
+    );
+}
+
+/// A question left by `on.noinput` / `on.nomatch` still leaves its answer: what it listened
+/// for, no value, and why.
+#[test]
+fn an_unanswered_question_is_still_in_the_answers() {
+    // Silence: the question, two reprompts, then `on.noinput`.
+    let mut call = multi("");
+    let mut ms = 0;
+    let mut actions = call.drain();
+    for _ in 0..3 {
+        let (id, _) = play(&actions);
+        ms += 1000;
+        call.input(ms, Input::PlaybackDone { id });
+        assert!(call.d.result().answers.is_empty(), "not over yet");
+        ms += 4000;
+        actions = call.timeout(ms);
+    }
+    assert_eq!(actions, [Action::Hangup]);
+    let a = &call.d.result().answers["q"];
+    assert_eq!(
+        (a.input.as_str(), a.reason.as_deref(), a.intent.as_deref()),
+        ("dtmf", Some("noinput"), None)
+    );
+    assert_eq!(
+        serde_json::to_value(a).unwrap(),
+        serde_json::json!({ "input": "dtmf", "value": null, "intent": null, "reason": "noinput" })
+    );
+
+    // Wrong keys: three no-matches, then `on.nomatch`.
+    let mut call = multi("");
+    let (mut id, _) = play(&call.drain());
+    let mut ms = 0;
+    for round in 0..3 {
+        ms += 1000;
+        call.input(ms, Input::PlaybackDone { id });
+        ms += 500;
+        let actions = call.input(ms, Input::Dtmf('9'));
+        if round < 2 {
+            id = play(&actions).0;
+        } else {
+            assert_eq!(actions, [Action::Hangup]);
+        }
+    }
+    let a = &call.d.result().answers["q"];
+    assert_eq!(a.reason.as_deref(), Some("nomatch"));
+    assert_eq!(
+        serde_json::to_value(a).unwrap()["value"],
+        serde_json::Value::Null
+    );
+    // A matched answer has no reason.
+    let mut call = multi("");
+    let (id, _) = play(&call.drain());
+    call.input(1000, Input::PlaybackDone { id });
+    call.input(1200, Input::Dtmf('*'));
+    call.input(1300, Input::Dtmf('9'));
+    assert_eq!(
+        serde_json::to_value(&call.d.result().answers["q"]).unwrap(),
+        serde_json::json!({ "input": "dtmf", "value": "*9", "intent": "star" })
+    );
 }

@@ -24,6 +24,7 @@ fn key_1_after_the_question_confirms() {
         Answer {
             input: "dtmf".into(),
             value: "1".into(),
+            reason: None,
             intent: Some("confirm".into()),
             confidence: None,
             file: None,
@@ -114,7 +115,12 @@ fn silence_reprompts_then_ends_with_no_input() {
     let r = call.d.result();
     assert_eq!(r.outcome.as_deref(), Some("no_input"));
     assert_eq!(r.path, ["greet", "confirm", "no_input"]);
-    assert!(r.answers.is_empty());
+    // Asked three times, never answered: the answer records it.
+    let a = &r.answers["confirm"];
+    assert_eq!(
+        (a.input.as_str(), a.reason.as_deref()),
+        ("dtmf+speech", Some("noinput"))
+    );
     assert_eq!(r.hangup_by, Some(HangupBy::Robot));
     assert!(call.d.is_finished());
 }
@@ -142,7 +148,10 @@ fn invalid_key_reprompts_then_ends() {
     let (_, prompts) = play(&actions[1..]);
     assert_eq!(prompts, ["goodbye"]);
     assert_eq!(call.d.result().outcome.as_deref(), Some("no_input"));
-    assert!(call.d.result().answers.is_empty());
+    assert_eq!(
+        call.d.result().answers["confirm"].reason.as_deref(),
+        Some("nomatch")
+    );
 }
 
 #[test]

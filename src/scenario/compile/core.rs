@@ -34,24 +34,45 @@ pub(super) fn is_dtmf_key(c: char) -> bool {
     matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')
 }
 
-/// Levenshtein distance, for "did you mean" hints.
+/// Edit distance for "did you mean" hints: insertions, deletions, substitutions and
+/// swaps of two neighbouring letters (`sya` → `say`) each count 1.
 fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // d[i][j]: distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
+}
+
+/// The candidate closest to `wanted`, if it is close enough to be a typo of it (a third
+/// of the letters wrong at most, at least one right).
+pub(crate) fn closest<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (distance(wanted, c), c))
+        .filter(|(d, _)| *d <= 1.max(wanted.chars().count() / 3) && *d < wanted.chars().count())
+        .min()
+        .map(|(_, c)| c)
 }
 
 /// "did you mean `x`?" when a candidate is close, else a list of (up to 8) candidates.
@@ -61,12 +82,7 @@ pub(crate) fn suggest<'a>(
     what: &str,
 ) -> String {
     let candidates: Vec<&str> = candidates.into_iter().collect();
-    let best = candidates
-        .iter()
-        .map(|c| (distance(wanted, c), *c))
-        .filter(|(d, _)| *d <= 1.max(wanted.len() / 3) && *d < wanted.len())
-        .min();
-    if let Some((_, c)) = best {
+    if let Some(c) = closest(wanted, candidates.iter().copied()) {
         return format!("did you mean `{c}`?");
     }
     if candidates.is_empty() {
@@ -342,8 +358,21 @@ impl<'a> Compiler<'a> {
         self.duration_or(value, default, key, false)
     }
 
-    /// A variable that receives a value (`store`, `set`): it must be declared and visible.
+    /// A variable that receives a value (`store`, `set`): it must be declared and visible,
+    /// and not one of the runtime's built-ins.
     pub(super) fn store_var(&mut self, var: &Spanned<String>, what: &str) -> Option<String> {
+        if crate::scenario::builtins::is_builtin(&var.value) {
+            self.error(
+                ErrorKind::UndeclaredVariable,
+                pos(var),
+                format!(
+                    "{what} `{}`, a built-in variable the runtime sets; it cannot be assigned",
+                    var.value
+                ),
+            )
+            .hint("store the value in a variable of your own (e.g. `sms_number`) and use that");
+            return None;
+        }
         if self.lookup(&var.value).is_some() {
             return Some(var.value.clone());
         }

@@ -1,9 +1,15 @@
 //! Declarations: the prompt languages, the scenario's variables (typed, with defaults, some
 //! settable from SIP headers), and the parameters of each sub-dialogue.
 //!
+//! Implicit declarations: `language` (its default is the first of `languages`), the
+//! call's parties `caller`, `dialled`, `customer`, `direction` (`builtins.rs`; set by the
+//! runtime, so only a `string` without `from:` may redeclare them), and `answered_by` when
+//! the scenario has `amd:`.
+//!
 //! Deliberately not here: where variables are used (templates, expressions and `store`
-//! check visibility through `core.rs`), or the implicit `answered_by` semantics (that is
-//! `amd:`; this file only declares the variable it sets).
+//! check visibility and that built-ins are not assigned through `core.rs`), or the
+//! implicit `answered_by` semantics (that is `amd:`; this file only declares the variable
+//! it sets).
 
 use std::collections::BTreeMap;
 
@@ -11,11 +17,12 @@ use serde_saphyr::Spanned;
 
 use super::Compiler;
 use super::core::pos;
+use crate::scenario::builtins::BUILTINS;
 use crate::scenario::error::ErrorKind;
 use crate::scenario::raw::{Named, RawScenario, RawVarType, RawVariable};
 use crate::scenario::{
-    ANSWERED_BY, DEFAULT_SIP_VALUE_MAX, FALLBACK_LANGUAGE, MAX_SIP_VALUE_MAX, VarType, Variable,
-    is_variable_name,
+    ANSWERED_BY, DEFAULT_SIP_VALUE_MAX, FALLBACK_LANGUAGE, MAX_SIP_VALUE_MAX, SourcePos, VarType,
+    Variable, is_variable_name,
 };
 
 /// Headers that belong to SIP itself: no variable may be set from them.
@@ -204,6 +211,31 @@ impl<'a> Compiler<'a> {
                 let Some(mut var) = self.variable(name, &decl.value) else {
                     continue;
                 };
+                if crate::scenario::builtins::is_builtin(&name.value) {
+                    if var.ty != VarType::String {
+                        self.error(
+                            ErrorKind::InvalidValue,
+                            pos(name),
+                            format!(
+                                "`{}` is a built-in variable, set by the runtime to a number; it cannot be declared `{}`",
+                                name.value,
+                                var.ty.name()
+                            ),
+                        )
+                        .hint("leave it out (every scenario has it), or declare it as `type: string`");
+                    }
+                    if let Some(f) = &decl.value.from {
+                        self.error(
+                            ErrorKind::InvalidValue,
+                            pos(f),
+                            format!(
+                                "`{}` is set by the runtime; nothing in the INVITE may set it",
+                                name.value
+                            ),
+                        )
+                        .hint("remove `from:`; a caller-supplied header must never choose who gets texts or opt-outs");
+                    }
+                }
                 if name.value == "language" {
                     match &decl.value.default {
                         Some(d) if !self.languages.contains(&d.value.0) => {
@@ -257,6 +289,19 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+        for (name, description) in BUILTINS {
+            self.variables
+                .entry(name.to_string())
+                .or_insert_with(|| Variable {
+                    name: name.to_string(),
+                    ty: VarType::String,
+                    default: String::new(),
+                    description: Some(description.to_string()),
+                    pos: None,
+                    sip_header: None,
+                    max_length: DEFAULT_SIP_VALUE_MAX,
+                });
+        }
         let default_lang = self.languages[0].clone();
         self.variables
             .entry("language".to_string())
@@ -269,6 +314,52 @@ impl<'a> Compiler<'a> {
                 sip_header: None,
                 max_length: DEFAULT_SIP_VALUE_MAX,
             });
+    }
+
+    /// `acknowledge.synthetic_prompts:` — `lang/name` patterns; the language part must be
+    /// one of the scenario's languages or `*`.
+    pub(super) fn acknowledged(&mut self, raw: &RawScenario) -> Vec<(String, SourcePos)> {
+        let mut out = Vec::new();
+        let list = raw
+            .acknowledge
+            .iter()
+            .flat_map(|a| a.value.synthetic_prompts.iter())
+            .flat_map(|l| l.value.iter());
+        for p in list {
+            let lang = p.value.split_once('/').map(|(l, _)| l);
+            match lang {
+                Some(l) if l == "*" || self.languages.iter().any(|x| x == l) => {
+                    out.push((p.value.clone(), pos(p)));
+                }
+                Some(l) => {
+                    let langs = self.languages.join(", ");
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        pos(p),
+                        format!(
+                            "`{}` names language `{l}`, which is not in `languages`",
+                            p.value
+                        ),
+                    )
+                    .hint(format!(
+                        "start with one of {langs}, or `*` for every language"
+                    ));
+                }
+                None => {
+                    let first = self.languages[0].clone();
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        pos(p),
+                        format!("`{}` does not say which language it acknowledges", p.value),
+                    )
+                    .hint(format!(
+                        "write `<language>/<prompt>`, e.g. `*/{0}` or `{first}/{0}` (`*` matches any run)",
+                        p.value
+                    ));
+                }
+            }
+        }
+        out
     }
 
     pub(super) fn declare_params(

@@ -43,7 +43,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_saphyr::Spanned;
 
-pub(crate) use self::core::suggest;
+pub(crate) use self::core::closest;
 use self::core::{is_identifier, pos};
 pub(crate) use self::notify::KNOWN_EVENTS;
 use crate::scenario::error::{Diagnostic, ErrorKind};
@@ -247,6 +247,8 @@ pub(crate) fn compile(
     }
 
     let transfer_allow = c.transfer_allow(&raw, &nodes);
+    let events = c.declared_events(&raw);
+    let acknowledged_synthetic = c.acknowledged(&raw);
     let global_noinput = c.global_noinput.as_ref().map(|(j, _)| j.clone());
     let global_nomatch = c.global_nomatch.as_ref().map(|(j, _)| j.clone());
     match (c.diags.is_empty() && complete, start) {
@@ -264,6 +266,8 @@ pub(crate) fn compile(
             subdialogs,
             amd,
             transfer_allow,
+            events,
+            acknowledged_synthetic,
         }),
         _ => Err(c.diags),
     }

@@ -1,5 +1,6 @@
 //! `sms` and `notify` nodes: fire-and-forget CRM events (`sms` is `sms.requested` with a
-//! template name, an optional recipient and data), then `next` at once.
+//! template name, a recipient — `${customer}`, the other party, unless `to:` says — and
+//! data), then `next` at once.
 //!
 //! Deliberately not here: delivering events (`crm`), or warning about events the CRM
 //! integration does not document (the linter uses [`KNOWN_EVENTS`]).
@@ -9,8 +10,8 @@ use serde_saphyr::Spanned;
 use super::Compiler;
 use super::core::{is_identifier, pos};
 use crate::scenario::error::ErrorKind;
-use crate::scenario::raw::RawNode;
-use crate::scenario::{JsonTemplate, NodeKind};
+use crate::scenario::raw::{RawNode, RawScenario};
+use crate::scenario::{JsonTemplate, NodeKind, SourcePos};
 
 /// Events the CRM integration documents; others are allowed but linted.
 pub(crate) const KNOWN_EVENTS: [&str; 3] = ["sms.requested", "dnc.requested", "callback.requested"];
@@ -26,6 +27,30 @@ fn is_event_name(name: &str) -> bool {
 }
 
 impl<'a> Compiler<'a> {
+    /// `events:` — the scenario's own event names: well-formed, each once.
+    pub(super) fn declared_events(&mut self, raw: &RawScenario) -> Vec<(String, SourcePos)> {
+        let mut out: Vec<(String, SourcePos)> = Vec::new();
+        for e in raw.events.iter().flat_map(|l| l.value.iter()) {
+            if !is_event_name(&e.value) {
+                self.error(
+                    ErrorKind::InvalidName,
+                    pos(e),
+                    format!("`{}` is not an event name", e.value),
+                )
+                .hint("dotted lower-case words, e.g. `survey.complaint`");
+            } else if out.iter().any(|(n, _)| *n == e.value) {
+                self.error(
+                    ErrorKind::InvalidName,
+                    pos(e),
+                    format!("event `{}` is declared twice", e.value),
+                );
+            } else {
+                out.push((e.value.clone(), pos(e)));
+            }
+        }
+        out
+    }
+
     pub(super) fn notify(
         &mut self,
         name: &Spanned<String>,
@@ -47,9 +72,14 @@ impl<'a> Compiler<'a> {
                 "template".to_string(),
                 JsonTemplate::Literal(serde_json::Value::String(raw.template.value.clone())),
             )];
-            if let Some(to) = &raw.to {
-                fields.push(("to".to_string(), JsonTemplate::String(self.template(to)?)));
-            }
+            let to = match &raw.to {
+                Some(to) => self.template(to)?,
+                None => {
+                    let customer = format!("${{{}}}", crate::scenario::builtins::CUSTOMER);
+                    self.template_at(&customer, pos(&raw.template))?
+                }
+            };
+            fields.push(("to".to_string(), JsonTemplate::String(to)));
             let data = match &raw.data {
                 Some(d) => self.json(&d.value, pos(d))?,
                 None => JsonTemplate::Literal(serde_json::Value::Object(Default::default())),

@@ -97,6 +97,7 @@ impl<'a> Compiler<'a> {
                 let value = self.say_value(&v, VarType::Integer)?;
                 let gender = match map.gender.as_ref().map(|g| g.value) {
                     Some(RawGender::Feminine) => Gender::Feminine,
+                    Some(RawGender::Neuter) => Gender::Neuter,
                     _ => Gender::Masculine,
                 };
                 let plural = match &map.plural {

@@ -29,6 +29,12 @@ impl<'a> Compiler<'a> {
         let mut out = Vec::new();
         let mut ok = true;
         for (var, value) in &assign.value.0 {
+            if crate::scenario::builtins::is_builtin(&var.value) {
+                // Reported there: the runtime's numbers are not the scenario's to change.
+                self.store_var(var, "`set` assigns");
+                ok = false;
+                continue;
+            }
             let Some(ty) = self.lookup(&var.value) else {
                 self.store_var(var, "`set` assigns");
                 ok = false;
