@@ -309,6 +309,7 @@ mod tests {
             dest: "127.0.0.1:5060".parse().unwrap(),
             payload: format!("SIP/2.0 200 OK\r\nCall-ID: {call_id}\r\nX-What: {what}\r\n\r\n")
                 .into_bytes(),
+            transport: Default::default(),
         }
     }
 

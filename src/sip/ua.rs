@@ -23,9 +23,13 @@
 //! up after 64·T1, ending the call with a BYE (§13.3.1.4).
 //!
 //! All timers are absolute deadlines in one heap; stale entries make harmless wake-ups.
-//! Transport is UDP. Responses go back to the request's source address, and in-dialog
-//! requests to the address the INVITE came from (symmetric signalling, RFC 3581 style), so
-//! peers behind NAT work and a forged Via host can never redirect our traffic.
+//! Transports (RFC 3261 §18): every message in and out names its [`Transport`]. Responses go
+//! back to the request's source address over the transport it came by (on the same
+//! connection, for TCP and TLS), and in-dialog requests to the address the INVITE came from
+//! (symmetric signalling, RFC 3581 style), so peers behind NAT work and a forged Via host can
+//! never redirect our traffic. Via and Contact name the transport used; requests over a
+//! stream are not retransmitted (Timers A/E). A request over 1,300 bytes bound for a UDP
+//! peer known to take TCP goes over TCP (§18.1.1).
 //!
 //! Transfers (issue 6): [`UserAgent::refer`] sends REFER in an established dialog and
 //! follows the implicit `refer` subscription (RFC 3515) through its NOTIFYs to one terminal
@@ -34,7 +38,7 @@
 //! move) is answered with our unchanged media and reported as [`UaEvent::SessionUpdated`].
 //! See `refer.rs`.
 //!
-//! What it deliberately does not do: proxying, forking, TCP/TLS, DNS (RFC 3263), PRACK,
+//! What it deliberately does not do: proxying, forking, sockets, DNS (RFC 3263), PRACK,
 //! session timers, receiving REFER (we are never the transferee), sending re-INVITEs, and
 //! SUBSCRIBE dialogs other than REFER's implicit one. Scenario routing is the TU's
 //! business: it rejects with 404.
@@ -52,6 +56,7 @@ use super::message::{
     self, Message, Method, Request, Response, parse_cseq, parse_name_addr, parse_uri, parse_via,
     response_skeleton, validate_request, validate_response,
 };
+use super::transport::Transport;
 
 /// The magic cookie that marks RFC 3261 branch parameters (§8.1.1.7).
 const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -109,12 +114,30 @@ impl fmt::Display for CallHandle {
     }
 }
 
-/// A datagram to send.
+/// A SIP message to send to `dest` over `transport` (for TCP and TLS: on the connection
+/// to that address, opened if there is none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     pub dest: SocketAddr,
     pub payload: Vec<u8>,
+    pub transport: Transport,
 }
+
+/// Above this size a request goes over TCP when the peer takes it (RFC 3261 §18.1.1).
+pub const UDP_MAX_REQUEST: usize = 1300;
+
+/// How a peer address is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Route {
+    transport: Transport,
+    /// Requests over [`UDP_MAX_REQUEST`] may go over TCP (a UDP route known to take TCP).
+    tcp_ok: bool,
+    /// Set by the owner (a trunk), never forgotten; else learned from a message.
+    pinned: bool,
+}
+
+/// Learned routes kept at most (the oldest learned ones are dropped beyond it).
+const MAX_LEARNED_ROUTES: usize = 16_384;
 
 /// Why a call leg ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,6 +430,10 @@ pub struct UserAgent {
     unavailable: bool,
     /// 100 Trying of INVITEs not yet answered (see [`UserAgent::flush_trying`]).
     trying: Vec<(TxKey, SocketAddr, Vec<u8>)>,
+    /// Listening addresses by transport (Via and Contact); UDP is `cfg.local_addr`.
+    listeners: Vec<(Transport, SocketAddr)>,
+    /// How each peer address is reached: set for trunks, learned from what arrives.
+    routes: HashMap<SocketAddr, Route>,
 }
 
 impl UserAgent {
@@ -431,7 +458,96 @@ impl UserAgent {
             refer_timeout: refer::DEFAULT_REFER_TIMEOUT,
             unavailable: false,
             trying: Vec::new(),
+            listeners: Vec::new(),
+            routes: HashMap::new(),
         }
+    }
+
+    /// The addresses we listen on besides UDP's `local_addr` (Via sent-by and Contact of
+    /// messages over those transports).
+    pub fn set_listeners(&mut self, listeners: Vec<(Transport, SocketAddr)>) {
+        self.listeners = listeners;
+    }
+
+    /// Reach `dest` over `transport` (a trunk's proxy or registrar). `tcp_ok`: a UDP peer
+    /// known to take TCP, so requests over 1,300 bytes go over TCP.
+    pub fn set_route(&mut self, dest: SocketAddr, transport: Transport, tcp_ok: bool) {
+        self.routes.insert(
+            dest,
+            Route {
+                transport,
+                tcp_ok,
+                pinned: true,
+            },
+        );
+    }
+
+    /// The transport that reaches `dest` (UDP unless set or learned otherwise).
+    pub fn transport_to(&self, dest: SocketAddr) -> Transport {
+        self.routes
+            .get(&dest)
+            .map_or(Transport::Udp, |r| r.transport)
+    }
+
+    /// Our `host:port` for messages over `t`: the advertised host if any, with the port of
+    /// that transport's listener.
+    pub(crate) fn host_port_for(&self, t: Transport) -> String {
+        let listener = self
+            .listeners
+            .iter()
+            .find(|(lt, _)| *lt == t)
+            .map(|(_, a)| *a);
+        match (t, listener) {
+            (Transport::Udp, _) | (_, None) => self.cfg.host_port(),
+            (_, Some(addr)) => match &self.cfg.advertised {
+                Some(adv) => {
+                    let host = match adv.rsplit_once(':') {
+                        Some((h, p)) if p.parse::<u16>().is_ok() && !h.ends_with(':') => h,
+                        _ => adv.as_str(),
+                    };
+                    format!("{host}:{}", addr.port())
+                }
+                None => addr.to_string(),
+            },
+        }
+    }
+
+    /// Our Contact for messages to `dest` (`;transport=` for TCP and TLS).
+    pub(crate) fn contact_for(&self, dest: SocketAddr) -> String {
+        match self.transport_to(dest) {
+            Transport::Udp => format!("<sip:ivrflow@{}>", self.cfg.host_port()),
+            t => format!(
+                "<sip:ivrflow@{};transport={}>",
+                self.host_port_for(t),
+                t.param()
+            ),
+        }
+    }
+
+    /// Remembers that `source` reached us over `transport`.
+    fn learn_route(&mut self, source: SocketAddr, transport: Transport) {
+        if let Some(r) = self.routes.get_mut(&source) {
+            if !r.pinned {
+                r.transport = transport;
+            }
+            return;
+        }
+        if transport == Transport::Udp {
+            return;
+        }
+        if self.routes.len() >= MAX_LEARNED_ROUTES {
+            let peers: std::collections::HashSet<SocketAddr> =
+                self.legs.values().map(|l| l.peer).collect();
+            self.routes.retain(|a, r| r.pinned || peers.contains(a));
+        }
+        self.routes.insert(
+            source,
+            Route {
+                transport,
+                tcp_ok: false,
+                pinned: false,
+            },
+        );
     }
 
     pub fn stats(&self) -> UaStats {
@@ -488,14 +604,47 @@ impl UserAgent {
         self.timers.push(Reverse((at, id)));
     }
 
-    fn send(&mut self, dest: SocketAddr, payload: Vec<u8>) {
-        self.transmits.push_back(Transmit { dest, payload });
+    /// Queues `payload` for `dest` over the transport that reaches it; returns that transport.
+    fn send(&mut self, dest: SocketAddr, mut payload: Vec<u8>) -> Transport {
+        let route = self.routes.get(&dest).copied();
+        let mut transport = route.map_or(Transport::Udp, |r| r.transport);
+        if transport == Transport::Udp
+            && route.is_some_and(|r| r.tcp_ok)
+            && payload.len() > UDP_MAX_REQUEST
+            && !payload.starts_with(b"SIP/2.0 ")
+        {
+            // §18.1.1: too big for UDP; our own top Via names the transport used.
+            transport = Transport::Tcp;
+            let from = b"Via: SIP/2.0/UDP ";
+            if let Some(i) = payload.windows(from.len()).position(|w| w == from) {
+                payload[i + 13..i + 16].copy_from_slice(b"TCP");
+            }
+        }
+        self.transmits.push_back(Transmit {
+            dest,
+            payload,
+            transport,
+        });
+        transport
     }
 
     // ───────────────────────────── input: datagrams ─────────────────────────────
 
     /// Feed one received UDP datagram.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: &[u8]) {
+        self.handle_message(now, source, Transport::Udp, datagram);
+    }
+
+    /// Feed one whole message that arrived from `source` over `transport` (a datagram, or a
+    /// message framed off a TCP/TLS connection).
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        transport: Transport,
+        datagram: &[u8],
+    ) {
+        self.learn_route(source, transport);
         // Keep-alive pings (RFC 5626 §3.5.1 CRLF) are not messages.
         if datagram.iter().all(|b| matches!(b, b'\r' | b'\n')) {
             return;
@@ -562,10 +711,6 @@ impl UserAgent {
     }
 
     // ───────────────────────────── helpers ─────────────────────────────
-
-    fn contact(&self) -> String {
-        format!("<sip:ivrflow@{}>", self.cfg.host_port())
-    }
 
     fn end_leg(&mut self, call: CallHandle, reason: EndReason) {
         if let Some(leg) = self.legs.remove(&call) {

@@ -120,8 +120,14 @@ impl UserAgent {
         format!("{MAGIC_COOKIE}{}", self.random_token(10))
     }
 
-    fn via_value(&self, branch: &str) -> String {
-        format!("SIP/2.0/UDP {};branch={branch};rport", self.cfg.host_port())
+    /// Our Via for a request to `dest`, naming the transport that reaches it.
+    pub(super) fn via_value(&self, branch: &str, dest: SocketAddr) -> String {
+        let t = self.transport_to(dest);
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            t.via_token(),
+            self.host_port_for(t)
+        )
     }
 
     /// Start a client transaction for `req` (its top Via carries `branch`).
@@ -134,10 +140,13 @@ impl UserAgent {
         purpose: Purpose,
     ) {
         let bytes = req.to_bytes();
-        self.send(dest, bytes.clone());
+        let transport = self.send(dest, bytes.clone());
         let t1 = self.cfg.timers.t1;
         let key: ClientKey = (branch, req.method.clone());
+        // Timers A and E retransmit over UDP only (§17.1.1.2, §17.1.2.2); B and F still
+        // give up on a stream.
         let (retransmit_at, timeout_at) = (now + t1, now + 64 * t1);
+        let retransmit_at = (!transport.is_reliable()).then_some(retransmit_at);
         self.clients.insert(
             key.clone(),
             ClientTxn {
@@ -146,14 +155,17 @@ impl UserAgent {
                 dest,
                 bytes,
                 state: ClientState::Trying,
-                retransmit_at: Some(retransmit_at),
+                retransmit_at,
                 interval: t1,
                 timeout_at: Some(timeout_at),
                 expire_at: None,
                 ack: None,
             },
         );
-        self.schedule(retransmit_at, TimerRef::Client(key.clone()));
+        self.schedule(
+            retransmit_at.unwrap_or(timeout_at),
+            TimerRef::Client(key.clone()),
+        );
         self.schedule(timeout_at, TimerRef::Client(key));
     }
 
@@ -309,7 +321,10 @@ impl UserAgent {
 
     fn invite_answered(&mut self, now: Instant, call: CallHandle, resp: &Response) {
         let branch = self.new_branch();
-        let via = self.via_value(&branch);
+        let Some(peer) = self.legs.get(&call).map(|l| l.peer) else {
+            return;
+        };
+        let via = self.via_value(&branch, peer);
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
@@ -416,7 +431,10 @@ impl UserAgent {
             .find_map(|v| Challenge::parse(v).ok());
         let cnonce = self.random_token(8);
         let branch = self.new_branch();
-        let via = self.via_value(&branch);
+        let Some(peer) = self.legs.get(&call).map(|l| l.peer) else {
+            return false;
+        };
+        let via = self.via_value(&branch, peer);
         let Some(leg) = self.legs.get_mut(&call) else {
             return false;
         };
@@ -498,7 +516,7 @@ impl UserAgent {
         let local_tag = self.random_token(8);
         let call_id = format!("{}@ivrflow", self.random_token(12));
         let branch = self.new_branch();
-        let via = self.via_value(&branch);
+        let via = self.via_value(&branch, out.dest);
         let from = match &out.from_display {
             Some(d) => format!(
                 "\"{}\" <{}>;tag={local_tag}",
@@ -521,7 +539,7 @@ impl UserAgent {
         req.headers.push("To", to.clone());
         req.headers.push("Call-ID", call_id.clone());
         req.headers.push("CSeq", "1 INVITE");
-        req.headers.push("Contact", self.contact());
+        req.headers.push("Contact", self.contact_for(out.dest));
         req.headers.push("Allow", ALLOW);
         req.headers.push("User-Agent", self.cfg.user_agent.clone());
         for (n, v) in &out.headers {
@@ -661,7 +679,8 @@ impl UserAgent {
         method: Method,
     ) -> Option<(Request, String, SocketAddr)> {
         let branch = self.new_branch();
-        let via = self.via_value(&branch);
+        let peer = self.legs.get(&call)?.peer;
+        let via = self.via_value(&branch, peer);
         let ua = self.cfg.user_agent.clone();
         let leg = self.legs.get_mut(&call)?;
         leg.local_cseq += 1;

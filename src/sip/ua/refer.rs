@@ -94,11 +94,10 @@ impl UserAgent {
             })?),
             None => None,
         };
-        let contact = self.contact();
         let (mut req, branch, dest) = self
             .dialog_request(call, Method::Refer)
             .ok_or(RequestError::NoSuchCall)?;
-        req.headers.push("Contact", contact);
+        req.headers.push("Contact", self.contact_for(dest));
         req.headers.push("Refer-To", refer_to.clone());
         if let Some(by) = referred_by {
             req.headers.push("Referred-By", by);
@@ -402,7 +401,7 @@ impl UserAgent {
             return;
         };
         let mut resp = self.response_to(&req, source, 200, "OK", None);
-        resp.headers.push("Contact", self.contact());
+        resp.headers.push("Contact", self.contact_for(source));
         resp.headers.push("Allow", ALLOW);
         resp.headers.push("Content-Type", "application/sdp");
         resp.body = new_local.clone().into_bytes();

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use super::client::Purpose;
 use super::*;
 use crate::sip::digest::{self, Challenge, Credentials};
+use crate::sip::transport::Transport;
 
 /// A registration to keep alive.
 #[derive(Debug, Clone)]
@@ -95,8 +96,16 @@ impl UserAgent {
         authorization: Option<(&'static str, String)>,
     ) {
         let branch = format!("{MAGIC_COOKIE}{}", self.random_token(10));
-        let via = format!("SIP/2.0/UDP {};branch={branch};rport", self.cfg.host_port());
-        let host_port = self.cfg.host_port();
+        let Some(dest) = self.registrations.get(&id).map(|r| r.params.dest) else {
+            return;
+        };
+        let via = self.via_value(&branch, dest);
+        let transport = self.transport_to(dest);
+        let host_port = self.host_port_for(transport);
+        let contact_params = match transport {
+            Transport::Udp => String::new(),
+            t => format!(";transport={}", t.param()),
+        };
         let ua = self.cfg.user_agent.clone();
         let Some(reg) = self.registrations.get_mut(&id) else {
             return;
@@ -117,8 +126,10 @@ impl UserAgent {
         req.headers.push("To", format!("<{}>", p.aor));
         req.headers.push("Call-ID", reg.call_id.clone());
         req.headers.push("CSeq", format!("{} REGISTER", reg.cseq));
-        req.headers
-            .push("Contact", format!("<sip:{}@{host_port}>", p.contact_user));
+        req.headers.push(
+            "Contact",
+            format!("<sip:{}@{host_port}{contact_params}>", p.contact_user),
+        );
         req.headers
             .push("Expires", reg.expires.as_secs().to_string());
         req.headers.push("Allow", ALLOW);
@@ -257,7 +268,8 @@ impl UserAgent {
         let id = self.next_call;
         self.next_call += 1;
         let branch = format!("{MAGIC_COOKIE}{}", self.random_token(10));
-        let host_port = self.cfg.host_port();
+        let host_port = self.host_port_for(self.transport_to(dest));
+        let via = self.via_value(&branch, dest);
         let mut req = Request {
             method: Method::Options,
             uri: uri.to_owned(),
@@ -265,10 +277,7 @@ impl UserAgent {
             headers: Default::default(),
             body: Vec::new(),
         };
-        req.headers.push(
-            "Via",
-            format!("SIP/2.0/UDP {host_port};branch={branch};rport"),
-        );
+        req.headers.push("Via", via);
         req.headers.push("Max-Forwards", "70");
         req.headers.push(
             "From",

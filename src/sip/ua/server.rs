@@ -436,7 +436,7 @@ impl UserAgent {
             return;
         };
         let mut resp = self.response_to(&invite, peer, status, reason, Some(&tag));
-        resp.headers.push("Contact", self.contact());
+        resp.headers.push("Contact", self.contact_for(peer));
         let bytes = resp.to_bytes();
         if let Some(tx) = self.servers.get_mut(&key) {
             tx.last_response = Some(bytes.clone());
@@ -450,7 +450,7 @@ impl UserAgent {
             return;
         };
         let mut resp = self.response_to(&invite, peer, 200, "OK", Some(&tag));
-        resp.headers.push("Contact", self.contact());
+        resp.headers.push("Contact", self.contact_for(peer));
         resp.headers.push("Allow", ALLOW);
         resp.headers.push("Content-Type", "application/sdp");
         resp.body = sdp.as_bytes().to_vec();
@@ -553,6 +553,20 @@ impl UserAgent {
             let resp = self.response_to(&req, source, status, reason, None);
             self.send(source, resp.to_bytes());
         }
+    }
+
+    /// [`UserAgent::respond_stateless`] for a request that came over `transport`: the
+    /// answer goes back on its connection.
+    pub fn respond_stateless_over(
+        &mut self,
+        source: SocketAddr,
+        transport: Transport,
+        message: &[u8],
+        status: u16,
+        reason: &str,
+    ) {
+        self.learn_route(source, transport);
+        self.respond_stateless(source, message, status, reason);
     }
 
     pub(super) fn server_timer(&mut self, now: Instant, key: TxKey) {
