@@ -5,7 +5,13 @@
 //! PCMU and PCMA in the offerer's order of preference plus RFC 4733 `telephone-event`,
 //! and writes the answer (or an offer, for outbound calls).
 //!
-//! What it deliberately does not do: video, SRTP/DTLS, ICE, multiple audio streams (only
+//! SRTP with SDES (RFC 4568): under an [`SrtpPolicy`] an `RTP/SAVP` stream (or an `RTP/AVP`
+//! one carrying `a=crypto`, the "best effort" offers of many PBXs) is accepted with its
+//! first usable `a=crypto` line; the answer mirrors the profile and carries our key
+//! ([`Negotiated::local_crypto`], set by the engine). `a=rtcp-mux` (RFC 5761) and `a=rtcp`
+//! (RFC 3605) are read so RTCP goes where the peer wants it.
+//!
+//! What it deliberately does not do: video, DTLS-SRTP, ICE, multiple audio streams (only
 //! the first acceptable audio stream is used; every other m-line is declined with port 0
 //! as RFC 3264 §6 requires), or codec renegotiation beyond answering re-offers the same way.
 //! Parsing never panics: anything unusable is a [`SdpError`].
@@ -14,6 +20,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::media::Codec;
+use crate::media::srtp::CryptoAttr;
 
 /// Why an offer could not be used. Each maps to a SIP response (`488` for all of them).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +40,36 @@ pub enum SdpError {
     NoConnection,
     #[error("SDP refused: {0}")]
     Unusable(String),
+    #[error(
+        "SRTP is required (RTP/SAVP with a=crypto AES_CM_128_HMAC_SHA1_80 or _32) and the offer has none"
+    )]
+    SrtpRequired,
+    #[error("RTP/SAVP offered where SRTP is not allowed (SDES keys only over TLS)")]
+    SrtpNotAllowed,
+}
+
+/// Whether a stream may, or must, be SRTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SrtpPolicy {
+    /// Plain RTP only: `RTP/SAVP` streams are declined.
+    #[default]
+    Off,
+    /// SRTP when the peer offers a usable key, plain RTP otherwise.
+    Optional,
+    /// SRTP or nothing (488).
+    Required,
+}
+
+impl SrtpPolicy {
+    pub fn parse(s: &str) -> Option<SrtpPolicy> {
+        match s {
+            "off" => Some(SrtpPolicy::Off),
+            "optional" => Some(SrtpPolicy::Optional),
+            "required" => Some(SrtpPolicy::Required),
+            _ => None,
+        }
+    }
 }
 
 /// Media direction attribute (RFC 3264 §5.1).
@@ -85,6 +122,17 @@ pub struct Negotiated {
     pub ptime_ms: u32,
     /// Direction we answer with.
     pub direction: Direction,
+    /// The peer's key for what it sends (SRTP negotiated), from its chosen `a=crypto`.
+    pub crypto: Option<CryptoAttr>,
+    /// Our key for what we send, written into the answer (the engine sets it when
+    /// [`Negotiated::crypto`] is some).
+    pub local_crypto: Option<CryptoAttr>,
+    /// The accepted line was `RTP/SAVP` (the answer says so too).
+    pub savp: bool,
+    /// The peer multiplexes RTCP on the RTP port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// Where the peer wants RTCP: `a=rtcp` (RFC 3605), else the RTP port + 1.
+    pub remote_rtcp: SocketAddr,
     /// Index of the accepted audio m-line among all m-lines.
     accepted_index: usize,
     lines: Vec<MediaLine>,
@@ -97,8 +145,13 @@ fn syntax(line: usize, why: impl Into<String>) -> SdpError {
     }
 }
 
-/// Parse a remote offer and pick the media parameters.
+/// Parse a remote offer and pick the media parameters (plain RTP only).
 pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
+    negotiate_with(offer, SrtpPolicy::Off)
+}
+
+/// Parse a remote offer (or answer) and pick the media parameters under `srtp`.
+pub fn negotiate_with(offer: &[u8], srtp: SrtpPolicy) -> Result<Negotiated, SdpError> {
     let text = std::str::from_utf8(offer).map_err(|_| SdpError::NotText)?;
     let mut session_conn: Option<IpAddr> = None;
     let mut lines: Vec<MediaLine> = Vec::new();
@@ -111,11 +164,17 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
         rtpmap: Vec<(u8, String)>,
         ptime: Option<u32>,
         direction: Option<Direction>,
+        savp: bool,
+        crypto: Option<CryptoAttr>,
+        rtcp_mux: bool,
+        rtcp: Option<(u16, Option<IpAddr>)>,
     }
     let mut audios: Vec<Audio> = Vec::new();
     let mut session_direction: Option<Direction> = None;
     let mut current_audio: Option<usize> = None; // index into audios
     let mut in_media = false;
+    let mut skipped_savp = false;
+    let mut skipped_plain = false;
 
     for (n, raw) in text.lines().enumerate() {
         let lineno = n + 1;
@@ -167,7 +226,13 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
                     formats: formats.clone(),
                 });
                 current_audio = None;
-                if media == "audio" && proto.eq_ignore_ascii_case("RTP/AVP") && port != 0 {
+                let savp = proto.eq_ignore_ascii_case("RTP/SAVP");
+                if media == "audio" && savp && srtp == SrtpPolicy::Off && port != 0 {
+                    skipped_savp = true;
+                }
+                let usable =
+                    proto.eq_ignore_ascii_case("RTP/AVP") || (savp && srtp != SrtpPolicy::Off);
+                if media == "audio" && usable && port != 0 {
                     let pts = formats
                         .iter()
                         .filter_map(|f| f.parse::<u8>().ok())
@@ -180,6 +245,10 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
                         rtpmap: Vec::new(),
                         ptime: None,
                         direction: None,
+                        savp,
+                        crypto: None,
+                        rtcp_mux: false,
+                        rtcp: None,
                     });
                     current_audio = Some(audios.len() - 1);
                 }
@@ -217,6 +286,13 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
                         }
                     }
                     ("ptime", Some(v)) => a.ptime = v.trim().parse().ok(),
+                    // The first usable key wins (the offerer's preference); lines with
+                    // suites or parameters we do not support are skipped.
+                    ("crypto", Some(v)) if a.crypto.is_none() && srtp != SrtpPolicy::Off => {
+                        a.crypto = CryptoAttr::parse(v.trim()).ok();
+                    }
+                    ("rtcp-mux", None) => a.rtcp_mux = true,
+                    ("rtcp", Some(v)) => a.rtcp = parse_rtcp_attr(v),
                     _ => {}
                 }
             }
@@ -225,10 +301,23 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
     }
 
     if audios.is_empty() {
-        return Err(SdpError::NoAudio);
+        return Err(if skipped_savp {
+            SdpError::SrtpNotAllowed
+        } else {
+            SdpError::NoAudio
+        });
     }
     let mut offered_all = Vec::new();
     for a in &audios {
+        // SAVP needs a key; a plain line is SRTP only when it carries one and SRTP is on.
+        if a.savp && a.crypto.is_none() {
+            skipped_savp = true;
+            continue;
+        }
+        if srtp == SrtpPolicy::Required && a.crypto.is_none() {
+            skipped_plain = true;
+            continue;
+        }
         let enc_of = |pt: u8| -> Option<String> {
             a.rtpmap
                 .iter()
@@ -269,6 +358,10 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
         } else {
             offered_dir.answer()
         };
+        let remote_rtcp = match a.rtcp {
+            Some((port, addr)) => SocketAddr::new(addr.unwrap_or(ip), port),
+            None => SocketAddr::new(ip, a.port.saturating_add(1)),
+        };
         return Ok(Negotiated {
             remote_rtp: SocketAddr::new(ip, a.port),
             codec,
@@ -276,13 +369,43 @@ pub fn negotiate(offer: &[u8]) -> Result<Negotiated, SdpError> {
             telephone_event_pt,
             ptime_ms: 20,
             direction,
+            crypto: a.crypto.clone(),
+            local_crypto: None,
+            savp: a.savp,
+            rtcp_mux: a.rtcp_mux,
+            remote_rtcp,
             accepted_index: a.index,
             lines,
         });
     }
+    if offered_all.is_empty() {
+        if skipped_plain {
+            return Err(SdpError::SrtpRequired);
+        }
+        if skipped_savp {
+            return Err(if srtp == SrtpPolicy::Off {
+                SdpError::SrtpNotAllowed
+            } else {
+                SdpError::Unusable("RTP/SAVP without a usable a=crypto line".to_owned())
+            });
+        }
+    }
     Err(SdpError::NoCommonCodec {
         offered: offered_all,
     })
+}
+
+/// `a=rtcp:PORT [IN IP4 ADDR]` (RFC 3605).
+fn parse_rtcp_attr(v: &str) -> Option<(u16, Option<IpAddr>)> {
+    let mut parts = v.split_ascii_whitespace();
+    let port: u16 = parts.next()?.parse().ok().filter(|p| *p != 0)?;
+    let rest: Vec<&str> = parts.collect();
+    let addr = if rest.is_empty() {
+        None
+    } else {
+        Some(parse_connection(&rest.join(" "))?)
+    };
+    Some((port, addr))
 }
 
 /// Whether ivrflow may send a call's RTP to `ip` (the connection address of an offer or
@@ -361,7 +484,12 @@ pub fn answer(neg: &Negotiated, local: &LocalMedia) -> String {
             if let Some(te) = neg.telephone_event_pt {
                 let _ = write!(fmts, " {te}");
             }
-            let _ = write!(out, "m=audio {} RTP/AVP {fmts}\r\n", local.addr.port());
+            let proto = if neg.savp && neg.local_crypto.is_some() {
+                "RTP/SAVP"
+            } else {
+                "RTP/AVP"
+            };
+            let _ = write!(out, "m=audio {} {proto} {fmts}\r\n", local.addr.port());
             write_audio_attrs(
                 &mut out,
                 neg.codec,
@@ -369,6 +497,12 @@ pub fn answer(neg: &Negotiated, local: &LocalMedia) -> String {
                 neg.telephone_event_pt,
                 neg.direction,
             );
+            if neg.rtcp_mux {
+                out.push_str("a=rtcp-mux\r\n");
+            }
+            if let Some(c) = &neg.local_crypto {
+                let _ = write!(out, "a=crypto:{}\r\n", c.to_value());
+            }
         } else {
             let fmts = if line.formats.is_empty() {
                 "0".to_owned()
@@ -410,6 +544,18 @@ pub fn offer(local: &LocalMedia) -> String {
 /// An offer with `codecs` in this order of preference (PCMU and PCMA if empty), plus
 /// telephone-event 101.
 pub fn offer_codecs(local: &LocalMedia, codecs: &[Codec]) -> String {
+    offer_secure(local, codecs, &[], false)
+}
+
+/// An offer as [`offer_codecs`], with our SDES keys (one `a=crypto` line each, in order of
+/// preference). `savp`: the stream is `RTP/SAVP` (SRTP required); else `RTP/AVP` carrying
+/// the keys, which a peer without SRTP ignores (SRTP optional).
+pub fn offer_secure(
+    local: &LocalMedia,
+    codecs: &[Codec],
+    keys: &[CryptoAttr],
+    savp: bool,
+) -> String {
     let codecs = if codecs.is_empty() {
         &[Codec::Pcmu, Codec::Pcma][..]
     } else {
@@ -417,7 +563,12 @@ pub fn offer_codecs(local: &LocalMedia, codecs: &[Codec]) -> String {
     };
     let mut out = String::with_capacity(300);
     write_session_header(&mut out, local);
-    let _ = write!(out, "m=audio {} RTP/AVP", local.addr.port());
+    let proto = if savp && !keys.is_empty() {
+        "RTP/SAVP"
+    } else {
+        "RTP/AVP"
+    };
+    let _ = write!(out, "m=audio {} {proto}", local.addr.port());
     let mut seen = Vec::new();
     for c in codecs {
         if !seen.contains(c) {
@@ -431,6 +582,9 @@ pub fn offer_codecs(local: &LocalMedia, codecs: &[Codec]) -> String {
     }
     out.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
     out.push_str("a=ptime:20\r\na=sendrecv\r\n");
+    for k in keys {
+        let _ = write!(out, "a=crypto:{}\r\n", k.to_value());
+    }
     out
 }
 
@@ -614,5 +768,86 @@ mod tests {
         let o = offer_codecs(&local(), &[Codec::Pcma, Codec::Pcmu, Codec::Pcma]);
         assert!(o.contains("RTP/AVP 8 0 101\r\n"), "{o}");
         assert_eq!(offer_codecs(&local(), &[]), offer(&local()));
+    }
+
+    const KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+
+    #[test]
+    fn savp_offer_needs_a_policy_and_a_key() {
+        let savp = format!(
+            "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_256_HMAC_SHA1_80 inline:xx\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY}|2^31\r\na=rtcp-mux\r\n"
+        );
+        assert_eq!(negotiate(savp.as_bytes()), Err(SdpError::SrtpNotAllowed));
+        let mut n = negotiate_with(savp.as_bytes(), SrtpPolicy::Optional).unwrap();
+        let c = n.crypto.clone().unwrap();
+        assert_eq!(
+            (c.tag, c.suite),
+            (2, crate::media::srtp::Suite::AesCm128HmacSha1_32)
+        );
+        assert!(n.savp && n.rtcp_mux);
+        n.local_crypto = Some(crate::media::srtp::CryptoAttr {
+            tag: 2,
+            suite: c.suite,
+            key: crate::media::srtp::MasterKey::from_bytes([3; 30]),
+        });
+        let a = answer(&n, &local());
+        assert!(a.contains("m=audio 20000 RTP/SAVP 0 101\r\n"), "{a}");
+        assert!(
+            a.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"),
+            "{a}"
+        );
+        assert!(a.contains("a=rtcp-mux\r\n"), "{a}");
+        // Our answer is itself usable SDP with the key in it.
+        let back = negotiate_with(a.as_bytes(), SrtpPolicy::Required).unwrap();
+        assert_eq!(back.crypto, n.local_crypto);
+
+        let no_key = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\n";
+        assert!(negotiate_with(no_key.as_bytes(), SrtpPolicy::Optional).is_err());
+        let plain = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n";
+        assert_eq!(
+            negotiate_with(plain.as_bytes(), SrtpPolicy::Required),
+            Err(SdpError::SrtpRequired)
+        );
+        let n = negotiate_with(plain.as_bytes(), SrtpPolicy::Optional).unwrap();
+        assert_eq!((n.crypto, n.savp), (None, false));
+        assert_eq!(n.remote_rtcp, "10.0.0.1:4001".parse().unwrap());
+    }
+
+    #[test]
+    fn plain_and_secure_lines_are_chosen_by_policy() {
+        // Two audio lines, the secure one first (a common "SRTP if you can" offer).
+        let both = format!(
+            "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\nm=audio 4002 RTP/AVP 0\r\na=rtcp:4009 IN IP4 10.0.0.9\r\n"
+        );
+        let n = negotiate(both.as_bytes()).unwrap();
+        assert_eq!(n.remote_rtp.port(), 4002);
+        assert_eq!(n.remote_rtcp, "10.0.0.9:4009".parse().unwrap());
+        let a = answer(&n, &local());
+        let m: Vec<&str> = a.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(m, vec!["m=audio 0 RTP/SAVP 0", "m=audio 20000 RTP/AVP 0"]);
+        let n = negotiate_with(both.as_bytes(), SrtpPolicy::Required).unwrap();
+        assert_eq!(n.remote_rtp.port(), 4000);
+    }
+
+    #[test]
+    fn secure_offer_round_trips() {
+        let keys = [crate::media::srtp::CryptoAttr {
+            tag: 1,
+            suite: crate::media::srtp::Suite::AesCm128HmacSha1_80,
+            key: crate::media::srtp::MasterKey::from_bytes([5; 30]),
+        }];
+        let o = offer_secure(&local(), &[], &keys, true);
+        assert!(o.contains("m=audio 20000 RTP/SAVP 0 8 101\r\n"), "{o}");
+        let n = negotiate_with(o.as_bytes(), SrtpPolicy::Required).unwrap();
+        assert_eq!(n.crypto.as_ref(), Some(&keys[0]));
+        let best_effort = offer_secure(&local(), &[], &keys, false);
+        assert!(best_effort.contains("RTP/AVP"));
+        assert_eq!(negotiate(best_effort.as_bytes()).unwrap().crypto, None);
+        assert!(
+            negotiate_with(best_effort.as_bytes(), SrtpPolicy::Optional)
+                .unwrap()
+                .crypto
+                .is_some()
+        );
     }
 }
