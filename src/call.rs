@@ -506,6 +506,17 @@ impl CallCore {
         n
     }
 
+    /// Keep the outgoing stream going with silence while no prompt plays (issue 19: no
+    /// gaps while the robot listens; see `Playout::set_idle_fill`).
+    pub fn set_idle_fill(&mut self, on: bool) {
+        self.playout.set_idle_fill(on);
+    }
+
+    /// The outgoing stream (SSRC, counters and clock for RTCP sender reports).
+    pub fn playout(&self) -> &crate::media::rtp::Playout {
+        &self.playout
+    }
+
     /// Whether a prompt is ready to start at `now` without waiting for the pacing tick
     /// (see `Playout::starts_talkspurt`); its first packet comes from [`Self::poll_packet`].
     pub fn starts_talkspurt(&self, now: Instant) -> bool {
@@ -816,6 +827,9 @@ pub enum FailReason {
     /// Still up (or ringing) when ivrflow shut down and its drain deadline passed: ended
     /// with BYE (or CANCEL).
     Shutdown,
+    /// Answered, then ended by ivrflow because the peer sent no RTP for the media timeout
+    /// (`media.timeout`).
+    MediaTimeout,
 }
 
 impl FailReason {
@@ -830,6 +844,7 @@ impl FailReason {
             FailReason::MaxDuration => "max_duration",
             FailReason::NoAck => "no_ack",
             FailReason::Shutdown => "shutdown",
+            FailReason::MediaTimeout => "media_timeout",
         }
     }
 }

@@ -3,12 +3,22 @@
 //!
 //! ```yaml
 //! sip:
-//!   listen: 127.0.0.1:5060
+//!   listen: 127.0.0.1:5060          # UDP (or --sip-listen udp:…, repeatable with tcp:/tls:)
+//!   tcp: 127.0.0.1:5060             # SIP over TCP (RFC 3261 §18); default: none
+//!   tls: 127.0.0.1:5061             # SIP over TLS; needs tls_cert and tls_key (PEM)
+//!   tls_cert: /etc/ivrflow/sip.crt
+//!   tls_key: /etc/ivrflow/sip.key
+//!   srtp: optional                  # SRTP for callers over TLS: off, optional, required
+//!   connection_idle: 600s           # idle TCP/TLS connections are closed
+//!   dns: 127.0.0.1:53               # DNS server for trunk names (default: /etc/resolv.conf)
 //!   advertise: 203.0.113.5:5060     # Via/Contact host when behind NAT
 //! media:
 //!   rtp_ip: 127.0.0.1
 //!   rtp_ports: 20000-29999
 //!   advertise: 203.0.113.5         # SDP address behind NAT (default: rtp_ip)
+//!   keepalive: true                 # silence frames while the robot listens (no RTP gaps)
+//!   rtcp: true                      # RTCP reports every ~5 s and BYE (RFC 3550)
+//!   timeout: 60s                    # no RTP from the peer this long: hang up (0s: never)
 //! scenarios: scenarios               # directory of *.yaml
 //! audio: audio                       # audio/<lang>/<prompt>.wav
 //! data_dir: data
@@ -47,6 +57,9 @@
 //!     max_cps: 10                   # new calls per second
 //!     ring_timeout: 30s             # then CANCEL: no answer
 //!     codecs: [pcma, pcmu]          # offer order (default: pcmu, pcma)
+//!     transport: udp                # udp, tcp or tls (certificate verified)
+//!     ca_file: /etc/ivrflow/carrier-ca.pem  # CA of the trunk's TLS certificate (default: system's)
+//!     srtp: off                     # off, optional, required (SDES; needs transport: tls)
 //! campaigns:                         # calls name one in POST /v1/calls ("campaign")
 //!   - name: cart
 //!     trunk: main
@@ -106,6 +119,21 @@ pub struct SipConfig {
     /// At most this many calls up from one (untrusted) source (default: half of
     /// `max_calls`; 0: no limit).
     pub max_calls_per_source: Option<usize>,
+    /// SIP over TCP: the address to listen on (none: no listener; outbound TCP still works).
+    pub tcp: Option<SocketAddr>,
+    /// SIP over TLS: the address to listen on (5061 by convention); needs the two below.
+    pub tls: Option<SocketAddr>,
+    /// PEM certificate chain of the TLS listener.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the TLS listener.
+    pub tls_key: Option<PathBuf>,
+    /// SRTP for calls that arrive over TLS (over UDP/TCP it is always off).
+    pub srtp: crate::sip::sdp::SrtpPolicy,
+    /// A TCP or TLS connection with no traffic for this long is closed.
+    pub connection_idle: String,
+    /// The DNS server trunk names are resolved with (RFC 3263); default: the first
+    /// `nameserver` of /etc/resolv.conf.
+    pub dns: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -140,6 +168,13 @@ impl Default for SipConfig {
             trusted: vec!["127.0.0.1".to_owned(), "::1".to_owned()],
             limits: SipLimits::default(),
             max_calls_per_source: None,
+            tcp: None,
+            tls: None,
+            tls_cert: None,
+            tls_key: None,
+            srtp: crate::sip::sdp::SrtpPolicy::Optional,
+            connection_idle: "600s".to_owned(),
+            dns: None,
         }
     }
 }
@@ -188,6 +223,13 @@ pub struct MediaConfig {
     /// then only it or a continuation of its stream: symmetric RTP behind NAT) or `sdp`
     /// (only the address and port the SDP names).
     pub strict_rtp: crate::media::latch::StrictRtp,
+    /// Send silence frames while no prompt plays, so the caller's stream never pauses
+    /// (NATs and SBCs drop media they think is dead).
+    pub keepalive: bool,
+    /// RTCP reports every ~5 s and a BYE at the end (RFC 3550).
+    pub rtcp: bool,
+    /// End a call whose peer sent no RTP for this long (`0s`: never).
+    pub timeout: String,
 }
 
 impl Default for MediaConfig {
@@ -198,6 +240,9 @@ impl Default for MediaConfig {
             advertise: None,
             overload_tick_ms: 20.0,
             strict_rtp: crate::media::latch::StrictRtp::Latch,
+            keepalive: true,
+            rtcp: true,
+            timeout: "60s".to_owned(),
         }
     }
 }
@@ -370,6 +415,17 @@ pub struct TrunkConfig {
     /// Codecs to offer, in order of preference: `pcmu`, `pcma` (default both, µ-law first).
     #[serde(default)]
     pub codecs: Vec<String>,
+    /// How to reach the proxy: `udp` (default), `tcp` or `tls`.
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// PEM file of the CA(s) the trunk's TLS certificate must chain to (default: the
+    /// system's trust store).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// SRTP with SDES keys on this trunk's calls: `off` (default), `optional`, `required`.
+    /// Keys travel in the SDP, so anything but `off` needs `transport: tls`.
+    #[serde(default)]
+    pub srtp: Option<String>,
 }
 
 fn default_expires() -> String {
@@ -397,6 +453,20 @@ impl TrunkConfig {
         let rest = uri
             .strip_prefix("sip:")
             .ok_or_else(|| bad("not a sip: URI"))?;
+        // One URI parameter is understood: `;transport=udp|tcp|tls`.
+        let (rest, transport) = match rest.split_once(';') {
+            None => (rest, None),
+            Some((r, params)) => match params.strip_prefix("transport=") {
+                Some(t) if crate::sip::transport::Transport::parse(t).is_some() => {
+                    (r, Some(t.to_ascii_lowercase()))
+                }
+                _ => {
+                    return Err(bad(
+                        "the only parameter understood is ;transport=udp|tcp|tls",
+                    ));
+                }
+            },
+        };
         let (userinfo, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
@@ -440,7 +510,46 @@ impl TrunkConfig {
             max_cps: default_cps(),
             ring_timeout: default_ring(),
             codecs: Vec::new(),
+            transport,
+            ca_file: None,
+            srtp: None,
         })
+    }
+
+    /// How the trunk is reached.
+    pub fn transport(&self) -> Result<crate::sip::transport::Transport, String> {
+        match &self.transport {
+            None => Ok(crate::sip::transport::Transport::Udp),
+            Some(t) => crate::sip::transport::Transport::parse(t).ok_or_else(|| {
+                format!(
+                    "trunks[{}].transport {t:?}: expected udp, tcp or tls",
+                    self.name
+                )
+            }),
+        }
+    }
+
+    /// The trunk's SRTP policy.
+    pub fn srtp(&self) -> Result<crate::sip::sdp::SrtpPolicy, String> {
+        let p = match &self.srtp {
+            None => crate::sip::sdp::SrtpPolicy::Off,
+            Some(s) => crate::sip::sdp::SrtpPolicy::parse(s).ok_or_else(|| {
+                format!(
+                    "trunks[{}].srtp {s:?}: expected off, optional or required",
+                    self.name
+                )
+            })?,
+        };
+        if p != crate::sip::sdp::SrtpPolicy::Off
+            && self.transport()? != crate::sip::transport::Transport::Tls
+        {
+            return Err(format!(
+                "trunks[{}].srtp {:?} needs transport: tls (SDES keys travel in the SDP)",
+                self.name,
+                self.srtp.as_deref().unwrap_or_default()
+            ));
+        }
+        Ok(p)
     }
 
     pub fn registers(&self) -> bool {
@@ -860,6 +969,14 @@ impl Config {
         self.max_call_duration().map_err(invalid)?;
         self.drain_timeout().map_err(invalid)?;
         self.sip.guard().map_err(invalid)?;
+        self.media_options().map_err(invalid)?;
+        self.connection_idle().map_err(invalid)?;
+        if self.sip.tls.is_some() && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none()) {
+            return Err(invalid(
+                "sip.tls (a TLS listener) needs sip.tls_cert and sip.tls_key (PEM files; --tls-cert, --tls-key)"
+                    .to_owned(),
+            ));
+        }
         self.webhook_schedule().map_err(invalid)?;
         self.webhook_secret().map_err(invalid)?;
         if self.webhook.max_in_flight == 0 {
@@ -886,6 +1003,8 @@ impl Config {
             t.keepalive().map_err(invalid)?;
             t.ring_timeout().map_err(invalid)?;
             t.codecs().map_err(invalid)?;
+            t.transport().map_err(invalid)?;
+            t.srtp().map_err(invalid)?;
             if t.max_calls == 0 || t.max_cps.is_nan() || t.max_cps <= 0.0 {
                 return Err(invalid(format!(
                     "trunks[{}]: max_calls and max_cps must be positive",
@@ -972,6 +1091,30 @@ impl Config {
     pub fn webhook_timeout(&self) -> Result<Duration, String> {
         humantime::parse_duration(&self.webhook.timeout)
             .map_err(|e| format!("webhook.timeout {:?}: {e}", self.webhook.timeout))
+    }
+
+    /// What the engine does to keep media alive and secure (see `engine::MediaOptions`).
+    pub fn media_options(&self) -> Result<crate::engine::MediaOptions, String> {
+        let t = humantime::parse_duration(self.media.timeout.trim())
+            .map_err(|e| format!("media.timeout {:?}: {e}", self.media.timeout))?;
+        Ok(crate::engine::MediaOptions {
+            idle_fill: self.media.keepalive,
+            rtcp: self.media.rtcp,
+            timeout: (!t.is_zero()).then_some(t),
+            inbound_srtp: self.sip.srtp,
+        })
+    }
+
+    /// `sip.connection_idle`.
+    pub fn connection_idle(&self) -> Result<Duration, String> {
+        match humantime::parse_duration(self.sip.connection_idle.trim()) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err("sip.connection_idle must be more than 0s".to_owned()),
+            Err(e) => Err(format!(
+                "sip.connection_idle {:?}: {e}",
+                self.sip.connection_idle
+            )),
+        }
     }
 
     pub fn rtp_ip(&self) -> IpAddr {
@@ -1113,5 +1256,40 @@ mod trunk_tests {
             .unwrap_err()
             .to_string();
         assert!(bad.contains("nope"), "{bad}");
+    }
+
+    #[test]
+    fn transports_srtp_and_media_keys() {
+        let y = "sip:\n  tcp: 127.0.0.1:5060\n  tls: \"[::1]:5061\"\n  tls_cert: c.pem\n  tls_key: k.pem\n  srtp: required\nmedia:\n  keepalive: false\n  timeout: 0s\ntrunks:\n  - name: t\n    proxy: sip.example.net:5061\n    transport: tls\n    srtp: required\n    ca_file: ca.pem\n";
+        let c = Config::from_yaml("c.yaml", y).unwrap();
+        c.validate("c.yaml").unwrap();
+        assert_eq!(c.sip.tls.unwrap().port(), 5061);
+        assert_eq!(c.sip.srtp, crate::sip::sdp::SrtpPolicy::Required);
+        let m = c.media_options().unwrap();
+        assert!(!m.idle_fill && m.rtcp && m.timeout.is_none());
+        assert_eq!(
+            c.trunks[0].transport().unwrap(),
+            crate::sip::transport::Transport::Tls
+        );
+        assert_eq!(
+            Config::default().media_options().unwrap().timeout,
+            Some(Duration::from_secs(60))
+        );
+        let bad = [
+            "sip:\n  tls: 127.0.0.1:5061\n",
+            "trunks:\n  - name: t\n    proxy: h:5060\n    srtp: required\n",
+            "trunks:\n  - name: t\n    proxy: h:5060\n    transport: sctp\n",
+            "media:\n  timeout: soon\n",
+            "sip:\n  connection_idle: 0s\n",
+        ];
+        for y in bad {
+            assert!(Config::from_yaml("c.yaml", y).is_err(), "{y}");
+        }
+        let t = TrunkConfig::from_uri("d", "sip:u:p@h:5061;transport=tls").unwrap();
+        assert_eq!(
+            (t.proxy.as_str(), t.transport.as_deref()),
+            ("h:5061", Some("tls"))
+        );
+        assert!(TrunkConfig::from_uri("d", "sip:u@h;lr").is_err());
     }
 }

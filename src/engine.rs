@@ -29,12 +29,14 @@
 
 #[cfg(test)]
 mod hostile_tests;
+mod link;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
 mod transfer;
 
+pub use link::MediaOptions;
 pub use transfer::TransferRoute;
 
 use std::cmp::Reverse;
@@ -229,6 +231,8 @@ struct LiveCall {
     latch: crate::media::latch::SourceLatch,
     /// Where its INVITE came from (inbound), for the per-source limit.
     source: Option<IpAddr>,
+    /// SRTP, RTCP and the media timeout of this call.
+    link: link::MediaLink,
 }
 
 impl LiveCall {
@@ -325,6 +329,8 @@ pub struct Engine {
     rtp_foreign: u64,
     /// INVITEs refused by the per-source limit.
     per_source_refused: u64,
+    /// SRTP, RTCP, silence while listening, media timeout (issue 19; `link`).
+    interop: link::Interop,
 }
 
 /// A call set up to the point where it needs its media port.
@@ -375,6 +381,7 @@ impl Engine {
             draining: false,
             rtp_foreign: 0,
             per_source_refused: 0,
+            interop: link::Interop::default(),
         }
     }
 
@@ -406,7 +413,24 @@ impl Engine {
         self.outputs.push_back(EngineOutput::Event(ev));
     }
 
+    /// Queues an RTP packet of `call` (protected here when the call is SRTP).
     fn push_rtp(&mut self, call: CallHandle, dest: SocketAddr, packet: &[u8]) {
+        let off = self.push_raw(call, dest, packet);
+        if let Some(c) = self.calls.get_mut(&call)
+            && c.link.is_secure()
+        {
+            let end = self.arena.len();
+            self.arena.resize(end + crate::media::srtp::MAX_TRAILER, 0);
+            let n = c.link.protect_rtp(&mut self.arena[off..], end - off);
+            self.arena.truncate(off + n.unwrap_or(0));
+            if let Some(EngineOutput::Rtp { len, .. }) = self.outputs.back_mut() {
+                *len = n.unwrap_or(0) as u32;
+            }
+        }
+    }
+
+    /// Queues a datagram for `call`'s media port as it is; returns where it lies in the arena.
+    fn push_raw(&mut self, call: CallHandle, dest: SocketAddr, packet: &[u8]) -> usize {
         self.flush_ua();
         if self.outputs.is_empty() {
             self.arena.clear();
@@ -419,6 +443,7 @@ impl Engine {
             off,
             len: packet.len() as u32,
         });
+        off as usize
     }
 
     fn open_media(&mut self, call: CallHandle) {
@@ -601,7 +626,7 @@ impl Engine {
     ) {
         let local = self.local_media(port);
         let mut invite = out.invite;
-        invite.sdp_offer = sdp::offer_codecs(&local, &out.codecs);
+        invite.sdp_offer = self.secure_offer(call, invite.dest, &local, &out.codecs);
         self.ua.invite_as(now, call, invite);
         let sip_call_id = self.ua.call_id(call).unwrap_or("").to_owned();
         let mut variables = out.variables;
@@ -775,9 +800,40 @@ impl Engine {
         self.process_ua_events(now);
     }
 
+    /// One SIP message from `source` over `transport` (a TCP or TLS connection's).
+    pub fn handle_sip_over(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        transport: crate::sip::transport::Transport,
+        message: &[u8],
+    ) {
+        self.ua.handle_message(now, source, transport, message);
+        self.process_ua_events(now);
+    }
+
     /// One RTP datagram that arrived on `call`'s media port from `source`. Packets from a
     /// source the call does not accept (see `media::latch`) are dropped and counted.
     pub fn handle_rtp(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        source: SocketAddr,
+        packet: &[u8],
+    ) {
+        match self.media_in(now, call, packet) {
+            link::In::Plain => self.handle_plain_rtp(now, call, source, packet),
+            link::In::Decrypted(n) => {
+                let buf = self.take_scratch();
+                self.handle_plain_rtp(now, call, source, &buf[..n]);
+                self.put_scratch(buf);
+            }
+            link::In::Consumed => {}
+        }
+    }
+
+    /// [`Engine::handle_rtp`] once SRTP and RTCP are out of the way.
+    fn handle_plain_rtp(
         &mut self,
         now: Instant,
         call: CallHandle,
@@ -803,6 +859,9 @@ impl Engine {
             }
             return;
         }
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.link.handle_rtp(now, &view);
+        }
         if self.relay_rtp(now, call, packet) {
             return;
         }
@@ -822,6 +881,7 @@ impl Engine {
         // SIP first: a call the UA has given up on (no ACK) stops before its own timers
         // could start another prompt at this instant.
         self.process_ua_events(now);
+        self.end_silent_calls(now);
         self.attend(now);
         let mut passes: Vec<(CallHandle, u8)> = Vec::new();
         while let Some(Reverse((at, call))) = self.call_timers.peek().copied() {
@@ -901,19 +961,28 @@ impl Engine {
         if self.outputs.is_empty() {
             self.arena.clear();
         }
-        let (calls, arena, outputs, attention) = (
+        let wall = self.wall(now);
+        let rtcp_next = self.rtcp_interval();
+        let fill = self.interop.opts.idle_fill;
+        let (calls, arena, outputs, attention, timed_out) = (
             &mut self.calls,
             &mut self.arena,
             &mut self.outputs,
             &mut self.attention,
+            &mut self.interop.timed_out,
         );
         for (&call, c) in calls.iter_mut() {
             if c.completed || c.answer_in_flight {
                 continue;
             }
+            c.core.set_idle_fill(fill && c.bridge.is_none());
             let off = arena.len();
             arena.resize(off + MAX_RTP, 0);
-            match c.core.poll_packet(now, &mut arena[off..]) {
+            match c
+                .core
+                .poll_packet(now, &mut arena[off..])
+                .and_then(|n| c.link.protect_rtp(&mut arena[off..], n))
+            {
                 Some(n) => {
                     arena.truncate(off + n);
                     outputs.push_back(EngineOutput::Rtp {
@@ -924,6 +993,10 @@ impl Engine {
                     });
                 }
                 None => arena.truncate(off),
+            }
+            Self::push_rtcp_due(call, c, now, wall, rtcp_next, arena, outputs);
+            if c.link.timed_out(now) {
+                timed_out.push(call);
             }
             // Playback events may have moved the dialogue: look at the call again.
             if c.core.take_changed() {
@@ -1297,7 +1370,8 @@ impl Engine {
                 return;
             }
         };
-        let neg = match sdp::negotiate(&invite.body).and_then(|n| {
+        let srtp = self.inbound_srtp(source);
+        let neg = match sdp::negotiate_with(&invite.body, srtp).and_then(|n| {
             sdp::check_rtp_destination(n.remote_rtp.ip())
                 .map(|()| n)
                 .map_err(|why| sdp::SdpError::Unusable(why.to_owned()))
@@ -1353,8 +1427,11 @@ impl Engine {
         let variables = origin.variables.clone();
         self.emit(EngineEvent::CallStarted { call, origin, at });
         let local = self.local_media(port);
+        let mut neg = neg;
+        let srtp = self.secure_answer(&mut neg);
         let answer = sdp::answer(&neg, &local);
         let media = self.media_params(&neg);
+        let link = self.new_link(now, &neg, srtp, media.ssrc);
         let core = CallCore::new(scenario, variables, self.prompts.clone(), media, now);
         self.ua.ring(now, call);
         self.ua.answer(now, call, &answer);
@@ -1363,7 +1440,7 @@ impl Engine {
             sip_call_id: call_id.clone(),
             at,
         });
-        tracing::info!(%call_id, scenario = %scenario_name, codec = ?neg.codec, remote_rtp = %neg.remote_rtp, "answered");
+        tracing::info!(%call_id, scenario = %scenario_name, codec = ?neg.codec, remote_rtp = %neg.remote_rtp, srtp = link.is_secure(), "answered");
         self.calls.insert(
             call,
             LiveCall {
@@ -1384,6 +1461,7 @@ impl Engine {
                 answer_in_flight: true,
                 hard_deadline: now + self.cfg.max_call_duration,
                 source: Some(source),
+                link,
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {
@@ -1404,11 +1482,22 @@ impl Engine {
             sdp_answer
         };
         let call_id = p.origin.sip_call_id.clone();
-        let neg = match sdp::negotiate(&body).and_then(|n| {
+        let srtp_policy = self.answer_policy(call);
+        let neg = sdp::negotiate_with(&body, srtp_policy).and_then(|n| {
             sdp::check_rtp_destination(n.remote_rtp.ip())
                 .map(|()| n)
                 .map_err(|why| sdp::SdpError::Unusable(why.to_owned()))
-        }) {
+        });
+        let secured = match &neg {
+            Ok(n) => self
+                .secure_answered(call, n)
+                .map_err(sdp::SdpError::Unusable),
+            Err(_) => {
+                self.forget_offer(call);
+                Ok(None)
+            }
+        };
+        let (neg, srtp) = match neg.and_then(|n| secured.map(|s| (n, s))) {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(%call_id, error = %e, "unusable SDP answer; hanging up");
@@ -1426,6 +1515,7 @@ impl Engine {
             }
         };
         let media = self.media_params(&neg);
+        let link = self.new_link(now, &neg, srtp, media.ssrc);
         let core = CallCore::new(
             p.scenario,
             p.origin.variables.clone(),
@@ -1460,6 +1550,7 @@ impl Engine {
                 answer_in_flight: false,
                 hard_deadline: now + self.cfg.max_call_duration,
                 source: None,
+                link,
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {
@@ -1476,6 +1567,7 @@ impl Engine {
         p: PendingCall,
         reason: EndReason,
     ) {
+        self.forget_offer(call);
         let status = match reason {
             EndReason::Failed(487) if p.cancelled_on_timeout => None,
             EndReason::Failed(s) | EndReason::Rejected(s) => Some(s),
@@ -1556,6 +1648,7 @@ impl Engine {
         });
         // The robot's BYE is in flight: media stops now.
         if by == HangupBy::Robot {
+            self.send_rtcp_bye(now, call);
             self.close_media(call);
         }
     }

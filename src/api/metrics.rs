@@ -758,6 +758,7 @@ impl Metrics {
             "max_duration",
             "no_ack",
             "shutdown",
+            "media_timeout",
         ] {
             let _ = self.calls_failed.get_or_create(&ReasonLabel {
                 reason: reason.to_owned(),

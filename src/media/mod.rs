@@ -25,7 +25,9 @@ pub mod goertzel;
 pub mod latch;
 pub mod prompts;
 pub mod resample;
+pub mod rtcp;
 pub mod rtp;
+pub mod srtp;
 pub mod vad;
 
 /// An audio codec we can negotiate and send: G.711 at 8 kHz, one channel

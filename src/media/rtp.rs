@@ -37,8 +37,13 @@
 //! up front and a `play()` produces at most two events, so a driver that drains
 //! `poll_event` after each tick never makes it grow).
 //!
-//! Deliberately not here: RTCP sender reports (counters are exposed for them), comfort noise
-//! (RFC 3389) or silence packets between prompts, mixing, SRTP, receiving audio.
+//! Between prompts, a stream set to [`Playout::set_idle_fill`] keeps sending frames of codec
+//! silence on the same schedule (same SSRC, sequence +1, timestamp +160, no marker), so
+//! the caller's stream has no gaps while the robot listens and NATs and SBCs that time out
+//! silent media keep the path open (issue 19). Prompts report the same events either way.
+//!
+//! Deliberately not here: RTCP sender reports (counters are exposed for them; see
+//! `media::rtcp`), comfort noise (RFC 3389), mixing, SRTP (`media::srtp`), receiving audio.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -167,6 +172,8 @@ pub struct Playout {
     frame: [u8; SAMPLES_PER_PACKET],
     packets_sent: u64,
     octets_sent: u64,
+    /// Send silence frames while idle.
+    idle_fill: bool,
 }
 
 impl std::fmt::Debug for Playout {
@@ -208,7 +215,54 @@ impl Playout {
             frame: [codec.silence_byte(); SAMPLES_PER_PACKET],
             packets_sent: 0,
             octets_sent: 0,
+            idle_fill: false,
         }
+    }
+
+    /// While no prompt plays, send a frame of codec silence every interval instead of
+    /// nothing (keeps the path open; see the module docs).
+    pub fn set_idle_fill(&mut self, on: bool) {
+        self.idle_fill = on;
+    }
+
+    /// A silence frame while idle, when one is due.
+    fn poll_fill(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if let Some(due) = self.next_due
+            && now + HALF_INTERVAL <= due
+        {
+            return None;
+        }
+        if buf.len() < PACKET_LEN {
+            return None;
+        }
+        // The timestamp follows the wall clock, as between prompts.
+        let ts = match self.next_ts_at {
+            Some(at) if now > at + HALF_INTERVAL => {
+                let frames = (now - at + HALF_INTERVAL).as_nanos() / PACKET_INTERVAL.as_nanos();
+                let advance = (frames as u64).wrapping_mul(SAMPLES_PER_PACKET as u64);
+                self.next_ts.wrapping_add(advance as u32)
+            }
+            _ => self.next_ts,
+        };
+        self.frame.fill(self.codec.silence_byte());
+        let len = RtpPacketBuilder::new()
+            .payload_type(self.payload_type)
+            .sequence(Seq::from(self.seq))
+            .timestamp(ts)
+            .ssrc(self.ssrc)
+            .payload(&self.frame)
+            .build_into(buf)
+            .ok()?;
+        self.seq = self.seq.wrapping_add(1);
+        self.next_ts = ts.wrapping_add(SAMPLES_PER_PACKET as u32);
+        self.next_ts_at = Some(now + PACKET_INTERVAL);
+        self.next_due = Some(match self.next_due {
+            Some(due) if now < due + PACKET_INTERVAL => due + PACKET_INTERVAL,
+            _ => now + PACKET_INTERVAL,
+        });
+        self.packets_sent += 1;
+        self.octets_sent += SAMPLES_PER_PACKET as u64;
+        Some(len)
     }
 
     /// Plays `prompts` back to back as one stream with no gaps between them. Replaces
@@ -280,6 +334,9 @@ impl Playout {
     /// consumed then).
     pub fn poll_packet(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let early = self.starts_talkspurt(now);
+        if self.current.is_none() && self.idle_fill {
+            return self.poll_fill(now, buf);
+        }
         let cur = self.current.as_mut()?;
         if !early
             && let Some(due) = self.next_due
@@ -366,6 +423,12 @@ impl Playout {
     /// The next `Finished` / `Stopped` event, oldest first.
     pub fn poll_event(&mut self) -> Option<PlayoutEvent> {
         self.events.pop_front()
+    }
+
+    /// The RTP timestamp of the media clock at `at`, once a packet was sent: what an RTCP
+    /// sender report pairs with the wall clock (RFC 3550 §6.4.1).
+    pub fn rtp_clock(&self) -> Option<(u32, Instant)> {
+        self.next_ts_at.map(|at| (self.next_ts, at))
     }
 
     /// The stream's SSRC.
@@ -690,5 +753,65 @@ mod tests {
                 heard: Duration::from_micros(12_500),
             })
         );
+    }
+
+    /// With idle fill on, the stream never pauses: silence between prompts on the same
+    /// schedule, sequence and timestamp continuous, a marker only where a prompt starts,
+    /// also when the prompt starts between ticks.
+    #[test]
+    fn idle_fill_keeps_the_stream_gapless() {
+        let t0 = Instant::now();
+        let mut p = Playout::new(Codec::Pcma, 9, 65530, 0, 8);
+        p.set_idle_fill(true);
+        let mut buf = [0u8; 1500];
+        let mut sent: Vec<(Instant, u16, u32, bool, u8)> = Vec::new();
+        let mut now = t0;
+        for i in 0..200u32 {
+            // A prompt starts at tick 150, and one off the grid 7 ms after tick 50.
+            if i == 150 {
+                p.play(2, vec![prompt("b", 320)], now);
+            }
+            if let Some(n) = p.poll_packet(now, &mut buf) {
+                let r = RtpReader::new(&buf[..n]).unwrap();
+                sent.push((
+                    now,
+                    r.sequence_number().into(),
+                    r.timestamp(),
+                    r.mark(),
+                    r.payload()[0],
+                ));
+            }
+            if i == 50 {
+                let at = now + Duration::from_millis(7);
+                p.play(1, vec![prompt("a", 1600)], at);
+                assert!(p.starts_talkspurt(at));
+                if let Some(n) = p.poll_packet(at, &mut buf) {
+                    let r = RtpReader::new(&buf[..n]).unwrap();
+                    sent.push((
+                        at,
+                        r.sequence_number().into(),
+                        r.timestamp(),
+                        r.mark(),
+                        r.payload()[0],
+                    ));
+                }
+            }
+            now += PACKET_INTERVAL;
+        }
+        assert!(sent.len() >= 200, "{}", sent.len());
+        for w in sent.windows(2) {
+            assert_eq!(w[1].1, w[0].1.wrapping_add(1), "sequence");
+            assert_eq!(w[1].2.wrapping_sub(w[0].2), 160, "timestamp");
+            assert!(w[1].0 - w[0].0 <= PACKET_INTERVAL, "gap");
+        }
+        assert_eq!(
+            sent.iter().filter(|s| s.3).count(),
+            2,
+            "markers at the prompts only"
+        );
+        assert_eq!(sent[0].4, Codec::Pcma.silence_byte());
+        let events: Vec<_> = std::iter::from_fn(|| p.poll_event()).collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(p.packets_sent() as usize, sent.len());
     }
 }

@@ -95,6 +95,13 @@ pub enum Input<'a> {
         source: SocketAddr,
         datagram: &'a [u8],
     },
+    /// A SIP message from `source` over a TCP or TLS connection (framed by
+    /// `sip::transport`); answers go back over the same connection.
+    SipStream {
+        source: SocketAddr,
+        transport: crate::sip::transport::Transport,
+        message: &'a [u8],
+    },
     /// An RTP datagram that arrived on `call`'s media port from `source`.
     Rtp {
         call: CallHandle,
@@ -327,6 +334,11 @@ impl Node {
         &self.engine
     }
 
+    /// The engine, for settings the runtime applies at start (media options).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
     /// Outbound calls waiting for the dialer.
     pub fn queued_calls(&self) -> usize {
         self.outbound.queued()
@@ -356,6 +368,23 @@ impl Node {
                         .ua_mut()
                         .respond_stateless(source, datagram, 403, "Forbidden")
                 }
+            },
+            Input::SipStream {
+                source,
+                transport,
+                message,
+            } => match self.guard.check(now, source.ip(), message) {
+                guard::Verdict::Pass => {
+                    self.engine.handle_sip_over(now, source, transport, message)
+                }
+                guard::Verdict::Drop => {}
+                guard::Verdict::Forbid => self.engine.ua_mut().respond_stateless_over(
+                    source,
+                    transport,
+                    message,
+                    403,
+                    "Forbidden",
+                ),
             },
             Input::Rtp {
                 call,
