@@ -105,9 +105,16 @@ struct ServeArgs {
     /// Log lines as `text` or `json` (one object per line); default: log.format, else text.
     #[arg(long, value_name = "text|json")]
     log_format: Option<LogFormat>,
-    /// SIP UDP listen address.
-    #[arg(long)]
-    sip_listen: Option<SocketAddr>,
+    /// SIP listen address: `udp:IP:PORT`, `tcp:IP:PORT`, `tls:IP:PORT`, or a bare
+    /// `IP:PORT` for UDP; repeatable (one of each transport). IPv6 as `[::1]:5060`.
+    #[arg(long, value_name = "[udp:|tcp:|tls:]IP:PORT")]
+    sip_listen: Vec<String>,
+    /// PEM certificate chain for the `tls:` listener (sip.tls_cert).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for the `tls:` listener (sip.tls_key).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Where call results are POSTed.
     #[arg(long)]
     webhook_url: Option<String>,
@@ -302,6 +309,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--sip-listen` values over the configuration: one address per transport.
+fn apply_sip_listen(cfg: &mut Config, specs: &[String]) -> Result<(), String> {
+    use ivrflow::sip::transport::{Listen, Transport};
+    let mut seen = Vec::new();
+    for spec in specs {
+        let l = Listen::parse(spec).map_err(|e| format!("--sip-listen {e}"))?;
+        if seen.contains(&l.transport) {
+            return Err(format!(
+                "--sip-listen: {} given twice (one listener per transport)",
+                l.transport
+            ));
+        }
+        seen.push(l.transport);
+        match l.transport {
+            Transport::Udp => cfg.sip.listen = l.addr,
+            Transport::Tcp => cfg.sip.tcp = Some(l.addr),
+            Transport::Tls => cfg.sip.tls = Some(l.addr),
+        }
+    }
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
     let config_path = args
         .config
@@ -325,8 +354,15 @@ fn serve(args: ServeArgs) -> ExitCode {
             ivrflow::config::SYSTEM_CONFIG
         ),
     }
-    if let Some(a) = args.sip_listen {
-        cfg.sip.listen = a;
+    if let Err(e) = apply_sip_listen(&mut cfg, &args.sip_listen) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(f) = args.tls_cert {
+        cfg.sip.tls_cert = Some(f);
+    }
+    if let Some(f) = args.tls_key {
+        cfg.sip.tls_key = Some(f);
     }
     if let Some(u) = args.webhook_url {
         cfg.webhook.url = Some(u);

@@ -290,7 +290,17 @@ impl Node {
                 engine_cfg.trusted.push(net);
             }
         }
-        let engine = Engine::new(engine_cfg, cfg.scenarios, cfg.prompts, cfg.anchor);
+        let mut engine = Engine::new(engine_cfg, cfg.scenarios, cfg.prompts, cfg.anchor);
+        for t in &cfg.trunks {
+            // How each trunk is reached (RFC 3261 §18): its transport, and for UDP trunks
+            // TCP for requests too big for a datagram; the SRTP its calls offer.
+            let transport = t.cfg.transport().unwrap_or_default();
+            let tcp_ok = transport == crate::sip::transport::Transport::Udp;
+            for addr in std::iter::once(t.proxy).chain(t.registrar) {
+                engine.ua_mut().set_route(addr, transport, tcp_ok);
+            }
+            engine.set_trunk_srtp(t.proxy, t.cfg.srtp().unwrap_or_default());
+        }
         Node {
             engine,
             outbound,

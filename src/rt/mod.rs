@@ -21,6 +21,7 @@
 pub mod http;
 pub mod media;
 pub mod services;
+pub mod sip_net;
 pub mod speech;
 pub mod store;
 pub mod systemd;
@@ -32,7 +33,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use rand::Rng;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::api::metrics::SipDirection;
@@ -40,9 +40,10 @@ use crate::config::Config;
 use crate::engine::EngineConfig;
 use crate::media::prompts::PromptCache;
 use crate::node::{Command, Input, Node, NodeConfig, Output, TrunkSetup};
-use crate::sip::ua::{TimerValues, Transmit, UaConfig};
+use crate::sip::ua::{TimerValues, UaConfig};
 use media::{MediaSockets, RtpBatch};
 use services::Services;
+use sip_net::SipNet;
 
 /// Load scenarios and prompts, bind the SIP socket, and run until Ctrl-C / SIGTERM.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
@@ -68,9 +69,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     // Before the SIP socket opens: a scenario that accepts speech needs a working model.
     let metrics = Arc::new(crate::api::metrics::Metrics::new());
     let speech = speech::Speech::start(&cfg.asr, &scenarios, metrics.clone())?;
-    let sip = UdpSocket::bind(cfg.sip.listen)
-        .await
-        .with_context(|| format!("binding SIP UDP socket {}", cfg.sip.listen))?;
+    let sip = SipNet::bind(&cfg).await?;
     let local_addr = sip.local_addr()?;
     tracing::info!(%local_addr, "SIP listening (UDP)");
 
@@ -122,7 +121,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         },
         scenarios,
         prompts: Arc::new(prompts),
-        trunks,
+        trunks: trunks.clone(),
         campaigns,
         campaign_trunks,
         overload_tick: Duration::from_secs_f64(cfg.media.overload_tick_ms.max(1.0) / 1000.0),
@@ -130,6 +129,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         guard: cfg.sip.guard().map_err(anyhow::Error::msg)?,
         anchor: (now, SystemTime::now()),
     });
+    sip_net::setup(&cfg, &sip, &mut node, &trunks)?;
     if !queued.is_empty() {
         tracing::info!(calls = queued.len(), "queued calls loaded from the store");
         if cfg.trunks.is_empty() {
@@ -299,14 +299,6 @@ async fn resolve(hostport: &str) -> anyhow::Result<std::net::SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("the trunk address {hostport} resolves to nothing"))
 }
 
-fn send_sip(sip: &UdpSocket, t: &Transmit, metrics: &crate::api::metrics::Metrics) {
-    // Non-blocking: a full socket buffer drops the datagram (SIP retransmits).
-    match sip.try_send_to(&t.payload, t.dest) {
-        Ok(_) => metrics.sip_datagram(SipDirection::Out, &t.payload),
-        Err(e) => tracing::debug!(dest = %t.dest, error = %e, "SIP send failed"),
-    }
-}
-
 /// Counters the node and the sockets keep, copied into the metrics about once a second.
 fn publish_counters(
     node: &Node,
@@ -360,7 +352,7 @@ fn publish_counters(
 /// Executes everything the node wants done now; returns when it asks to be woken.
 fn execute(
     node: &mut Node,
-    sip: &UdpSocket,
+    sip: &SipNet,
     ports: &mut MediaSockets,
     svc: &mut Services,
     speech: &Option<speech::Speech>,
@@ -369,7 +361,7 @@ fn execute(
     loop {
         match node.poll_output() {
             Output::Timeout(at) => return at,
-            Output::Sip(t) => send_sip(sip, &t, &svc.metrics),
+            Output::Sip(t) => sip.send(t, &svc.metrics),
             Output::Rtp {
                 call,
                 dest,
@@ -455,7 +447,7 @@ fn execute(
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     mut node: Node,
-    sip: UdpSocket,
+    sip: SipNet,
     mut ports: MediaSockets,
     mut rtp_rx: mpsc::Receiver<RtpBatch>,
     svc: &mut Services,
@@ -519,6 +511,10 @@ async fn drive(
                     }
                     Err(e) => tracing::debug!(error = %e, "SIP recv error"),
                 }
+            }
+            Some(m) = sip.recv_stream() => {
+                svc.metrics.sip_datagram(SipDirection::In, &m.bytes);
+                node.handle_input(Instant::now(), Input::SipStream { source: m.source, transport: m.transport, message: &m.bytes });
             }
             Some(batch) = rtp_rx.recv() => {
                 let now = Instant::now();

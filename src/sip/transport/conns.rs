@@ -103,6 +103,8 @@ pub struct Connections {
     conns: HashMap<ConnId, Conn>,
     by_remote: HashMap<(Transport, SocketAddr), ConnId>,
     server_names: HashMap<SocketAddr, ServerName<'static>>,
+    /// Client configurations for particular peers (a trunk with its own CA).
+    peer_tls: HashMap<SocketAddr, Arc<rustls::ClientConfig>>,
     next_id: u64,
     out: VecDeque<ConnOutput>,
     next_check: Option<Instant>,
@@ -117,6 +119,7 @@ impl Connections {
             conns: HashMap::new(),
             by_remote: HashMap::new(),
             server_names: HashMap::new(),
+            peer_tls: HashMap::new(),
             next_id: 1,
             out: VecDeque::new(),
             next_check: None,
@@ -140,6 +143,12 @@ impl Connections {
         if let Ok(n) = ServerName::try_from(name.to_owned()) {
             self.server_names.insert(addr, n);
         }
+    }
+
+    /// TLS connections to `addr` verify its certificate with `cfg` (a trunk's own CA)
+    /// instead of the table's default client configuration.
+    pub fn set_peer_tls(&mut self, addr: SocketAddr, cfg: Arc<rustls::ClientConfig>) {
+        self.peer_tls.insert(addr, cfg);
     }
 
     fn id(&mut self) -> ConnId {
@@ -383,7 +392,12 @@ impl Connections {
         }
         let tls = match transport {
             Transport::Tls => {
-                let Some(cfg) = self.cfg.tls_client.clone() else {
+                let Some(cfg) = self
+                    .peer_tls
+                    .get(&dest)
+                    .cloned()
+                    .or_else(|| self.cfg.tls_client.clone())
+                else {
                     tracing::warn!(%dest, "SIP over TLS to a peer, but no TLS client configuration");
                     return None;
                 };

@@ -86,6 +86,27 @@ pub fn client_config(
     Ok(Arc::new(cfg))
 }
 
+/// The client configuration for outbound TLS, trusting the system's CA certificates
+/// (`rustls-native-certs`: the distribution's bundle, or `SSL_CERT_FILE`).
+pub fn system_client_config() -> Result<Arc<rustls::ClientConfig>, TlsConfigError> {
+    let what = "the system's CA certificates";
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(TlsConfigError::Rejected {
+            what: what.to_owned(),
+            why: "none found; give the trunk a ca_file".to_owned(),
+        });
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| rejected(what, e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
 fn rejected(what: &str, e: rustls::Error) -> TlsConfigError {
     TlsConfigError::Rejected {
         what: what.to_owned(),
