@@ -56,9 +56,20 @@ fn sipp_caller_presses_1_and_crm_receives_confirmed() {
     let crm = Crm::start();
     let (rtp_port, rtp) = rtp_sink();
     let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    // Packets are counted against the prompts played: no silence between them, no RTCP
+    // (tests/sip_tcp_tls.rs checks those).
+    let config = std::env::temp_dir().join(format!("ivrflow-sipp-call-{}.yaml", sip.port()));
+    std::fs::write(&config, "media:\n  keepalive: false\n  rtcp: false\n").unwrap();
     let server = Server::start(
         sip,
-        &["--webhook-url", &crm.url, "--rtp-ports", "31000-31999"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--webhook-url",
+            &crm.url,
+            "--rtp-ports",
+            "31000-31999",
+        ],
     );
 
     let scenario = fixture("sipp/uac_dtmf.xml");
@@ -195,4 +206,5 @@ fn sipp_caller_presses_1_and_crm_receives_confirmed() {
         "{talkspurts} marker bits for {plays} prompts"
     );
     drop(server);
+    let _ = std::fs::remove_file(&config);
 }
