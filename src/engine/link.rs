@@ -438,3 +438,6 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
