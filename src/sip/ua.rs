@@ -434,6 +434,10 @@ pub struct UserAgent {
     listeners: Vec<(Transport, SocketAddr)>,
     /// How each peer address is reached: set for trunks, learned from what arrives.
     routes: HashMap<SocketAddr, Route>,
+    /// A trunk's targets by its primary address (RFC 3263 failover; `client.rs`).
+    failover: HashMap<SocketAddr, Vec<SocketAddr>>,
+    /// Targets that recently timed out or answered 503, and until when they are skipped.
+    down: HashMap<SocketAddr, Instant>,
 }
 
 impl UserAgent {
@@ -460,6 +464,8 @@ impl UserAgent {
             trying: Vec::new(),
             listeners: Vec::new(),
             routes: HashMap::new(),
+            failover: HashMap::new(),
+            down: HashMap::new(),
         }
     }
 
@@ -769,3 +775,5 @@ pub use register::{RegId, RegisterParams};
 mod refer_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transport_tests;

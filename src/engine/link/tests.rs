@@ -67,7 +67,12 @@ fn invite(call_id: &str, proto: &str, crypto: bool) -> Vec<u8> {
 }
 
 /// Feeds an INVITE over `transport`; returns the final response and the call, if answered.
-fn offer(e: &mut Engine, now: Instant, transport: Transport, msg: &[u8]) -> (Message, Option<CallHandle>, Transport) {
+fn offer(
+    e: &mut Engine,
+    now: Instant,
+    transport: Transport,
+    msg: &[u8],
+) -> (Message, Option<CallHandle>, Transport) {
     let mut p = ports();
     let caller: SocketAddr = CALLER.parse().unwrap();
     e.handle_sip_over(now, caller, transport, msg);
@@ -123,7 +128,12 @@ fn a_tls_caller_offering_savp_talks_srtp_both_ways() {
     let call = call.unwrap();
 
     // The caller's side of the session: decrypts what the robot sends, encrypts its keys.
-    let mut caller = SrtpSession::new(Suite::AesCm128HmacSha1_80, &MasterKey::from_bytes(KEY), &ours.key).unwrap();
+    let mut caller = SrtpSession::new(
+        Suite::AesCm128HmacSha1_80,
+        &MasterKey::from_bytes(KEY),
+        &ours.key,
+    )
+    .unwrap();
     let mut sent = Vec::new();
     let mut now = t0;
     // 5.2 s: the first report is due 2.5–5 s into the call.
@@ -133,10 +143,16 @@ fn a_tls_caller_offering_savp_talks_srtp_both_ways() {
         e.handle_timeout(now);
     }
     let rtp: Vec<_> = sent.iter().filter(|(d, _)| d.port() == 41000).collect();
-    assert!(rtp.len() >= 255, "{} packets in 5.2 s (prompt, then silence)", rtp.len());
+    assert!(
+        rtp.len() >= 255,
+        "{} packets in 5.2 s (prompt, then silence)",
+        rtp.len()
+    );
     for (_, p) in &rtp {
         let mut p = p.clone();
-        let n = caller.unprotect_rtp(&mut p).expect("the robot's packets authenticate");
+        let n = caller
+            .unprotect_rtp(&mut p)
+            .expect("the robot's packets authenticate");
         assert_eq!(n, 172);
     }
     let rtcp: Vec<_> = sent.iter().filter(|(d, _)| d.port() == 41001).collect();
@@ -161,7 +177,15 @@ fn a_tls_caller_offering_savp_talks_srtp_both_ways() {
         e.handle_rtp_with(now, call, &pkt, &mut p);
     }
     // A forged packet is dropped before anything reads it.
-    e.handle_rtp_with(now, call, &[0x80, 101, 0, 200, 0, 0, 0, 0, 0xCA, 0x11, 0xE4, 0, 1, 0x8A, 1, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &mut p);
+    e.handle_rtp_with(
+        now,
+        call,
+        &[
+            0x80, 101, 0, 200, 0, 0, 0, 0, 0xCA, 0x11, 0xE4, 0, 1, 0x8A, 1, 0x40, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0,
+        ],
+        &mut p,
+    );
     for _ in 0..10 {
         now += Duration::from_millis(20);
         e.tick_with(now, &mut |_, _, _| {});
@@ -176,7 +200,12 @@ fn a_tls_caller_offering_savp_talks_srtp_both_ways() {
     assert_eq!(done.outcome.as_deref(), Some("done"));
     assert!(done.failure.is_none());
     // The hang-up's RTCP BYE, protected.
-    let bye = p.sent.iter().rev().find(|(d, _)| d.port() == 41001).expect("an RTCP BYE");
+    let bye = p
+        .sent
+        .iter()
+        .rev()
+        .find(|(d, _)| d.port() == 41001)
+        .expect("an RTCP BYE");
     let mut b = bye.1.clone();
     let n = caller.unprotect_rtcp(&mut b).unwrap();
     assert!(b[..n].windows(2).any(|w| w == [0x81, 203]));
@@ -188,7 +217,11 @@ fn savp_over_udp_and_plain_rtp_where_srtp_is_required_get_488() {
     let mut e = engine_with(t0, "ask", ASK);
     e.set_media_options(opts());
     let (r, call, _) = offer(&mut e, t0, Transport::Udp, &invite("u1", "RTP/SAVP", true));
-    assert_eq!((status(&r), call), (488, None), "SDES keys in clear text are refused");
+    assert_eq!(
+        (status(&r), call),
+        (488, None),
+        "SDES keys in clear text are refused"
+    );
     let (r, _, _) = offer(&mut e, t0, Transport::Tcp, &invite("u2", "RTP/SAVP", true));
     assert_eq!(status(&r), 488);
     // Over TLS, a plain offer is fine while SRTP is optional, and refused when required.
@@ -250,7 +283,10 @@ fn silence_keeps_the_stream_going_and_a_silent_peer_is_hung_up() {
         "ended {silent_for:?} after the last packet"
     );
     // Every tick sent a packet: the prompt, then silence while the robot listened.
-    assert!(ticks_with_rtp + 1 >= ticks, "{ticks_with_rtp} of {ticks} ticks sent RTP");
+    assert!(
+        ticks_with_rtp + 1 >= ticks,
+        "{ticks_with_rtp} of {ticks} ticks sent RTP"
+    );
     assert!(
         std::iter::from_fn(|| e.poll_transmit()).any(|t| t.payload.starts_with(b"BYE ")),
         "BYE"
@@ -312,7 +348,9 @@ fn a_trunk_with_srtp_offers_both_suites_and_follows_the_answer() {
         _ => None,
     });
     assert!(
-        failed.as_deref().is_some_and(|d| d.contains("SRTP is required")),
+        failed
+            .as_deref()
+            .is_some_and(|d| d.contains("SRTP is required")),
         "{failed:?}"
     );
 }

@@ -113,7 +113,12 @@ pub(super) struct UacState {
     provisional_seen: bool,
     /// The ACK for the 2xx, re-sent on 2xx retransmissions (§13.2.2.4).
     ok_ack: Option<Vec<u8>>,
+    /// Targets of the trunk this INVITE already went to (RFC 3263 §4.3 failover).
+    tried: Vec<SocketAddr>,
 }
+
+/// How long a target that timed out or answered 503 is passed over by new calls.
+pub const TARGET_DOWN_FOR: Duration = Duration::from_secs(60);
 
 impl UserAgent {
     fn new_branch(&mut self) -> String {
@@ -290,6 +295,8 @@ impl UserAgent {
             Purpose::Cancel(call) => tracing::debug!(%call, "CANCEL transaction completed"),
             Purpose::Invite(call) => match resp {
                 Some(r) if r.status < 300 => self.invite_answered(now, call, r),
+                Some(r) if r.status == 503 && self.fail_over(now, call) => {}
+                None if self.fail_over(now, call) => {}
                 Some(r) => self.invite_failed(now, source.unwrap_or(self.cfg.local_addr), call, r),
                 None => self.end_leg(call, EndReason::Failed(408)),
             },
@@ -445,7 +452,14 @@ impl UserAgent {
             return false;
         };
         let realm_ok = creds.realm.as_deref().is_none_or(|r| r == challenge.realm);
-        if leg.peer != creds.peer || source != creds.peer || !realm_ok {
+        let trunk = |a: SocketAddr| {
+            a == creds.peer
+                || self
+                    .failover
+                    .get(&creds.peer)
+                    .is_some_and(|g| g.contains(&a))
+        };
+        if !trunk(leg.peer) || source != leg.peer || !realm_ok {
             tracing::warn!(
                 call_id = %leg.call_id,
                 %source,
@@ -494,6 +508,88 @@ impl UserAgent {
         true
     }
 
+    // ───────────────────────────── failover (RFC 3263 §4.3) ─────────────────────────────
+
+    /// The targets a trunk known by `primary` resolved to, in order (RFC 3263: NAPTR, SRV
+    /// priority and weight). An INVITE for `primary` goes to the first target not recently
+    /// failed; one that times out or gets 503 is sent again to the next.
+    pub fn set_failover(&mut self, primary: SocketAddr, targets: Vec<SocketAddr>) {
+        if targets.len() > 1 || targets.first().is_some_and(|t| *t != primary) {
+            self.failover.insert(primary, targets);
+        } else {
+            self.failover.remove(&primary);
+        }
+    }
+
+    /// Where a new INVITE for `dest` goes: `dest`, or the first live target of its trunk.
+    fn pick_target(&self, now: Instant, dest: SocketAddr) -> SocketAddr {
+        let Some(targets) = self.failover.get(&dest) else {
+            return dest;
+        };
+        targets
+            .iter()
+            .copied()
+            .find(|t| self.down.get(t).is_none_or(|until| *until <= now))
+            .or_else(|| targets.first().copied())
+            .unwrap_or(dest)
+    }
+
+    /// The INVITE of `call` timed out or got 503: send it to the trunk's next target, if
+    /// there is one it has not been to. `false`: no other target, the call fails.
+    fn fail_over(&mut self, now: Instant, call: CallHandle) -> bool {
+        let Some(leg) = self.legs.get(&call) else {
+            return false;
+        };
+        let failed = leg.peer;
+        let Some(targets) = self
+            .failover
+            .values()
+            .find(|g| g.contains(&failed))
+            .cloned()
+        else {
+            return false;
+        };
+        self.down.insert(failed, now + TARGET_DOWN_FOR);
+        if self.down.len() > 4096 {
+            self.down.retain(|_, until| *until > now);
+        }
+        let Some(uac) = self.legs.get_mut(&call).and_then(|l| l.uac.as_mut()) else {
+            return false;
+        };
+        if uac.cancel_requested {
+            return false;
+        }
+        uac.tried.push(failed);
+        let tried = uac.tried.clone();
+        let Some(next) = targets.iter().copied().find(|t| !tried.contains(t)) else {
+            return false;
+        };
+        let branch = self.new_branch();
+        let via = self.via_value(&branch, next);
+        let contact = self.contact_for(next);
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return false;
+        };
+        tracing::info!(call_id = %leg.call_id, %failed, %next, "no answer from the trunk's target; trying the next (RFC 3263)");
+        leg.local_cseq += 1;
+        let mut req = leg.invite.clone();
+        req.headers.set("Via", via);
+        req.headers
+            .set("CSeq", format!("{} INVITE", leg.local_cseq));
+        req.headers.set("Contact", contact);
+        leg.invite = req.clone();
+        if let Some(k) = TxKey::of(&req, Method::Invite) {
+            leg.invite_key = k;
+        }
+        leg.peer = next;
+        if let Some(uac) = leg.uac.as_mut() {
+            uac.branch = branch.clone();
+            uac.provisional_seen = false;
+        }
+        self.start_client(now, next, req, branch, Purpose::Invite(call));
+        true
+    }
+
     // ───────────────────────────── commands from the TU ─────────────────────────────
 
     /// A handle for an outbound call to be placed later with [`UserAgent::invite_as`], so
@@ -512,7 +608,8 @@ impl UserAgent {
     }
 
     /// Place an outbound call under a handle from [`UserAgent::reserve_call`].
-    pub fn invite_as(&mut self, now: Instant, call: CallHandle, out: OutboundInvite) {
+    pub fn invite_as(&mut self, now: Instant, call: CallHandle, mut out: OutboundInvite) {
+        out.dest = self.pick_target(now, out.dest);
         let local_tag = self.random_token(8);
         let call_id = format!("{}@ivrflow", self.random_token(12));
         let branch = self.new_branch();
@@ -583,6 +680,7 @@ impl UserAgent {
                     cancel_requested: false,
                     provisional_seen: false,
                     ok_ack: None,
+                    tried: Vec::new(),
                 })),
             },
         );
