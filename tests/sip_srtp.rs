@@ -112,7 +112,11 @@ fn baresip_over_tls_with_srtp_confirms() {
     let bs_log = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
     let log = format!(
         "baresip:\n{}\n{}\nserver log:\n{}",
-        bs_log.lines().filter(|l| !l.contains("audio=")).collect::<Vec<_>>().join("\n"),
+        bs_log
+            .lines()
+            .filter(|l| !l.contains("audio="))
+            .collect::<Vec<_>>()
+            .join("\n"),
         String::from_utf8_lossy(&out.stderr),
         server.log_text()
     );

@@ -90,7 +90,8 @@ fn sipp_over_tcp_confirms_and_the_robot_never_goes_silent() {
     let log = format!("{sipp_log}\nserver log:\n{}", server.log_text());
     assert!(ok, "SIPp call over TCP failed\n{log}");
     assert!(
-        sipp_log.contains("Successful call") && !sipp_log.contains("Failed call            |        0                  |        1"),
+        sipp_log.contains("Successful call")
+            && !sipp_log.contains("Failed call            |        0                  |        1"),
         "{log}"
     );
     assert_confirmed(&crm, &log);
@@ -104,7 +105,10 @@ fn sipp_over_tcp_confirms_and_the_robot_never_goes_silent() {
     std::thread::sleep(Duration::from_millis(300));
     let pkts = sink.packets();
     assert!(pkts.len() > 200, "{} RTP packets", pkts.len());
-    assert!(pkts.iter().all(|p| p.ssrc == pkts[0].ssrc && p.pt == 0 && p.len == 172));
+    assert!(
+        pkts.iter()
+            .all(|p| p.ssrc == pkts[0].ssrc && p.pt == 0 && p.len == 172)
+    );
     for w in pkts.windows(2) {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "sequence steps by one");
         assert_eq!(w[1].ts.wrapping_sub(w[0].ts), 160, "timestamp steps by 160");
@@ -165,9 +169,6 @@ fn sipp_over_tls_through_openssl_confirms() {
     assert!(ok, "SIPp call over TLS (socat) failed\n{log}");
     assert_confirmed(&crm, &log);
     // Our Contact named the TLS listener.
-    assert!(
-        server.log_text().contains("incoming call"),
-        "{log}"
-    );
+    assert!(server.log_text().contains("incoming call"), "{log}");
     drop(server);
 }

@@ -152,6 +152,12 @@ pub enum Command {
     /// the rest (`call.failed`, `shutdown`). A second drain with a shorter deadline
     /// brings the end forward. [`Node::drained`] says when the process may exit.
     Drain { deadline: Duration },
+    /// A trunk's name was looked up again in DNS (its TTL ran out): INVITEs for the trunk
+    /// known by `primary` now fail over along `targets` (RFC 3263).
+    TrunkTargets {
+        primary: SocketAddr,
+        targets: Vec<crate::sip::dns::Target>,
+    },
 }
 
 /// What the node wants done, in order. An [`Output::Rtp`] payload borrows the node: use it
@@ -441,6 +447,14 @@ impl Node {
                     .map(|c| records::interrupted(&mut self.ids, c, at))
                     .collect();
                 self.gate.record("", recs);
+            }
+            Command::TrunkTargets { primary, targets } => {
+                let ua = self.engine.ua_mut();
+                for t in &targets {
+                    let tcp_ok = t.transport == crate::sip::transport::Transport::Udp;
+                    ua.set_route(t.addr, t.transport, tcp_ok);
+                }
+                ua.set_failover(primary, targets.iter().map(|t| t.addr).collect());
             }
             Command::Drain { deadline } => {
                 let at = now + deadline;

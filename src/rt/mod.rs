@@ -18,6 +18,7 @@
 //! Not here: any protocol, dialogue or product rule — those are in the sans-IO layers
 //! (`crate::node` and below).
 
+pub mod dns;
 pub mod http;
 pub mod media;
 pub mod services;
@@ -39,7 +40,7 @@ use crate::api::metrics::SipDirection;
 use crate::config::Config;
 use crate::engine::EngineConfig;
 use crate::media::prompts::PromptCache;
-use crate::node::{Command, Input, Node, NodeConfig, Output, TrunkSetup};
+use crate::node::{Command, Input, Node, NodeConfig, Output};
 use crate::sip::ua::{TimerValues, UaConfig};
 use media::{MediaSockets, RtpBatch};
 use services::Services;
@@ -73,8 +74,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let local_addr = sip.local_addr()?;
     tracing::info!(%local_addr, "SIP listening (UDP)");
 
-    let trunks = resolve_trunks(&cfg).await?;
+    let (trunks, trunk_dns) = dns::resolve_trunks(&cfg).await?;
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    dns::refresh(
+        &cfg,
+        trunk_dns.clone(),
+        commands_tx.clone(),
+        sip.peers(&cfg)?,
+    );
     let mut svc = Services::start(&cfg, scenarios.clone(), commands_tx, metrics).await?;
     let (queued, dnc, lost) = svc
         .store
@@ -129,7 +136,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         guard: cfg.sip.guard().map_err(anyhow::Error::msg)?,
         anchor: (now, SystemTime::now()),
     });
-    sip_net::setup(&cfg, &sip, &mut node, &trunks)?;
+    sip_net::setup(&cfg, &sip, &mut node, &trunk_dns)?;
     if !queued.is_empty() {
         tracing::info!(calls = queued.len(), "queued calls loaded from the store");
         if cfg.trunks.is_empty() {
@@ -261,42 +268,6 @@ impl StopSignals {
             Signal::Stop
         }
     }
-}
-
-/// Resolve each trunk's proxy and registrar (`host:port`, a name or an address) once.
-async fn resolve_trunks(cfg: &Config) -> anyhow::Result<Vec<TrunkSetup>> {
-    let mut out = Vec::new();
-    for t in &cfg.trunks {
-        let proxy = resolve(&t.proxy).await?;
-        let registrar = if t.registers() {
-            Some(resolve(t.registrar.as_deref().unwrap_or(&t.proxy)).await?)
-        } else {
-            None
-        };
-        out.push(TrunkSetup {
-            cfg: t.clone(),
-            proxy,
-            registrar,
-        });
-    }
-    Ok(out)
-}
-
-/// Resolve `host:port` (a name or an address) to one socket address.
-async fn resolve(hostport: &str) -> anyhow::Result<std::net::SocketAddr> {
-    let with_port = if hostport
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:5060")
-    };
-    tokio::net::lookup_host(&with_port)
-        .await
-        .map_err(|e| anyhow::anyhow!("resolving the trunk address {hostport}: {e}"))?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("the trunk address {hostport} resolves to nothing"))
 }
 
 /// Counters the node and the sockets keep, copied into the metrics about once a second.

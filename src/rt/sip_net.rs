@@ -359,41 +359,74 @@ impl Io {
     }
 }
 
-/// Tells the node what it needs to know about the sockets and the media settings, and the
-/// stream task which names trunks reached over TLS must present (and with which CA).
+/// Tells the node what it needs to know about the sockets, the media settings and where
+/// its trunks are (`rt::dns`), and the stream task which names the trunks reached over TLS
+/// must present (and with which CA).
 pub fn setup(
     cfg: &Config,
     sip: &SipNet,
     node: &mut crate::node::Node,
-    trunks: &[crate::node::TrunkSetup],
+    trunks: &[super::dns::TrunkDns],
 ) -> anyhow::Result<()> {
     node.engine_mut().ua_mut().set_listeners(sip.listeners());
     node.engine_mut()
         .set_media_options(cfg.media_options().map_err(anyhow::Error::msg)?);
-    for t in trunks {
-        if t.cfg.transport().map_err(anyhow::Error::msg)? != Transport::Tls {
-            continue;
-        }
-        let ca = match &t.cfg.ca_file {
-            None => None,
-            Some(f) => {
-                let what = format!("trunks[{}].ca_file {}", t.cfg.name, f.display());
-                let pem = std::fs::read(f).with_context(|| format!("reading {what}"))?;
-                Some(tls::client_config(&pem, &what)?)
-            }
-        };
-        let registrar = t.cfg.registrar.as_deref().unwrap_or(&t.cfg.proxy);
-        for (addr, hostport) in std::iter::once((t.proxy, t.cfg.proxy.as_str()))
-            .chain(t.registrar.map(|r| (r, registrar)))
-        {
-            sip.tls_peer(TlsPeer {
-                addr,
-                name: tls_name(hostport),
-                ca: ca.clone(),
-            });
-        }
+    let peers = sip.peers(cfg)?;
+    for d in trunks {
+        super::dns::apply(node, d);
+        peers.announce(d);
     }
     Ok(())
+}
+
+/// What the stream task must know to verify trunks over TLS, by the trunk's configured
+/// `host[:port]`: the name their certificates carry (RFC 5922: the configured domain,
+/// also for targets found through SRV) and their own CA.
+#[derive(Clone)]
+pub struct Peers {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    by_host: HashMap<String, (Option<String>, Option<Arc<rustls::ClientConfig>>)>,
+}
+
+impl Peers {
+    /// Tells the stream task about the TLS targets of one located trunk address.
+    pub fn announce(&self, d: &super::dns::TrunkDns) {
+        let Some((name, ca)) = self.by_host.get(&d.hostport) else {
+            return;
+        };
+        for t in d.targets.iter().filter(|t| t.transport == Transport::Tls) {
+            let _ = self.cmds.send(Cmd::Peer(TlsPeer {
+                addr: t.addr,
+                name: name.clone(),
+                ca: ca.clone(),
+            }));
+        }
+    }
+}
+
+impl SipNet {
+    /// The trunks' TLS names and CAs (each `ca_file` read and checked here).
+    pub fn peers(&self, cfg: &Config) -> anyhow::Result<Peers> {
+        let mut by_host = HashMap::new();
+        for t in &cfg.trunks {
+            let ca = match &t.ca_file {
+                None => None,
+                Some(f) => {
+                    let what = format!("trunks[{}].ca_file {}", t.name, f.display());
+                    let pem = std::fs::read(f).with_context(|| format!("reading {what}"))?;
+                    Some(tls::client_config(&pem, &what)?)
+                }
+            };
+            let registrar = t.registrar.as_deref().unwrap_or(&t.proxy);
+            for hostport in [t.proxy.as_str(), registrar] {
+                by_host.insert(hostport.to_owned(), (tls_name(hostport), ca.clone()));
+            }
+        }
+        Ok(Peers {
+            cmds: self.cmds.clone(),
+            by_host,
+        })
+    }
 }
 
 /// The name a TLS peer configured as `host[:port]` must present: the host when it is a

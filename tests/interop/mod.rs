@@ -54,7 +54,11 @@ pub fn pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         .push(rcgen::DnType::CommonName, "localhost");
     let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
     let cert = params.signed_by(&key, &issuer).expect("server certificate");
-    let (ca_p, cert_p, key_p) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    let (ca_p, cert_p, key_p) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
     std::fs::write(&ca_p, ca_cert.pem()).unwrap();
     std::fs::write(&cert_p, cert.pem()).unwrap();
     std::fs::write(&key_p, key.serialize_pem()).unwrap();
@@ -106,7 +110,8 @@ impl RtpSink {
         let rtcp: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
         let (r, c) = (rtp.clone(), rtcp.clone());
         for (sock, is_rtcp) in [(a, false), (b, true)] {
-            sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            sock.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
             let (r, c) = (r.clone(), c.clone());
             std::thread::spawn(move || {
                 let mut buf = [0u8; 2048];
@@ -156,9 +161,7 @@ impl Socat {
     pub fn start(listen: u16, target: SocketAddr, ca: &Path) -> Socat {
         require_tool("socat", "socat");
         let child = Command::new("socat")
-            .arg(format!(
-                "TCP-LISTEN:{listen},bind=127.0.0.1,reuseaddr,fork"
-            ))
+            .arg(format!("TCP-LISTEN:{listen},bind=127.0.0.1,reuseaddr,fork"))
             .arg(format!(
                 "OPENSSL:{target},cafile={},verify=1,commonname=localhost",
                 ca.display()
@@ -169,7 +172,10 @@ impl Socat {
             .expect("start socat");
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-            assert!(Instant::now() < deadline, "socat did not listen on {listen}");
+            assert!(
+                Instant::now() < deadline,
+                "socat did not listen on {listen}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Socat(child)
