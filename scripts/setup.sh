@@ -13,6 +13,11 @@
 #   chromium, chromium-driver, fonts-dejavu-core: the headless browser tests/console.rs
 #               drives over WebDriver (the web console in a real browser)
 #   systemd     `systemd-analyze verify` of deploy/systemd/ivrflow.service (tests/cli_release.rs)
+#   baresip-core, socat, dnsmasq-base: the carrier-interop peers (issue 19) — baresip calls
+#               over TLS with SRTP (tests/sip_srtp.rs), socat puts OpenSSL's TLS in front of
+#               SIPp, whose Debian build has no TLS (tests/sip_tcp_tls.rs), dnsmasq serves
+#               NAPTR/SRV records on a loopback port (tests/dns_srv.rs); dnsmasq-base is the
+#               binary alone, without a system DNS service on port 53
 #   prometheus  for `promtool` only: tests/api_metrics.rs checks and unit-tests the alert
 #               rules in deploy/prometheus/ and parses the dashboard's queries (the Prometheus
 #               server the package also installs is stopped and disabled below)
@@ -20,7 +25,8 @@ set -euo pipefail
 
 need=()
 for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz \
-           chromium chromium-driver fonts-dejavu-core prometheus systemd; do
+           chromium chromium-driver fonts-dejavu-core prometheus systemd \
+           baresip-core socat dnsmasq-base; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || need+=(python3)

@@ -12,8 +12,8 @@
 //! `sips:` (RFC 5630): ivrflow does not route `sips:` URIs. A TLS listener accepts requests
 //! for `sip:` URIs over TLS (hop-by-hop TLS, the way carriers and PBXs use port 5061), and
 //! an INVITE whose Request-URI is `sips:` is answered like any other on a TLS connection;
-//! over UDP or TCP it is refused with 416 by the UA's URI checks as before. We never
-//! promise end-to-end TLS: our Contact stays `sip:` with `;transport=tls`.
+//! over UDP or TCP it is refused with 416 (RFC 5630 §3.1.3). We never promise end-to-end
+//! TLS: our Contact stays `sip:` with `;transport=tls`.
 //!
 //! Not here: sockets, DNS (see `crate::dns`), connection reuse across nodes (RFC 5923
 //! aliases), WebSocket, SCTP.

@@ -62,9 +62,15 @@ impl UserAgent {
             self.handle_in_dialog(now, source, req, tag);
             return;
         }
-        // Out of dialog. The Request-URI must be a scheme we can serve (§8.2.2.1).
+        // Out of dialog. The Request-URI must be a scheme we can serve (§8.2.2.1); a
+        // `sips:` one only over TLS (RFC 5630 §3.1.3: it asks for TLS on every hop).
+        let tls = self.transport_to(source) == Transport::Tls;
         let scheme_ok = parse_uri(&req.uri)
-            .map(|u| matches!(u.scheme.as_str(), "sip" | "sips" | "tel"))
+            .map(|u| match u.scheme.as_str() {
+                "sip" | "tel" => true,
+                "sips" => tls,
+                _ => false,
+            })
             .unwrap_or(false);
         if !scheme_ok {
             self.respond_once(now, source, &req, 416, "Unsupported URI Scheme", &[]);

@@ -184,3 +184,29 @@ fn an_invite_fails_over_on_503_and_on_timeout_and_skips_a_dead_target_later() {
     u.invite(t0 + Duration::from_secs(100), outbound(a, 10));
     assert_eq!(out(&mut u)[0].dest, a);
 }
+
+#[test]
+fn a_sips_request_uri_is_served_over_tls_only() {
+    let t0 = Instant::now();
+    let sips = String::from_utf8(invite("z9hG4bKs1"))
+        .unwrap()
+        .replace("INVITE sip:", "INVITE sips:");
+    let caller: SocketAddr = "127.0.0.1:40200".parse().unwrap();
+    for (transport, answered) in [
+        (Transport::Udp, false),
+        (Transport::Tcp, false),
+        (Transport::Tls, true),
+    ] {
+        let mut u = ua();
+        u.handle_message(t0, caller, transport, sips.as_bytes());
+        let incoming = matches!(u.poll_event(), Some(UaEvent::IncomingCall { .. }));
+        assert_eq!(incoming, answered, "{transport}");
+        if !answered {
+            assert!(
+                out(&mut u)
+                    .iter()
+                    .any(|t| text(t).starts_with("SIP/2.0 416 "))
+            );
+        }
+    }
+}
