@@ -5,8 +5,11 @@
 //! cargo bench --bench capacity -- [--steps 250,500,1000,2000,2500] [--rate 200]
 //!     [--measure 10] [--reference sipp] [--peer 127.0.0.1:5090 --peer-user 100 [--peer-pid PID]]
 //!     [--setup-rates 250,500,1000,1500] [--skip-ivrflow] [--probes 10]
-//!     [--over 3000 --max-calls 2500] [--overload-tick-ms 15]
+//!     [--over 3000 --max-calls 2500] [--overload-tick-ms 15] [--srtp-only]
 //! ```
+//! First, SRTP's per-packet cost (protect and unprotect, both SDES suites) is measured
+//! in-process and printed beside the plain calls' CPU µs per packet of the steps (SIPp has
+//! no SRTP to drive SRTP calls with); `--srtp-only` stops there.
 //! For each concurrency step, SIPp (tests/sipp/uac_load.xml) ramps calls up at `--rate`
 //! calls/s into the `hold` scenario (benches/scenarios/hold.yaml: prompts back to back until
 //! the caller presses 1); once every call is up, a `--measure`-second window records:
@@ -100,6 +103,11 @@ fn parse_args() -> Args {
             }
             "--skip-ivrflow" => {
                 a.skip_ivrflow = true;
+                i += 1;
+                continue;
+            }
+            // Only the SRTP per-packet cost (see `srtp_cost`).
+            "--srtp-only" => {
                 i += 1;
                 continue;
             }
@@ -923,8 +931,61 @@ fn setup_rate(t: &Target<'_>, r: usize, rx: &Receiver) -> (u64, u64, f64) {
     (ok, failed, ok as f64 / secs)
 }
 
+/// The per-packet cost SRTP adds (issue 19), measured in-process on one core: protecting a
+/// 20 ms G.711 packet (172 bytes) and checking and decrypting it, for both SDES suites,
+/// beside building the plain packet. SIPp has no SRTP, so SRTP calls cannot be driven
+/// through the load steps; the CPU µs per packet the steps print for plain calls plus this
+/// is the cost of an SRTP call's packet. Returns the µs per packet of protect + unprotect.
+fn srtp_cost() -> f64 {
+    use ivrflow::media::srtp::{MAX_TRAILER, MasterKey, SrtpSession, Suite};
+    const N: u32 = 200_000;
+    let mut plain = vec![0x80u8, 0, 0, 0, 0, 0, 0, 0, 0xCA, 0xFE, 0xBA, 0xBE];
+    plain.extend(std::iter::repeat_n(0xFFu8, 160));
+    let mut worst = 0.0f64;
+    for suite in [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32] {
+        let (a, b) = (
+            MasterKey::from_bytes([7; 30]),
+            MasterKey::from_bytes([9; 30]),
+        );
+        let mut tx = SrtpSession::new(suite, &a, &b).expect("keys");
+        let mut rx = SrtpSession::new(suite, &b, &a).expect("keys");
+        let mut buf = vec![0u8; plain.len() + MAX_TRAILER];
+        // Protect into a reused buffer (what the pacing tick does), keeping the packets
+        // outside the timing for the unprotect pass.
+        let mut packets: Vec<Vec<u8>> = Vec::with_capacity(N as usize);
+        let mut spent = Duration::ZERO;
+        for i in 0..N {
+            buf[..plain.len()].copy_from_slice(&plain);
+            buf[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+            let t = Instant::now();
+            let n = tx.protect_rtp(&mut buf, plain.len()).expect("protect");
+            spent += t.elapsed();
+            packets.push(buf[..n].to_vec());
+        }
+        let protect = spent.as_secs_f64() * 1e6 / f64::from(N);
+        let t2 = Instant::now();
+        for p in &mut packets {
+            rx.unprotect_rtp(p).expect("unprotect");
+        }
+        let unprotect = t2.elapsed().as_secs_f64() * 1e6 / f64::from(N);
+        println!(
+            "SRTP {}: protect {protect:.2} µs/packet, unprotect {unprotect:.2} µs/packet (172-byte RTP, one core, {N} packets)",
+            suite.name()
+        );
+        worst = worst.max(protect + unprotect);
+    }
+    worst
+}
+
 fn main() {
     let args = parse_args();
+    let srtp_us = srtp_cost();
+    if std::env::args().any(|a| a == "--srtp-only") {
+        return;
+    }
+    println!(
+        "(an SRTP call adds up to {srtp_us:.2} µs of CPU per packet sent and received to the plain cost below)"
+    );
     let sipp_ok = Command::new("sh")
         .arg("-c")
         .arg("command -v sipp")

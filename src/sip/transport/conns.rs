@@ -12,8 +12,10 @@
 //! a message for an address with no connection opens one (outbound TLS verifies the peer's
 //! certificate for the name set with [`Connections::set_server_name`]). Bytes written while
 //! a connection is being opened wait in it. A connection with no traffic for the idle
-//! timeout is closed; so is one whose peer breaks the framing limits or the TLS protocol
-//! (the reason is logged with the peer's address).
+//! timeout is closed, and an accepted one that has not delivered a whole message within
+//! [`FIRST_MESSAGE_TIMEOUT`] (a half-done TLS handshake, a trickle of bytes) sooner; so is
+//! one whose peer breaks the framing limits or the TLS protocol (the reason is logged with
+//! the peer's address).
 //!
 //! Not here: sockets (the runtime reads and writes them and reports what happened).
 
@@ -27,6 +29,9 @@ use rustls::pki_types::ServerName;
 
 use super::Transport;
 use super::framing::{Frame, Framer, Limits, PONG};
+
+/// An accepted connection must deliver its first whole message within this long.
+pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection's id, given by the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,6 +101,8 @@ struct Conn {
     connecting: bool,
     pending: Vec<u8>,
     last_active: Instant,
+    /// Accepted, and no whole message delivered yet: since when.
+    unproven_since: Option<Instant>,
 }
 
 pub struct Connections {
@@ -164,7 +171,7 @@ impl Connections {
     }
 
     fn check_every(&self) -> Duration {
-        (self.cfg.idle_timeout / 8).max(Duration::from_millis(100))
+        (self.cfg.idle_timeout.min(FIRST_MESSAGE_TIMEOUT) / 8).max(Duration::from_millis(100))
     }
 
     /// A connection the runtime accepted on a `transport` listener. `None`: refused (the
@@ -201,6 +208,7 @@ impl Connections {
                 connecting: false,
                 pending: Vec::new(),
                 last_active: now,
+                unproven_since: Some(now),
             },
         );
         // A newer connection from the same address replaces the older one for sending.
@@ -302,11 +310,14 @@ impl Connections {
                 return;
             };
             match c.framer.poll() {
-                Ok(Some(Frame::Message(bytes))) => self.out.push_back(ConnOutput::Message {
-                    source: c.remote,
-                    transport: c.transport,
-                    bytes,
-                }),
+                Ok(Some(Frame::Message(bytes))) => {
+                    c.unproven_since = None;
+                    self.out.push_back(ConnOutput::Message {
+                        source: c.remote,
+                        transport: c.transport,
+                        bytes,
+                    })
+                }
                 Ok(Some(Frame::Ping)) => {
                     let _ = self.write_plain(conn, PONG);
                 }
@@ -428,6 +439,7 @@ impl Connections {
                 connecting: true,
                 pending: Vec::new(),
                 last_active: now,
+                unproven_since: None,
             },
         );
         self.by_remote.insert((transport, dest), id);
@@ -448,7 +460,12 @@ impl Connections {
         let stale: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| now.saturating_duration_since(c.last_active) >= idle)
+            .filter(|(_, c)| {
+                now.saturating_duration_since(c.last_active) >= idle
+                    || c.unproven_since.is_some_and(|t| {
+                        now.saturating_duration_since(t) >= FIRST_MESSAGE_TIMEOUT.min(idle)
+                    })
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in stale {

@@ -278,12 +278,7 @@ mod tests {
             let mut f = Framer::new(limits);
             for c in &chunks {
                 f.push(c);
-                loop {
-                    match f.poll() {
-                        Ok(Some(_)) => continue,
-                        Ok(None) | Err(_) => break,
-                    }
-                }
+                while let Ok(Some(_)) = f.poll() {}
                 prop_assert!(f.buffered() <= 512 + 512 + 300);
             }
         }

@@ -233,3 +233,32 @@ fn udp_and_tls_without_config_are_not_sent() {
     assert!(t.accepted(now, addr(CLIENT), Transport::Tls).is_none());
     assert!(t.is_empty());
 }
+
+#[test]
+fn an_accepted_connection_that_never_sends_a_message_is_closed_early() {
+    let t0 = Instant::now();
+    let mut t = Connections::new(ConnConfig::default());
+    let quiet = t.accepted(t0, addr(CLIENT), Transport::Tcp).unwrap();
+    let busy = t
+        .accepted(t0, "127.0.0.1:40001".parse().unwrap(), Transport::Tcp)
+        .unwrap();
+    // A trickle keeps `quiet` active but never completes a message.
+    let mut now = t0;
+    while now < t0 + FIRST_MESSAGE_TIMEOUT + Duration::from_secs(5) {
+        now += Duration::from_secs(1);
+        t.received(now, quiet, b"I");
+        if now == t0 + Duration::from_secs(2) {
+            t.received(now, busy, MSG);
+        }
+        while let Some(d) = t.poll_timeout().filter(|d| *d <= now) {
+            t.handle_timeout(d);
+        }
+    }
+    let outs: Vec<_> = std::iter::from_fn(|| t.poll_output()).collect();
+    assert!(
+        outs.contains(&ConnOutput::Close { conn: quiet }),
+        "{outs:?}"
+    );
+    assert!(!outs.contains(&ConnOutput::Close { conn: busy }));
+    assert_eq!(t.len(), 1);
+}
