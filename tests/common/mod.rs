@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod crm;
+pub mod kamailio;
 pub mod uac;
 
 use std::net::{SocketAddr, UdpSocket};
