@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod crm;
+pub mod pg;
 pub mod uac;
 
 use std::net::{SocketAddr, UdpSocket};
