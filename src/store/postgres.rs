@@ -58,6 +58,21 @@ impl PgError {
     pub fn is_connection(&self) -> bool {
         self.0.as_db_error().is_none()
     }
+
+    /// After this error the connection cannot be used any more: an I/O or protocol error,
+    /// a FATAL from the server (terminated, shutting down), a connection exception (08…)
+    /// or operator intervention (57P…).
+    pub fn breaks_connection(&self) -> bool {
+        match self.0.as_db_error() {
+            None => true,
+            Some(db) => {
+                let code = db.code().code();
+                matches!(db.severity(), "FATAL" | "PANIC")
+                    || code.starts_with("08")
+                    || code.starts_with("57P")
+            }
+        }
+    }
 }
 
 impl fmt::Display for PgError {
@@ -552,7 +567,7 @@ impl PgStore {
             msg: "not a PostgreSQL connection URL (postgres://USER:PASS@HOST:PORT/DB)".to_owned(),
         })?;
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+            config.connect_timeout(Duration::from_secs(5));
         }
         if config.get_tcp_user_timeout().is_none() {
             config.tcp_user_timeout(Duration::from_secs(30));
@@ -602,6 +617,23 @@ impl PgStore {
         self.client
             .as_mut()
             .ok_or_else(|| StoreError::Corrupt("no connection".to_owned()))
+    }
+
+    /// Run one store method; a connection it found broken is dropped, so the next method
+    /// connects anew (the client does not always notice a reset by itself).
+    fn guarded<T>(
+        &mut self,
+        f: impl FnOnce(&mut PgStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let r = f(self);
+        if let Err(StoreError::Pg(e)) = &r
+            && e.breaks_connection()
+        {
+            tracing::warn!(store = %self.target, error = %e, "PostgreSQL connection lost; reconnecting on the next call");
+            self.client = None;
+            self.stmts.clear();
+        }
+        r
     }
 
     /// The connection and the statement cache, borrowed together.
@@ -666,12 +698,14 @@ impl Store for PgStore {
     }
 
     fn schema_version(&mut self) -> Result<i64, StoreError> {
-        let (c, _) = self.parts()?;
-        Ok(c.query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version",
-            &[],
-        )?
-        .try_get(0)?)
+        self.guarded(|s| {
+            let (c, _) = s.parts()?;
+            Ok(c.query_one(
+                "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version",
+                &[],
+            )?
+            .try_get(0)?)
+        })
     }
 
     fn create_call(
@@ -680,84 +714,90 @@ impl Store for PgStore {
         event: &NewEvent,
         now: UnixMs,
     ) -> Result<Created, StoreError> {
-        let node = self.node.clone();
-        let (c, cache) = self.parts()?;
-        let mut tx = c.transaction()?;
-        let existing = |tx: &mut ::postgres::Transaction<'_>,
-                        cache: &mut Cache|
-         -> Result<Option<Created>, StoreError> {
-            let Some(key) = &call.idempotency_key else {
-                return Ok(None);
+        self.guarded(|s| {
+            let node = s.node.clone();
+            let (c, cache) = s.parts()?;
+            let mut tx = c.transaction()?;
+            let existing = |tx: &mut ::postgres::Transaction<'_>,
+                            cache: &mut Cache|
+             -> Result<Option<Created>, StoreError> {
+                let Some(key) = &call.idempotency_key else {
+                    return Ok(None);
+                };
+                let sql = format!("SELECT {CALL_COLS} FROM calls WHERE idempotency_key = $1");
+                let found = query_opt(tx, cache, &sql, &[key])?
+                    .as_ref()
+                    .map(call_from_row)
+                    .transpose()?;
+                Ok(found.map(|c| {
+                    if c.request_hash == call.request_hash {
+                        Created::Existing(c)
+                    } else {
+                        Created::Conflict(c)
+                    }
+                }))
             };
-            let sql = format!("SELECT {CALL_COLS} FROM calls WHERE idempotency_key = $1");
-            let found = query_opt(tx, cache, &sql, &[key])?
-                .as_ref()
-                .map(call_from_row)
-                .transpose()?;
-            Ok(found.map(|c| {
-                if c.request_hash == call.request_hash {
-                    Created::Existing(c)
-                } else {
-                    Created::Conflict(c)
-                }
-            }))
-        };
-        if let Some(found) = existing(&mut tx, cache)? {
-            return Ok(found);
-        }
-        if !insert_call(&mut tx, cache, call, &node, now, now)? {
-            // Another node won the key between our look and our insert.
-            return existing(&mut tx, cache)?.ok_or_else(|| {
-                StoreError::Corrupt(format!("call {}: idempotency key vanished", call.id))
-            });
-        }
-        insert_event(&mut tx, cache, &call.id, event, now)?;
-        let rec = get_call_in(&mut tx, cache, &call.id)?
-            .ok_or_else(|| StoreError::Corrupt(format!("call {} vanished", call.id)))?;
-        tx.commit()?;
-        Ok(Created::New(rec))
+            if let Some(found) = existing(&mut tx, cache)? {
+                return Ok(found);
+            }
+            if !insert_call(&mut tx, cache, call, &node, now, now)? {
+                // Another node won the key between our look and our insert.
+                return existing(&mut tx, cache)?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("call {}: idempotency key vanished", call.id))
+                });
+            }
+            insert_event(&mut tx, cache, &call.id, event, now)?;
+            let rec = get_call_in(&mut tx, cache, &call.id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("call {} vanished", call.id)))?;
+            tx.commit()?;
+            Ok(Created::New(rec))
+        })
     }
 
     fn get_call(&mut self, id: &str) -> Result<Option<CallRecord>, StoreError> {
-        let (c, cache) = self.parts()?;
-        get_call_in(c, cache, id)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            get_call_in(c, cache, id)
+        })
     }
 
     fn cancel_call(&mut self, id: &str, now: UnixMs) -> Result<Cancelled, StoreError> {
-        let node = self.node.clone();
-        let claims_required = self.claims_required;
-        let (c, cache) = self.parts()?;
-        let mut tx = c.transaction()?;
-        let sql = format!("SELECT {CALL_COLS} FROM calls WHERE id = $1 FOR UPDATE");
-        let Some(call) = query_opt(&mut tx, cache, &sql, &[&id])?
-            .as_ref()
-            .map(call_from_row)
-            .transpose()?
-        else {
-            return Ok(Cancelled::NotFound);
-        };
-        if call.state != CallState::Queued {
-            return Ok(Cancelled::NotQueued(call));
-        }
-        update_call(
-            &mut tx,
-            cache,
-            id,
-            &CallUpdate {
-                state: Some(CallState::Cancelled),
-                ..CallUpdate::default()
-            },
-            now,
-            now,
-            Recorder {
-                node: &node,
-                claims_required,
-            },
-        )?;
-        let call = get_call_in(&mut tx, cache, id)?
-            .ok_or_else(|| StoreError::NoSuchCall(id.to_owned()))?;
-        tx.commit()?;
-        Ok(Cancelled::Done(call))
+        self.guarded(|s| {
+            let node = s.node.clone();
+            let claims_required = s.claims_required;
+            let (c, cache) = s.parts()?;
+            let mut tx = c.transaction()?;
+            let sql = format!("SELECT {CALL_COLS} FROM calls WHERE id = $1 FOR UPDATE");
+            let Some(call) = query_opt(&mut tx, cache, &sql, &[&id])?
+                .as_ref()
+                .map(call_from_row)
+                .transpose()?
+            else {
+                return Ok(Cancelled::NotFound);
+            };
+            if call.state != CallState::Queued {
+                return Ok(Cancelled::NotQueued(call));
+            }
+            update_call(
+                &mut tx,
+                cache,
+                id,
+                &CallUpdate {
+                    state: Some(CallState::Cancelled),
+                    ..CallUpdate::default()
+                },
+                now,
+                now,
+                Recorder {
+                    node: &node,
+                    claims_required,
+                },
+            )?;
+            let call = get_call_in(&mut tx, cache, id)?
+                .ok_or_else(|| StoreError::NoSuchCall(id.to_owned()))?;
+            tx.commit()?;
+            Ok(Cancelled::Done(call))
+        })
     }
 
     fn record(
@@ -765,43 +805,47 @@ impl Store for PgStore {
         records: &[Record],
         now: UnixMs,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let node = self.node.clone();
-        let who = Recorder {
-            node: &node,
-            claims_required: self.claims_required,
-        };
-        let (c, cache) = self.parts()?;
-        let mut tx = c.transaction()?;
-        let mut results = Vec::with_capacity(records.len());
-        for rec in records {
-            let mut sp = tx.transaction()?;
-            match apply_record(&mut sp, cache, who, rec, now) {
-                Ok(()) => {
-                    sp.commit()?;
-                    results.push(Ok(()));
-                }
-                Err(e) => {
-                    // Back to the savepoint: this record alone is rolled back. A broken
-                    // connection fails the whole batch.
-                    sp.rollback()?;
-                    if matches!(&e, StoreError::Pg(p) if p.is_connection()) {
-                        return Err(e);
+        self.guarded(|s| {
+            let node = s.node.clone();
+            let who = Recorder {
+                node: &node,
+                claims_required: s.claims_required,
+            };
+            let (c, cache) = s.parts()?;
+            let mut tx = c.transaction()?;
+            let mut results = Vec::with_capacity(records.len());
+            for rec in records {
+                let mut sp = tx.transaction()?;
+                match apply_record(&mut sp, cache, who, rec, now) {
+                    Ok(()) => {
+                        sp.commit()?;
+                        results.push(Ok(()));
                     }
-                    results.push(Err(e));
+                    Err(e) => {
+                        // Back to the savepoint: this record alone is rolled back. A broken
+                        // connection fails the whole batch.
+                        sp.rollback()?;
+                        if matches!(&e, StoreError::Pg(p) if p.breaks_connection()) {
+                            return Err(e);
+                        }
+                        results.push(Err(e));
+                    }
                 }
             }
-        }
-        tx.commit()?;
-        Ok(results)
+            tx.commit()?;
+            Ok(results)
+        })
     }
 
     fn live_calls(&mut self, node: &str) -> Result<Vec<CallRecord>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let sql = format!(
-            "SELECT {CALL_COLS} FROM calls WHERE node = $1 AND state IN ('started', 'answered') \
-             ORDER BY created_at, id"
-        );
-        calls_from(&query(c, cache, &sql, &[&node])?)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let sql = format!(
+                "SELECT {CALL_COLS} FROM calls WHERE node = $1 AND state IN ('started', 'answered') \
+                 ORDER BY created_at, id"
+            );
+            calls_from(&query(c, cache, &sql, &[&node])?)
+        })
     }
 
     fn lease_due_for(
@@ -811,362 +855,403 @@ impl Store for PgStore {
         lease_until: UnixMs,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let mut tx = c.transaction()?;
-        let sql = format!(
-            "WITH due AS (SELECT e.position FROM events e \
-               WHERE e.status = 'pending' AND e.next_attempt_at <= $1 \
-                 AND (e.lease_until IS NULL OR e.lease_until <= $1) AND {HEAD_OF_CALL} \
-               ORDER BY e.next_attempt_at, e.position LIMIT $2 FOR UPDATE OF e SKIP LOCKED) \
-             UPDATE events e SET lease_until = $3, lease_owner = $4 FROM due \
-             WHERE e.position = due.position RETURNING {EVENT_COLS}"
-        );
-        let rows = query(
-            &mut tx,
-            cache,
-            &sql,
-            &[&now, &i64::from(limit), &lease_until, &node],
-        )?;
-        let mut due = events_from(&rows)?;
-        tx.commit()?;
-        due.sort_by_key(|e| (e.next_attempt_at, e.position));
-        Ok(due)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let mut tx = c.transaction()?;
+            let sql = format!(
+                "WITH due AS (SELECT e.position FROM events e \
+                   WHERE e.status = 'pending' AND e.next_attempt_at <= $1 \
+                     AND (e.lease_until IS NULL OR e.lease_until <= $1) AND {HEAD_OF_CALL} \
+                   ORDER BY e.next_attempt_at, e.position LIMIT $2 FOR UPDATE OF e SKIP LOCKED) \
+                 UPDATE events e SET lease_until = $3, lease_owner = $4 FROM due \
+                 WHERE e.position = due.position RETURNING {EVENT_COLS}"
+            );
+            let rows = query(
+                &mut tx,
+                cache,
+                &sql,
+                &[&now, &i64::from(limit), &lease_until, &node],
+            )?;
+            let mut due = events_from(&rows)?;
+            tx.commit()?;
+            due.sort_by_key(|e| (e.next_attempt_at, e.position));
+            Ok(due)
+        })
     }
 
     fn next_due(&mut self) -> Result<Option<UnixMs>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let sql = format!(
-            "SELECT MIN(GREATEST(e.next_attempt_at, COALESCE(e.lease_until, 0))) FROM events e \
-             WHERE e.status = 'pending' AND {HEAD_OF_CALL}"
-        );
-        Ok(query_one(c, cache, &sql, &[])?.try_get(0)?)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let sql = format!(
+                "SELECT MIN(GREATEST(e.next_attempt_at, COALESCE(e.lease_until, 0))) FROM events e \
+                 WHERE e.status = 'pending' AND {HEAD_OF_CALL}"
+            );
+            Ok(query_one(c, cache, &sql, &[])?.try_get(0)?)
+        })
     }
 
     fn finish_attempts(&mut self, done: &[AttemptDone], now: UnixMs) -> Result<(), StoreError> {
-        let (c, cache) = self.parts()?;
-        let mut tx = c.transaction()?;
-        for d in done {
-            let a = &d.attempt;
-            execute(
-                &mut tx,
-                cache,
-                "INSERT INTO deliveries (event_id, attempt, started_at, duration_ms, status_code, error, result) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &a.event_id,
-                    &i64::from(a.attempt),
-                    &a.started_at,
-                    &to_i64(a.duration_ms),
-                    &a.status_code.map(i64::from),
-                    &a.error,
-                    &a.result,
-                ],
-            )?;
-            match &d.transition {
-                Transition::Delivered => execute(
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let mut tx = c.transaction()?;
+            for d in done {
+                let a = &d.attempt;
+                execute(
                     &mut tx,
                     cache,
-                    "UPDATE events SET status = 'delivered', attempts = attempts + 1, delivered_at = $2, \
-                     lease_until = NULL, lease_owner = NULL, last_error = NULL, updated_at = $2 \
-                     WHERE id = $1 AND status = 'pending'",
-                    &[&a.event_id, &now],
-                )?,
-                Transition::Retry { at, error } => execute(
-                    &mut tx,
-                    cache,
-                    "UPDATE events SET attempts = attempts + 1, next_attempt_at = $3, lease_until = NULL, \
-                     lease_owner = NULL, last_error = $4, updated_at = $2 WHERE id = $1 AND status = 'pending'",
-                    &[&a.event_id, &now, at, error],
-                )?,
-                Transition::Dead { error } => execute(
-                    &mut tx,
-                    cache,
-                    "UPDATE events SET status = 'dead', attempts = attempts + 1, lease_until = NULL, \
-                     lease_owner = NULL, last_error = $3, updated_at = $2 WHERE id = $1 AND status = 'pending'",
-                    &[&a.event_id, &now, error],
-                )?,
-            };
-        }
-        tx.commit()?;
-        Ok(())
+                    "INSERT INTO deliveries (event_id, attempt, started_at, duration_ms, status_code, error, result) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    &[
+                        &a.event_id,
+                        &i64::from(a.attempt),
+                        &a.started_at,
+                        &to_i64(a.duration_ms),
+                        &a.status_code.map(i64::from),
+                        &a.error,
+                        &a.result,
+                    ],
+                )?;
+                match &d.transition {
+                    Transition::Delivered => execute(
+                        &mut tx,
+                        cache,
+                        "UPDATE events SET status = 'delivered', attempts = attempts + 1, delivered_at = $2, \
+                         lease_until = NULL, lease_owner = NULL, last_error = NULL, updated_at = $2 \
+                         WHERE id = $1 AND status = 'pending'",
+                        &[&a.event_id, &now],
+                    )?,
+                    Transition::Retry { at, error } => execute(
+                        &mut tx,
+                        cache,
+                        "UPDATE events SET attempts = attempts + 1, next_attempt_at = $3, lease_until = NULL, \
+                         lease_owner = NULL, last_error = $4, updated_at = $2 WHERE id = $1 AND status = 'pending'",
+                        &[&a.event_id, &now, at, error],
+                    )?,
+                    Transition::Dead { error } => execute(
+                        &mut tx,
+                        cache,
+                        "UPDATE events SET status = 'dead', attempts = attempts + 1, lease_until = NULL, \
+                         lease_owner = NULL, last_error = $3, updated_at = $2 WHERE id = $1 AND status = 'pending'",
+                        &[&a.event_id, &now, error],
+                    )?,
+                };
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn release_leases_of(&mut self, node: &str) -> Result<u64, StoreError> {
-        let (c, cache) = self.parts()?;
-        execute(
-            c,
-            cache,
-            "UPDATE events SET lease_until = NULL, lease_owner = NULL \
-             WHERE lease_until IS NOT NULL AND (lease_owner = $1 OR lease_owner IS NULL)",
-            &[&node],
-        )
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            execute(
+                c,
+                cache,
+                "UPDATE events SET lease_until = NULL, lease_owner = NULL \
+                 WHERE lease_until IS NOT NULL AND (lease_owner = $1 OR lease_owner IS NULL)",
+                &[&node],
+            )
+        })
     }
 
     fn list_events(&mut self, f: &EventFilter) -> Result<Vec<EventRecord>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let sql = format!(
-            "SELECT {EVENT_COLS} FROM events e \
-             WHERE ($1::text IS NULL OR e.status = $1) AND ($2::text IS NULL OR e.call_id = $2) \
-               AND e.position > $3 \
-             ORDER BY e.position LIMIT $4"
-        );
-        let rows = query(
-            c,
-            cache,
-            &sql,
-            &[
-                &f.status.map(EventStatus::as_str),
-                &f.call_id,
-                &f.after.unwrap_or(0),
-                &i64::from(f.limit),
-            ],
-        )?;
-        events_from(&rows)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let sql = format!(
+                "SELECT {EVENT_COLS} FROM events e \
+                 WHERE ($1::text IS NULL OR e.status = $1) AND ($2::text IS NULL OR e.call_id = $2) \
+                   AND e.position > $3 \
+                 ORDER BY e.position LIMIT $4"
+            );
+            let rows = query(
+                c,
+                cache,
+                &sql,
+                &[
+                    &f.status.map(EventStatus::as_str),
+                    &f.call_id,
+                    &f.after.unwrap_or(0),
+                    &i64::from(f.limit),
+                ],
+            )?;
+            events_from(&rows)
+        })
     }
 
     fn get_event(&mut self, id: &str) -> Result<Option<EventRecord>, StoreError> {
-        let (c, cache) = self.parts()?;
-        get_event_in(c, cache, id)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            get_event_in(c, cache, id)
+        })
     }
 
     fn call_events(&mut self, call_id: &str) -> Result<Vec<EventRecord>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let sql = format!("SELECT {EVENT_COLS} FROM events e WHERE e.call_id = $1 ORDER BY e.seq");
-        events_from(&query(c, cache, &sql, &[&call_id])?)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let sql =
+                format!("SELECT {EVENT_COLS} FROM events e WHERE e.call_id = $1 ORDER BY e.seq");
+            events_from(&query(c, cache, &sql, &[&call_id])?)
+        })
     }
 
     fn call_attempts(&mut self, call_id: &str) -> Result<Vec<Attempt>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let rows = query(
-            c,
-            cache,
-            "SELECT d.event_id, d.attempt, d.started_at, d.duration_ms, d.status_code, d.error, d.result \
-             FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.call_id = $1 ORDER BY d.id",
-            &[&call_id],
-        )?;
-        rows.iter()
-            .map(|r| {
-                Ok(Attempt {
-                    event_id: r.try_get(0)?,
-                    attempt: r.try_get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
-                    started_at: r.try_get(2)?,
-                    duration_ms: r.try_get::<_, i64>(3)?.max(0) as u64,
-                    status_code: r
-                        .try_get::<_, Option<i64>>(4)?
-                        .and_then(|c| u16::try_from(c).ok()),
-                    error: r.try_get(5)?,
-                    result: r.try_get(6)?,
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let rows = query(
+                c,
+                cache,
+                "SELECT d.event_id, d.attempt, d.started_at, d.duration_ms, d.status_code, d.error, d.result \
+                 FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.call_id = $1 ORDER BY d.id",
+                &[&call_id],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Attempt {
+                        event_id: r.try_get(0)?,
+                        attempt: r.try_get::<_, i64>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
+                        started_at: r.try_get(2)?,
+                        duration_ms: r.try_get::<_, i64>(3)?.max(0) as u64,
+                        status_code: r
+                            .try_get::<_, Option<i64>>(4)?
+                            .and_then(|c| u16::try_from(c).ok()),
+                        error: r.try_get(5)?,
+                        result: r.try_get(6)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     fn replay_event(&mut self, id: &str, now: UnixMs) -> Result<Replayed, StoreError> {
-        let (c, cache) = self.parts()?;
-        let mut tx = c.transaction()?;
-        let sql = format!("SELECT {EVENT_COLS} FROM events e WHERE e.id = $1 FOR UPDATE");
-        let Some(e) = query_opt(&mut tx, cache, &sql, &[&id])?
-            .as_ref()
-            .map(event_from_row)
-            .transpose()?
-        else {
-            return Ok(Replayed::NotFound);
-        };
-        if e.status == EventStatus::Pending {
-            return Ok(Replayed::AlreadyPending(e));
-        }
-        execute(
-            &mut tx,
-            cache,
-            "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL, \
-             lease_owner = NULL, delivered_at = NULL, updated_at = $2 WHERE id = $1",
-            &[&id, &now],
-        )?;
-        let e = get_event_in(&mut tx, cache, id)?
-            .ok_or_else(|| StoreError::Corrupt(format!("event {id} vanished")))?;
-        tx.commit()?;
-        Ok(Replayed::Done(e))
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let mut tx = c.transaction()?;
+            let sql = format!("SELECT {EVENT_COLS} FROM events e WHERE e.id = $1 FOR UPDATE");
+            let Some(e) = query_opt(&mut tx, cache, &sql, &[&id])?
+                .as_ref()
+                .map(event_from_row)
+                .transpose()?
+            else {
+                return Ok(Replayed::NotFound);
+            };
+            if e.status == EventStatus::Pending {
+                return Ok(Replayed::AlreadyPending(e));
+            }
+            execute(
+                &mut tx,
+                cache,
+                "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL, \
+                 lease_owner = NULL, delivered_at = NULL, updated_at = $2 WHERE id = $1",
+                &[&id, &now],
+            )?;
+            let e = get_event_in(&mut tx, cache, id)?
+                .ok_or_else(|| StoreError::Corrupt(format!("event {id} vanished")))?;
+            tx.commit()?;
+            Ok(Replayed::Done(e))
+        })
     }
 
     fn queued_calls(&mut self) -> Result<Vec<CallRecord>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let sql = format!(
-            "SELECT {CALL_COLS} FROM calls WHERE state = 'queued' AND direction = 'outbound' \
-             ORDER BY COALESCE(not_before, 0), created_at, id"
-        );
-        calls_from(&query(c, cache, &sql, &[])?)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let sql = format!(
+                "SELECT {CALL_COLS} FROM calls WHERE state = 'queued' AND direction = 'outbound' \
+                 ORDER BY COALESCE(not_before, 0), created_at, id"
+            );
+            calls_from(&query(c, cache, &sql, &[])?)
+        })
     }
 
     fn dnc_numbers(&mut self) -> Result<Vec<String>, StoreError> {
-        let (c, cache) = self.parts()?;
-        query(c, cache, "SELECT number FROM dnc ORDER BY number", &[])?
-            .iter()
-            .map(|r| Ok(r.try_get(0)?))
-            .collect()
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            query(c, cache, "SELECT number FROM dnc ORDER BY number", &[])?
+                .iter()
+                .map(|r| Ok(r.try_get(0)?))
+                .collect()
+        })
     }
 
     fn add_dnc(&mut self, number: &str, source: &str, now: UnixMs) -> Result<bool, StoreError> {
-        let (c, cache) = self.parts()?;
-        Ok(execute(
-            c,
-            cache,
-            "INSERT INTO dnc (number, source, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&normalize_number(number), &source, &now],
-        )? == 1)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            Ok(execute(
+                c,
+                cache,
+                "INSERT INTO dnc (number, source, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&normalize_number(number), &source, &now],
+            )? == 1)
+        })
     }
 
     fn remove_dnc(&mut self, number: &str) -> Result<bool, StoreError> {
-        let (c, cache) = self.parts()?;
-        Ok(execute(
-            c,
-            cache,
-            "DELETE FROM dnc WHERE number = $1",
-            &[&normalize_number(number)],
-        )? == 1)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            Ok(execute(
+                c,
+                cache,
+                "DELETE FROM dnc WHERE number = $1",
+                &[&normalize_number(number)],
+            )? == 1)
+        })
     }
 
     fn stats(&mut self) -> Result<Stats, StoreError> {
-        let (c, cache) = self.parts()?;
-        let mut s = Stats::default();
-        for r in query(
-            c,
-            cache,
-            "SELECT state, COUNT(*) FROM calls GROUP BY state",
-            &[],
-        )? {
-            s.calls_by_state
-                .insert(r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64);
-        }
-        for r in query(
-            c,
-            cache,
-            "SELECT status, COUNT(*) FROM events GROUP BY status",
-            &[],
-        )? {
-            s.events_by_status
-                .insert(r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64);
-        }
-        s.oldest_pending = query_one(
-            c,
-            cache,
-            "SELECT MIN(created_at) FROM events WHERE status = 'pending'",
-            &[],
-        )?
-        .try_get(0)?;
-        Ok(s)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let mut s = Stats::default();
+            for r in query(
+                c,
+                cache,
+                "SELECT state, COUNT(*) FROM calls GROUP BY state",
+                &[],
+            )? {
+                s.calls_by_state
+                    .insert(r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64);
+            }
+            for r in query(
+                c,
+                cache,
+                "SELECT status, COUNT(*) FROM events GROUP BY status",
+                &[],
+            )? {
+                s.events_by_status
+                    .insert(r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64);
+            }
+            s.oldest_pending = query_one(
+                c,
+                cache,
+                "SELECT MIN(created_at) FROM events WHERE status = 'pending'",
+                &[],
+            )?
+            .try_get(0)?;
+            Ok(s)
+        })
     }
 
     fn list_calls(&mut self, f: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
-        let (c, cache) = self.parts()?;
-        // The trace is left out (NULL in its place): a page of calls does not need it.
-        let cols = CALL_COLS.replace(" trace,", " NULL::text,");
-        let sql = format!(
-            "SELECT {cols} FROM calls \
-             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR direction = $2) \
-               AND ($3::text IS NULL OR scenario = $3) \
-               AND ($4::text IS NULL OR (direction = 'outbound' AND (campaign = $4 OR ($5 AND campaign IS NULL)))) \
-               AND ($6::bigint IS NULL OR created_at < $6 OR (created_at = $6 AND id < $7)) \
-             ORDER BY created_at DESC, id DESC LIMIT $8"
-        );
-        let (after_at, after_id) = match &f.after {
-            Some((at, id)) => (Some(*at), Some(id.as_str())),
-            None => (None, None),
-        };
-        let rows = query(
-            c,
-            cache,
-            &sql,
-            &[
-                &f.state.map(CallState::as_str),
-                &f.direction.map(Direction::as_str),
-                &f.scenario,
-                &f.campaign,
-                &f.campaign_or_none,
-                &after_at,
-                &after_id,
-                &i64::from(f.limit),
-            ],
-        )?;
-        calls_from(&rows)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            // The trace is left out (NULL in its place): a page of calls does not need it.
+            let cols = CALL_COLS.replace(" trace,", " NULL::text,");
+            let sql = format!(
+                "SELECT {cols} FROM calls \
+                 WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR direction = $2) \
+                   AND ($3::text IS NULL OR scenario = $3) \
+                   AND ($4::text IS NULL OR (direction = 'outbound' AND (campaign = $4 OR ($5 AND campaign IS NULL)))) \
+                   AND ($6::bigint IS NULL OR created_at < $6 OR (created_at = $6 AND id < $7)) \
+                 ORDER BY created_at DESC, id DESC LIMIT $8"
+            );
+            let (after_at, after_id) = match &f.after {
+                Some((at, id)) => (Some(*at), Some(id.as_str())),
+                None => (None, None),
+            };
+            let rows = query(
+                c,
+                cache,
+                &sql,
+                &[
+                    &f.state.map(CallState::as_str),
+                    &f.direction.map(Direction::as_str),
+                    &f.scenario,
+                    &f.campaign,
+                    &f.campaign_or_none,
+                    &after_at,
+                    &after_id,
+                    &i64::from(f.limit),
+                ],
+            )?;
+            calls_from(&rows)
+        })
     }
 
     fn dialer_queue(&mut self, now: UnixMs) -> Result<Vec<QueueCount>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let rows = query(
-            c,
-            cache,
-            "SELECT campaign, \
-               CASE WHEN state = 'queued' AND COALESCE(not_before, 0) > $1 THEN 'waiting' \
-                    WHEN state = 'queued' THEN 'due' ELSE state END AS place, \
-               COUNT(*) \
-             FROM calls WHERE direction = 'outbound' AND state IN ('queued', 'started', 'answered') \
-             GROUP BY campaign, place ORDER BY campaign NULLS FIRST, place",
-            &[&now],
-        )?;
-        rows.iter()
-            .map(|r| {
-                Ok(QueueCount {
-                    campaign: r.try_get(0)?,
-                    state: r.try_get(1)?,
-                    calls: r.try_get::<_, i64>(2)?.max(0) as u64,
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let rows = query(
+                c,
+                cache,
+                "SELECT campaign, \
+                   CASE WHEN state = 'queued' AND COALESCE(not_before, 0) > $1 THEN 'waiting' \
+                        WHEN state = 'queued' THEN 'due' ELSE state END AS place, \
+                   COUNT(*) \
+                 FROM calls WHERE direction = 'outbound' AND state IN ('queued', 'started', 'answered') \
+                 GROUP BY campaign, place ORDER BY campaign NULLS FIRST, place",
+                &[&now],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok(QueueCount {
+                        campaign: r.try_get(0)?,
+                        state: r.try_get(1)?,
+                        calls: r.try_get::<_, i64>(2)?.max(0) as u64,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     fn heartbeat(&mut self, node: &str, now: UnixMs, ttl_ms: u64) -> Result<(), StoreError> {
-        let (c, cache) = self.parts()?;
-        execute(
-            c,
-            cache,
-            "INSERT INTO nodes (name, last_seen, expires_at, leaving) VALUES ($1, $2, $3, FALSE) \
-             ON CONFLICT (name) DO UPDATE SET last_seen = EXCLUDED.last_seen, expires_at = EXCLUDED.expires_at",
-            &[&node, &now, &now.saturating_add(to_i64(ttl_ms))],
-        )?;
-        Ok(())
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            execute(
+                c,
+                cache,
+                "INSERT INTO nodes (name, last_seen, expires_at, leaving) VALUES ($1, $2, $3, FALSE) \
+                 ON CONFLICT (name) DO UPDATE SET last_seen = EXCLUDED.last_seen, expires_at = EXCLUDED.expires_at",
+                &[&node, &now, &now.saturating_add(to_i64(ttl_ms))],
+            )?;
+            Ok(())
+        })
     }
 
     fn mark_leaving(&mut self, node: &str, now: UnixMs) -> Result<bool, StoreError> {
-        let (c, cache) = self.parts()?;
-        Ok(execute(
-            c,
-            cache,
-            "UPDATE nodes SET leaving = TRUE, last_seen = GREATEST(last_seen, $2) WHERE name = $1",
-            &[&node, &now],
-        )? == 1)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            Ok(execute(
+                c,
+                cache,
+                "UPDATE nodes SET leaving = TRUE, last_seen = GREATEST(last_seen, $2) WHERE name = $1",
+                &[&node, &now],
+            )? == 1)
+        })
     }
 
     fn nodes(&mut self) -> Result<Vec<NodeInfo>, StoreError> {
-        let (c, cache) = self.parts()?;
-        query(
-            c,
-            cache,
-            "SELECT name, last_seen, expires_at, leaving FROM nodes ORDER BY name",
-            &[],
-        )?
-        .iter()
-        .map(|r| {
-            Ok(NodeInfo {
-                name: r.try_get(0)?,
-                last_seen: r.try_get(1)?,
-                expires_at: r.try_get(2)?,
-                leaving: r.try_get(3)?,
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            query(
+                c,
+                cache,
+                "SELECT name, last_seen, expires_at, leaving FROM nodes ORDER BY name",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(NodeInfo {
+                    name: r.try_get(0)?,
+                    last_seen: r.try_get(1)?,
+                    expires_at: r.try_get(2)?,
+                    leaving: r.try_get(3)?,
+                })
             })
+            .collect()
         })
-        .collect()
     }
 
     fn dead_nodes(&mut self, now: UnixMs) -> Result<Vec<String>, StoreError> {
-        let (c, cache) = self.parts()?;
-        query(
-            c,
-            cache,
-            "SELECT name FROM nodes WHERE expires_at <= $1 ORDER BY name",
-            &[&now],
-        )?
-        .iter()
-        .map(|r| Ok(r.try_get(0)?))
-        .collect()
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            query(
+                c,
+                cache,
+                "SELECT name FROM nodes WHERE expires_at <= $1 ORDER BY name",
+                &[&now],
+            )?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+        })
     }
 
     fn take_over(
@@ -1175,77 +1260,81 @@ impl Store for PgStore {
         by: &str,
         now: UnixMs,
     ) -> Result<Option<TakeOver>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let mut tx = c.transaction()?;
-        // The row lock decides: a second survivor waits here, then deletes nothing.
-        let won = execute(
-            &mut tx,
-            cache,
-            "DELETE FROM nodes WHERE name = $1 AND expires_at <= $2",
-            &[&dead, &now],
-        )?;
-        if won == 0 {
-            return Ok(None);
-        }
-        let sql = format!(
-            "UPDATE calls SET node = $2, updated_at = $3 \
-             WHERE node = $1 AND state IN ('started', 'answered') RETURNING {CALL_COLS}"
-        );
-        let mut live_calls = calls_from(&query(&mut tx, cache, &sql, &[&dead, &by, &now])?)?;
-        live_calls.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        let claims_released = execute(
-            &mut tx,
-            cache,
-            "UPDATE calls SET claim_owner = NULL, claim_until = NULL WHERE claim_owner = $1",
-            &[&dead],
-        )?;
-        let leases_released = execute(
-            &mut tx,
-            cache,
-            "UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
-            &[&dead],
-        )?;
-        tx.commit()?;
-        Ok(Some(TakeOver {
-            live_calls,
-            claims_released,
-            leases_released,
-        }))
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let mut tx = c.transaction()?;
+            // The row lock decides: a second survivor waits here, then deletes nothing.
+            let won = execute(
+                &mut tx,
+                cache,
+                "DELETE FROM nodes WHERE name = $1 AND expires_at <= $2",
+                &[&dead, &now],
+            )?;
+            if won == 0 {
+                return Ok(None);
+            }
+            let sql = format!(
+                "UPDATE calls SET node = $2, updated_at = $3 \
+                 WHERE node = $1 AND state IN ('started', 'answered') RETURNING {CALL_COLS}"
+            );
+            let mut live_calls = calls_from(&query(&mut tx, cache, &sql, &[&dead, &by, &now])?)?;
+            live_calls.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            let claims_released = execute(
+                &mut tx,
+                cache,
+                "UPDATE calls SET claim_owner = NULL, claim_until = NULL WHERE claim_owner = $1",
+                &[&dead],
+            )?;
+            let leases_released = execute(
+                &mut tx,
+                cache,
+                "UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+                &[&dead],
+            )?;
+            tx.commit()?;
+            Ok(Some(TakeOver {
+                live_calls,
+                claims_released,
+                leases_released,
+            }))
+        })
     }
 
     fn leave(&mut self, node: &str) -> Result<Left, StoreError> {
-        let (c, cache) = self.parts()?;
-        let mut tx = c.transaction()?;
-        let claims_released = execute(
-            &mut tx,
-            cache,
-            "UPDATE calls SET claim_owner = NULL, claim_until = NULL WHERE claim_owner = $1",
-            &[&node],
-        )?;
-        let leases_released = execute(
-            &mut tx,
-            cache,
-            "UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
-            &[&node],
-        )?;
-        let live: i64 = query_one(
-            &mut tx,
-            cache,
-            "SELECT COUNT(*) FROM calls WHERE node = $1 AND state IN ('started', 'answered')",
-            &[&node],
-        )?
-        .try_get(0)?;
-        execute(
-            &mut tx,
-            cache,
-            "DELETE FROM nodes WHERE name = $1",
-            &[&node],
-        )?;
-        tx.commit()?;
-        Ok(Left {
-            claims_released,
-            leases_released,
-            live_calls: live.max(0) as u64,
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let mut tx = c.transaction()?;
+            let claims_released = execute(
+                &mut tx,
+                cache,
+                "UPDATE calls SET claim_owner = NULL, claim_until = NULL WHERE claim_owner = $1",
+                &[&node],
+            )?;
+            let leases_released = execute(
+                &mut tx,
+                cache,
+                "UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+                &[&node],
+            )?;
+            let live: i64 = query_one(
+                &mut tx,
+                cache,
+                "SELECT COUNT(*) FROM calls WHERE node = $1 AND state IN ('started', 'answered')",
+                &[&node],
+            )?
+            .try_get(0)?;
+            execute(
+                &mut tx,
+                cache,
+                "DELETE FROM nodes WHERE name = $1",
+                &[&node],
+            )?;
+            tx.commit()?;
+            Ok(Left {
+                claims_released,
+                leases_released,
+                live_calls: live.max(0) as u64,
+            })
         })
     }
 
@@ -1258,155 +1347,159 @@ impl Store for PgStore {
         trunks: &[TrunkQuota],
         consent_required: &[String],
     ) -> Result<Vec<Claimed>, StoreError> {
-        let claim_until = now.saturating_add(to_i64(lease_ms));
-        let (c, cache) = self.parts()?;
-        let mut tx = c.transaction()?;
-        let leaving: Option<bool> = query_opt(
-            &mut tx,
-            cache,
-            "SELECT leaving FROM nodes WHERE name = $1",
-            &[&node],
-        )?
-        .map(|r| r.try_get(0))
-        .transpose()?;
-        if leaving == Some(true) || limit == 0 {
-            return Ok(Vec::new());
-        }
-        // Limited trunks: lock (in name order, so two claimers cannot deadlock), then
-        // count their load. Until this transaction ends no other node claims on them, and
-        // the counts include every claim committed before the lock was ours.
-        let mut limited: Vec<&str> = trunks
-            .iter()
-            .filter(|t| claims::is_limited(t))
-            .map(|t| t.name.as_str())
-            .collect();
-        limited.sort_unstable();
-        limited.dedup();
-        let mut loads = BTreeMap::new();
-        for name in limited {
-            execute(
+        self.guarded(|s| {
+            let claim_until = now.saturating_add(to_i64(lease_ms));
+            let (c, cache) = s.parts()?;
+            let mut tx = c.transaction()?;
+            let leaving: Option<bool> = query_opt(
                 &mut tx,
                 cache,
-                "SELECT pg_advisory_xact_lock($1)",
-                &[&claims::lock_key("trunk", name)],
-            )?;
-            loads.insert(name.to_owned(), trunk_load(&mut tx, cache, name, now)?);
-        }
-        let f = claims::filter(trunks, &loads);
-        let sql = format!(
-            "SELECT {CALL_COLS}, to_norm, EXISTS (SELECT 1 FROM dnc d WHERE d.number = c.to_norm) \
-             FROM calls c \
-             WHERE c.state = 'queued' AND c.direction = 'outbound' AND COALESCE(c.not_before, 0) <= $1 \
-               AND (c.claim_until IS NULL OR c.claim_until <= $1) \
-               AND NOT EXISTS (SELECT 1 FROM campaigns p \
-                   WHERE p.name = COALESCE(c.campaign, '{DEFAULT_CAMPAIGN}') AND p.paused) \
-               AND NOT EXISTS (SELECT 1 FROM calls o \
-                   WHERE o.to_norm = c.to_norm AND o.id <> c.id AND o.direction = 'outbound' \
-                     AND o.state IN ('queued', 'started', 'answered') \
-                     AND (o.state <> 'queued' OR o.claim_until > $1)) \
-               AND NOT (COALESCE(c.campaign, '{DEFAULT_CAMPAIGN}') = ANY ($2::text[])) \
-               AND NOT ($3::bool AND NOT (COALESCE(c.campaign, '{DEFAULT_CAMPAIGN}') = ANY ($4::text[]))) \
-             ORDER BY COALESCE(c.not_before, 0), c.created_at, c.id LIMIT $5 \
-             FOR UPDATE OF c SKIP LOCKED"
-        );
-        let rows = query(
-            &mut tx,
-            cache,
-            &sql,
-            &[
-                &now,
-                &f.blocked,
-                &f.default_blocked,
-                &f.mapped,
-                &i64::from(limit),
-            ],
-        )?;
-        let mut candidates = Vec::with_capacity(rows.len());
-        for r in &rows {
-            candidates.push(Candidate {
-                call: call_from_row(r)?,
-                number: r.try_get(24)?,
-                dnc: r.try_get(25)?,
-            });
-        }
-        // One call per number over all nodes: lock each number to be dialled (try: never
-        // wait), then look again in a new statement, which sees every claim committed
-        // before our lock. A number another claimer holds is skipped this round.
-        let numbers: Vec<String> = candidates
-            .iter()
-            .filter(|c| !c.dnc)
-            .filter_map(|c| c.number.clone())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let mut busy = HashSet::new();
-        if !numbers.is_empty() {
-            let keys: Vec<i64> = numbers
+                "SELECT leaving FROM nodes WHERE name = $1",
+                &[&node],
+            )?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            if leaving == Some(true) || limit == 0 {
+                return Ok(Vec::new());
+            }
+            // Limited trunks: lock (in name order, so two claimers cannot deadlock), then
+            // count their load. Until this transaction ends no other node claims on them, and
+            // the counts include every claim committed before the lock was ours.
+            let mut limited: Vec<&str> = trunks
                 .iter()
-                .map(|n| claims::lock_key("number", n))
+                .filter(|t| claims::is_limited(t))
+                .map(|t| t.name.as_str())
                 .collect();
-            let failed = query(
+            limited.sort_unstable();
+            limited.dedup();
+            let mut loads = BTreeMap::new();
+            for name in limited {
+                execute(
+                    &mut tx,
+                    cache,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    &[&claims::lock_key("trunk", name)],
+                )?;
+                loads.insert(name.to_owned(), trunk_load(&mut tx, cache, name, now)?);
+            }
+            let f = claims::filter(trunks, &loads);
+            let sql = format!(
+                "SELECT {CALL_COLS}, to_norm, EXISTS (SELECT 1 FROM dnc d WHERE d.number = c.to_norm) \
+                 FROM calls c \
+                 WHERE c.state = 'queued' AND c.direction = 'outbound' AND COALESCE(c.not_before, 0) <= $1 \
+                   AND (c.claim_until IS NULL OR c.claim_until <= $1) \
+                   AND NOT EXISTS (SELECT 1 FROM campaigns p \
+                       WHERE p.name = COALESCE(c.campaign, '{DEFAULT_CAMPAIGN}') AND p.paused) \
+                   AND NOT EXISTS (SELECT 1 FROM calls o \
+                       WHERE o.to_norm = c.to_norm AND o.id <> c.id AND o.direction = 'outbound' \
+                         AND o.state IN ('queued', 'started', 'answered') \
+                         AND (o.state <> 'queued' OR o.claim_until > $1)) \
+                   AND NOT (COALESCE(c.campaign, '{DEFAULT_CAMPAIGN}') = ANY ($2::text[])) \
+                   AND NOT ($3::bool AND NOT (COALESCE(c.campaign, '{DEFAULT_CAMPAIGN}') = ANY ($4::text[]))) \
+                 ORDER BY COALESCE(c.not_before, 0), c.created_at, c.id LIMIT $5 \
+                 FOR UPDATE OF c SKIP LOCKED"
+            );
+            let rows = query(
                 &mut tx,
                 cache,
-                "SELECT k FROM unnest($1::bigint[]) AS k WHERE NOT pg_try_advisory_xact_lock(k)",
-                &[&keys],
+                &sql,
+                &[
+                    &now,
+                    &f.blocked,
+                    &f.default_blocked,
+                    &f.mapped,
+                    &i64::from(limit),
+                ],
             )?;
-            let failed: HashSet<i64> = failed
+            let mut candidates = Vec::with_capacity(rows.len());
+            for r in &rows {
+                candidates.push(Candidate {
+                    call: call_from_row(r)?,
+                    number: r.try_get(24)?,
+                    dnc: r.try_get(25)?,
+                });
+            }
+            // One call per number over all nodes: lock each number to be dialled (try: never
+            // wait), then look again in a new statement, which sees every claim committed
+            // before our lock. A number another claimer holds is skipped this round.
+            let numbers: Vec<String> = candidates
                 .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<_, _>>()?;
-            for (n, k) in numbers.iter().zip(&keys) {
-                if failed.contains(k) {
-                    busy.insert(n.clone());
+                .filter(|c| !c.dnc)
+                .filter_map(|c| c.number.clone())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let mut busy = HashSet::new();
+            if !numbers.is_empty() {
+                let keys: Vec<i64> = numbers
+                    .iter()
+                    .map(|n| claims::lock_key("number", n))
+                    .collect();
+                let failed = query(
+                    &mut tx,
+                    cache,
+                    "SELECT k FROM unnest($1::bigint[]) AS k WHERE NOT pg_try_advisory_xact_lock(k)",
+                    &[&keys],
+                )?;
+                let failed: HashSet<i64> = failed
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?;
+                for (n, k) in numbers.iter().zip(&keys) {
+                    if failed.contains(k) {
+                        busy.insert(n.clone());
+                    }
+                }
+                let ids: Vec<&str> = candidates.iter().map(|c| c.call.id.as_str()).collect();
+                for r in query(
+                    &mut tx,
+                    cache,
+                    "SELECT DISTINCT to_norm FROM calls \
+                     WHERE to_norm = ANY ($1::text[]) AND direction = 'outbound' \
+                       AND state IN ('queued', 'started', 'answered') \
+                       AND (state <> 'queued' OR claim_until > $2) AND NOT (id = ANY ($3::text[]))",
+                    &[&numbers, &now, &ids],
+                )? {
+                    busy.insert(r.try_get(0)?);
                 }
             }
-            let ids: Vec<&str> = candidates.iter().map(|c| c.call.id.as_str()).collect();
-            for r in query(
-                &mut tx,
-                cache,
-                "SELECT DISTINCT to_norm FROM calls \
-                 WHERE to_norm = ANY ($1::text[]) AND direction = 'outbound' \
-                   AND state IN ('queued', 'started', 'answered') \
-                   AND (state <> 'queued' OR claim_until > $2) AND NOT (id = ANY ($3::text[]))",
-                &[&numbers, &now, &ids],
-            )? {
-                busy.insert(r.try_get(0)?);
+            let chosen = claims::choose(
+                candidates,
+                trunks,
+                consent_required,
+                &mut loads,
+                &busy,
+                limit,
+                claim_until,
+            );
+            if !chosen.is_empty() {
+                let ids: Vec<&str> = chosen.iter().map(|c| c.call.id.as_str()).collect();
+                let via: Vec<Option<&str>> = chosen.iter().map(|c| c.trunk.as_deref()).collect();
+                execute(
+                    &mut tx,
+                    cache,
+                    "UPDATE calls c SET claim_owner = $2, claim_until = $3, trunk = u.trunk, \
+                       claimed_at = CASE WHEN u.trunk IS NOT NULL THEN $4 ELSE c.claimed_at END \
+                     FROM unnest($1::text[], $5::text[]) AS u (id, trunk) WHERE c.id = u.id",
+                    &[&ids, &node, &claim_until, &now, &via],
+                )?;
             }
-        }
-        let chosen = claims::choose(
-            candidates,
-            trunks,
-            consent_required,
-            &mut loads,
-            &busy,
-            limit,
-            claim_until,
-        );
-        if !chosen.is_empty() {
-            let ids: Vec<&str> = chosen.iter().map(|c| c.call.id.as_str()).collect();
-            let via: Vec<Option<&str>> = chosen.iter().map(|c| c.trunk.as_deref()).collect();
-            execute(
-                &mut tx,
-                cache,
-                "UPDATE calls c SET claim_owner = $2, claim_until = $3, trunk = u.trunk, \
-                   claimed_at = CASE WHEN u.trunk IS NOT NULL THEN $4 ELSE c.claimed_at END \
-                 FROM unnest($1::text[], $5::text[]) AS u (id, trunk) WHERE c.id = u.id",
-                &[&ids, &node, &claim_until, &now, &via],
-            )?;
-        }
-        tx.commit()?;
-        Ok(chosen)
+            tx.commit()?;
+            Ok(chosen)
+        })
     }
 
     fn release_claim(&mut self, call_id: &str, node: &str) -> Result<bool, StoreError> {
-        let (c, cache) = self.parts()?;
-        Ok(execute(
-            c,
-            cache,
-            "UPDATE calls SET claim_owner = NULL, claim_until = NULL \
-             WHERE id = $1 AND claim_owner = $2 AND state = 'queued'",
-            &[&call_id, &node],
-        )? == 1)
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            Ok(execute(
+                c,
+                cache,
+                "UPDATE calls SET claim_owner = NULL, claim_until = NULL \
+                 WHERE id = $1 AND claim_owner = $2 AND state = 'queued'",
+                &[&call_id, &node],
+            )? == 1)
+        })
     }
 
     fn set_campaign_paused(
@@ -1415,46 +1508,50 @@ impl Store for PgStore {
         paused: bool,
         now: UnixMs,
     ) -> Result<(), StoreError> {
-        let (c, cache) = self.parts()?;
-        execute(
-            c,
-            cache,
-            "INSERT INTO campaigns (name, paused, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = EXCLUDED.updated_at",
-            &[&name, &paused, &now],
-        )?;
-        Ok(())
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            execute(
+                c,
+                cache,
+                "INSERT INTO campaigns (name, paused, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET paused = EXCLUDED.paused, updated_at = EXCLUDED.updated_at",
+                &[&name, &paused, &now],
+            )?;
+            Ok(())
+        })
     }
 
     fn campaign_summaries(&mut self, now: UnixMs) -> Result<Vec<CampaignSummary>, StoreError> {
-        let (c, cache) = self.parts()?;
-        let mut out: BTreeMap<String, CampaignSummary> = BTreeMap::new();
-        for r in query(c, cache, "SELECT name, paused FROM campaigns", &[])? {
-            out.entry(r.try_get(0)?).or_default().paused = r.try_get(1)?;
-        }
-        let sql = format!(
-            "SELECT COALESCE(campaign, '{DEFAULT_CAMPAIGN}'), state, \
-               CASE WHEN state = 'completed' THEN COALESCE(outcome, 'unknown') \
-                    WHEN state = 'failed' THEN COALESCE(failure_reason, 'unknown') ELSE '' END, \
-               SUM(CASE WHEN state = 'queued' AND COALESCE(not_before, 0) <= $1 THEN 1 ELSE 0 END)::BIGINT, \
-               COUNT(*) \
-             FROM calls WHERE direction = 'outbound' GROUP BY 1, 2, 3"
-        );
-        for r in query(c, cache, &sql, &[&now])? {
-            let name: String = r.try_get(0)?;
-            let state: String = r.try_get(1)?;
-            claims::add_to_summary(
-                out.entry(name).or_default(),
-                &state,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
+        self.guarded(|s| {
+            let (c, cache) = s.parts()?;
+            let mut out: BTreeMap<String, CampaignSummary> = BTreeMap::new();
+            for r in query(c, cache, "SELECT name, paused FROM campaigns", &[])? {
+                out.entry(r.try_get(0)?).or_default().paused = r.try_get(1)?;
+            }
+            let sql = format!(
+                "SELECT COALESCE(campaign, '{DEFAULT_CAMPAIGN}'), state, \
+                   CASE WHEN state = 'completed' THEN COALESCE(outcome, 'unknown') \
+                        WHEN state = 'failed' THEN COALESCE(failure_reason, 'unknown') ELSE '' END, \
+                   SUM(CASE WHEN state = 'queued' AND COALESCE(not_before, 0) <= $1 THEN 1 ELSE 0 END)::BIGINT, \
+                   COUNT(*) \
+                 FROM calls WHERE direction = 'outbound' GROUP BY 1, 2, 3"
             );
-        }
-        Ok(out
-            .into_iter()
-            .map(|(name, s)| CampaignSummary { name, ..s })
-            .collect())
+            for r in query(c, cache, &sql, &[&now])? {
+                let name: String = r.try_get(0)?;
+                let state: String = r.try_get(1)?;
+                claims::add_to_summary(
+                    out.entry(name).or_default(),
+                    &state,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                );
+            }
+            Ok(out
+                .into_iter()
+                .map(|(name, s)| CampaignSummary { name, ..s })
+                .collect())
+        })
     }
 }
 
