@@ -1349,6 +1349,24 @@ fn postgres_connection_loss_fails_closed_and_recovers() {
     assert!(s.get_call("in").unwrap().is_none());
 }
 
+/// A refused statement is reported by its message and code, never PostgreSQL's DETAIL
+/// (which quotes the row: phone numbers are personal data).
+#[test]
+fn postgres_errors_leave_out_the_rows_they_quote() {
+    let db = Db::postgres();
+    let mut s = db.open("node-a");
+    let mut twice = inbound_started("dup", "d1");
+    record1(&mut s, twice.clone(), 1_000).unwrap();
+    twice.event = Some(ev("d2", "call.started"));
+    let err = record1(&mut s, twice, 1_000).expect_err("the id is taken");
+    let text = err.to_string();
+    assert!(text.contains("23505"), "{text}");
+    assert!(!text.contains("Key (") && !text.contains("(dup)"), "{text}");
+    // The refused record was rolled back alone; the store goes on.
+    assert!(s.get_event("d2").unwrap().is_none());
+    assert!(s.get_call("dup").unwrap().is_some());
+}
+
 #[test]
 fn postgres_errors_never_show_the_password() {
     let db = Db::postgres();
