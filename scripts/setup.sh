@@ -18,11 +18,13 @@
 #   prometheus  for `promtool` only: tests/api_metrics.rs checks and unit-tests the alert
 #               rules in deploy/prometheus/ and parses the dashboard's queries (the Prometheus
 #               server the package also installs is stopped and disabled below)
+#   postgresql-15  the shared store of several nodes: tests/store_conformance.rs and
+#               benches/store_claims.rs start throwaway clusters from /usr/lib/postgresql/15/bin
 set -euo pipefail
 
 need=()
 for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz \
-           chromium chromium-driver fonts-dejavu-core prometheus systemd kamailio; do
+           chromium chromium-driver fonts-dejavu-core prometheus systemd kamailio postgresql-15; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || need+=(python3)

@@ -8,6 +8,7 @@
 
 pub mod crm;
 pub mod kamailio;
+pub mod pg;
 pub mod uac;
 
 use std::net::{SocketAddr, UdpSocket};
