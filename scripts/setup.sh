@@ -18,14 +18,18 @@
 #               SIPp, whose Debian build has no TLS (tests/sip_tcp_tls.rs), dnsmasq serves
 #               NAPTR/SRV records on a loopback port (tests/dns_srv.rs); dnsmasq-base is the
 #               binary alone, without a system DNS service on port 53
+#   kamailio    the SIP proxy of deploy/kamailio/ in front of several nodes (tests/cluster.rs,
+#               scripts/cluster.sh); the package's own service is stopped and disabled below
 #   prometheus  for `promtool` only: tests/api_metrics.rs checks and unit-tests the alert
 #               rules in deploy/prometheus/ and parses the dashboard's queries (the Prometheus
 #               server the package also installs is stopped and disabled below)
+#   postgresql-15  the shared store of several nodes: tests/store_conformance.rs and
+#               benches/store_claims.rs start throwaway clusters from /usr/lib/postgresql/15/bin
 set -euo pipefail
 
 need=()
 for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz \
-           chromium chromium-driver fonts-dejavu-core prometheus systemd \
+           chromium chromium-driver fonts-dejavu-core prometheus systemd kamailio postgresql-15 \
            baresip-core socat dnsmasq-base; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
@@ -41,6 +45,11 @@ if [ ${#need[@]} -gt 0 ]; then
   if [[ " ${need[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
      && systemctl is-enabled prometheus >/dev/null 2>&1; then
     $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+  # Kamailio runs only as the tests and scripts/cluster.sh start it, never on :5060 by itself.
+  if [[ " ${need[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null 2>&1 \
+     && systemctl is-enabled kamailio >/dev/null 2>&1; then
+    $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true
   fi
 fi
 

@@ -158,6 +158,9 @@ pub enum Command {
         primary: SocketAddr,
         targets: Vec<crate::sip::dns::Target>,
     },
+    /// Serve a reloaded set of scenarios, prompts and routes from now on (calls up keep
+    /// theirs).
+    Reload(Box<crate::catalog::Catalog>),
 }
 
 /// What the node wants done, in order. An [`Output::Rtp`] payload borrows the node: use it
@@ -432,6 +435,7 @@ impl Node {
     fn command(&mut self, now: Instant, cmd: Command) {
         match cmd {
             Command::Queued(c) => self.outbound.enqueue(*c),
+            Command::Reload(c) => self.engine.set_catalog(*c),
             Command::Cancelled(id) => self.outbound.cancel(&id),
             Command::Dnc { number, listed } => self.outbound.set_dnc(&number, listed),
             Command::Recovered(calls) => {

@@ -53,7 +53,16 @@ fn identity(o: &CallOrigin) -> CallIdentity {
         direction: o.direction,
         from: o.from.clone(),
         to: o.to.clone(),
+        customer_verified: verified(o.direction, &o.variables),
     }
+}
+
+/// Outbound calls are verified (we dialled); inbound ones when the built-in says so.
+fn verified(direction: &str, vars: &BTreeMap<String, String>) -> bool {
+    direction == "outbound"
+        || vars
+            .get(crate::scenario::builtins::CUSTOMER_VERIFIED)
+            .is_some_and(|v| v == "true")
 }
 
 fn new_call(call_ref: &str, o: &CallOrigin, state: CallState) -> NewCall {
@@ -235,6 +244,7 @@ impl Recorder {
             direction: "outbound",
             from: call.from.clone().unwrap_or_default(),
             to: call.to.clone().unwrap_or_default(),
+            customer_verified: true,
         };
         let mut data = events::failed_data(&ident, &call.variables, FailReason::Blocked, None, why);
         if let Value::Object(m) = &mut data {
@@ -352,7 +362,8 @@ impl Recorder {
     }
 }
 
-/// The record that closes a call this node had up when it stopped (found at start-up).
+/// The record that closes a call a node had up when it stopped: found at this node's start,
+/// or taken over from a node that died. The detail names the node.
 pub fn interrupted(ids: &mut Ids, call: &CallRecord, now: UnixMs) -> Record {
     let ident = CallIdentity {
         call_id: call.sip_call_id.clone(),
@@ -360,6 +371,7 @@ pub fn interrupted(ids: &mut Ids, call: &CallRecord, now: UnixMs) -> Record {
         direction: call.direction.as_str(),
         from: call.from.clone().unwrap_or_default(),
         to: call.to.clone().unwrap_or_default(),
+        customer_verified: verified(call.direction.as_str(), &call.variables),
     };
     let vars: BTreeMap<String, String> = call.variables.clone();
     Record {
@@ -379,7 +391,11 @@ pub fn interrupted(ids: &mut Ids, call: &CallRecord, now: UnixMs) -> Record {
                 &vars,
                 FailReason::Interrupted,
                 None,
-                &format!("ivrflow stopped while the call was {}", call.state.as_str()),
+                &format!(
+                    "node {} stopped while the call was {}",
+                    call.node,
+                    call.state.as_str()
+                ),
             ),
         ),
     }
