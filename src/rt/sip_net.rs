@@ -246,10 +246,12 @@ async fn run(
                             writers.insert(id, Io::start(id, stream, ev_tx.clone()));
                         }
                     }
-                    Ev::Connected(id, stream) => {
+                    // A connection closed while it was being opened is dropped here.
+                    Ev::Connected(id, stream) if conns.is_open(id) => {
                         writers.insert(id, Io::start(id, stream, ev_tx.clone()));
                         conns.connected(now, id);
                     }
+                    Ev::Connected(..) => {}
                     Ev::ConnectFailed(id) => conns.closed(now, id),
                     Ev::Data(id, bytes) => conns.received(now, id, &bytes),
                     Ev::Eof(id) => {

@@ -217,6 +217,11 @@ impl Connections {
         Some(id)
     }
 
+    /// Whether `conn` is still in the table (not closed meanwhile).
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
     /// A connection we asked for ([`ConnOutput::Connect`]) is up.
     pub fn connected(&mut self, now: Instant, conn: ConnId) {
         let Some(c) = self.conns.get_mut(&conn) else {
