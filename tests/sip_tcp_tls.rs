@@ -4,7 +4,7 @@
 //! SIPp build has no TLS of its own: `sipp -v` lists no OpenSSL). Each call runs to
 //! `confirmed` at a real HTTP CRM. The TCP call also checks the media that keeps paths open:
 //! the robot's RTP never pauses, listening phases included, and RTCP reports arrive on the
-//! next port.
+//! next port. And a TCP call on IPv6 loopback (`[::1]`), signalling and media.
 
 mod common;
 mod interop;
@@ -18,6 +18,7 @@ use interop::*;
 /// Runs SIPp's DTMF caller against `target` over TCP; returns its output for messages.
 fn sipp_tcp_call(target: SocketAddr, rtp_port: u16) -> (bool, String) {
     let scenario = fixture("sipp/uac_dtmf.xml");
+    let local_ip = target.ip().to_string();
     let out = run_sipp(
         &[
             "-sf",
@@ -28,7 +29,7 @@ fn sipp_tcp_call(target: SocketAddr, rtp_port: u16) -> (bool, String) {
             "-t",
             "t1",
             "-i",
-            "127.0.0.1",
+            &local_ip,
             "-p",
             &free_tcp_port().to_string(),
             "-m",
@@ -170,5 +171,32 @@ fn sipp_over_tls_through_openssl_confirms() {
     assert_confirmed(&crm, &log);
     // Our Contact named the TLS listener.
     assert!(server.log_text().contains("incoming call"), "{log}");
+    drop(server);
+}
+
+#[test]
+fn sipp_over_tcp_on_ipv6_loopback_confirms() {
+    let crm = Crm::start();
+    let port = free_tcp_port();
+    let udp: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let server = Server::start(
+        udp,
+        &[
+            "--sip-listen",
+            &format!("tcp:[::1]:{port}"),
+            "--webhook-url",
+            &crm.url,
+            "--rtp-ports",
+            "36000-36999",
+        ],
+    );
+    let (ok, sipp_log) = sipp_tcp_call(udp, free_udp_port());
+    let log = format!("{sipp_log}\nserver log:\n{}", server.log_text());
+    assert!(ok, "SIPp call over TCP on [::1] failed\n{log}");
+    assert_confirmed(&crm, &log);
+    assert!(
+        server.log_text().contains("remote_rtp=[::1]:"),
+        "media on IPv6 too\n{log}"
+    );
     drop(server);
 }
