@@ -68,8 +68,11 @@ pub struct ApiState {
     /// This process's name in call records (`store.node`).
     pub node_name: Arc<str>,
     pub metrics: Arc<Metrics>,
-    /// Tells the node about queued, cancelled and do-not-call changes (committed first).
+    /// Tells the node about cancelled and do-not-call changes (committed first).
     pub node: Option<tokio::sync::mpsc::UnboundedSender<Command>>,
+    /// Wakes the claim loop (`rt::cluster`): a call just queued is claimed at once if due,
+    /// by this node or any other sharing the store.
+    pub claim_now: Arc<tokio::sync::Notify>,
     /// The node's state (store health, trunks) as it last reported it.
     pub status: NodeView,
     /// Default deadline of `POST /v1/admin/drain`.
@@ -552,7 +555,7 @@ async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes
             st.metrics.event_recorded(events::CALL_QUEUED);
             st.store.new_events.notify_one();
             tracing::info!(call_ref = %c.id, scenario = %c.scenario, "call queued by the API");
-            st.tell_dialer(Command::Queued(Box::new(c.clone())));
+            st.claim_now.notify_one();
             let location = format!("/v1/calls/{}", c.id);
             let body = call_json(&c, &[], &[]);
             let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
