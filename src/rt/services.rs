@@ -23,7 +23,7 @@ use crate::api::{self, ApiState, NodeView, metrics::Metrics};
 use crate::config::Config;
 use crate::node::Command;
 use crate::store::handle::Ack;
-use crate::store::{Store, StoreHandle};
+use crate::store::StoreHandle;
 
 /// The lock file that keeps a second server off the same data directory.
 pub const LOCK_FILE: &str = "ivrflow.lock";
