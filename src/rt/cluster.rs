@@ -132,7 +132,7 @@ async fn beat_and_take_over(
         .await;
     match res {
         Some(Ok(taken)) => {
-            for (dead, t) in taken {
+            for (dead, mut t) in taken {
                 tracing::warn!(
                     dead_node = %dead,
                     live_calls = t.live_calls.len(),
@@ -140,6 +140,10 @@ async fn beat_and_take_over(
                     leases_released = t.leases_released,
                     "took over a node that stopped answering"
                 );
+                // The store made them ours; the CRM is told which node had them.
+                for c in &mut t.live_calls {
+                    c.node = dead.clone();
+                }
                 if !t.live_calls.is_empty() {
                     let _ = node.send(Command::Recovered(t.live_calls));
                 }

@@ -22,8 +22,8 @@ use super::webhook::{self, DeliveryConfig};
 use crate::api::{self, ApiState, NodeView, metrics::Metrics};
 use crate::config::Config;
 use crate::node::Command;
-use crate::store::handle::Ack;
 use crate::store::StoreHandle;
+use crate::store::handle::Ack;
 
 /// The lock file that keeps a second server off the same data directory.
 pub const LOCK_FILE: &str = "ivrflow.lock";
@@ -68,13 +68,20 @@ impl Services {
                 dir.display()
             );
         }
-        let mut db = crate::store::open(cfg.store.url.as_deref(), dir, &cfg.store.node)
-            .with_context(|| match &cfg.store.url {
-                Some(_) => "opening the store (store.url)".to_owned(),
-                None => format!("opening the database in {}", dir.display()),
-            })?;
-        // Only this node's own leases: other nodes sharing the store keep theirs.
-        let released = db.release_leases()?;
+        // Off the reactor: the PostgreSQL client blocks (it runs its own small runtime).
+        let (url, data, me) = (cfg.store.url.clone(), dir.clone(), cfg.store.node.clone());
+        let (db, released) = tokio::task::spawn_blocking(move || {
+            let mut db = crate::store::open(url.as_deref(), &data, &me)?;
+            // Only this node's own leases: other nodes sharing the store keep theirs.
+            let released = db.release_leases()?;
+            Ok::<_, crate::store::StoreError>((db, released))
+        })
+        .await
+        .context("opening the store")?
+        .with_context(|| match &cfg.store.url {
+            Some(_) => "opening the store (store.url)".to_owned(),
+            None => format!("opening the database in {}", dir.display()),
+        })?;
         tracing::info!(
             node = %cfg.store.node,
             shared = cfg.store.url.as_deref().is_some_and(|u| u.starts_with("postgres")),
