@@ -510,25 +510,8 @@ pub fn parse_call_request(
     })
 }
 
-async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let header_key = headers
-        .get("idempotency-key")
-        .map(|v| {
-            v.to_str().map_err(|_| {
-                ApiError::invalid("Idempotency-Key", "the header must be printable ASCII")
-            })
-        })
-        .transpose()?;
-    let req = parse_call_request(&body, header_key, &st.scenarios.names(), &st.campaigns)?;
-    if !st.has_trunk {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "no SIP trunk is configured, so an outbound call could never be placed: add one \
-             under trunks: in the config, or start with --trunk sip:USER:PASSWORD@HOST:PORT",
-            None,
-        ));
-    }
-    let now = unix_ms(SystemTime::now());
+/// A new outbound call in state `queued` and its `call.queued` event.
+fn queued_call(req: &CallRequest, now: crate::store::UnixMs) -> (NewCall, NewEvent) {
     let call = NewCall {
         id: events::new_call_ref(),
         direction: Direction::Outbound,
@@ -549,6 +532,29 @@ async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes
         occurred_at: now,
         data: events::queued_data(&req.scenario, &req.to, &req.variables, req.not_before),
     };
+    (call, event)
+}
+
+async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let header_key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::invalid("Idempotency-Key", "the header must be printable ASCII")
+            })
+        })
+        .transpose()?;
+    let req = parse_call_request(&body, header_key, &st.scenarios.names(), &st.campaigns)?;
+    if !st.has_trunk {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no SIP trunk is configured, so an outbound call could never be placed: add one \
+             under trunks: in the config, or start with --trunk sip:USER:PASSWORD@HOST:PORT",
+            None,
+        ));
+    }
+    let now = unix_ms(SystemTime::now());
+    let (call, event) = queued_call(&req, now);
     let created = st
         .store
         .run(move |s| s.create_call(&call, &event, now))
@@ -1196,31 +1202,7 @@ async fn import_calls(
         let batch: Vec<(usize, NewCall, NewEvent)> = valid
             .into_iter()
             .map(|(row, req)| {
-                let call = NewCall {
-                    id: events::new_call_ref(),
-                    direction: Direction::Outbound,
-                    state: crate::store::CallState::Queued,
-                    scenario: req.scenario.clone(),
-                    to: Some(req.to.clone()),
-                    from: None,
-                    variables: req.variables.clone(),
-                    not_before: req.not_before,
-                    idempotency_key: req.idempotency_key.clone(),
-                    request_hash: Some(req.hash()),
-                    sip_call_id: None,
-                    dial: req.dial.clone(),
-                };
-                let event = NewEvent {
-                    id: events::new_message_id(),
-                    kind: events::CALL_QUEUED.to_owned(),
-                    occurred_at: now,
-                    data: events::queued_data(
-                        &req.scenario,
-                        &req.to,
-                        &req.variables,
-                        req.not_before,
-                    ),
-                };
+                let (call, event) = queued_call(&req, now);
                 (row, call, event)
             })
             .collect();
