@@ -208,7 +208,7 @@ fn listen(
                     *decode += started.elapsed();
                     listener.handle_result(now, id, result);
                 }
-                ListenEvent::Cancel { .. } => {}
+                ListenEvent::Cancel { .. } | ListenEvent::Recognised(_) => {}
                 ListenEvent::Input(Input::Utterance { text, confidence }) => {
                     return Heard::Utterance { text, confidence };
                 }

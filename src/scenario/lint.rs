@@ -467,6 +467,7 @@ fn needed(
             None,
         ),
         PromptKind::Time(_) => sayas::fragments(SayKind::Time, lang, None),
+        PromptKind::Ordinal(_) => sayas::fragments(SayKind::Ordinal, lang, None),
     }
 }
 

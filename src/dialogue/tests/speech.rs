@@ -36,7 +36,8 @@ fn speech_barges_in_and_is_classified() {
         .expect("listening during a bargeable item");
     assert!(spec.barge_in);
     assert_eq!(spec.lang, "en");
-    assert_eq!(spec.phrases, ["yes", "sure", "no"]);
+    // The intents' phrases, and their keys said aloud (spoken keys).
+    assert_eq!(spec.phrases, ["yes", "sure", "1", "no", "2"]);
     assert_eq!(
         call.input(100, Input::SpeechStarted),
         [Action::StopPlayback]
