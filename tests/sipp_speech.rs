@@ -4,6 +4,10 @@
 //! decode → VAD/endpointer → Whisper on the recognition threads → intent) must confirm the
 //! order, and the CRM must receive `call.completed` with a speech answer.
 //!
+//! Also over real SIP, the cases of issue 16: a caller who says the key ("one", a human
+//! recording) instead of pressing it, and a key typed during the greeting (type-ahead).
+//! Each speech answer must be in the trace with its transcript redacted.
+//!
 //! Needs the speech model (`./scripts/setup.sh`); without it the server refuses to start
 //! and this test fails saying so.
 
@@ -69,26 +73,21 @@ fn write_rtp_pcap(path: &Path, pcm: &[i16]) {
     std::fs::write(path, out).expect("write pcap");
 }
 
-#[test]
-fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
+/// One SIPp call to `order-confirmation` (order 4711) that listens `delay_ms`, then plays
+/// `pcap` (the uac_speech scenario; `pcap` may be SIPp's own RFC 4733 key pcap); returns
+/// the CRM's `call.completed` and a log for failure messages.
+fn call_order_confirmation(tag: &str, pcap: &Path, delay_ms: u64) -> (serde_json::Value, String) {
     let model = repo().join(ivrflow::asr::DEFAULT_MODEL);
     assert!(
         model.exists(),
         "{} is missing: run ./scripts/setup.sh (it fetches and converts the Whisper models)",
         model.display()
     );
-    let dir = std::env::temp_dir().join(format!("ivrflow-sipp-speech-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "ivrflow-sipp-speech-{tag}-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    // The answer: 300 ms of line silence, "yes", then 2 s of silence (the endpointer ends
-    // the utterance after the node's complete timeout).
-    let yes =
-        ivrflow::media::prompts::load_file(&repo().join("tests/fixtures/speech/synth/en/yes.wav"))
-            .expect("fixture");
-    let mut pcm = vec![0i16; 2400];
-    pcm.extend_from_slice(&yes);
-    pcm.extend(std::iter::repeat_n(0i16, 16000));
-    let pcap = dir.join("yes.pcap");
-    write_rtp_pcap(&pcap, &pcm);
     let xml = std::fs::read_to_string(fixture("sipp/uac_speech.xml"))
         .unwrap()
         .replace("@PCAP@", pcap.to_str().unwrap());
@@ -108,6 +107,7 @@ fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
             model.to_str().unwrap(),
         ],
     );
+    let delay = delay_ms.to_string();
     let out = run_sipp(
         &[
             "-sf",
@@ -129,10 +129,8 @@ fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
             "-key",
             "order_id",
             "4711",
-            // Speak 9 s in: in the middle of the question (barge-in by voice), as the
-            // DTMF test presses its key.
             "-d",
-            "9000",
+            &delay,
             "-timeout",
             "60",
             "-timeout_error",
@@ -156,7 +154,45 @@ fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
     );
     let events = crm.wait_for_event("call.completed", 1, Duration::from_secs(10));
     assert_eq!(events.len(), 1, "one call.completed expected\n{log}");
-    let ev = &events[0];
+    std::fs::remove_dir_all(&dir).ok();
+    (events[0].clone(), log)
+}
+
+/// `wav` as a pcap: 300 ms of line silence, the recording, 2 s of silence (the endpointer
+/// ends the utterance after the node's complete timeout).
+fn answer_pcap(tag: &str, wav: &str) -> std::path::PathBuf {
+    let said = ivrflow::media::prompts::load_file(&repo().join(wav)).expect("fixture");
+    let mut pcm = vec![0i16; 2400];
+    pcm.extend_from_slice(&said);
+    pcm.extend(std::iter::repeat_n(0i16, 16000));
+    let pcap = std::env::temp_dir().join(format!("ivrflow-{tag}-{}.pcap", std::process::id()));
+    write_rtp_pcap(&pcap, &pcm);
+    pcap
+}
+
+/// The speech trace entries of a `call.completed`: transcript redacted, times and decode.
+fn assert_speech_traced(ev: &serde_json::Value) {
+    let trace = ev["trace"].as_array().expect("trace");
+    let speech: Vec<&serde_json::Value> = trace.iter().filter(|e| e["type"] == "speech").collect();
+    assert!(!speech.is_empty(), "no speech in the trace: {ev:#}");
+    for s in speech {
+        assert_eq!(s["transcript"], "<redacted>", "{s}");
+        assert!(s["decode_ms"].as_u64().is_some_and(|d| d > 0), "{s}");
+        assert!(
+            s["started_ms"].as_u64().unwrap() < s["at_ms"].as_u64().unwrap(),
+            "{s}"
+        );
+        assert!(s["confidence"].as_f64().is_some(), "{s}");
+    }
+}
+
+#[test]
+fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
+    // Speak 9 s in: in the middle of the question (barge-in by voice), as the DTMF test
+    // presses its key.
+    let pcap = answer_pcap("yes", "tests/fixtures/speech/synth/en/yes.wav");
+    let (ev, log) = call_order_confirmation("yes", &pcap, 9000);
+    std::fs::remove_file(&pcap).ok();
     let answer = &ev["answers"]["confirm"];
     assert_eq!(answer["input"], "speech", "{ev:#}\n{log}");
     assert_eq!(answer["intent"], "confirm", "{ev:#}");
@@ -174,5 +210,51 @@ fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
         "the question was not interrupted: {ev:#}"
     );
     assert_eq!(ev["hangup_by"], "robot");
-    std::fs::remove_dir_all(&dir).ok();
+    assert_speech_traced(&ev);
+}
+
+/// Issue 16: "if correct press 1" — the caller says "one" (a person: Allison's recording
+/// of the digit, through G.711 and Whisper) and the order is confirmed, not "invalid
+/// option".
+#[test]
+fn sipp_caller_says_the_key_one_and_the_order_is_confirmed() {
+    let pcap = answer_pcap("one", "tests/fixtures/speech/human/en/1.wav");
+    let (ev, log) = call_order_confirmation("one", &pcap, 9000);
+    std::fs::remove_file(&pcap).ok();
+    let answer = &ev["answers"]["confirm"];
+    assert_eq!(answer["input"], "speech", "{ev:#}\n{log}");
+    assert_eq!(answer["intent"], "confirm", "{ev:#}\n{log}");
+    assert_eq!(ev["outcome"], "confirmed", "{ev:#}");
+    assert_speech_traced(&ev);
+}
+
+/// Type-ahead over SIP: key 1 (RFC 4733) pressed 1.5 s into the greeting stops it and
+/// answers the question that follows, which is not played.
+#[test]
+fn sipp_caller_types_ahead_during_the_greeting() {
+    let pcap = std::path::PathBuf::from("/usr/share/sip-tester/dtmf_2833_1.pcap");
+    assert!(
+        pcap.exists(),
+        "{} is missing: install sip-tester (./scripts/setup.sh)",
+        pcap.display()
+    );
+    let (ev, log) = call_order_confirmation("typeahead", &pcap, 1500);
+    let answer = &ev["answers"]["confirm"];
+    assert_eq!(answer["input"], "dtmf", "{ev:#}\n{log}");
+    assert_eq!(answer["value"], "1", "{ev:#}");
+    assert_eq!(ev["outcome"], "confirmed", "{ev:#}");
+    let trace = ev["trace"].as_array().expect("trace");
+    let plays: Vec<&serde_json::Value> = trace.iter().filter(|e| e["type"] == "play").collect();
+    assert!(
+        plays.iter().all(|p| !p["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "en/shop/to-change-order")),
+        "the question was played although the key answered it: {ev:#}"
+    );
+    assert!(
+        trace.iter().any(|e| e["type"] == "play_stopped"),
+        "the greeting was not stopped: {ev:#}"
+    );
 }
