@@ -3,11 +3,12 @@
 //!
 //! `tests/fixtures/speech/heldout/manifest.tsv` lists each utterance (file, language,
 //! speaker, question, expected answer, words). Speakers ending in `-prompts` are the studio
-//! voices that also speak the prompts (the Asterisk sets of `tests/asr_accuracy.rs`): they
-//! are reported beside the others but are not held out. Everything else is: six English
-//! speakers of the Free Spoken Digit Dataset (their official test split) and the Ukrainian
-//! studio voice of the Asterisk core-sounds-uk set (not used for our prompts, which are
-//! synthetic in Ukrainian). See `tests/fixtures/speech/ATTRIBUTION.md`.
+//! voices that also speak the prompts (the Asterisk sets of `tests/asr_accuracy.rs`, and
+//! Tetyana Ivankova, whose Ukrainian set became our Ukrainian prompts): they are reported
+//! beside the others, with a regression bar, but are not held out. Everything else is:
+//! six English speakers of the Free Spoken Digit Dataset (their official test split). No
+//! Russian or Ukrainian recording of anyone else could be found under a licence that
+//! allows shipping it. See `tests/fixtures/speech/ATTRIBUTION.md`.
 //!
 //! Each utterance goes the way a caller's does on a real call: 8 kHz, G.711 µ-law or A-law
 //! (alternately) encoded and decoded, 20 ms frames between stretches of quiet line noise,
@@ -264,11 +265,12 @@ enum Outcome {
     Reasked,
 }
 
-/// Bars of the gate on held-out voices, per language (right answers, taken without asking
-/// again). Set just under what the shipped configuration measures (docs/speech.md: en
-/// 263/300 = 87.7 %, uk 24/30 = 80.0 %; before this gate existed: 71.7 % and 73.3 %), so a
-/// regression fails the build. The target is 95 %: not reached with Whisper base.
-const BAR: &[(&str, f64)] = &[("en", 0.85), ("uk", 0.75)];
+/// Bars of the gate, per row of the "by language" table (right answers, taken without
+/// asking again): the held-out English voices, and the Ukrainian prompt voice as a
+/// regression floor (there is no held-out Ukrainian or Russian voice). Set just under what
+/// the shipped configuration measures (docs/speech.md), so a regression fails the build.
+/// The target is 95 %: not reached with Whisper base.
+const BAR: &[(&str, f64)] = &[("en", 0.85), ("uk (prompt voice)", 0.75)];
 
 /// Wrong answers taken without a read-back that the gate tolerates: one, FSDD nicolas's
 /// first "eight", which Whisper base hears as "three" both ways — the free transcript says
@@ -361,7 +363,11 @@ fn heldout_voices_closed_answers_through_g711() {
         let intents = question(&row.question, &row.lang);
         let spec = ListenSpec {
             lang: row.lang.clone(),
-            phrases: intents.iter().flat_map(|(_, p)| p.clone()).collect(),
+            // As the dialogue lists them: one entry per intent, alternatives joined.
+            phrases: intents
+                .iter()
+                .map(|(_, p)| p.join(&ivrflow::asr::ALTERNATIVES.to_string()))
+                .collect(),
             barge_in: false,
             complete_timeout: Duration::from_millis(400),
             incomplete_timeout: Duration::from_millis(1500),
@@ -490,7 +496,7 @@ fn heldout_voices_closed_answers_through_g711() {
     );
     for (lang, bar) in BAR {
         let t = per_lang.get(*lang).copied().unwrap_or_default();
-        assert!(t.n() > 0, "no held-out {lang} utterances");
+        assert!(t.n() > 0, "no {lang} utterances in the set");
         assert!(
             t.rate() >= *bar,
             "{lang}: {:.1} % of held-out answers taken right, the bar is {:.1} %",

@@ -5,7 +5,9 @@
 //! order, and the CRM must receive `call.completed` with a speech answer.
 //!
 //! Also over real SIP, the cases of issue 16: a caller who says the key ("one", a human
-//! recording) instead of pressing it, and a key typed during the greeting (type-ahead).
+//! recording) instead of pressing it, a key typed during the greeting (type-ahead), a
+//! negation ("I haven't paid yet" is not "paid") and an ordinal ("fifteenth" answers a
+//! day-of-the-month question).
 //! Each speech answer must be in the trace with its transcript redacted.
 //!
 //! Needs the speech model (`./scripts/setup.sh`); without it the server refuses to start
@@ -77,6 +79,18 @@ fn write_rtp_pcap(path: &Path, pcm: &[i16]) {
 /// `pcap` (the uac_speech scenario; `pcap` may be SIPp's own RFC 4733 key pcap); returns
 /// the CRM's `call.completed` and a log for failure messages.
 fn call_order_confirmation(tag: &str, pcap: &Path, delay_ms: u64) -> (serde_json::Value, String) {
+    call_scenario(tag, "order-confirmation", None, pcap, delay_ms)
+}
+
+/// One SIPp call to the scenario `service` (from `scenarios`, else the bundled ones) that
+/// listens `delay_ms`, then plays `pcap`.
+fn call_scenario(
+    tag: &str,
+    service: &str,
+    scenarios: Option<&Path>,
+    pcap: &Path,
+    delay_ms: u64,
+) -> (serde_json::Value, String) {
     let model = repo().join(ivrflow::asr::DEFAULT_MODEL);
     assert!(
         model.exists(),
@@ -96,24 +110,25 @@ fn call_order_confirmation(tag: &str, pcap: &Path, delay_ms: u64) -> (serde_json
 
     let crm = Crm::start();
     let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let server = Server::start(
-        sip,
-        &[
-            "--webhook-url",
-            &crm.url,
-            "--rtp-ports",
-            "32000-32999",
-            "--model",
-            model.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "--webhook-url",
+        &crm.url,
+        "--rtp-ports",
+        "32000-32999",
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    if let Some(dir) = scenarios {
+        args.extend(["--scenarios", dir.to_str().unwrap()]);
+    }
+    let server = Server::start(sip, &args);
     let delay = delay_ms.to_string();
     let out = run_sipp(
         &[
             "-sf",
             scenario.to_str().unwrap(),
             "-s",
-            "order-confirmation",
+            service,
             &sip.to_string(),
             "-i",
             "127.0.0.1",
@@ -257,4 +272,58 @@ fn sipp_caller_types_ahead_during_the_greeting() {
         trace.iter().any(|e| e["type"] == "play_stopped"),
         "the greeting was not stopped: {ev:#}"
     );
+}
+
+/// A one-question scenario in `language` for the cases the bundled ones do not ask.
+fn one_question(dir: &Path, name: &str, language: &str, ask: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let yaml = format!(
+        "version: 1\nname: {name}\nlanguages: [{language}]\nvariables:\n  language: {{ type: string, default: {language} }}\n  day: {{ type: string, default: \"\" }}\nstart: q\nnodes:\n  q:\n    ask:\n      prompt: [hello]\n      input: [dtmf, speech]\n      noinput: {{ max: 0 }}\n      nomatch: {{ max: 0 }}\n{ask}\n  yes_node:\n    hangup: {{ outcome: yes, play: [goodbye] }}\n  no_node:\n    hangup: {{ outcome: no, play: [goodbye] }}\n  failed:\n    hangup: {{ outcome: failed, play: [goodbye] }}\n"
+    );
+    std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
+}
+
+/// Negation over SIP: "I haven't paid yet" (synthetic English voice) to a question whose
+/// answers are "paid" and "haven't paid" / "not yet" is not `paid`: the "paid" it contains
+/// is negated.
+#[test]
+fn sipp_caller_says_a_negation_and_it_is_not_the_phrase_it_negates() {
+    let dir = std::env::temp_dir().join(format!("ivrflow-sipp-neg-{}", std::process::id()));
+    one_question(
+        &dir,
+        "negation",
+        "en",
+        "      intents:\n        paid: { dtmf: [\"1\"], phrases: { en: [paid, \"i paid\"] } }\n        not_paid: { dtmf: [\"2\"], phrases: { en: [\"not yet\", \"haven't paid\"] } }\n    on: { paid: yes_node, not_paid: no_node, noinput: failed, nomatch: failed }",
+    );
+    let pcap = answer_pcap("neg", "tests/fixtures/speech/synth/en/havent-paid.wav");
+    let (ev, log) = call_scenario("negation", "negation", Some(&dir), &pcap, 2500);
+    std::fs::remove_file(&pcap).ok();
+    std::fs::remove_dir_all(&dir).ok();
+    let answer = &ev["answers"]["q"];
+    assert_eq!(answer["input"], "speech", "{ev:#}\n{log}");
+    assert_eq!(answer["intent"], "not_paid", "{ev:#}\n{log}");
+    assert_eq!(ev["outcome"], "no", "{ev:#}");
+    assert_speech_traced(&ev);
+}
+
+/// An ordinal over SIP: "fifteenth" (a person: Allison's recording) answers a
+/// day-of-the-month question with 15.
+#[test]
+fn sipp_caller_says_an_ordinal_day_of_the_month() {
+    let dir = std::env::temp_dir().join(format!("ivrflow-sipp-day-{}", std::process::id()));
+    one_question(
+        &dir,
+        "day",
+        "en",
+        "      answer: day_of_month\n      store: day\n    on: { day_of_month: yes_node, noinput: failed, nomatch: failed }",
+    );
+    let pcap = answer_pcap("day", "audio/en/digits/h-15.wav");
+    let (ev, log) = call_scenario("day", "day", Some(&dir), &pcap, 2500);
+    std::fs::remove_file(&pcap).ok();
+    std::fs::remove_dir_all(&dir).ok();
+    let answer = &ev["answers"]["q"];
+    assert_eq!(answer["input"], "speech", "{ev:#}\n{log}");
+    assert_eq!(answer["value"], "15", "{ev:#}\n{log}");
+    assert_eq!(ev["variables"]["day"], "15", "{ev:#}");
+    assert_speech_traced(&ev);
 }

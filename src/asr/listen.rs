@@ -502,7 +502,7 @@ impl Listener {
                     || crate::nlu::classify(
                         text,
                         &spec.lang,
-                        &[(String::new(), spec.phrases.clone())],
+                        &[(String::new(), super::split_alternatives(&spec.phrases).0)],
                     )
                     .is_some()
             }

@@ -164,9 +164,14 @@ fn recognise(
         .unwrap_or_else(crate::asr::default_model_path);
     let model = crate::asr::whisper::WhisperModel::load(&model_path).map_err(|e| e.to_string())?;
     let mut rec = model.recognizer(crate::asr::whisper::DecodeOptions::default());
-    let phrases: Vec<String> = intents.iter().flat_map(|(_, p)| p.clone()).collect();
+    // One entry per intent, as the dialogue asks (its phrases are one answer).
+    let grouped: Vec<String> = intents
+        .iter()
+        .map(|(_, p)| p.join(&crate::asr::ALTERNATIVES.to_string()))
+        .collect();
+    let phrases = crate::asr::split_alternatives(&grouped).0;
     let t = rec
-        .recognize(&line, &args.lang, &phrases)
+        .recognize(&line, &args.lang, &grouped)
         .map_err(|e| e.to_string())?;
     let w = |e: std::io::Error| e.to_string();
     writeln!(

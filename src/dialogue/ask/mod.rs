@@ -143,7 +143,8 @@ fn ask_of(scenario: &Scenario, node: NodeId) -> Option<&Ask> {
 }
 
 impl Dialogue {
-    /// What speech the dialogue accepts now, for the recogniser; `None` while it does not
+    /// What speech the dialogue accepts now, for the recogniser — one phrase-list entry
+    /// per answer, its alternatives joined by [`crate::asr::ALTERNATIVES`]; `None` while it does not
     /// listen for speech. `Some` while the current `ask` takes speech: during its prompt if
     /// the item playing allows barge-in (`barge_in: true`), and after the prompt until the
     /// question is answered; `None` once keys are being typed (a key cancels speech).
@@ -161,15 +162,19 @@ impl Dialogue {
             Listen::NoInput { .. } | Listen::Speaking { .. } => false,
         };
         let lang = self.language().to_string();
+        // One entry per answer, its alternatives joined (`asr::ALTERNATIVES`): the
+        // recogniser then knows "not yet" and "haven't paid" are the same answer.
+        let join = |p: Vec<String>| p.join(&crate::asr::ALTERNATIVES.to_string());
         let mut phrases: Vec<String> = if asking.confirming.is_some() {
-            let mut p = phrases_for(&YES_PHRASES, &lang);
-            p.extend(phrases_for(&NO_PHRASES, &lang));
-            p.extend(["1".to_owned(), "2".to_owned()]);
-            p
+            let mut yes = phrases_for(&YES_PHRASES, &lang);
+            yes.push("1".to_owned());
+            let mut no = phrases_for(&NO_PHRASES, &lang);
+            no.push("2".to_owned());
+            vec![join(yes), join(no)]
         } else {
             candidates(ask, &lang, None)
                 .into_iter()
-                .flat_map(|(_, p)| p)
+                .map(|(_, p)| join(p))
                 .collect()
         };
         let mut seen = std::collections::HashSet::new();
