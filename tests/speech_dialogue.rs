@@ -420,3 +420,33 @@ fn every_recognition_is_in_the_trace_with_the_transcript_redacted() {
     assert_eq!(first["transcript"], "<redacted>");
     assert!(first["decode_ms"].is_u64());
 }
+
+#[test]
+fn the_speech_metrics_move_with_the_trace() {
+    let mut script = vec![say("one")];
+    script.extend(rest());
+    let r = call("en", &script);
+    let metrics = ivrflow::api::metrics::Metrics::new();
+    let before = metrics.encode();
+    assert!(
+        before.contains("ivrflow_speech_to_prompt_seconds_count 0"),
+        "{before}"
+    );
+    metrics.recorded(&ivrflow::store::Record {
+        call_id: "c1".into(),
+        at: 0,
+        change: ivrflow::store::CallChange::Update(ivrflow::store::CallUpdate::default()),
+        event: Some(ivrflow::store::NewEvent {
+            id: "m1".into(),
+            kind: "call.completed".into(),
+            occurred_at: 0,
+            data: serde_json::to_value(&r.record).unwrap(),
+        }),
+    });
+    let after = metrics.encode();
+    // Three spoken answers, each followed by a prompt.
+    assert!(
+        after.contains("ivrflow_speech_to_prompt_seconds_count 3"),
+        "{after}"
+    );
+}
