@@ -23,10 +23,15 @@
 //! api:
 //!   listen: 127.0.0.1:8080
 //!   token: …                        # or IVRFLOW_API_TOKEN (preferred); none: API off
+//!   header_timeout: 10s             # request headers must arrive within this
+//!   idle_timeout: 60s               # a silent connection is closed
+//!   max_connections: 256
 //! store:
 //!   node: local                     # this process's name in call records
 //! routes:                            # dialled number → scenario (file stem)
 //!   "100": order-confirmation
+//! inbound_by_name: false             # any scenario by file name too (default: on loopback)
+//! allow_broken_scenarios: false      # start without a broken scenario (default: refuse)
 //! max_calls: 4000
 //! max_call_duration: 30m             # then BYE and call.failed (max_duration)
 //! drain_timeout: 5m                  # SIGTERM: calls up may finish this long (then shutdown)
@@ -245,6 +250,12 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Bearer token; `IVRFLOW_API_TOKEN` overrides it. Without one the API is not started.
     pub token: Option<String>,
+    /// A connection must send its request headers within this.
+    pub header_timeout: String,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: String,
+    /// At most this many API connections at once.
+    pub max_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -252,7 +263,33 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: None,
+            header_timeout: "10s".to_owned(),
+            idle_timeout: "60s".to_owned(),
+            max_connections: 256,
         }
+    }
+}
+
+impl ApiConfig {
+    /// The connection limits (`api.header_timeout`, `api.idle_timeout`,
+    /// `api.max_connections`).
+    pub fn limits(&self) -> Result<crate::api::conn::Limits, String> {
+        let dur = |v: &str, key: &str| -> Result<Duration, String> {
+            let d =
+                humantime::parse_duration(v.trim()).map_err(|e| format!("api.{key} {v:?}: {e}"))?;
+            if d.is_zero() {
+                return Err(format!("api.{key} must be more than 0"));
+            }
+            Ok(d)
+        };
+        if self.max_connections == 0 {
+            return Err("api.max_connections must be at least 1".to_owned());
+        }
+        Ok(crate::api::conn::Limits {
+            header_timeout: dur(&self.header_timeout, "header_timeout")?,
+            idle_timeout: dur(&self.idle_timeout, "idle_timeout")?,
+            max_connections: self.max_connections,
+        })
     }
 }
 
@@ -317,6 +354,13 @@ pub struct Config {
     pub api: ApiConfig,
     pub store: StoreConfig,
     pub routes: BTreeMap<String, String>,
+    /// Inbound calls may also reach any scenario by its file name as the dialled number
+    /// (default: only while SIP listens on a loopback address — the demo; a node facing a
+    /// trunk routes explicitly, so outbound-only scenarios cannot be called in).
+    pub inbound_by_name: Option<bool>,
+    /// Start even when a scenario that inbound calls can reach fails to load (it is left
+    /// out; default: refuse to start and say why).
+    pub allow_broken_scenarios: bool,
     pub max_calls: usize,
     /// Any answered call is ended after this long (`call.failed` reason `max_duration`).
     pub max_call_duration: String,
@@ -327,6 +371,9 @@ pub struct Config {
     pub asr: AsrConfig,
     pub trunks: Vec<TrunkConfig>,
     pub campaigns: Vec<CampaignConfig>,
+    /// The file this was read from (a reload re-reads its `routes:`).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// A SIP trunk for outbound calls.
@@ -706,6 +753,8 @@ impl Default for Config {
             api: ApiConfig::default(),
             store: StoreConfig::default(),
             routes: BTreeMap::new(),
+            inbound_by_name: None,
+            allow_broken_scenarios: false,
             max_calls: 4000,
             max_call_duration: "30m".to_owned(),
             drain_timeout: "5m".to_owned(),
@@ -713,6 +762,7 @@ impl Default for Config {
             asr: AsrConfig::default(),
             trunks: Vec::new(),
             campaigns: Vec::new(),
+            source: None,
         }
     }
 }
@@ -836,7 +886,19 @@ impl Config {
             path: label.clone(),
             source,
         })?;
-        Config::from_yaml(&label, &text)
+        let mut cfg = Config::from_yaml(&label, &text)?;
+        cfg.source = Some(path.to_owned());
+        Ok(cfg)
+    }
+
+    /// Which scenarios inbound calls reach (see [`Config::inbound_by_name`]).
+    pub fn inbound(&self) -> crate::catalog::Inbound {
+        crate::catalog::Inbound {
+            routes: self.routes.clone(),
+            by_name: self
+                .inbound_by_name
+                .unwrap_or_else(|| self.sip.listen.ip().is_loopback()),
+        }
     }
 
     /// Check values that parse but make no sense.
@@ -860,6 +922,7 @@ impl Config {
         self.max_call_duration().map_err(invalid)?;
         self.drain_timeout().map_err(invalid)?;
         self.sip.guard().map_err(invalid)?;
+        self.api.limits().map_err(invalid)?;
         self.webhook_schedule().map_err(invalid)?;
         self.webhook_secret().map_err(invalid)?;
         if self.webhook.max_in_flight == 0 {

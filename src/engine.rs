@@ -54,6 +54,7 @@ use crate::dialogue::{HangupBy, Input};
 use crate::media::prompts::PromptCache;
 use crate::pii::Pii;
 use crate::scenario::Scenario;
+use crate::scenario::builtins::{CallDirection, party_variables};
 use crate::sip::message::{Request, parse_name_addr, parse_uri};
 use crate::sip::sdp::{self, LocalMedia, Origin};
 use crate::sip::ua::{
@@ -96,8 +97,8 @@ pub struct EngineConfig {
     pub ua: UaConfig,
     /// Address advertised in SDP for RTP.
     pub media_ip: IpAddr,
-    /// Dialled number → scenario name; consulted before the scenario file stems.
-    pub routes: BTreeMap<String, String>,
+    /// Which scenarios inbound calls reach (routes; by name only when allowed).
+    pub inbound: crate::catalog::Inbound,
     /// Above this many live calls new INVITEs get 503 with Retry-After.
     pub max_calls: usize,
     /// Seed for tags, branches, SSRCs (tests pass a constant).
@@ -444,6 +445,14 @@ impl Engine {
         self.ua.set_unavailable(self.store_failing || self.draining);
     }
 
+    /// Serve a new set of scenarios, prompts and routes (a reload). Calls up now keep the
+    /// scenario and prompts they started with; the next call gets the new ones.
+    pub fn set_catalog(&mut self, catalog: crate::catalog::Catalog) {
+        self.scenarios = catalog.scenarios;
+        self.prompts = catalog.prompts;
+        self.cfg.inbound = catalog.inbound;
+    }
+
     /// Whether the node drains (it is shutting down): new INVITEs get 503 with Retry-After
     /// and no event (the caller is expected to try another node), OPTIONS 503 so a load
     /// balancer moves away; calls already up go on.
@@ -605,12 +614,12 @@ impl Engine {
         self.ua.invite_as(now, call, invite);
         let sip_call_id = self.ua.call_id(call).unwrap_or("").to_owned();
         let mut variables = out.variables;
-        variables
-            .entry("dialled".to_owned())
-            .or_insert_with(|| out.to.clone());
-        variables
-            .entry("caller".to_owned())
-            .or_insert_with(|| out.from.clone());
+        variables.extend(party_variables(
+            CallDirection::Outbound,
+            &out.from,
+            &out.to,
+            true,
+        ));
         let origin = Box::new(CallOrigin {
             sip_call_id: sip_call_id.clone(),
             call_ref: Some(out.call_ref),
@@ -686,12 +695,12 @@ impl Engine {
                 let (out, _) = *b;
                 tracing::warn!(call_ref = %out.call_ref, %error, "cannot open an RTP port for an outbound call");
                 let mut variables = out.variables;
-                variables
-                    .entry("dialled".to_owned())
-                    .or_insert_with(|| out.to.clone());
-                variables
-                    .entry("caller".to_owned())
-                    .or_insert_with(|| out.from.clone());
+                variables.extend(party_variables(
+                    CallDirection::Outbound,
+                    &out.from,
+                    &out.to,
+                    true,
+                ));
                 self.emit(EngineEvent::CallFailed {
                     call,
                     origin: Box::new(CallOrigin {
@@ -1192,21 +1201,30 @@ impl Engine {
             .ok()
             .and_then(|u| u.user)
             .unwrap_or_default();
-        let caller = invite
-            .headers
-            .get("From")
-            .and_then(|f| parse_name_addr(f).ok())
-            .and_then(|n| parse_uri(&n.uri).ok())
-            .and_then(|u| u.user)
-            .unwrap_or_default();
-        tracing::info!(%call_id, %source, from = %Pii(&caller), to = %Pii(&dialled), "incoming call");
+        // The caller's number: the From user (anyone can type it), or the identity a
+        // trusted proxy asserted (RFC 3325) — only that one counts as verified.
+        let asserted = crate::sip::acl::any_contains(&self.cfg.trusted, source.ip())
+            .then(|| asserted_identity(invite))
+            .flatten();
+        let verified = asserted.is_some();
+        let caller = asserted.unwrap_or_else(|| {
+            invite
+                .headers
+                .get("From")
+                .and_then(|f| parse_name_addr(f).ok())
+                .and_then(|n| parse_uri(&n.uri).ok())
+                .and_then(|u| u.user)
+                .unwrap_or_default()
+        });
+        tracing::info!(%call_id, %source, from = %Pii(&caller), to = %Pii(&dialled), verified, "incoming call");
 
-        let scenario_name = self
-            .cfg
-            .routes
-            .get(&dialled)
-            .cloned()
-            .unwrap_or_else(|| dialled.clone());
+        let Some(scenario_name) = self.cfg.inbound.route(&dialled).map(str::to_owned) else {
+            // Not a number this node answers (a scanner probing, or an outbound-only
+            // scenario's name): one stateless answer, no event.
+            tracing::info!(%call_id, to = %Pii(&dialled), "no route for the dialled number");
+            self.ua.reject_stateless(now, call, 404, "Not Found", &[]);
+            return;
+        };
         let origin = |variables: BTreeMap<String, String>| {
             Box::new(CallOrigin {
                 sip_call_id: call_id.clone(),
@@ -1270,7 +1288,8 @@ impl Engine {
                 &[("Retry-After", "5".to_owned())],
             );
             if let Some(scenario) = self.scenarios.get(&scenario_name) {
-                let variables = refused_variables(Some(scenario), invite, &caller, &dialled);
+                let variables =
+                    refused_variables(Some(scenario), invite, &caller, &dialled, verified);
                 self.emit(EngineEvent::CallFailed {
                     call,
                     origin: origin(variables),
@@ -1287,7 +1306,7 @@ impl Engine {
             self.ua.reject_stateless(now, call, 404, "Not Found", &[]);
             return;
         };
-        let variables = match sip_variables(&scenario, invite, &caller, &dialled) {
+        let variables = match sip_variables(&scenario, invite, &caller, &dialled, verified) {
             Ok(v) => v,
             Err(why) => {
                 tracing::info!(%call_id, %why, "a header the scenario reads is unusable; refusing the call");
@@ -1561,9 +1580,9 @@ impl Engine {
     }
 }
 
-/// An inbound call's starting variables: `caller`, `dialled`, and each variable the
-/// scenario lets the caller's INVITE set (`from: sip_header X-Order-Id`), checked against
-/// its declared type and `max_length`. Every other header is ignored: a caller does not
+/// An inbound call's starting variables: the built-ins (`caller`, `dialled`, `customer`,
+/// `direction`), and each variable the scenario lets the caller's INVITE set
+/// (`from: sip_header X-Order-Id`), checked against its declared type and `max_length`. Every other header is ignored: a caller does not
 /// choose where the robot calls or what it tells the CRM (issue 12). `Err` says which
 /// header is wrong and why (the call is refused with 400).
 pub fn sip_variables(
@@ -1571,6 +1590,7 @@ pub fn sip_variables(
     invite: &Request,
     caller: &str,
     dialled: &str,
+    verified: bool,
 ) -> Result<BTreeMap<String, String>, String> {
     let mut vars = BTreeMap::new();
     for var in scenario.variables.values() {
@@ -1599,8 +1619,12 @@ pub fn sip_variables(
             .map_err(|e| format!("{header}: {e} (a {} value)", var.ty.name()))?;
         vars.insert(var.name.clone(), value.to_owned());
     }
-    vars.insert("caller".to_owned(), caller.to_owned());
-    vars.insert("dialled".to_owned(), dialled.to_owned());
+    vars.extend(party_variables(
+        CallDirection::Inbound,
+        caller,
+        dialled,
+        verified,
+    ));
     Ok(vars)
 }
 
@@ -1610,15 +1634,32 @@ fn refused_variables(
     invite: &Request,
     caller: &str,
     dialled: &str,
+    verified: bool,
 ) -> BTreeMap<String, String> {
     scenario
-        .and_then(|s| sip_variables(s, invite, caller, dialled).ok())
-        .unwrap_or_else(|| {
-            BTreeMap::from([
-                ("caller".to_owned(), caller.to_owned()),
-                ("dialled".to_owned(), dialled.to_owned()),
-            ])
-        })
+        .and_then(|s| sip_variables(s, invite, caller, dialled, verified).ok())
+        .unwrap_or_else(|| party_variables(CallDirection::Inbound, caller, dialled, verified))
+}
+
+/// The number in an INVITE's `P-Asserted-Identity` (RFC 3325): the user part of the first
+/// `sip:`/`sips:` URI, or the number of a `tel:` URI. Only meaningful from a trusted source.
+pub fn asserted_identity(invite: &Request) -> Option<String> {
+    let value = invite.headers.get("P-Asserted-Identity")?;
+    value.split(',').find_map(|one| {
+        let uri = parse_name_addr(one.trim()).ok()?.uri;
+        let number = match uri.get(..4) {
+            Some(scheme) if scheme.eq_ignore_ascii_case("tel:") => {
+                uri[4..].split(';').next().unwrap_or("").to_owned()
+            }
+            _ => parse_uri(&uri).ok()?.user?,
+        };
+        let ok = !number.is_empty()
+            && number.len() <= 64
+            && number
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.()*#".contains(c));
+        ok.then_some(number)
+    })
 }
 
 /// A key from SIP INFO: `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod asr;
 pub mod call;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod crm;

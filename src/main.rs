@@ -138,6 +138,13 @@ struct ServeArgs {
     /// and sends `POST /v1/calls {"to":"100",…}` as `sip:100@HOST:PORT` through it.
     #[arg(long)]
     trunk: Option<String>,
+    /// Inbound calls may reach any scenario by its file name as the dialled number
+    /// (default: only when SIP listens on loopback; otherwise `routes:` only).
+    #[arg(long, value_name = "true|false")]
+    inbound_by_name: Option<bool>,
+    /// Start even when a scenario inbound calls can reach does not load (it is left out).
+    #[arg(long)]
+    allow_broken_scenarios: bool,
 }
 
 #[derive(clap::Args)]
@@ -348,6 +355,12 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if args.log_pii {
         cfg.log.pii = true;
+    }
+    if let Some(b) = args.inbound_by_name {
+        cfg.inbound_by_name = Some(b);
+    }
+    if args.allow_broken_scenarios {
+        cfg.allow_broken_scenarios = true;
     }
     if let Some(t) = &args.trunk {
         match ivrflow::config::TrunkConfig::from_uri("default", t) {

@@ -354,6 +354,17 @@ fn every_operation_answers_as_documented() {
         422
     );
 
+    // A reload with nothing changed: everything loaded, nothing updated.
+    let r = api.post("/v1/scenarios/reload", "");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["updated"], json!([]));
+    assert!(
+        r.json["loaded"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("order-confirmation"))
+    );
+
     // A console session: reads with the cookie alone; changes need the console header.
     let cookie = login_cookie(&base, TOKEN).expect("a session cookie");
     assert!(login_cookie(&base, "wrong-token-000000000").is_none());

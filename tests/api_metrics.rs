@@ -182,9 +182,19 @@ fn a_real_call_shows_in_the_metrics() {
     );
     uac.ack("order-confirmation");
     assert!(
-        wait_prompt(&uac.rtp, 2, Duration::from_secs(20)),
-        "the question never started"
+        wait_prompt(&uac.rtp, 1, Duration::from_secs(20)),
+        "the greeting never started"
     );
+    // Speak once the call is in the question (the greeting before it does not listen).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.get("/v1/status").json["calls"][0]["node"] != "confirm" {
+        assert!(
+            Instant::now() < deadline,
+            "the question never started\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let words: Vec<i16> = voice().into_iter().take(8000).collect();
     speak(&mut uac, &words);
     speak(&mut uac, &[0i16; 12000]);

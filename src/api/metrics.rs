@@ -260,6 +260,9 @@ pub struct Metrics {
     /// Recognition jobs by what became of them in the queue: `replaced` (a newer
     /// utterance of the same call took its place), `cancelled`, `refused` (queue full).
     pub asr_jobs: Family<ResultLabel, Counter>,
+    /// Scenario reloads (SIGHUP, `POST /v1/scenarios/reload`) by result: `ok`, `partial`
+    /// (some files kept their previous version or were left out).
+    pub scenario_reloads: Family<ResultLabel, Counter>,
     /// Deadlines a state machine handed back still due after handling them (a bug; see
     /// `crate::timers`).
     pub timer_violations: Counter,
@@ -432,6 +435,7 @@ impl Metrics {
             rtp_tick_lateness_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 12)),
             asr_decode_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
             asr_jobs: Family::default(),
+            scenario_reloads: Family::default(),
             timer_violations: Counter::default(),
             store_failing: Gauge::default(),
             rtp_foreign_dropped: Counter::default(),
@@ -560,6 +564,16 @@ impl Metrics {
         );
         for result in ["replaced", "cancelled", "refused"] {
             let _ = m.asr_jobs.get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            });
+        }
+        registry.register(
+            "scenario_reloads",
+            "Scenario reloads by result (ok, partial: some files kept their previous version)",
+            m.scenario_reloads.clone(),
+        );
+        for result in ["ok", "partial"] {
+            let _ = m.scenario_reloads.get_or_create(&ResultLabel {
                 result: result.to_owned(),
             });
         }
@@ -924,6 +938,24 @@ impl Metrics {
         match self.known.lock() {
             Ok(k) if k.scenarios.contains(name) => name.to_owned(),
             _ => "other".to_owned(),
+        }
+    }
+
+    /// Scenarios put in service by a reload get their label values too (at 0).
+    pub fn scenarios_loaded(&self, names: &[String]) {
+        if let Ok(mut k) = self.known.lock() {
+            k.scenarios.extend(names.iter().cloned());
+        }
+        for direction in ["inbound", "outbound"] {
+            for scenario in names {
+                for result in INVITE_RESULTS {
+                    let _ = self.invites.get_or_create(&InviteLabels {
+                        direction: direction.to_owned(),
+                        scenario: scenario.clone(),
+                        result: result.to_owned(),
+                    });
+                }
+            }
         }
     }
 

@@ -18,6 +18,7 @@
 //! (`store::StoreHandle::run`); what changed reaches the node as a `node::Command`. Not here:
 //! dialing queued calls (the node).
 
+pub mod conn;
 pub mod console;
 pub mod graph;
 pub mod metrics;
@@ -39,6 +40,7 @@ use sha2::{Digest, Sha256};
 use crate::crm::events::{self, rfc3339, unix_ms};
 use crate::crm::signing::constant_time_eq;
 use crate::node::{Command, NodeStatus};
+use crate::scenario::Scenario;
 use crate::store::StoreHandle;
 use crate::store::admin::event_json;
 use crate::store::{
@@ -52,12 +54,14 @@ use metrics::Metrics;
 pub struct ApiState {
     pub store: StoreHandle,
     pub token: Arc<str>,
-    /// Names of the loaded scenarios (`POST /v1/calls` must name one).
-    pub scenarios: Arc<BTreeSet<String>>,
+    /// The scenarios in service (`POST /v1/calls` must name one; `/v1/scenarios`, graphs);
+    /// replaced by a reload.
+    pub scenarios: ScenarioView,
+    /// Asks for a reload of the scenarios and prompts (`POST /v1/scenarios/reload`); none
+    /// when the process cannot reload (tests of the handlers alone).
+    pub reload: Option<tokio::sync::mpsc::UnboundedSender<ReloadRequest>>,
     /// Names of the configured campaigns (`POST /v1/calls` may name one).
     pub campaigns: Arc<BTreeSet<String>>,
-    /// The loaded scenarios themselves (`/v1/scenarios`, graphs).
-    pub graphs: Arc<BTreeMap<String, Arc<crate::scenario::Scenario>>>,
     /// A trunk is configured: outbound calls can be placed (`POST /v1/calls` is 422
     /// otherwise).
     pub has_trunk: bool,
@@ -70,6 +74,36 @@ pub struct ApiState {
     pub status: NodeView,
     /// Default deadline of `POST /v1/admin/drain`.
     pub drain_timeout: Duration,
+}
+
+/// Where a reload's report goes.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<crate::catalog::Report>;
+
+/// The scenarios in service, shared with the handlers; a reload swaps the whole map.
+#[derive(Clone, Default)]
+pub struct ScenarioView(Arc<std::sync::RwLock<Scenarios>>);
+
+/// Scenario name → its compiled graph.
+pub type Scenarios = Arc<BTreeMap<String, Arc<Scenario>>>;
+
+impl ScenarioView {
+    pub fn new(scenarios: BTreeMap<String, Arc<Scenario>>) -> ScenarioView {
+        ScenarioView(Arc::new(std::sync::RwLock::new(Arc::new(scenarios))))
+    }
+
+    pub fn set(&self, scenarios: BTreeMap<String, Arc<Scenario>>) {
+        if let Ok(mut g) = self.0.write() {
+            *g = Arc::new(scenarios);
+        }
+    }
+
+    pub fn get(&self) -> Scenarios {
+        self.0.read().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    pub fn names(&self) -> BTreeSet<String> {
+        self.get().keys().cloned().collect()
+    }
 }
 
 /// The node's last reported [`NodeStatus`] and when it came, shared with the handlers.
@@ -169,6 +203,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/calls", post(create_call).get(list_calls))
         .route("/v1/status", get(node_status))
         .route("/v1/scenarios", get(list_scenarios))
+        .route("/v1/scenarios/reload", post(reload_scenarios))
         .route("/v1/scenarios/{name}/graph.svg", get(scenario_graph))
         .route("/v1/calls/{id}", get(get_call).delete(cancel_call))
         .route("/v1/events", get(list_events))
@@ -191,9 +226,13 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Serve the API on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, state: ApiState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+/// Serve the API on `listener` until the task is dropped, within the connection limits.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    limits: conn::Limits,
+) -> std::io::Result<()> {
+    conn::serve(listener, router(state), limits).await
 }
 
 async fn require_token(State(st): State<ApiState>, req: Request, next: Next) -> Response {
@@ -473,7 +512,7 @@ async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes
             })
         })
         .transpose()?;
-    let req = parse_call_request(&body, header_key, &st.scenarios, &st.campaigns)?;
+    let req = parse_call_request(&body, header_key, &st.scenarios.names(), &st.campaigns)?;
     if !st.has_trunk {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -1001,7 +1040,8 @@ async fn node_status(State(st): State<ApiState>) -> ApiResult {
 /// `GET /v1/scenarios`: the loaded scenarios and their nodes.
 async fn list_scenarios(State(st): State<ApiState>) -> ApiResult {
     let list: Vec<Value> = st
-        .graphs
+        .scenarios
+        .get()
         .iter()
         .map(|(name, s)| {
             json!({
@@ -1017,6 +1057,29 @@ async fn list_scenarios(State(st): State<ApiState>) -> ApiResult {
     Ok(axum::Json(json!({ "scenarios": list })).into_response())
 }
 
+/// `POST /v1/scenarios/reload`: re-read the scenario files and prompts (as SIGHUP does).
+/// 200 with the report when every file loaded; 422 with the same report when some did not
+/// (each keeps its previous version, if it had one); 503 when this process cannot reload.
+async fn reload_scenarios(State(st): State<ApiState>) -> ApiResult {
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this process cannot reload its scenarios",
+            None,
+        )
+    };
+    let tx = st.reload.as_ref().ok_or_else(unavailable)?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    tx.send(reply).map_err(|_| unavailable())?;
+    let report = answer.await.map_err(|_| unavailable())?;
+    let status = if report.ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    Ok((status, axum::Json(report)).into_response())
+}
+
 /// `GET /v1/scenarios/{name}/graph.svg?path=a,b,c`: the scenario drawn by Graphviz, with
 /// the path (a call's `trace.nodes`) drawn on it. 503 when Graphviz is not installed.
 async fn scenario_graph(
@@ -1024,7 +1087,7 @@ async fn scenario_graph(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> ApiResult {
-    let scenario = st.graphs.get(&name).cloned().ok_or_else(|| {
+    let scenario = st.scenarios.get().get(&name).cloned().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no scenario {name:?}"),

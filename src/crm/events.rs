@@ -131,6 +131,9 @@ pub struct CallIdentity {
     pub from: String,
     /// Dialled number (inbound: the Request-URI user part; outbound: the callee).
     pub to: String,
+    /// The customer's number is theirs: asserted by a trusted proxy (inbound), or dialled
+    /// by the robot (outbound). An inbound `from` without it is only what the caller sent.
+    pub customer_verified: bool,
 }
 
 /// `call.queued`: an outbound call was accepted by `POST /v1/calls`.
@@ -202,6 +205,7 @@ mod tests {
             direction: "inbound",
             from: "15551230000".into(),
             to: "100".into(),
+            customer_verified: false,
         }
     }
 

@@ -75,7 +75,10 @@ pub(super) fn engine_with(t0: Instant, name: &str, yaml: &str) -> Engine {
             timers: TimerValues::default(),
         },
         media_ip: "127.0.0.1".parse().unwrap(),
-        routes: BTreeMap::new(),
+        inbound: crate::catalog::Inbound {
+            routes: BTreeMap::new(),
+            by_name: true,
+        },
         max_calls: 10,
         seed: 7,
         transfer_route: None,
@@ -960,4 +963,73 @@ fn one_source_gets_its_share_of_calls() {
         );
     }
     assert_eq!(statuses(&mut e).iter().filter(|c| **c == 200).count(), 5);
+}
+
+/// Issue 14.3, caller identity: a From header is whatever the caller typed; only a
+/// `P-Asserted-Identity` from a trusted proxy makes the number the customer's
+/// (`customer_verified`), and it is the number the scenario and the CRM get.
+#[test]
+fn only_a_trusted_proxy_can_assert_who_is_calling() {
+    let t0 = Instant::now();
+    let caller: SocketAddr = CALLER.parse().unwrap();
+    let pai = "P-Asserted-Identity: \"Ann\" <sip:+15557654321@trunk.example;user=phone>, <tel:+15557654321>\r\n";
+    let started = |e: &mut Engine| {
+        std::iter::from_fn(|| e.poll_event())
+            .find_map(|ev| match ev {
+                EngineEvent::CallStarted { origin, .. } => Some(origin.variables),
+                _ => None,
+            })
+            .expect("started")
+    };
+    // From a source that is not trusted: the header is ignored.
+    let mut e = engine_with(t0, "hello", SPEECH);
+    let mut p = ports();
+    e.handle_sip_with(
+        t0,
+        caller,
+        &invite("hello", "pai-1", pai, "127.0.0.1"),
+        &mut p,
+    );
+    let vars = started(&mut e);
+    assert_eq!(vars["caller"], "15551230000");
+    assert_eq!(vars["customer"], "15551230000");
+    assert_eq!(vars["customer_verified"], "false");
+
+    // From a trusted proxy: the asserted number, verified.
+    let mut e = engine_with(t0, "hello", SPEECH);
+    e.cfg.trusted = vec![crate::sip::acl::Net::parse("127.0.0.1").unwrap()];
+    e.handle_sip_with(
+        t0,
+        caller,
+        &invite("hello", "pai-2", pai, "127.0.0.1"),
+        &mut p,
+    );
+    let vars = started(&mut e);
+    assert_eq!(vars["customer"], "+15557654321");
+    assert_eq!(vars["customer_verified"], "true");
+
+    // A trusted proxy that asserts nothing: the From, unverified; junk is not a number.
+    let mut e = engine_with(t0, "hello", SPEECH);
+    e.cfg.trusted = vec![crate::sip::acl::Net::parse("127.0.0.1").unwrap()];
+    let junk = "P-Asserted-Identity: <sip:evil\"@x>, garbage\r\n";
+    e.handle_sip_with(
+        t0,
+        caller,
+        &invite("hello", "pai-3", junk, "127.0.0.1"),
+        &mut p,
+    );
+    let vars = started(&mut e);
+    assert_eq!(vars["customer"], "15551230000");
+    assert_eq!(vars["customer_verified"], "false");
+
+    let tel = crate::sip::message::parse(&invite(
+        "hello",
+        "pai-4",
+        "P-Asserted-Identity: <tel:+44-20-7946-0000;phone-context=x>\r\n",
+        "127.0.0.1",
+    ));
+    let Ok(Message::Request(r)) = tel else {
+        panic!()
+    };
+    assert_eq!(asserted_identity(&r).as_deref(), Some("+44-20-7946-0000"));
 }

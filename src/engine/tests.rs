@@ -44,7 +44,10 @@ fn engine(t0: Instant) -> Engine {
             timers: TimerValues::default(),
         },
         media_ip: "127.0.0.1".parse().unwrap(),
-        routes: BTreeMap::new(),
+        inbound: crate::catalog::Inbound {
+            routes: BTreeMap::new(),
+            by_name: true,
+        },
         max_calls: 10,
         seed: 7,
         transfer_route: None,

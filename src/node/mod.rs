@@ -145,6 +145,9 @@ pub enum Command {
     /// the rest (`call.failed`, `shutdown`). A second drain with a shorter deadline
     /// brings the end forward. [`Node::drained`] says when the process may exit.
     Drain { deadline: Duration },
+    /// Serve a reloaded set of scenarios, prompts and routes from now on (calls up keep
+    /// theirs).
+    Reload(Box<crate::catalog::Catalog>),
 }
 
 /// What the node wants done, in order. An [`Output::Rtp`] payload borrows the node: use it
@@ -387,6 +390,7 @@ impl Node {
     fn command(&mut self, now: Instant, cmd: Command) {
         match cmd {
             Command::Queued(c) => self.outbound.enqueue(*c),
+            Command::Reload(c) => self.engine.set_catalog(*c),
             Command::Cancelled(id) => self.outbound.cancel(&id),
             Command::Dnc { number, listed } => self.outbound.set_dnc(&number, listed),
             Command::Recovered(calls) => {

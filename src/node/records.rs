@@ -53,7 +53,16 @@ fn identity(o: &CallOrigin) -> CallIdentity {
         direction: o.direction,
         from: o.from.clone(),
         to: o.to.clone(),
+        customer_verified: verified(o.direction, &o.variables),
     }
+}
+
+/// Outbound calls are verified (we dialled); inbound ones when the built-in says so.
+fn verified(direction: &str, vars: &BTreeMap<String, String>) -> bool {
+    direction == "outbound"
+        || vars
+            .get(crate::scenario::builtins::CUSTOMER_VERIFIED)
+            .is_some_and(|v| v == "true")
 }
 
 fn new_call(call_ref: &str, o: &CallOrigin, state: CallState) -> NewCall {
@@ -235,6 +244,7 @@ impl Recorder {
             direction: "outbound",
             from: call.from.clone().unwrap_or_default(),
             to: call.to.clone().unwrap_or_default(),
+            customer_verified: true,
         };
         let mut data = events::failed_data(&ident, &call.variables, FailReason::Blocked, None, why);
         if let Value::Object(m) = &mut data {
@@ -360,6 +370,7 @@ pub fn interrupted(ids: &mut Ids, call: &CallRecord, now: UnixMs) -> Record {
         direction: call.direction.as_str(),
         from: call.from.clone().unwrap_or_default(),
         to: call.to.clone().unwrap_or_default(),
+        customer_verified: verified(call.direction.as_str(), &call.variables),
     };
     let vars: BTreeMap<String, String> = call.variables.clone();
     Record {

@@ -37,7 +37,10 @@ pub(crate) fn config(t0: Instant, trunks: Vec<TrunkSetup>) -> NodeConfig {
                 timers: TimerValues::default(),
             },
             media_ip: "127.0.0.1".parse().unwrap(),
-            routes: BTreeMap::new(),
+            inbound: crate::catalog::Inbound {
+                routes: BTreeMap::new(),
+                by_name: true,
+            },
             max_calls: 10,
             seed: 7,
             transfer_route: None,

@@ -20,13 +20,14 @@
 
 pub mod http;
 pub mod media;
+pub mod reload;
 pub mod services;
 pub mod speech;
 pub mod store;
 pub mod systemd;
 pub mod webhook;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -38,36 +39,50 @@ use tokio::sync::mpsc;
 use crate::api::metrics::SipDirection;
 use crate::config::Config;
 use crate::engine::EngineConfig;
-use crate::media::prompts::PromptCache;
 use crate::node::{Command, Input, Node, NodeConfig, Output, TrunkSetup};
 use crate::sip::ua::{TimerValues, Transmit, UaConfig};
 use media::{MediaSockets, RtpBatch};
 use services::Services;
 
-/// Load scenarios and prompts, bind the SIP socket, and run until Ctrl-C / SIGTERM.
+/// Load scenarios and prompts, bind the SIP socket, and run until Ctrl-C / SIGTERM (a
+/// drain); SIGHUP reloads the scenarios and prompts.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     crate::pii::set_reveal(cfg.log.pii);
-    let (scenarios, errors) = crate::scenario::load_dir(&cfg.scenarios);
-    for e in &errors {
-        tracing::error!("{e}");
+    let mut paths = reload::Paths {
+        scenarios: cfg.scenarios.clone(),
+        audio: cfg.audio.clone(),
+        inbound: cfg.inbound(),
+        // Checked below: the model loads when a scenario needs it, or serve stops.
+        speech: true,
+        config: cfg.source.clone(),
+    };
+    let (catalog, report) = crate::catalog::load(&paths.sources(), None)
+        .map_err(anyhow::Error::msg)
+        .context("loading the scenarios")?;
+    reload::log_report("loaded", &report);
+    let blocking = report.blocking(&catalog.inbound);
+    if !blocking.is_empty() && !cfg.allow_broken_scenarios {
+        anyhow::bail!(
+            "{} problem(s) in scenarios that inbound calls can reach (above); fix them, or start with --allow-broken-scenarios to leave those scenarios out",
+            blocking.len()
+        );
     }
-    if scenarios.is_empty() {
+    if catalog.scenarios.is_empty() {
         anyhow::bail!(
             "no usable scenario in {} ({} failed to load)",
             cfg.scenarios.display(),
-            errors.len()
+            report.problems.len()
         );
     }
-    let prompts = PromptCache::load_dir(&cfg.audio)
-        .with_context(|| format!("loading prompts from {}", cfg.audio.display()))?;
-    tracing::info!(
-        scenarios = %scenarios.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
-        prompts = prompts.len(),
-        "loaded"
-    );
+    if !catalog.inbound.by_name && catalog.inbound.routes.is_empty() {
+        tracing::warn!(
+            "no inbound route (routes:) and inbound_by_name is off: every inbound call gets 404"
+        );
+    }
     // Before the SIP socket opens: a scenario that accepts speech needs a working model.
     let metrics = Arc::new(crate::api::metrics::Metrics::new());
-    let speech = speech::Speech::start(&cfg.asr, &scenarios, metrics.clone())?;
+    let speech = speech::Speech::start(&cfg.asr, &catalog.scenarios, metrics.clone())?;
+    paths.speech = speech.is_some();
     let sip = UdpSocket::bind(cfg.sip.listen)
         .await
         .with_context(|| format!("binding SIP UDP socket {}", cfg.sip.listen))?;
@@ -76,7 +91,16 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let trunks = resolve_trunks(&cfg).await?;
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let mut svc = Services::start(&cfg, scenarios.clone(), commands_tx, metrics).await?;
+    let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+    let view = crate::api::ScenarioView::new(catalog.scenarios.clone());
+    let mut svc = Services::start(
+        &cfg,
+        view.clone(),
+        reload_tx.clone(),
+        commands_tx.clone(),
+        metrics,
+    )
+    .await?;
     let (queued, dnc, lost) = svc
         .store
         .run({
@@ -100,7 +124,6 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     }
     let seed = rand::make_rng::<rand::rngs::StdRng>().next_u64();
-    let scenarios: BTreeMap<_, _> = scenarios;
     let now = Instant::now();
     let mut node = Node::new(NodeConfig {
         engine: EngineConfig {
@@ -111,7 +134,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
                 timers: TimerValues::default(),
             },
             media_ip: cfg.sdp_ip(),
-            routes: cfg.routes.clone(),
+            inbound: catalog.inbound.clone(),
             max_calls: cfg.max_calls,
             seed,
             transfer_route: None,
@@ -120,8 +143,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             max_calls_per_source: cfg.max_calls_per_source(),
             trusted: cfg.sip.guard().map_err(anyhow::Error::msg)?.trusted,
         },
-        scenarios,
-        prompts: Arc::new(prompts),
+        scenarios: catalog.scenarios.clone(),
+        prompts: catalog.prompts.clone(),
         trunks,
         campaigns,
         campaign_trunks,
@@ -156,6 +179,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (ports, rtp_rx) =
         MediaSockets::start(cfg.rtp_ip(), range).context("starting the RTP receive thread")?;
     let drain = cfg.drain_timeout().map_err(anyhow::Error::msg)?;
+    let reloader = reload::spawn(
+        paths,
+        catalog,
+        view,
+        commands_tx,
+        svc.metrics.clone(),
+        reload_rx,
+    );
     systemd::notify("READY=1");
     let r = drive(
         node,
@@ -165,9 +196,11 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         &mut svc,
         speech,
         commands_rx,
+        reload_tx,
         drain,
     )
     .await;
+    reloader.abort();
     if r.is_ok() {
         flush_outbox(&svc, Duration::from_secs(5)).await;
     }
@@ -461,6 +494,7 @@ async fn drive(
     svc: &mut Services,
     mut speech: Option<speech::Speech>,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    reload: mpsc::UnboundedSender<crate::api::ReloadRequest>,
     drain: Duration,
 ) -> anyhow::Result<()> {
     let mut buf = vec![0u8; 65535];
@@ -554,7 +588,10 @@ async fn drive(
                     node.handle_input(Instant::now(), Input::Command(Command::Drain { deadline }));
                 }
                 Signal::Reload => {
-                    tracing::info!("SIGHUP: reload requested");
+                    tracing::info!("SIGHUP: reloading the scenarios and prompts");
+                    // The report is logged by the reloader; no one waits for it here.
+                    let (reply, _) = tokio::sync::oneshot::channel();
+                    let _ = reload.send(reply);
                 }
             },
         }

@@ -9,7 +9,6 @@
 //!
 //! Not here: the drive loop itself (rt::drive).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +47,8 @@ pub struct Services {
 impl Services {
     pub async fn start(
         cfg: &Config,
-        scenarios: BTreeMap<String, Arc<crate::scenario::Scenario>>,
+        scenarios: api::ScenarioView,
+        reload: mpsc::UnboundedSender<api::ReloadRequest>,
         node: tokio::sync::mpsc::UnboundedSender<Command>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Services> {
@@ -77,7 +77,7 @@ impl Services {
             .chain(cfg.campaigns.iter().map(|c| c.name.clone()))
             .collect();
         metrics.init(&crate::api::metrics::Labels {
-            scenarios: scenarios.keys().cloned().collect(),
+            scenarios: scenarios.get().keys().cloned().collect(),
             campaigns: campaigns.clone(),
             trunks: cfg.trunks.iter().map(|t| t.name.clone()).collect(),
         });
@@ -114,8 +114,8 @@ impl Services {
                 let state = ApiState {
                     store: store.clone(),
                     token: token.trim().into(),
-                    scenarios: Arc::new(scenarios.keys().cloned().collect()),
-                    graphs: Arc::new(scenarios),
+                    scenarios,
+                    reload: Some(reload),
                     has_trunk: !cfg.trunks.is_empty(),
                     node_name: cfg.store.node.as_str().into(),
                     campaigns: Arc::new(campaigns.into_iter().collect()),
@@ -124,8 +124,9 @@ impl Services {
                     status: status.clone(),
                     drain_timeout: cfg.drain_timeout().map_err(anyhow::Error::msg)?,
                 };
+                let limits = cfg.api.limits().map_err(anyhow::Error::msg)?;
                 tasks.push(tokio::spawn(async move {
-                    if let Err(e) = api::serve(listener, state).await {
+                    if let Err(e) = api::serve(listener, state, limits).await {
                         tracing::error!(error = %e, "control API stopped");
                     }
                 }));

@@ -20,8 +20,9 @@ use crate::api::metrics::Metrics;
 use crate::asr::pool::{AsrPool, Done, Job, PoolOptions};
 use crate::asr::whisper::{DecodeOptions, WhisperModel};
 use crate::asr::{Recognizer, Transcript};
+use crate::catalog::accepts_speech;
 use crate::config::AsrConfig;
-use crate::scenario::{InputMode, NodeKind, Scenario};
+use crate::scenario::Scenario;
 use crate::sip::ua::CallHandle;
 
 /// A recognition result for a call.
@@ -39,15 +40,6 @@ pub struct Speech {
     /// Results for jobs refused at once (queue full) go here too.
     tx: mpsc::UnboundedSender<SpeechResult>,
     refused: std::sync::atomic::AtomicUsize,
-}
-
-/// Whether a scenario needs the recogniser.
-pub fn accepts_speech(s: &Scenario) -> bool {
-    s.nodes.iter().any(|n| match &n.kind {
-        NodeKind::Ask(ask) => ask.inputs.contains(&InputMode::Speech),
-        NodeKind::Record(r) => r.transcribe,
-        _ => false,
-    })
 }
 
 impl Speech {

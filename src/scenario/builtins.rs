@@ -10,6 +10,11 @@
 //! | `dialled` | the number the customer dialled (the DID, Request-URI user) | the customer's number (the request's `to`) |
 //! | `customer` | = `caller` | = `dialled` |
 //! | `direction` | `inbound` | `outbound` |
+//! | `customer_verified` | `true` only when a trusted proxy asserted the number (`P-Asserted-Identity`) | `true` (we dialled it) |
+//!
+//! A From header is whatever the caller typed: on an inbound call `customer` is only known
+//! to be the customer's when `customer_verified` is `true`. Actions that trust the number
+//! (an opt-out, a text to the caller, changing an order) should branch on it.
 //!
 //! `caller` and `dialled` keep meaning what their names say in both directions; a scenario
 //! that texts, calls back or opts out *the customer* uses `customer`, which is right both
@@ -28,10 +33,12 @@ pub const DIALLED: &str = "dialled";
 pub const CUSTOMER: &str = "customer";
 /// `inbound` or `outbound`.
 pub const DIRECTION: &str = "direction";
+/// `true` when the customer's number is known to be theirs, else `false`.
+pub const CUSTOMER_VERIFIED: &str = "customer_verified";
 
 /// The built-in variables with their one-line meaning (for the docs, the implicit
 /// declarations and the linter's hints).
-pub const BUILTINS: [(&str, &str); 4] = [
+pub const BUILTINS: [(&str, &str); 5] = [
     (
         CALLER,
         "the number that placed the call: the customer's inbound, ours outbound (built-in)",
@@ -45,6 +52,10 @@ pub const BUILTINS: [(&str, &str); 4] = [
         "the other party's number: the caller inbound, the callee outbound (built-in)",
     ),
     (DIRECTION, "`inbound` or `outbound` (built-in)"),
+    (
+        CUSTOMER_VERIFIED,
+        "`true` when the customer's number was asserted by a trusted proxy or dialled by us (built-in)",
+    ),
 ];
 
 /// Whether `name` is one of the built-in, runtime-set variables.
@@ -78,12 +89,15 @@ impl CallDirection {
     }
 }
 
-/// The values of the four built-ins for a call from `caller` to `dialled` (SIP From user
-/// and Request-URI / `to` user, as the call has them).
+/// The values of the built-ins for a call from `caller` to `dialled` (SIP From user, or the
+/// asserted identity, and Request-URI / `to` user, as the call has them). `asserted`: an
+/// inbound caller's number came from a trusted proxy's `P-Asserted-Identity` (outbound
+/// calls are always verified: the robot dialled the number).
 pub fn party_variables(
     direction: CallDirection,
     caller: &str,
     dialled: &str,
+    asserted: bool,
 ) -> BTreeMap<String, String> {
     let customer = match direction {
         CallDirection::Inbound => caller,
@@ -94,6 +108,10 @@ pub fn party_variables(
         (DIALLED.to_string(), dialled.to_string()),
         (CUSTOMER.to_string(), customer.to_string()),
         (DIRECTION.to_string(), direction.as_str().to_string()),
+        (
+            CUSTOMER_VERIFIED.to_string(),
+            (asserted || direction == CallDirection::Outbound).to_string(),
+        ),
     ])
 }
 
@@ -103,12 +121,16 @@ mod tests {
 
     #[test]
     fn the_customer_is_the_other_party_in_both_directions() {
-        let inbound = party_variables(CallDirection::Inbound, "+15551230000", "100");
+        let inbound = party_variables(CallDirection::Inbound, "+15551230000", "100", false);
+        assert_eq!(inbound[CUSTOMER_VERIFIED], "false");
+        let asserted = party_variables(CallDirection::Inbound, "+15551230000", "100", true);
+        assert_eq!(asserted[CUSTOMER_VERIFIED], "true");
         assert_eq!(inbound[CALLER], "+15551230000");
         assert_eq!(inbound[DIALLED], "100");
         assert_eq!(inbound[CUSTOMER], "+15551230000");
         assert_eq!(inbound[DIRECTION], "inbound");
-        let outbound = party_variables(CallDirection::Outbound, "shop", "+15551230000");
+        let outbound = party_variables(CallDirection::Outbound, "shop", "+15551230000", false);
+        assert_eq!(outbound[CUSTOMER_VERIFIED], "true");
         assert_eq!(outbound[CALLER], "shop");
         assert_eq!(outbound[DIALLED], "+15551230000");
         assert_eq!(outbound[CUSTOMER], "+15551230000");

@@ -47,7 +47,7 @@ use crate::dialogue::{
 use crate::media::Codec;
 use crate::media::prompts::PromptCache;
 use crate::scenario::builtins::{
-    CALLER, CUSTOMER, CallDirection, DIALLED, DIRECTION, party_variables,
+    CALLER, CUSTOMER, CUSTOMER_VERIFIED, CallDirection, DIALLED, DIRECTION, party_variables,
 };
 use crate::scenario::{NodeId, Scenario, TransferMode};
 
@@ -91,12 +91,16 @@ pub fn call_variables(
         CallDirection::Inbound => {
             let customer = pick(&[CUSTOMER, CALLER], &given, SIM_CUSTOMER);
             let did = pick(&[DIALLED], &given, &scenario.name);
-            party_variables(direction, &customer, &did)
+            {
+                // A simulated inbound caller is as verified as the script says.
+                let asserted = given.get(CUSTOMER_VERIFIED).is_some_and(|v| v == "true");
+                party_variables(direction, &customer, &did, asserted)
+            }
         }
         CallDirection::Outbound => {
             let customer = pick(&[CUSTOMER, DIALLED], &given, SIM_CUSTOMER);
             let own = pick(&[CALLER], &given, SIM_OWN_NUMBER);
-            party_variables(direction, &own, &customer)
+            party_variables(direction, &own, &customer, true)
         }
     };
     given.extend(parties);

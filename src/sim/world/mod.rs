@@ -268,7 +268,10 @@ fn node_config(t0: Instant, now: Instant, seed: u64) -> NodeConfig {
                 timers: TimerValues::default(),
             },
             media_ip: node_addr().ip(),
-            routes: BTreeMap::new(),
+            inbound: crate::catalog::Inbound {
+                routes: BTreeMap::new(),
+                by_name: true,
+            },
             max_calls: 500,
             seed,
             transfer_route: None,
