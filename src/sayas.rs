@@ -606,7 +606,10 @@ pub enum SayKind {
     /// 1-99 (see [`ordinal`]).
     Ordinal,
     Money,
-    Date { year: bool, weekday: bool },
+    Date {
+        year: bool,
+        weekday: bool,
+    },
     Time,
 }
 

@@ -97,10 +97,8 @@ fn call_scenario(
         "{} is missing: run ./scripts/setup.sh (it fetches and converts the Whisper models)",
         model.display()
     );
-    let dir = std::env::temp_dir().join(format!(
-        "ivrflow-sipp-speech-{tag}-{}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("ivrflow-sipp-speech-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let xml = std::fs::read_to_string(fixture("sipp/uac_speech.xml"))
         .unwrap()

@@ -111,10 +111,7 @@ fn scenario(spoken_keys: bool, typeahead: bool) -> Arc<Scenario> {
                 "spoken_keys: false"
             },
         )
-        .replace(
-            "TYPEAHEAD",
-            if typeahead { "" } else { "typeahead: false" },
-        );
+        .replace("TYPEAHEAD", if typeahead { "" } else { "typeahead: false" });
     Arc::new(scenario::load_str("speech-answers.yaml", &text).unwrap_or_else(|e| panic!("{e}")))
 }
 
@@ -262,9 +259,17 @@ fn ordinals_answer_a_day_of_the_month_by_voice_and_keys() {
             ],
         );
         assert_eq!(answer(&r, "when").1, "2027-03-11", "{lang}");
-        assert_eq!(r.record.outcome.as_deref(), Some("done"), "{lang} {words:?}");
+        assert_eq!(
+            r.record.outcome.as_deref(),
+            Some("done"),
+            "{lang} {words:?}"
+        );
         let (input, value, _) = answer(&r, "day");
-        assert_eq!((input.as_str(), value.as_str()), ("speech", day), "{lang} {words:?}");
+        assert_eq!(
+            (input.as_str(), value.as_str()),
+            ("speech", day),
+            "{lang} {words:?}"
+        );
         assert_eq!(r.record.variables["day"], day);
     }
     // Keys: 1-2 digits and `#`; 45 is no day.
@@ -377,7 +382,9 @@ fn a_key_typed_during_the_greeting_answers_the_question_after_it() {
     assert_eq!(r.record.outcome.as_deref(), Some("done"));
     assert_eq!(answer(&r, "confirm").2.as_deref(), Some("confirm"));
     assert!(
-        r.plays().iter().any(|p| p.contains(&"en/cancelled".to_owned())),
+        r.plays()
+            .iter()
+            .any(|p| p.contains(&"en/cancelled".to_owned())),
         "the question is asked: {:?}",
         r.plays()
     );

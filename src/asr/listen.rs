@@ -758,7 +758,11 @@ mod tests {
         assert_eq!(r.text, "Да.");
         assert_eq!(r.decode, Duration::from_millis(120));
         assert!((r.confidence - 0.9).abs() < 1e-6);
-        let start = r.speech_start.expect("onset").duration_since(t0).as_millis() as u64;
+        let start = r
+            .speech_start
+            .expect("onset")
+            .duration_since(t0)
+            .as_millis() as u64;
         let end = r.speech_end.duration_since(t0).as_millis() as u64;
         assert!(start > onset && start < onset + 400, "onset {start} ms");
         assert!(end > start && end <= onset + 500, "end {end} ms");

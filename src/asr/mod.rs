@@ -109,7 +109,11 @@ pub fn split_alternatives(phrases: &[String]) -> (Vec<String>, Vec<usize>) {
     let mut flat = Vec::new();
     let mut group = Vec::new();
     for (g, entry) in phrases.iter().enumerate() {
-        for p in entry.split(ALTERNATIVES).map(str::trim).filter(|p| !p.is_empty()) {
+        for p in entry
+            .split(ALTERNATIVES)
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             flat.push(p.to_owned());
             group.push(g);
         }

@@ -246,9 +246,12 @@ pub fn run(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             out,
             "question               {} in {} (confidence {:.2}, confirm.min {})",
             args.node.as_deref().unwrap_or(""),
-            args.scenario.as_ref().map_or(String::new(), |p| p.display().to_string()),
+            args.scenario
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
             q.threshold,
-            q.confirm_min.map_or("- (no confirm:)".to_owned(), |m| format!("{m:.2}"))
+            q.confirm_min
+                .map_or("- (no confirm:)".to_owned(), |m| format!("{m:.2}"))
         );
         let _ = writeln!(
             out,

@@ -53,9 +53,7 @@ impl Dialogue {
         for _ in 0..TYPEAHEAD_REACH {
             match &self.scenario.node(target)?.kind {
                 NodeKind::Ask(ask) if ask.inputs.contains(&InputMode::Dtmf) => return Some(ask),
-                NodeKind::Set { next, .. } | NodeKind::Notify { next, .. } => {
-                    target = next.target
-                }
+                NodeKind::Set { next, .. } | NodeKind::Notify { next, .. } => target = next.target,
                 NodeKind::Goto { target: t } => target = t.target,
                 _ => return None,
             }

@@ -42,8 +42,8 @@ mod speech;
 use std::sync::Arc;
 use std::time::Instant;
 
-use speech::phrases_for;
 pub(in crate::dialogue) use speech::candidates;
+use speech::phrases_for;
 pub use speech::{NO_PHRASES, SPEECH_RESULT_GRACE, YES_PHRASES};
 
 use super::{Answer, Dialogue, JournalEvent, ListenSpec, Next, PromptRef, State, Timer};

@@ -50,7 +50,12 @@ pub(in crate::dialogue) fn candidates(
     let mut out: Vec<(String, Vec<String>)> = ask
         .intents
         .iter()
-        .map(|i| (i.name.clone(), i.phrases.get(lang).cloned().unwrap_or_default()))
+        .map(|i| {
+            (
+                i.name.clone(),
+                i.phrases.get(lang).cloned().unwrap_or_default(),
+            )
+        })
         .collect();
     let keys_spoken = ask.spoken_keys
         && ask.inputs.contains(&InputMode::Dtmf)
@@ -68,7 +73,9 @@ pub(in crate::dialogue) fn candidates(
         for (i, intent) in ask.intents.iter().enumerate() {
             for key in &intent.dtmf {
                 if !key.chars().all(|c| c.is_ascii_digit())
-                    || said.as_ref().is_some_and(|n| n.as_deref() != Some(key.as_str()))
+                    || said
+                        .as_ref()
+                        .is_some_and(|n| n.as_deref() != Some(key.as_str()))
                 {
                     continue;
                 }
@@ -236,9 +243,7 @@ impl Dialogue {
                 None => self.escalate(now, false, "speech matches no choice"),
             },
             Verdict::Confirm { intent, score } => match index_of(&intent) {
-                Some(index) => {
-                    self.read_back(now, ask, Choice::Intent(index), intent, text, score)
-                }
+                Some(index) => self.read_back(now, ask, Choice::Intent(index), intent, text, score),
                 None => self.escalate(now, false, "speech matches no choice"),
             },
             Verdict::NoMatch { heard: None } => {
@@ -261,7 +266,14 @@ impl Dialogue {
         } else if let Some(confirm) = &ask.confirm
             && confidence >= confirm.min
         {
-            self.read_back(now, ask, Choice::Value(value.clone()), value, String::new(), confidence);
+            self.read_back(
+                now,
+                ask,
+                Choice::Value(value.clone()),
+                value,
+                String::new(),
+                confidence,
+            );
         } else {
             self.escalate(now, false, &format!("confidence {confidence:.2} too low"));
         }

@@ -296,18 +296,21 @@ fn a_key_during_the_greeting_is_typed_ahead_into_the_question() {
     // `confirm` takes the key at once: its question is not played; the answer leads on.
     assert_eq!(call.d.result().path[..3], ["greet", "confirm", "followup"]);
     let answer = &call.d.result().answers["confirm"];
-    assert_eq!((answer.input.as_str(), answer.value.as_str()), ("dtmf", "1"));
+    assert_eq!(
+        (answer.input.as_str(), answer.value.as_str()),
+        ("dtmf", "1")
+    );
     let plays: Vec<Vec<String>> = after
         .iter()
         .filter_map(|a| match a {
-            Action::Play { prompts, .. } => {
-                Some(prompts.iter().map(|p| p.name.clone()).collect())
-            }
+            Action::Play { prompts, .. } => Some(prompts.iter().map(|p| p.name.clone()).collect()),
             _ => None,
         })
         .collect();
     assert!(
-        !plays.iter().any(|p| p.contains(&"shop/to-change-order".to_owned())),
+        !plays
+            .iter()
+            .any(|p| p.contains(&"shop/to-change-order".to_owned())),
         "{plays:?}"
     );
 }

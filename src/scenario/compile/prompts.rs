@@ -175,7 +175,10 @@ impl<'a> Compiler<'a> {
                 let v = scalar(map.ordinal.as_ref()?);
                 let value = self.say_value(&v, VarType::Integer)?;
                 if let Some(lit) = value.as_literal()
-                    && !lit.trim().parse::<u32>().is_ok_and(|n| (1..=99).contains(&n))
+                    && !lit
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|n| (1..=99).contains(&n))
                 {
                     self.error(
                         ErrorKind::InvalidValue,
