@@ -181,7 +181,21 @@ fn listen(
     seed: &mut u32,
     decode: &mut Duration,
     agc: bool,
+    latency: &mut Option<Duration>,
 ) -> Heard {
+    // End of speech → the answer known, for one idle worker: the later of the endpointer's
+    // verdict (virtual time) and the recognition's start (virtual) plus its decode (wall).
+    let mut asked: Option<(Instant, Duration)> = None;
+    let mut speech_end: Option<Instant> = None;
+    let mut answered = |now: Instant, asked: Option<(Instant, Duration)>, end: Option<Instant>| {
+        if let Some(end) = end {
+            let verdict = now.saturating_duration_since(end);
+            let decoded = asked.map_or(Duration::ZERO, |(at, d)| {
+                at.saturating_duration_since(end) + d
+            });
+            *latency = Some(verdict.max(decoded));
+        }
+    };
     let mut listener = Listener::new(VadKind::default());
     listener.set_agc(agc);
     let mut audio = noise(600, seed);
@@ -206,14 +220,21 @@ fn listen(
                     let result = rec
                         .recognize(&audio, &lang, &phrases)
                         .map_err(|e| e.to_string());
-                    *decode += started.elapsed();
+                    let took = started.elapsed();
+                    *decode += took;
+                    asked = Some((now, took));
                     listener.handle_result(now, id, result);
                 }
-                ListenEvent::Cancel { .. } | ListenEvent::Recognised(_) => {}
+                ListenEvent::Recognised(r) => speech_end = Some(r.speech_end),
+                ListenEvent::Cancel { .. } => {}
                 ListenEvent::Input(Input::Utterance { text, confidence }) => {
+                    answered(now, asked, speech_end);
                     return Heard::Utterance { text, confidence };
                 }
-                ListenEvent::Input(Input::SpeechUnrecognised) => return Heard::Unrecognised,
+                ListenEvent::Input(Input::SpeechUnrecognised) => {
+                    answered(now, asked, speech_end);
+                    return Heard::Unrecognised;
+                }
                 ListenEvent::Input(_) => {}
             }
         }
@@ -354,6 +375,7 @@ fn heldout_voices_closed_answers_through_g711() {
     let mut per_question: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut wrong = Vec::new();
     let mut decode = Duration::ZERO;
+    let mut latencies: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     let started = Instant::now();
     for (i, row) in rows.iter().enumerate() {
         let pcm = ivrflow::media::prompts::load_file(&fixtures().join(&row.file))
@@ -373,7 +395,19 @@ fn heldout_voices_closed_answers_through_g711() {
             incomplete_timeout: Duration::from_millis(1500),
             max_speech_timeout: Duration::from_secs(10),
         };
-        let heard = listen(&mut rec, &line, &spec, &mut seed, &mut decode, agc);
+        let mut latency = None;
+        let heard = listen(
+            &mut rec,
+            &line,
+            &spec,
+            &mut seed,
+            &mut decode,
+            agc,
+            &mut latency,
+        );
+        if let Some(l) = latency {
+            latencies.entry(row.lang.clone()).or_default().push(l);
+        }
         let verdict = match &heard {
             Heard::Utterance { text, confidence } => ivrflow::nlu::verdict(
                 text,
@@ -483,6 +517,22 @@ fn heldout_voices_closed_answers_through_g711() {
     println!("by question:");
     for ((lang, q), t) in &per_question {
         println!("  {lang} {q:<18} {t}");
+    }
+    println!(
+        "end of speech → answer known (complete_timeout 400 ms; one idle worker: the later of \
+         the endpointer's verdict and the speculative recognition's start + its decode on \
+         this machine; the next prompt's first packet leaves then):"
+    );
+    for (lang, l) in &mut latencies {
+        l.sort();
+        let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize].as_millis();
+        println!(
+            "  {lang}  p50 {} ms  p95 {} ms  max {} ms  ({} answers)",
+            at(0.5),
+            at(0.95),
+            at(1.0),
+            l.len()
+        );
     }
     println!(
         "{} utterances in {:.1} s (decoding {:.1} s)",
