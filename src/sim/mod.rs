@@ -1132,7 +1132,9 @@ fn timeline(
                 input,
                 intent
                     .as_deref()
-                    .map_or("digit string".to_string(), |i| format!("intent {i}")),
+                    .map_or("a value (digits, day or date)".to_string(), |i| format!(
+                        "intent {i}"
+                    )),
                 confidence.map_or(String::new(), |c| format!(" (confidence {c:.2})"))
             ),
             JournalEvent::Repeat { count } => format!("↺ repeat requested ({count})"),
