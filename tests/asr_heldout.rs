@@ -351,7 +351,7 @@ fn heldout_voices_closed_answers_through_g711() {
     let _turn = turn();
     let model = model("ggml-base-q8_0.bin");
     // Development knobs (not for CI): IVRFLOW_HELDOUT_OPTS="agc=0,normalize=0,always=0,
-    // prune=0,spell=0", IVRFLOW_HELDOUT_ONLY=<part of a file name>, IVRFLOW_HELDOUT_DUMP=<file> (one
+    // prune=0,spell=0,threads=1", IVRFLOW_HELDOUT_ONLY=<part of a file name>, IVRFLOW_HELDOUT_DUMP=<file> (one
     // line of evidence per answer). The gate below holds only for the defaults.
     let knobs = std::env::var("IVRFLOW_HELDOUT_OPTS").unwrap_or_default();
     let off = |k: &str| knobs.split(',').any(|kv| kv == format!("{k}=0"));
@@ -360,6 +360,15 @@ fn heldout_voices_closed_answers_through_g711() {
     options.score_always &= !off("always");
     options.prune &= !off("prune");
     options.spell_numbers &= !off("spell");
+    // `threads=1`: one decoder thread (results as with two; for a machine that is busy
+    // with something else, where whisper.cpp's spinning threads slow each other down).
+    if let Some(t) = knobs
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("threads="))
+        .and_then(|t| t.parse().ok())
+    {
+        options.threads = t;
+    }
     let agc = !off("agc");
     let only = std::env::var("IVRFLOW_HELDOUT_ONLY").ok();
     let mut dump = std::env::var_os("IVRFLOW_HELDOUT_DUMP")
