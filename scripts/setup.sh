@@ -13,14 +13,18 @@
 #   chromium, chromium-driver, fonts-dejavu-core: the headless browser tests/console.rs
 #               drives over WebDriver (the web console in a real browser)
 #   systemd     `systemd-analyze verify` of deploy/systemd/ivrflow.service (tests/cli_release.rs)
+#   kamailio    the SIP proxy of deploy/kamailio/ in front of several nodes (tests/cluster.rs,
+#               scripts/cluster.sh); the package's own service is stopped and disabled below
 #   prometheus  for `promtool` only: tests/api_metrics.rs checks and unit-tests the alert
 #               rules in deploy/prometheus/ and parses the dashboard's queries (the Prometheus
 #               server the package also installs is stopped and disabled below)
+#   postgresql-15  the shared store of several nodes: tests/store_conformance.rs and
+#               benches/store_claims.rs start throwaway clusters from /usr/lib/postgresql/15/bin
 set -euo pipefail
 
 need=()
 for pkg in sip-tester iproute2 build-essential pkg-config ca-certificates cmake libclang-dev graphviz \
-           chromium chromium-driver fonts-dejavu-core prometheus systemd; do
+           chromium chromium-driver fonts-dejavu-core prometheus systemd kamailio postgresql-15; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 command -v python3 >/dev/null 2>&1 || need+=(python3)
@@ -35,6 +39,11 @@ if [ ${#need[@]} -gt 0 ]; then
   if [[ " ${need[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
      && systemctl is-enabled prometheus >/dev/null 2>&1; then
     $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+  # Kamailio runs only as the tests and scripts/cluster.sh start it, never on :5060 by itself.
+  if [[ " ${need[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null 2>&1 \
+     && systemctl is-enabled kamailio >/dev/null 2>&1; then
+    $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true
   fi
 fi
 

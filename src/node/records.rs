@@ -362,7 +362,8 @@ impl Recorder {
     }
 }
 
-/// The record that closes a call this node had up when it stopped (found at start-up).
+/// The record that closes a call a node had up when it stopped: found at this node's start,
+/// or taken over from a node that died. The detail names the node.
 pub fn interrupted(ids: &mut Ids, call: &CallRecord, now: UnixMs) -> Record {
     let ident = CallIdentity {
         call_id: call.sip_call_id.clone(),
@@ -390,7 +391,11 @@ pub fn interrupted(ids: &mut Ids, call: &CallRecord, now: UnixMs) -> Record {
                 &vars,
                 FailReason::Interrupted,
                 None,
-                &format!("ivrflow stopped while the call was {}", call.state.as_str()),
+                &format!(
+                    "node {} stopped while the call was {}",
+                    call.node,
+                    call.state.as_str()
+                ),
             ),
         ),
     }

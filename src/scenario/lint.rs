@@ -59,6 +59,7 @@ pub fn lint(scenario: &Scenario, audio: Option<&Audio<'_>>) -> Vec<Diagnostic> {
     graph(scenario, &mut out);
     speech(scenario, &mut out);
     events(scenario, &mut out);
+    caller_steering(scenario, &mut out);
     if let Some(audio) = audio {
         prompts(scenario, audio, &mut out);
     }
@@ -314,6 +315,88 @@ fn speech(scenario: &Scenario, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
+    }
+}
+
+/// Values a caller's INVITE can set (`from: sip_header …`), and every variable assigned from
+/// one, must not choose where the robot posts (an error: a webhook URL), calls (a warning:
+/// transfer targets are also checked against `allow.transfer` at run time) or texts (a
+/// warning: use `${customer}` with `customer_verified`).
+fn caller_steering(scenario: &Scenario, out: &mut Vec<Diagnostic>) {
+    let mut tainted: BTreeMap<&str, &str> = scenario
+        .variables
+        .values()
+        .filter_map(|v| Some((v.name.as_str(), v.sip_header.as_deref()?)))
+        .collect();
+    if tainted.is_empty() {
+        return;
+    }
+    // `set` spreads the taint; repeat until nothing new (bounded by the variable count).
+    loop {
+        let before = tainted.len();
+        for node in &scenario.nodes {
+            let NodeKind::Set { assign, .. } = &node.kind else {
+                continue;
+            };
+            for (var, value) in assign {
+                let reads: Vec<&str> = match value {
+                    super::Assign::Template(t) => t.variables().collect(),
+                    super::Assign::Expr(e) => e.variables(),
+                };
+                if let Some(header) = reads.iter().find_map(|r| tainted.get(r).copied()) {
+                    tainted.entry(var.as_str()).or_insert(header);
+                }
+            }
+        }
+        if tainted.len() == before {
+            break;
+        }
+    }
+    let first = |vars: Vec<&str>| {
+        vars.into_iter()
+            .find_map(|v| tainted.get(v).map(|h| (v.to_owned(), *h)))
+    };
+    for node in &scenario.nodes {
+        let (what, found, error) = match &node.kind {
+            NodeKind::Webhook(w) => (
+                "chooses where this webhook posts",
+                w.url.as_ref().and_then(|u| first(u.variables().collect())),
+                true,
+            ),
+            NodeKind::Transfer(t) => (
+                "chooses where this transfer calls (allow.transfer still applies at run time)",
+                first(t.target.variables().collect()),
+                false,
+            ),
+            NodeKind::Notify { event, data, .. } if event == "sms.requested" => {
+                let to = match data {
+                    super::JsonTemplate::Object(fields) => fields
+                        .iter()
+                        .find(|(k, _)| k == "to")
+                        .map(|(_, v)| v.variables())
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                (
+                    "chooses the number this text goes to",
+                    first(to),
+                    false,
+                )
+            }
+            _ => continue,
+        };
+        let Some((var, header)) = found else {
+            continue;
+        };
+        let d = Diagnostic::new(
+            ErrorKind::Suspicious,
+            node.pos,
+            format!("`{var}` can be set by the caller's SIP header {header}, and it {what}"),
+        )
+        .with_hint(
+            "read caller-set values only for data (an order number); take targets from the file, the API or a CRM look-up, and text `${customer}` only when `customer_verified` is true",
+        );
+        out.push(if error { d } else { d.warning() });
     }
 }
 
@@ -868,4 +951,60 @@ pub fn missing_literal_prompts(text: &str, cache: &PromptCache) -> Vec<Diagnosti
         }
     }
     out
+}
+
+#[cfg(test)]
+mod steering_tests {
+    use super::*;
+    use crate::scenario::Severity;
+
+    /// Issue 14.1: `validate` says when a value the caller's INVITE sets (directly, or
+    /// through `set`) would choose a webhook URL (error), a transfer target or an SMS
+    /// recipient (warnings).
+    #[test]
+    fn caller_set_values_cannot_choose_where_the_robot_posts_calls_or_texts() {
+        let yaml = r#"version: 1
+name: steer
+languages: [en]
+variables:
+  order_id: { type: string, from: sip_header X-Order-Id }
+  hook: { type: string, from: sip_header X-Hook }
+  agent: { type: string, default: "100" }
+  target: { type: string, default: "" }
+start: a
+nodes:
+  a:
+    set: { target: "sip:${agent}@pbx.example", agent: "${hook}" }
+    next: b
+  b:
+    webhook: { url: "http://crm.example/${hook}/x", body: { order: "${order_id}" } }
+    next: c
+    on: { error: c }
+  c:
+    sms: { template: t, to: "${order_id}" }
+    next: d
+  d:
+    transfer: { target: "${agent}" }
+    on: { busy: e, noanswer: e, failed: e }
+  e:
+    hangup: { outcome: done }
+"#;
+        let s = crate::scenario::load_str("steer.yaml", yaml).expect("loads");
+        let found: Vec<(Severity, String)> = lint(&s, None)
+            .into_iter()
+            .filter(|d| d.message.contains("can be set by the caller"))
+            .map(|d| (d.severity, d.message))
+            .collect();
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found.iter().any(|(sev, m)| *sev == Severity::Error
+            && m.contains("`hook`")
+            && m.contains("webhook posts")));
+        assert!(found.iter().any(|(sev, m)| *sev == Severity::Warning
+            && m.contains("`order_id`")
+            && m.contains("text goes to")));
+        // Through `set`: agent ← hook.
+        assert!(found.iter().any(|(sev, m)| *sev == Severity::Warning
+            && m.contains("`agent`")
+            && m.contains("transfer calls")));
+    }
 }

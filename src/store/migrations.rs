@@ -3,7 +3,8 @@
 //! `schema_version` holds one row per applied migration. A migration is applied in its own
 //! transaction together with its row, so a crash leaves the schema at a known version.
 //! Never edit a released migration; append a new one. The SQL sticks to what PostgreSQL
-//! also accepts where it can (INTEGER milliseconds for time, TEXT for JSON).
+//! also accepts where it can (INTEGER milliseconds for time, TEXT for JSON); PostgreSQL has
+//! its own list (`store::postgres::migrations`) with the same tables and columns.
 
 /// `(version, description, SQL)` in order.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -93,7 +94,41 @@ CREATE INDEX calls_by_campaign ON calls (campaign, state);
 CREATE INDEX calls_by_created ON calls (created_at, id);
 "#,
     ),
+    (
+        4,
+        "several nodes: claims on due calls, outbox lease owners, nodes, campaigns",
+        r#"
+ALTER TABLE calls ADD COLUMN to_norm TEXT;
+ALTER TABLE calls ADD COLUMN claim_owner TEXT;
+ALTER TABLE calls ADD COLUMN claim_until INTEGER;
+ALTER TABLE calls ADD COLUMN claimed_at INTEGER;
+ALTER TABLE calls ADD COLUMN trunk TEXT;
+CREATE INDEX calls_due ON calls (not_before, created_at) WHERE state = 'queued' AND direction = 'outbound';
+CREATE INDEX calls_by_number ON calls (to_norm) WHERE state IN ('queued', 'started', 'answered');
+CREATE INDEX calls_trunk_busy ON calls (trunk) WHERE state IN ('queued', 'started', 'answered');
+CREATE INDEX calls_trunk_recent ON calls (trunk, claimed_at);
+CREATE INDEX calls_by_claim_owner ON calls (claim_owner) WHERE claim_owner IS NOT NULL;
+CREATE INDEX calls_live_by_node ON calls (node) WHERE state IN ('started', 'answered');
+ALTER TABLE events ADD COLUMN lease_owner TEXT;
+CREATE INDEX events_by_lease_owner ON events (lease_owner) WHERE lease_owner IS NOT NULL;
+CREATE TABLE nodes (
+    name        TEXT PRIMARY KEY,
+    last_seen   INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    leaving     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE campaigns (
+    name        TEXT PRIMARY KEY,
+    paused      INTEGER NOT NULL DEFAULT 0,
+    updated_at  INTEGER NOT NULL
+);
+"#,
+    ),
 ];
+
+/// The migration after which existing calls get their normalised number (`to_norm`), which
+/// SQL cannot compute (`dialer::normalize_number`): done in Rust in the same transaction.
+pub const NORMALISE_NUMBERS: i64 = 4;
 
 /// The newest schema version this build knows.
 pub fn latest() -> i64 {

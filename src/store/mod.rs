@@ -1,27 +1,43 @@
-//! Persistence: call records (inbound and outbound), the webhook outbox, and the log of
-//! delivery attempts, behind the [`Store`] trait.
+//! Persistence: call records (inbound and outbound), the webhook outbox, the log of
+//! delivery attempts, and the work several nodes share (claims on due outbound calls, outbox
+//! leases with owners, the nodes table, campaign pauses), behind the [`Store`] trait.
 //!
 //! [`Store`] is synchronous and is called from one dedicated thread (`rt::store`), never
 //! from the task that paces RTP. Its methods are business operations ("record these call
-//! changes and their events", "lease the events due now"), not SQL, so a PostgreSQL
-//! implementation can satisfy the same trait; [`sqlite::SqliteStore`] is the embedded
-//! default (one file in `--data-dir`, WAL, `synchronous=FULL`, versioned migrations).
+//! changes and their events", "lease the events due now", "claim the calls due now"), not
+//! SQL. Two implementations satisfy it with the same semantics, checked by one conformance
+//! suite (`tests/store_conformance.rs`): [`sqlite::SqliteStore`], the embedded default (one
+//! file in `--data-dir`, WAL, `synchronous=FULL`, versioned migrations), and
+//! [`postgres::PgStore`], the store several nodes share. [`open`] picks one from a URL.
 //!
 //! Atomicity: each method is one transaction. [`Store::record`] takes a batch — the
 //! runtime's group commit — and applies each record under its own savepoint, so one bad
-//! record (an update of an unknown call) does not roll back the others.
+//! record (an update of an unknown call, a start without a claim) does not roll back the
+//! others.
+//!
+//! Several nodes (docs/store.md): due outbound calls are *claimed* ([`Store::claim_due`]:
+//! an owner and an expiry per call, DNC and trunk limits checked in the same transaction);
+//! a call moves from `queued` to `started` only under a live claim of the recording node
+//! (fencing, [`StoreError::NotClaimed`]); outbox leases carry their owner
+//! ([`Store::lease_due_for`]); nodes announce themselves ([`Store::heartbeat`]) and a
+//! survivor takes a dead node's work over ([`Store::take_over`]) in one transaction that
+//! exactly one survivor wins.
 //!
 //! Deliberately not here: delivery (rt::webhook), the retry arithmetic (crm::outbox),
-//! payload shapes (crm::events), dialing outbound calls (the dialer, issue 6).
+//! payload shapes (crm::events), calling windows and retry policies (the dialer: they need
+//! the IANA time-zone database and the campaign configuration).
 
 pub mod admin;
+mod claims;
 pub mod handle;
 mod migrations;
+pub mod postgres;
 pub mod sqlite;
 
 pub use handle::StoreHandle;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -33,6 +49,10 @@ pub use crate::crm::outbox::{Transition, UnixMs};
 pub enum StoreError {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// A PostgreSQL error: the server refused a statement, or the connection is gone (the
+    /// next call reconnects; nothing of the failed transaction was committed).
+    #[error("postgres: {0}")]
+    Pg(#[from] self::postgres::PgError),
     #[error("{path}: {msg}")]
     Open { path: String, msg: String },
     #[error(
@@ -43,6 +63,64 @@ pub enum StoreError {
     NoSuchCall(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Fencing: a call may move from `queued` to `started`/`answered` only while the
+    /// recording node holds a live claim on it ([`Store::claim_due`]). Another node may be
+    /// dialling it: this node must not.
+    #[error("call {0} is not claimed by this node (its claim expired or another node holds it)")]
+    NotClaimed(String),
+    /// A store URL [`open`] does not understand.
+    #[error("store URL {url}: {msg}")]
+    BadUrl { url: String, msg: String },
+}
+
+/// The campaign of outbound calls that name none: the same name as the node's
+/// `DEFAULT_CAMPAIGN` (a unit test keeps them equal).
+pub const DEFAULT_CAMPAIGN: &str = "default";
+
+/// Open the store a URL names, with `node` as this process's name in call records, claims
+/// and leases:
+/// - `None`, `sqlite:` or `sqlite://` → `ivrflow.sqlite3` in `data_dir` (the default);
+/// - `sqlite://PATH` or `sqlite:PATH` → that SQLite file;
+/// - `postgres://USER:PASS@HOST:PORT/DB` (or `postgresql://…`) → PostgreSQL.
+///
+/// Either way the schema is migrated to this build's version, and a start needs a claim
+/// ([`StoreError::NotClaimed`]): the node claims due calls with [`Store::claim_due`]. Errors
+/// never show the password.
+pub fn open(
+    url: Option<&str>,
+    data_dir: &Path,
+    node: &str,
+) -> Result<Box<dyn Store + Send>, StoreError> {
+    let url = url.map(str::trim).filter(|u| !u.is_empty());
+    match url {
+        None => Ok(Box::new(
+            sqlite::SqliteStore::open_in_dir(data_dir, node)?.require_claims(true),
+        )),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Ok(Box::new(postgres::PgStore::connect(u, node)?))
+        }
+        Some(u) if u.starts_with("sqlite:") => {
+            let path = u.trim_start_matches("sqlite:").trim_start_matches("//");
+            let store = if path.is_empty() {
+                sqlite::SqliteStore::open_in_dir(data_dir, node)?
+            } else {
+                let path = Path::new(path);
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+                        path: parent.display().to_string(),
+                        msg: format!("cannot create the directory: {e}"),
+                    })?;
+                }
+                sqlite::SqliteStore::open(path, node)?
+            };
+            Ok(Box::new(store.require_claims(true)))
+        }
+        Some(u) => Err(StoreError::BadUrl {
+            url: postgres::redact_url(u),
+            msg: "expected sqlite:PATH, sqlite://PATH or postgres://USER:PASS@HOST:PORT/DB"
+                .to_owned(),
+        }),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -374,8 +452,96 @@ pub struct Stats {
     pub oldest_pending: Option<UnixMs>,
 }
 
+/// A trunk's limits, which [`Store::claim_due`] holds across every node sharing the store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrunkQuota {
+    pub name: String,
+    /// Calls up at once on this trunk (ringing or answered, and claimed to be dialled now),
+    /// counted over all nodes. `None`: no limit.
+    pub max_concurrent: Option<u32>,
+    /// Calls started within any one second, over all nodes. `None`: no limit. As the
+    /// dialer counts it: a call may start while fewer than this many started in the last
+    /// 1000 ms (so 0.5 lets one through per second).
+    pub calls_per_second: Option<f64>,
+    /// Campaigns whose calls go out through this trunk (a campaign's `trunk:` in the
+    /// configuration). A call of a campaign no trunk lists (the `default` campaign among
+    /// them) goes through the first trunk of the slice, as the node routes it.
+    pub campaigns: Vec<String>,
+}
+
+/// A call [`Store::claim_due`] handed to this node: no other node will take it before
+/// `claim_until` (unless this node releases it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub call: CallRecord,
+    /// The number is on the do-not-call list: finish the call as blocked, do not dial.
+    pub dnc: bool,
+    /// The campaign requires consent and the call has none: finish it, do not dial.
+    pub no_consent: bool,
+    /// The trunk the call was counted against (`None` for calls not to be dialled, or when
+    /// no trunk was given).
+    pub trunk: Option<String>,
+    pub claim_until: UnixMs,
+}
+
+/// What [`Store::take_over`] moved to the survivor.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TakeOver {
+    /// Calls that were up on the dead node, now the survivor's: it records their end
+    /// (`call.failed`, reason `interrupted`) through [`Store::record`].
+    pub live_calls: Vec<CallRecord>,
+    /// Claims on queued calls given back: any node may claim them now.
+    pub claims_released: u64,
+    /// Outbox leases given back: any node may deliver those events now.
+    pub leases_released: u64,
+}
+
+/// What [`Store::leave`] gave back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Left {
+    pub claims_released: u64,
+    pub leases_released: u64,
+    /// Calls still up on the node as it left (should be 0 after a drain; nobody takes
+    /// them over, since the node is no longer in the nodes table).
+    pub live_calls: u64,
+}
+
+/// A row of the nodes table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub last_seen: UnixMs,
+    /// After this instant without a heartbeat the node is dead ([`Store::dead_nodes`]).
+    pub expires_at: UnixMs,
+    /// The node is draining ([`Store::mark_leaving`]): it claims nothing new.
+    pub leaving: bool,
+}
+
+/// One campaign's calls (`GET /v1/campaigns`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CampaignSummary {
+    pub name: String,
+    pub paused: bool,
+    /// Outbound calls waiting for the dialer (due or not).
+    pub queued: u64,
+    /// Of `queued`, those due at `now` (`not_before` reached).
+    pub due: u64,
+    /// Calls ringing or up.
+    pub dialling: u64,
+    /// Completed calls by outcome (`unknown` when the call had none).
+    pub completed: BTreeMap<String, u64>,
+    /// Failed calls by reason (`unknown` when none was recorded).
+    pub failed: BTreeMap<String, u64>,
+    pub cancelled: u64,
+}
+
 /// Storage for calls and the outbox. One transaction per method.
 pub trait Store: Send {
+    /// The node this store records as (call records, claims, leases).
+    fn node(&self) -> &str;
+
+    /// The schema version the database is at.
+    fn schema_version(&mut self) -> Result<i64, StoreError>;
     /// Store a new outbound call and its `call.queued` event, or find the call an
     /// idempotency key already names.
     fn create_call(
@@ -402,13 +568,27 @@ pub trait Store: Send {
     fn live_calls(&mut self, node: &str) -> Result<Vec<CallRecord>, StoreError>;
 
     /// Events due at `now`, at most one per call (the oldest pending one: delivery order
-    /// per call), leased until `lease_until` so no other poll takes them.
+    /// per call, across nodes: a later event of a call is never leased while an earlier one
+    /// is pending or leased anywhere), not leased or with an expired lease, leased to
+    /// `node` until `lease_until` so no other poll — of any node — takes them.
+    fn lease_due_for(
+        &mut self,
+        node: &str,
+        now: UnixMs,
+        lease_until: UnixMs,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// [`Store::lease_due_for`] this store's own node.
     fn lease_due(
         &mut self,
         now: UnixMs,
         lease_until: UnixMs,
         limit: u32,
-    ) -> Result<Vec<EventRecord>, StoreError>;
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let node = self.node().to_owned();
+        self.lease_due_for(&node, now, lease_until, limit)
+    }
 
     /// When the next event becomes due (considering order and leases), if any is pending.
     fn next_due(&mut self) -> Result<Option<UnixMs>, StoreError>;
@@ -416,8 +596,16 @@ pub trait Store: Send {
     /// Log attempts and move their events on.
     fn finish_attempts(&mut self, done: &[AttemptDone], now: UnixMs) -> Result<(), StoreError>;
 
-    /// Forget every lease (at start-up: this process is the only deliverer of this store).
-    fn release_leases(&mut self) -> Result<u64, StoreError>;
+    /// Give back the outbox leases `node` holds (and leases without an owner, which only
+    /// a version before owners could have taken). Other nodes' leases are left alone.
+    fn release_leases_of(&mut self, node: &str) -> Result<u64, StoreError>;
+
+    /// [`Store::release_leases_of`] this store's own node (at start-up: what this node
+    /// leased before it restarted is due again at once).
+    fn release_leases(&mut self) -> Result<u64, StoreError> {
+        let node = self.node().to_owned();
+        self.release_leases_of(&node)
+    }
 
     fn list_events(&mut self, filter: &EventFilter) -> Result<Vec<EventRecord>, StoreError>;
 
@@ -438,11 +626,11 @@ pub trait Store: Send {
     /// The do-not-call list (normalised numbers).
     fn dnc_numbers(&mut self) -> Result<Vec<String>, StoreError>;
 
-    /// Add a number to the do-not-call list (`source`: `api`, `call`, …); false if it
-    /// was already there.
+    /// Add a number to the do-not-call list (`source`: `api`, `call`, …), normalised as
+    /// the dialer does (`dialer::normalize_number`); false if it was already there.
     fn add_dnc(&mut self, number: &str, source: &str, now: UnixMs) -> Result<bool, StoreError>;
 
-    /// Remove a number from the do-not-call list; false if it was not there.
+    /// Remove a number (normalised) from the do-not-call list; false if it was not there.
     fn remove_dnc(&mut self, number: &str) -> Result<bool, StoreError>;
 
     fn stats(&mut self) -> Result<Stats, StoreError>;
@@ -454,4 +642,89 @@ pub trait Store: Send {
     /// The dialer's queue at `now`: outbound calls queued, ringing or up, counted by
     /// campaign and [`QueueCount::state`].
     fn dialer_queue(&mut self, now: UnixMs) -> Result<Vec<QueueCount>, StoreError>;
+
+    // ───────────── several nodes ─────────────
+
+    /// `node` is alive at `now` and will be taken for dead after `now + ttl_ms` without
+    /// another heartbeat. Creates its row in the nodes table (not leaving) or refreshes it.
+    fn heartbeat(&mut self, node: &str, now: UnixMs, ttl_ms: u64) -> Result<(), StoreError>;
+
+    /// `node` is draining: it finishes its calls and claims nothing new. Still alive (it
+    /// keeps its heartbeat); false if it has no row.
+    fn mark_leaving(&mut self, node: &str, now: UnixMs) -> Result<bool, StoreError>;
+
+    /// The nodes table, by name.
+    fn nodes(&mut self) -> Result<Vec<NodeInfo>, StoreError>;
+
+    /// Nodes whose heartbeat expired at `now` (`expires_at <= now`), by name.
+    fn dead_nodes(&mut self, now: UnixMs) -> Result<Vec<String>, StoreError>;
+
+    /// In one transaction: if `dead` is still dead at `now`, remove its row, move its live
+    /// calls to `by` (returned: `by` records their end), give back its claims and outbox
+    /// leases. `None` when `dead` is not dead (any more), or another survivor took it
+    /// over first: of survivors racing, exactly one gets `Some`.
+    fn take_over(
+        &mut self,
+        dead: &str,
+        by: &str,
+        now: UnixMs,
+    ) -> Result<Option<TakeOver>, StoreError>;
+
+    /// Graceful exit: give back `node`'s claims and outbox leases and remove its row.
+    fn leave(&mut self, node: &str) -> Result<Left, StoreError>;
+
+    /// Claim up to `limit` due outbound calls for `node` until `now + lease_ms`: queued,
+    /// `not_before <= now`, not claimed (or the claim expired), campaign not paused, the
+    /// number not busy with another outbound call (up or claimed), within each trunk's
+    /// limits counted over all nodes in the same transaction. Earliest `not_before` first.
+    /// Calls on the do-not-call list (joined in SQL) and calls of a campaign in
+    /// `consent_required` without consent are claimed too, flagged, and count against no
+    /// trunk: the node finishes them without dialling. Two nodes claiming at once never
+    /// get the same call.
+    fn claim_due(
+        &mut self,
+        node: &str,
+        now: UnixMs,
+        limit: u32,
+        lease_ms: u64,
+        trunks: &[TrunkQuota],
+        consent_required: &[String],
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Give a claim back (the node will not dial the call now: outside its calling window,
+    /// draining). False when `node` does not hold a claim on the call. A call's claim also
+    /// ends when a record changes its state or `not_before`.
+    fn release_claim(&mut self, call_id: &str, node: &str) -> Result<bool, StoreError>;
+
+    /// Pause or resume a campaign on every node: [`Store::claim_due`] skips a paused
+    /// campaign's calls.
+    fn set_campaign_paused(
+        &mut self,
+        name: &str,
+        paused: bool,
+        now: UnixMs,
+    ) -> Result<(), StoreError>;
+
+    /// Every campaign that has outbound calls or a pause setting, by name. Calls that name
+    /// no campaign count under [`DEFAULT_CAMPAIGN`].
+    fn campaign_summaries(&mut self, now: UnixMs) -> Result<Vec<CampaignSummary>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_campaign_is_the_nodes() {
+        assert_eq!(super::DEFAULT_CAMPAIGN, crate::node::DEFAULT_CAMPAIGN);
+    }
+
+    #[test]
+    fn open_refuses_unknown_urls_without_showing_a_password() {
+        let dir = std::env::temp_dir();
+        let err = super::open(Some("mysql://u:secret@h/db"), &dir, "n")
+            .err()
+            .expect("refused");
+        let text = err.to_string();
+        assert!(text.contains("mysql://u:***@h/db"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+    }
 }

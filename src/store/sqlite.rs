@@ -6,6 +6,11 @@
 //! server share the file. Write transactions are `BEGIN IMMEDIATE` so two writers queue
 //! instead of failing on a lock upgrade.
 //!
+//! Several nodes on one SQLite file (two processes on one machine, or the conformance
+//! suite's "two nodes"): every write transaction takes the database's one write lock, so
+//! claims, take-overs and leases are serialised — the same semantics as PostgreSQL's row
+//! locks, with no concurrency.
+//!
 //! Not here: a connection pool (one connection, owned by the store thread, is the design),
 //! or locking the data directory against a second server (`rt::serve` does that).
 
@@ -14,8 +19,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use std::collections::{BTreeMap, HashSet};
+
+use super::claims::{self, Candidate, Load};
 use super::*;
 use crate::crm::events::{Envelope, compose_body};
+use crate::dialer::normalize_number;
 
 /// The database file name inside the data directory.
 pub const FILE_NAME: &str = "ivrflow.sqlite3";
@@ -24,6 +33,8 @@ pub struct SqliteStore {
     conn: Connection,
     node: String,
     path: PathBuf,
+    /// Fencing on: a call starts only under this node's live claim.
+    claims_required: bool,
 }
 
 const CALL_COLS: &str = "id, direction, state, scenario, to_number, from_number, variables, not_before, \
@@ -64,6 +75,7 @@ impl SqliteStore {
             conn,
             node: node.to_owned(),
             path: path.to_owned(),
+            claims_required: false,
         };
         store.migrate()?;
         Ok(store)
@@ -71,6 +83,15 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Fencing: with `true`, moving a call from `queued` to `started`/`answered` needs this
+    /// node's live claim ([`Store::claim_due`]), else the record fails with
+    /// [`StoreError::NotClaimed`]. Off by default for the node that loads the whole queue
+    /// (one process, no claims); [`crate::store::open`] turns it on.
+    pub fn require_claims(mut self, on: bool) -> SqliteStore {
+        self.claims_required = on;
+        self
     }
 
     /// The schema version now in the file.
@@ -114,6 +135,9 @@ impl SqliteStore {
                 continue;
             }
             tx.execute_batch(sql)?;
+            if *version == migrations::NORMALISE_NUMBERS {
+                normalise_numbers(&tx)?;
+            }
             tx.execute(
                 "INSERT INTO schema_version (version, description, applied_at) VALUES (?1, ?2, ?3)",
                 params![
@@ -127,6 +151,22 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
+
+/// Fill `to_norm` of calls stored before it existed.
+fn normalise_numbers(conn: &Connection) -> Result<(), StoreError> {
+    let rows: Vec<(String, String)> = {
+        let mut st = conn.prepare(
+            "SELECT id, to_number FROM calls WHERE to_norm IS NULL AND to_number IS NOT NULL",
+        )?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut up = conn.prepare("UPDATE calls SET to_norm = ?1 WHERE id = ?2")?;
+    for (id, number) in rows {
+        up.execute(params![normalize_number(&number), id])?;
+    }
+    Ok(())
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -239,8 +279,8 @@ fn insert_call(
     conn.execute(
         "INSERT INTO calls (id, direction, state, scenario, to_number, from_number, variables, not_before, \
          idempotency_key, request_hash, sip_call_id, node, created_at, updated_at, started_at, answered_at, ended_at, dial, \
-         campaign) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17, ?18)",
+         campaign, to_norm) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         params![
             c.id,
             c.direction.as_str(),
@@ -260,9 +300,52 @@ fn insert_call(
             ended,
             (c.dial != DialOptions::default()).then(|| json_text(&c.dial)),
             c.dial.campaign,
+            c.to.as_deref().map(normalize_number),
         ],
     )?;
     Ok(())
+}
+
+/// Who records, and whether a start needs a claim.
+#[derive(Clone, Copy)]
+struct Recorder<'a> {
+    node: &'a str,
+    claims_required: bool,
+}
+
+/// Fencing (see [`StoreError::NotClaimed`]): a call that is not up yet moves to
+/// `started`/`answered` only under `node`'s live claim.
+fn check_claim(
+    conn: &Connection,
+    id: &str,
+    u: &CallUpdate,
+    who: Recorder<'_>,
+    now: UnixMs,
+) -> Result<(), StoreError> {
+    if !who.claims_required || !u.state.is_some_and(CallState::is_live) {
+        return Ok(());
+    }
+    let row: Option<(String, Option<String>, Option<i64>)> = conn
+        .query_row(
+            "SELECT state, claim_owner, claim_until FROM calls WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((state, owner, until)) = row else {
+        return Err(StoreError::NoSuchCall(id.to_owned()));
+    };
+    if CallState::parse(&state).is_some_and(CallState::is_live) {
+        return Ok(());
+    }
+    let claimed = state == CallState::Queued.as_str()
+        && owner.as_deref() == Some(who.node)
+        && until.is_some_and(|t| t > now);
+    if claimed {
+        Ok(())
+    } else {
+        Err(StoreError::NotClaimed(id.to_owned()))
+    }
 }
 
 fn update_call(
@@ -271,7 +354,9 @@ fn update_call(
     u: &CallUpdate,
     at: UnixMs,
     now: UnixMs,
+    who: Recorder<'_>,
 ) -> Result<(), StoreError> {
+    check_claim(conn, id, u, who, now)?;
     let (reason, code) = match &u.failure {
         Some((r, c)) => (Some(r.as_str()), c.map(i64::from)),
         None => (None, None),
@@ -290,7 +375,10 @@ fn update_call(
            updated_at = ?8, \
            started_at = CASE WHEN ?1 IN ('started', 'answered') THEN COALESCE(started_at, ?9) ELSE started_at END, \
            answered_at = CASE WHEN ?1 = 'answered' THEN COALESCE(answered_at, ?9) ELSE answered_at END, \
-           ended_at = CASE WHEN ?1 IN ('completed', 'failed', 'cancelled') THEN COALESCE(ended_at, ?9) WHEN ?1 = 'queued' THEN NULL ELSE ended_at END \
+           ended_at = CASE WHEN ?1 IN ('completed', 'failed', 'cancelled') THEN COALESCE(ended_at, ?9) WHEN ?1 = 'queued' THEN NULL ELSE ended_at END, \
+           node = CASE WHEN ?1 IN ('started', 'answered') AND state NOT IN ('started', 'answered') THEN ?13 ELSE node END, \
+           claim_owner = CASE WHEN ?1 IS NOT NULL OR ?11 IS NOT NULL THEN NULL ELSE claim_owner END, \
+           claim_until = CASE WHEN ?1 IS NOT NULL OR ?11 IS NOT NULL THEN NULL ELSE claim_until END \
          WHERE id = ?10",
         params![
             u.state.map(CallState::as_str),
@@ -305,6 +393,7 @@ fn update_call(
             id,
             u.not_before,
             u.dial_attempts.map(i64::from),
+            who.node,
         ],
     )?;
     if n == 0 {
@@ -344,13 +433,13 @@ fn insert_event(
 
 fn apply_record(
     conn: &Connection,
-    node: &str,
+    who: Recorder<'_>,
     rec: &Record,
     now: UnixMs,
 ) -> Result<(), StoreError> {
     match &rec.change {
-        CallChange::Insert(c) => insert_call(conn, c, node, rec.at, now)?,
-        CallChange::Update(u) => update_call(conn, &rec.call_id, u, rec.at, now)?,
+        CallChange::Insert(c) => insert_call(conn, c, who.node, rec.at, now)?,
+        CallChange::Update(u) => update_call(conn, &rec.call_id, u, rec.at, now, who)?,
     }
     if let Some(ev) = &rec.event {
         insert_event(conn, &rec.call_id, ev, now)?;
@@ -366,7 +455,290 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// A trunk's load over all nodes (see [`claims::Load`]).
+fn trunk_load(conn: &Connection, trunk: &str, now: UnixMs) -> Result<Load, StoreError> {
+    let in_use: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM calls WHERE trunk = ?1 AND state IN ('queued', 'started', 'answered') \
+           AND (state <> 'queued' OR claim_until > ?2)",
+        params![trunk, now],
+        |r| r.get(0),
+    )?;
+    let recent: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM calls WHERE trunk = ?1 AND claimed_at > ?2",
+        params![trunk, now.saturating_sub(claims::CPS_WINDOW_MS)],
+        |r| r.get(0),
+    )?;
+    Ok(Load {
+        in_use: in_use.max(0) as u64,
+        recent: recent.max(0) as u64,
+    })
+}
+
 impl Store for SqliteStore {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn schema_version(&mut self) -> Result<i64, StoreError> {
+        SqliteStore::schema_version(self)
+    }
+
+    fn heartbeat(&mut self, node: &str, now: UnixMs, ttl_ms: u64) -> Result<(), StoreError> {
+        let expires = now.saturating_add(i64::try_from(ttl_ms).unwrap_or(i64::MAX));
+        self.conn.execute(
+            "INSERT INTO nodes (name, last_seen, expires_at, leaving) VALUES (?1, ?2, ?3, 0) \
+             ON CONFLICT (name) DO UPDATE SET last_seen = excluded.last_seen, expires_at = excluded.expires_at",
+            params![node, now, expires],
+        )?;
+        Ok(())
+    }
+
+    fn mark_leaving(&mut self, node: &str, now: UnixMs) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE nodes SET leaving = 1, last_seen = MAX(last_seen, ?2) WHERE name = ?1",
+            params![node, now],
+        )? == 1)
+    }
+
+    fn nodes(&mut self) -> Result<Vec<NodeInfo>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT name, last_seen, expires_at, leaving FROM nodes ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(NodeInfo {
+                name: r.get(0)?,
+                last_seen: r.get(1)?,
+                expires_at: r.get(2)?,
+                leaving: r.get::<_, i64>(3)? != 0,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn dead_nodes(&mut self, now: UnixMs) -> Result<Vec<String>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name FROM nodes WHERE expires_at <= ?1 ORDER BY name")?;
+        let rows = st.query_map([now], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn take_over(
+        &mut self,
+        dead: &str,
+        by: &str,
+        now: UnixMs,
+    ) -> Result<Option<TakeOver>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let won = tx.execute(
+            "DELETE FROM nodes WHERE name = ?1 AND expires_at <= ?2",
+            params![dead, now],
+        )?;
+        if won == 0 {
+            return Ok(None);
+        }
+        let live_calls: Vec<CallRecord> = {
+            let mut st = tx.prepare_cached(&format!(
+                "UPDATE calls SET node = ?2, updated_at = ?3 \
+                 WHERE node = ?1 AND state IN ('started', 'answered') RETURNING {CALL_COLS}"
+            ))?;
+            st.query_map(params![dead, by, now], call_from_row)?
+                .collect::<Result<_, _>>()?
+        };
+        let mut live_calls = live_calls;
+        live_calls.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let claims_released = tx.execute(
+            "UPDATE calls SET claim_owner = NULL, claim_until = NULL WHERE claim_owner = ?1",
+            [dead],
+        )? as u64;
+        let leases_released = tx.execute(
+            "UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1",
+            [dead],
+        )? as u64;
+        tx.commit()?;
+        Ok(Some(TakeOver {
+            live_calls,
+            claims_released,
+            leases_released,
+        }))
+    }
+
+    fn leave(&mut self, node: &str) -> Result<Left, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let claims_released = tx.execute(
+            "UPDATE calls SET claim_owner = NULL, claim_until = NULL WHERE claim_owner = ?1",
+            [node],
+        )? as u64;
+        let leases_released = tx.execute(
+            "UPDATE events SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1",
+            [node],
+        )? as u64;
+        let live: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM calls WHERE node = ?1 AND state IN ('started', 'answered')",
+            [node],
+            |r| r.get(0),
+        )?;
+        tx.execute("DELETE FROM nodes WHERE name = ?1", [node])?;
+        tx.commit()?;
+        Ok(Left {
+            claims_released,
+            leases_released,
+            live_calls: live.max(0) as u64,
+        })
+    }
+
+    fn claim_due(
+        &mut self,
+        node: &str,
+        now: UnixMs,
+        limit: u32,
+        lease_ms: u64,
+        trunks: &[TrunkQuota],
+        consent_required: &[String],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let claim_until = now.saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+        // The write lock first: every count and candidate below sees every other node's
+        // committed claims, and none can claim until this transaction ends.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let leaving: Option<i64> = tx
+            .query_row("SELECT leaving FROM nodes WHERE name = ?1", [node], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if leaving.is_some_and(|l| l != 0) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut loads = BTreeMap::new();
+        for t in trunks.iter().filter(|t| claims::is_limited(t)) {
+            if !loads.contains_key(&t.name) {
+                loads.insert(t.name.clone(), trunk_load(&tx, &t.name, now)?);
+            }
+        }
+        let f = claims::filter(trunks, &loads);
+        let candidates: Vec<Candidate> = {
+            let mut st = tx.prepare_cached(&format!(
+                "SELECT {CALL_COLS}, to_norm, EXISTS (SELECT 1 FROM dnc d WHERE d.number = c.to_norm) \
+                 FROM calls c \
+                 WHERE c.state = 'queued' AND c.direction = 'outbound' AND COALESCE(c.not_before, 0) <= ?1 \
+                   AND (c.claim_until IS NULL OR c.claim_until <= ?1) \
+                   AND NOT EXISTS (SELECT 1 FROM campaigns p \
+                       WHERE p.name = COALESCE(c.campaign, '{DEFAULT_CAMPAIGN}') AND p.paused <> 0) \
+                   AND NOT EXISTS (SELECT 1 FROM calls o \
+                       WHERE o.to_norm = c.to_norm AND o.id <> c.id AND o.direction = 'outbound' \
+                         AND o.state IN ('queued', 'started', 'answered') \
+                         AND (o.state <> 'queued' OR o.claim_until > ?1)) \
+                   AND COALESCE(c.campaign, '{DEFAULT_CAMPAIGN}') NOT IN (SELECT value FROM json_each(?2)) \
+                   AND NOT (?3 AND COALESCE(c.campaign, '{DEFAULT_CAMPAIGN}') NOT IN (SELECT value FROM json_each(?4))) \
+                 ORDER BY COALESCE(c.not_before, 0), c.created_at, c.id LIMIT ?5"
+            ))?;
+            st.query_map(
+                params![
+                    now,
+                    json_text(&f.blocked),
+                    f.default_blocked,
+                    json_text(&f.mapped),
+                    limit
+                ],
+                |r| {
+                    Ok(Candidate {
+                        call: call_from_row(r)?,
+                        number: r.get(24)?,
+                        dnc: r.get(25)?,
+                    })
+                },
+            )?
+            .collect::<Result<_, _>>()?
+        };
+        let chosen = claims::choose(
+            candidates,
+            trunks,
+            consent_required,
+            &mut loads,
+            &HashSet::new(),
+            limit,
+            claim_until,
+        );
+        {
+            let mut up = tx.prepare_cached(
+                "UPDATE calls SET claim_owner = ?2, claim_until = ?3, trunk = ?4, \
+                   claimed_at = CASE WHEN ?4 IS NOT NULL THEN ?5 ELSE claimed_at END \
+                 WHERE id = ?1",
+            )?;
+            for c in &chosen {
+                up.execute(params![c.call.id, node, claim_until, c.trunk, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(chosen)
+    }
+
+    fn release_claim(&mut self, call_id: &str, node: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE calls SET claim_owner = NULL, claim_until = NULL \
+             WHERE id = ?1 AND claim_owner = ?2 AND state = 'queued'",
+            params![call_id, node],
+        )? == 1)
+    }
+
+    fn set_campaign_paused(
+        &mut self,
+        name: &str,
+        paused: bool,
+        now: UnixMs,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO campaigns (name, paused, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at",
+            params![name, paused, now],
+        )?;
+        Ok(())
+    }
+
+    fn campaign_summaries(&mut self, now: UnixMs) -> Result<Vec<CampaignSummary>, StoreError> {
+        let mut out: BTreeMap<String, CampaignSummary> = BTreeMap::new();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT name, paused FROM campaigns")?;
+            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (name, paused) = row?;
+                out.entry(name.clone()).or_default().paused = paused != 0;
+            }
+        }
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT COALESCE(campaign, '{DEFAULT_CAMPAIGN}'), state, \
+               CASE WHEN state = 'completed' THEN COALESCE(outcome, 'unknown') \
+                    WHEN state = 'failed' THEN COALESCE(failure_reason, 'unknown') ELSE '' END, \
+               SUM(CASE WHEN state = 'queued' AND COALESCE(not_before, 0) <= ?1 THEN 1 ELSE 0 END), \
+               COUNT(*) \
+             FROM calls WHERE direction = 'outbound' GROUP BY 1, 2, 3"
+        ))?;
+        let rows = st.query_map([now], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (name, state, key, due, n) = row?;
+            claims::add_to_summary(out.entry(name).or_default(), &state, key, due, n);
+        }
+        Ok(out
+            .into_iter()
+            .map(|(name, s)| CampaignSummary { name, ..s })
+            .collect())
+    }
+
     fn create_call(
         &mut self,
         call: &NewCall,
@@ -421,6 +793,10 @@ impl Store for SqliteStore {
     }
 
     fn cancel_call(&mut self, id: &str, now: UnixMs) -> Result<Cancelled, StoreError> {
+        let who = Recorder {
+            node: &self.node,
+            claims_required: self.claims_required,
+        };
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -439,6 +815,7 @@ impl Store for SqliteStore {
             },
             now,
             now,
+            who,
         )?;
         let c = get_call_in(&tx, id)?.ok_or_else(|| StoreError::NoSuchCall(id.to_owned()))?;
         tx.commit()?;
@@ -456,7 +833,11 @@ impl Store for SqliteStore {
         let mut results = Vec::with_capacity(records.len());
         for rec in records {
             let sp = tx.savepoint()?;
-            match apply_record(&sp, &self.node, rec, now) {
+            let who = Recorder {
+                node: &self.node,
+                claims_required: self.claims_required,
+            };
+            match apply_record(&sp, who, rec, now) {
                 Ok(()) => {
                     sp.commit()?;
                     results.push(Ok(()));
@@ -491,16 +872,16 @@ impl Store for SqliteStore {
     fn add_dnc(&mut self, number: &str, source: &str, now: UnixMs) -> Result<bool, StoreError> {
         let n = self.conn.execute(
             "INSERT OR IGNORE INTO dnc (number, source, created_at) VALUES (?1, ?2, ?3)",
-            params![number, source, now],
+            params![normalize_number(number), source, now],
         )?;
         Ok(n == 1)
     }
 
     fn remove_dnc(&mut self, number: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM dnc WHERE number = ?1", [number])?
-            == 1)
+        Ok(self.conn.execute(
+            "DELETE FROM dnc WHERE number = ?1",
+            [normalize_number(number)],
+        )? == 1)
     }
 
     fn live_calls(&mut self, node: &str) -> Result<Vec<CallRecord>, StoreError> {
@@ -511,8 +892,9 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn lease_due(
+    fn lease_due_for(
         &mut self,
+        node: &str,
         now: UnixMs,
         lease_until: UnixMs,
         limit: u32,
@@ -531,10 +913,11 @@ impl Store for SqliteStore {
                 .collect::<Result<_, _>>()?
         };
         {
-            let mut up =
-                tx.prepare_cached("UPDATE events SET lease_until = ?1 WHERE position = ?2")?;
+            let mut up = tx.prepare_cached(
+                "UPDATE events SET lease_until = ?1, lease_owner = ?3 WHERE position = ?2",
+            )?;
             for e in &due {
-                up.execute(params![lease_until, e.position])?;
+                up.execute(params![lease_until, e.position, node])?;
             }
         }
         tx.commit()?;
@@ -563,15 +946,15 @@ impl Store for SqliteStore {
             )?;
             let mut delivered = tx.prepare_cached(
                 "UPDATE events SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, \
-                 lease_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
+                 lease_until = NULL, lease_owner = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
             )?;
             let mut retry = tx.prepare_cached(
                 "UPDATE events SET attempts = attempts + 1, next_attempt_at = ?3, lease_until = NULL, \
-                 last_error = ?4, updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
+                 lease_owner = NULL, last_error = ?4, updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
             )?;
             let mut dead = tx.prepare_cached(
                 "UPDATE events SET status = 'dead', attempts = attempts + 1, lease_until = NULL, \
-                 last_error = ?3, updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
+                 lease_owner = NULL, last_error = ?3, updated_at = ?2 WHERE id = ?1 AND status = 'pending'",
             )?;
             for d in done {
                 let a = &d.attempt;
@@ -597,10 +980,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn release_leases(&mut self) -> Result<u64, StoreError> {
+    fn release_leases_of(&mut self, node: &str) -> Result<u64, StoreError> {
         Ok(self.conn.execute(
-            "UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL",
-            [],
+            "UPDATE events SET lease_until = NULL, lease_owner = NULL \
+             WHERE lease_until IS NOT NULL AND (lease_owner = ?1 OR lease_owner IS NULL)",
+            [node],
         )? as u64)
     }
 
@@ -665,7 +1049,7 @@ impl Store for SqliteStore {
         }
         tx.execute(
             "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = ?2, lease_until = NULL, \
-             delivered_at = NULL, updated_at = ?2 WHERE id = ?1",
+             lease_owner = NULL, delivered_at = NULL, updated_at = ?2 WHERE id = ?1",
             params![id, now],
         )?;
         let e = get_event_in(&tx, id)?

@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 pub mod crm;
+pub mod kamailio;
+pub mod pg;
 pub mod uac;
 
 use std::net::{SocketAddr, UdpSocket};

@@ -436,6 +436,7 @@ impl UserAgent {
             return;
         };
         let mut resp = self.response_to(&invite, peer, status, reason, Some(&tag));
+        copy_record_route(&invite, &mut resp);
         resp.headers.push("Contact", self.contact());
         let bytes = resp.to_bytes();
         if let Some(tx) = self.servers.get_mut(&key) {
@@ -450,6 +451,7 @@ impl UserAgent {
             return;
         };
         let mut resp = self.response_to(&invite, peer, 200, "OK", Some(&tag));
+        copy_record_route(&invite, &mut resp);
         resp.headers.push("Contact", self.contact());
         resp.headers.push("Allow", ALLOW);
         resp.headers.push("Content-Type", "application/sdp");
@@ -699,5 +701,14 @@ impl UserAgent {
             self.schedule(now + t1, TimerRef::Server(key.clone()));
             self.schedule(now + 64 * t1, TimerRef::Server(key));
         }
+    }
+}
+
+/// RFC 3261 §12.1.1: a response that establishes a dialog (a 2xx or 18x to INVITE) carries
+/// the request's Record-Route values, in order, so the caller's route set goes through the
+/// same proxies (Kamailio in front of several nodes).
+fn copy_record_route(invite: &Request, resp: &mut Response) {
+    for rr in invite.headers.get_all("Record-Route") {
+        resp.headers.push("Record-Route", rr);
     }
 }

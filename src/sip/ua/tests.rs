@@ -136,6 +136,44 @@ fn invite_ring_answer_ack_bye() {
     assert_eq!(statuses(&drain(&mut ua)), vec![200]);
 }
 
+/// Behind a proxy (Kamailio's dispatcher): the 180 and 200 carry the INVITE's Record-Route
+/// values in order (RFC 3261 §12.1.1), so the caller's ACK and BYE come back through it, and
+/// the robot's own BYE follows the route set.
+#[test]
+fn dialog_responses_copy_record_route_and_our_bye_follows_it() {
+    let t0 = Instant::now();
+    let mut ua = ua();
+    let inv = String::from_utf8(invite("z9hG4bK-rr")).unwrap().replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 69\r\nRecord-Route: <sip:127.0.0.1:5960;lr;r2=on>\r\nRecord-Route: <sip:10.0.0.1;lr>\r\n",
+        1,
+    );
+    ua.handle_datagram(t0, peer(), inv.as_bytes());
+    drain(&mut ua);
+    let call = incoming(&mut ua);
+    ua.ring(t0, call);
+    ua.answer(t0, call, "v=0\r\n");
+    let rs = drain(&mut ua);
+    for r in &rs {
+        let rr: Vec<&str> = r.headers.get_all("Record-Route").collect();
+        assert_eq!(
+            rr,
+            ["<sip:127.0.0.1:5960;lr;r2=on>", "<sip:10.0.0.1;lr>"],
+            "{}",
+            r.status
+        );
+    }
+    let tag = to_tag(&rs[1]);
+    ua.handle_datagram(t0, peer(), &in_dialog("ACK", "z9hG4bK-rrack", &tag, 1));
+    ua.hangup(t0 + Duration::from_secs(1), call);
+    let bye = drain_requests(&mut ua).pop().expect("our BYE");
+    let route: Vec<&str> = bye.headers.get_all("Route").collect();
+    assert_eq!(
+        route,
+        ["<sip:127.0.0.1:5960;lr;r2=on>", "<sip:10.0.0.1;lr>"]
+    );
+}
+
 #[test]
 fn ok_is_retransmitted_with_timer_g_backoff_until_ack_then_bye_on_timeout() {
     let t0 = Instant::now();

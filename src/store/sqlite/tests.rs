@@ -640,6 +640,7 @@ fn migration_3_fills_the_campaign_of_existing_calls() {
     s.create_call(&outbound("old", None, "h"), &ev("q", "call.queued"), 1)
         .unwrap();
     // As a version-2 database had it: the campaign only inside `dial`.
+    undo_migration_4(&s.conn);
     s.conn
         .execute_batch(
             "UPDATE calls SET campaign = NULL; DROP INDEX calls_by_campaign; DROP INDEX calls_by_created; \
@@ -654,4 +655,60 @@ fn migration_3_fills_the_campaign_of_existing_calls() {
         ..CallFilter::default()
     };
     assert_eq!(s.list_calls(&cart).unwrap().len(), 1);
+}
+
+/// Bring a database back to schema version 3.
+fn undo_migration_4(conn: &Connection) {
+    conn.execute_batch(
+        "DROP INDEX calls_due; DROP INDEX calls_by_number; DROP INDEX calls_trunk_busy; \
+             DROP INDEX calls_trunk_recent; DROP INDEX calls_by_claim_owner; DROP INDEX calls_live_by_node; \
+             DROP INDEX events_by_lease_owner; DROP TABLE nodes; DROP TABLE campaigns; \
+             ALTER TABLE calls DROP COLUMN to_norm; ALTER TABLE calls DROP COLUMN claim_owner; \
+             ALTER TABLE calls DROP COLUMN claim_until; ALTER TABLE calls DROP COLUMN claimed_at; \
+             ALTER TABLE calls DROP COLUMN trunk; ALTER TABLE events DROP COLUMN lease_owner; \
+             DELETE FROM schema_version WHERE version = 4;",
+    )
+    .unwrap();
+}
+
+#[test]
+fn migration_4_normalises_the_numbers_of_existing_calls() {
+    let dir = TempDir::new("mig4");
+    let mut s = open(&dir);
+    let mut c = outbound("old", None, "h");
+    c.to = Some("+7 (916) 123-45-67".into());
+    c.not_before = Some(0);
+    s.create_call(&c, &ev("q", "call.queued"), 1).unwrap();
+    // As a version-3 database had it: no claims, owners, nodes or campaigns.
+    undo_migration_4(&s.conn);
+    drop(s);
+    let mut s = open(&dir).require_claims(true);
+    assert_eq!(s.schema_version().unwrap(), migrations::latest());
+    assert!(s.add_dnc("+79161234567", "api", 2).unwrap());
+    let got = s.claim_due("node-a", 10, 10, 1_000, &[], &[]).unwrap();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].dnc,
+        "the old call's number was normalised and matched"
+    );
+}
+
+#[test]
+fn without_claims_required_a_single_node_starts_calls_as_before() {
+    let dir = TempDir::new("legacy");
+    let mut s = open(&dir);
+    s.create_call(&outbound("q", None, "h"), &ev("q1", "call.queued"), 1)
+        .unwrap();
+    let res = s
+        .record(&[update("q", CallState::Started, "s1", "call.started")], 10)
+        .unwrap();
+    assert!(res[0].is_ok());
+    let mut strict = open(&dir).require_claims(true);
+    strict
+        .create_call(&outbound("r", None, "h"), &ev("r1", "call.queued"), 1)
+        .unwrap();
+    let res = strict
+        .record(&[update("r", CallState::Started, "s2", "call.started")], 10)
+        .unwrap();
+    assert!(matches!(res[0], Err(StoreError::NotClaimed(_))));
 }
