@@ -377,11 +377,7 @@ fn caller_steering(scenario: &Scenario, out: &mut Vec<Diagnostic>) {
                         .unwrap_or_default(),
                     _ => Vec::new(),
                 };
-                (
-                    "chooses the number this text goes to",
-                    first(to),
-                    false,
-                )
+                ("chooses the number this text goes to", first(to), false)
             }
             _ => continue,
         };
