@@ -272,6 +272,26 @@ fn ordinals_answer_a_day_of_the_month_by_voice_and_keys() {
         );
         assert_eq!(r.record.variables["day"], day);
     }
+    // A number next to a word the reading does not explain — «5 нацяти», how Whisper base
+    // garbles «п'ятнадцятий» — is read back even when the recogniser is sure, never taken:
+    // "you entered … the fifth?" "no" → asked again (here: `max: 0`, so it fails).
+    let r = call(
+        "uk",
+        &[
+            CallerStep::key("1"),
+            say("сплатив"),
+            unsure("5 нацяти", 0.9),
+            say("ні"),
+        ],
+    );
+    assert_eq!(r.record.outcome.as_deref(), Some("failed"));
+    assert!(
+        r.plays()
+            .iter()
+            .any(|p| p.contains(&"uk/ordinal/5".to_owned())),
+        "read back: {:?}",
+        r.plays()
+    );
     // Keys: 1-2 digits and `#`; 45 is no day.
     let mut script = vec![CallerStep::key("1")];
     script.extend(rest());

@@ -18,6 +18,10 @@ use crate::scenario::{AnswerType, Ask, InputMode, NodeId};
 /// verdict before counting a no-match.
 pub const SPEECH_RESULT_GRACE: Duration = Duration::from_secs(5);
 
+/// The most a spoken day or date is trusted when its transcript has words the reading
+/// does not explain: below any usual `confidence`, above the default `confirm.min`.
+pub const UNEXPLAINED_VALUE_CONFIDENCE: f32 = 0.5;
+
 /// Phrases that answer "did you say …?" with yes, by language.
 pub const YES_PHRASES: [(&str, &[&str]); 3] = [
     (
@@ -210,6 +214,14 @@ impl Dialogue {
                 AnswerType::Date => {
                     crate::nlu::dates::parse_date(&text, &lang, self.today()).map(|d| d.to_string())
                 }
+            };
+            // A number next to words the reading does not explain («5 нацяти», Whisper's
+            // garbling of «п'ятнадцятий») may be a fragment of another: read it back, at
+            // most, never take it as heard.
+            let confidence = if crate::nlu::dates::unexplained_words(&text, &lang).is_empty() {
+                confidence
+            } else {
+                confidence.min(UNEXPLAINED_VALUE_CONFIDENCE)
             };
             match value {
                 Some(v) => self.value_heard(now, ask, v, confidence),
