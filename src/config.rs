@@ -27,6 +27,7 @@
 //!   idle_timeout: 60s               # a silent connection is closed
 //!   max_connections: 256
 //! store:
+//!   url: postgres://ivrflow:…@db:5432/ivrflow   # shared by several nodes (default: SQLite)
 //!   node: local                     # this process's name in call records
 //! routes:                            # dialled number → scenario (file stem)
 //!   "100": order-confirmation
@@ -299,14 +300,20 @@ pub const MIN_API_TOKEN_LEN: usize = 16;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// This process's name in call records; calls it had up when it stopped are reported
-    /// as interrupted at its next start.
+    /// Where the calls and the outbox live: none (or `sqlite:`) for SQLite in the data
+    /// directory, `postgres://USER:PASS@HOST:PORT/DB` for a store shared by several nodes.
+    /// The password may come from `IVRFLOW_STORE_URL` instead.
+    pub url: Option<String>,
+    /// This process's name in call records, claims and leases: unique per node. Calls it
+    /// had up when it stopped are reported as interrupted at its next start (or by a
+    /// surviving node, when it dies).
     pub node: String,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
+            url: None,
             node: "local".to_owned(),
         }
     }

@@ -138,6 +138,13 @@ struct ServeArgs {
     /// and sends `POST /v1/calls {"to":"100",…}` as `sip:100@HOST:PORT` through it.
     #[arg(long)]
     trunk: Option<String>,
+    /// The store: `postgres://USER:PASS@HOST:PORT/DB` shared by several nodes (default:
+    /// SQLite in the data directory); also IVRFLOW_STORE_URL.
+    #[arg(long, env = "IVRFLOW_STORE_URL", hide_env_values = true)]
+    store: Option<String>,
+    /// This node's name (unique among the nodes sharing a store).
+    #[arg(long)]
+    node: Option<String>,
     /// Inbound calls may reach any scenario by its file name as the dialled number
     /// (default: only when SIP listens on loopback; otherwise `routes:` only).
     #[arg(long, value_name = "true|false")]
@@ -355,6 +362,12 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if args.log_pii {
         cfg.log.pii = true;
+    }
+    if let Some(u) = args.store.filter(|u| !u.trim().is_empty()) {
+        cfg.store.url = Some(u);
+    }
+    if let Some(n) = args.node {
+        cfg.store.node = n;
     }
     if let Some(b) = args.inbound_by_name {
         cfg.inbound_by_name = Some(b);

@@ -354,6 +354,32 @@ fn every_operation_answers_as_documented() {
         422
     );
 
+    // Campaigns: listed with their queue; paused and resumed; an unknown one is 404.
+    let list = api.get("/v1/campaigns");
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert!(
+        list.json["campaigns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "default")
+    );
+    let r = api.post("/v1/campaigns/default/pause", "");
+    assert_eq!(
+        (r.status, &r.json["paused"]),
+        (200, &json!(true)),
+        "{}",
+        r.text
+    );
+    let r = api.post("/v1/campaigns/default/resume", "");
+    assert_eq!(
+        (r.status, &r.json["paused"]),
+        (200, &json!(false)),
+        "{}",
+        r.text
+    );
+    assert_eq!(api.post("/v1/campaigns/nope/pause", "").status, 404);
+
     // A reload with nothing changed: everything loaded, nothing updated.
     let r = api.post("/v1/scenarios/reload", "");
     assert_eq!(r.status, 200, "{}", r.text);

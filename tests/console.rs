@@ -592,12 +592,9 @@ fn every_page_works_in_a_real_browser_with_a_live_call() {
     );
 }
 
-/// Pausing and resuming a campaign from the console. It needs the campaign endpoints
-/// (`GET /v1/campaigns` → `{"campaigns": [{"name", "paused", "queued", "dialling",
-/// "completed": {outcome: n}, "failed": {reason: n}}]}`, `POST
-/// /v1/campaigns/{name}/pause|resume`), which are not in this branch yet.
+/// Pausing and resuming a campaign from the console (`GET /v1/campaigns`, `POST
+/// /v1/campaigns/{name}/pause|resume`).
 #[test]
-#[ignore = "needs the campaign API"]
 fn a_campaign_pauses_and_resumes_from_the_console() {
     let shots = screenshots();
     // A trunk nobody answers and a campaign whose calls wait for tomorrow's window: the

@@ -8,23 +8,21 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 
 /// Connection limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
-    /// The request line and headers must arrive within this (hyper also applies it to the
-    /// wait for the next request on a kept-alive connection).
+    /// A new connection's first request line and headers must arrive within this.
     pub header_timeout: Duration,
-    /// A connection with no bytes either way for this long is closed (also between
-    /// keep-alive requests, and a body trickled slower than this).
+    /// A connection with no bytes either way for this long is closed, and a later
+    /// request's headers (on a kept-alive connection) must arrive within this too.
     pub idle_timeout: Duration,
     /// At most this many connections open; more are closed at once.
     pub max_connections: usize,
@@ -79,16 +77,38 @@ pub async fn serve(
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
-            let conn = builder.serve_connection(io, TowerToHyperService::new(app));
+                .header_read_timeout(limits.idle_timeout);
+            // The first request's headers have the shorter deadline (a client that
+            // connects and sends nothing, or trickles); later ones the idle timeout, so a
+            // client's pooled keep-alive connection is not cut under it after a few seconds.
+            let served = Arc::new(AtomicBool::new(false));
+            let svc = {
+                let served = served.clone();
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    served.store(true, Ordering::Relaxed);
+                    let mut app = app.clone();
+                    tower_service::Service::call(&mut app, req)
+                })
+            };
+            let conn = builder.serve_connection(io, svc);
             let idle = async {
                 loop {
                     let seen = Duration::from_millis(last.load(Ordering::Relaxed));
                     let quiet = start.elapsed().saturating_sub(seen);
+                    if !served.load(Ordering::Relaxed) && start.elapsed() >= limits.header_timeout {
+                        return;
+                    }
                     if quiet >= limits.idle_timeout {
                         return;
                     }
-                    tokio::time::sleep(limits.idle_timeout - quiet).await;
+                    let until_idle = limits.idle_timeout - quiet;
+                    let until_first = limits.header_timeout.saturating_sub(start.elapsed());
+                    let wait = if served.load(Ordering::Relaxed) {
+                        until_idle
+                    } else {
+                        until_idle.min(until_first).max(Duration::from_millis(10))
+                    };
+                    tokio::time::sleep(wait).await;
                 }
             };
             tokio::select! {

@@ -68,8 +68,11 @@ pub struct ApiState {
     /// This process's name in call records (`store.node`).
     pub node_name: Arc<str>,
     pub metrics: Arc<Metrics>,
-    /// Tells the node about queued, cancelled and do-not-call changes (committed first).
+    /// Tells the node about cancelled and do-not-call changes (committed first).
     pub node: Option<tokio::sync::mpsc::UnboundedSender<Command>>,
+    /// Wakes the claim loop (`rt::cluster`): a call just queued is claimed at once if due,
+    /// by this node or any other sharing the store.
+    pub claim_now: Arc<tokio::sync::Notify>,
     /// The node's state (store health, trunks) as it last reported it.
     pub status: NodeView,
     /// Default deadline of `POST /v1/admin/drain`.
@@ -214,6 +217,9 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::put(add_dnc).delete(remove_dnc),
         )
         .route("/v1/trunks", get(list_trunks))
+        .route("/v1/campaigns", get(list_campaigns))
+        .route("/v1/campaigns/{name}/pause", post(pause_campaign))
+        .route("/v1/campaigns/{name}/resume", post(resume_campaign))
         .route("/v1/admin/drain", post(drain))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -552,7 +558,7 @@ async fn create_call(State(st): State<ApiState>, headers: HeaderMap, body: Bytes
             st.metrics.event_recorded(events::CALL_QUEUED);
             st.store.new_events.notify_one();
             tracing::info!(call_ref = %c.id, scenario = %c.scenario, "call queued by the API");
-            st.tell_dialer(Command::Queued(Box::new(c.clone())));
+            st.claim_now.notify_one();
             let location = format!("/v1/calls/{}", c.id);
             let body = call_json(&c, &[], &[]);
             let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
@@ -1055,6 +1061,59 @@ async fn list_scenarios(State(st): State<ApiState>) -> ApiResult {
         })
         .collect();
     Ok(axum::Json(json!({ "scenarios": list })).into_response())
+}
+
+/// `GET /v1/campaigns`: every configured campaign (and any other with calls), paused or
+/// running, with its queue and results, over all nodes sharing the store.
+async fn list_campaigns(State(st): State<ApiState>) -> ApiResult {
+    let now = unix_ms(SystemTime::now());
+    let mut list = st
+        .store
+        .run(move |s| s.campaign_summaries(now))
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    for name in st.campaigns.iter() {
+        if !list.iter().any(|c| &c.name == name) {
+            list.push(crate::store::CampaignSummary {
+                name: name.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(axum::Json(json!({ "campaigns": list })).into_response())
+}
+
+/// `POST /v1/campaigns/{name}/pause`: no node claims the campaign's calls until resumed
+/// (calls already ringing or up go on).
+async fn pause_campaign(State(st): State<ApiState>, Path(name): Path<String>) -> ApiResult {
+    set_paused(st, name, true).await
+}
+
+/// `POST /v1/campaigns/{name}/resume`.
+async fn resume_campaign(State(st): State<ApiState>, Path(name): Path<String>) -> ApiResult {
+    set_paused(st, name, false).await
+}
+
+async fn set_paused(st: ApiState, name: String, paused: bool) -> ApiResult {
+    if !st.campaigns.contains(&name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no campaign {name:?} is configured"),
+            Some("name"),
+        ));
+    }
+    let now = unix_ms(SystemTime::now());
+    let n = name.clone();
+    st.store
+        .run(move |s| s.set_campaign_paused(&n, paused, now))
+        .await
+        .ok_or_else(ApiError::unavailable)??;
+    tracing::info!(campaign = %name, paused, "campaign {}", if paused { "paused" } else { "resumed" });
+    if !paused {
+        st.claim_now.notify_one();
+    }
+    Ok(axum::Json(json!({ "name": name, "paused": paused })).into_response())
 }
 
 /// `POST /v1/scenarios/reload`: re-read the scenario files and prompts (as SIGHUP does).

@@ -149,6 +149,9 @@ pub enum DialAction {
     Dial(QueuedCall),
     /// Drop this call for good; report the reason to the CRM.
     Refuse(QueuedCall, Refusal),
+    /// Not dialable before this instant (its calling window): the owner hands it back to
+    /// the store with that time (only with [`Dialer::release_deferred`]; the dialer forgot it).
+    Defer(QueuedCall, Timestamp),
 }
 
 /// After a call ended.
@@ -177,6 +180,10 @@ pub struct Dialer {
     active: HashMap<String, QueuedCall>,
     /// Numbers with a call in progress.
     busy_numbers: HashSet<String>,
+    /// Calls outside their window are handed back ([`DialAction::Defer`]) instead of
+    /// waiting here: the node claimed them from a shared store and must not sit on the
+    /// claim for hours.
+    release_deferred: bool,
 }
 
 /// When a number is busy with another of our calls, look again this much later.
@@ -195,7 +202,13 @@ impl Dialer {
             calls: HashMap::new(),
             active: HashMap::new(),
             busy_numbers: HashSet::new(),
+            release_deferred: false,
         }
+    }
+
+    /// Hand calls that are not dialable now back to the owner ([`DialAction::Defer`]).
+    pub fn release_deferred(&mut self, on: bool) {
+        self.release_deferred = on;
     }
 
     pub fn add_dnc(&mut self, number: &str) {
@@ -276,6 +289,10 @@ impl Dialer {
             // Calling window: move the call to the next window opening.
             let allowed = next_allowed(&campaign.windows, &tz, now);
             if allowed > now {
+                if self.release_deferred {
+                    self.take(&t, &id);
+                    return Some(DialAction::Defer(call, allowed));
+                }
                 self.reschedule(&t, &id, allowed);
                 continue;
             }

@@ -439,6 +439,12 @@ impl Node {
         }
     }
 
+    /// Queued calls come claimed from the store (`rt` claims them): a call that has to
+    /// wait goes back to the store instead of being held here.
+    pub fn use_claims(&mut self) {
+        self.outbound.use_claims();
+    }
+
     /// Draining is over: no call is up, and everything recorded is committed and every
     /// held message sent. The process may exit.
     pub fn drained(&self) -> bool {

@@ -122,6 +122,9 @@ pub struct Outbound {
     status: BTreeMap<String, TrunkStatus>,
     /// The trunk status changed since [`Outbound::take_status`] was last called.
     status_changed: bool,
+    /// Calls come claimed from a shared store: one that waits (a retry, its calling
+    /// window) goes back to the store with its time instead of staying here.
+    claims: bool,
 }
 
 fn ms(t: Timestamp) -> UnixMs {
@@ -198,6 +201,7 @@ impl Outbound {
             numbers: HashMap::new(),
             status,
             status_changed: true,
+            claims: false,
         }
     }
 
@@ -229,7 +233,15 @@ impl Outbound {
         }
     }
 
-    /// Queue a call for the dialer (from the store at start, from the API afterwards).
+    /// Claimed calls (see [`Outbound::claims`]): whatever is not dialled now is handed
+    /// back to the store, so no claim is held longer than it takes to dial.
+    pub fn use_claims(&mut self) {
+        self.claims = true;
+        self.dialer.release_deferred(true);
+    }
+
+    /// Queue a call for the dialer (claimed from the store, or — without claims — loaded at
+    /// start and told by the API).
     pub fn enqueue(&mut self, c: CallRecord) {
         if self.calls.contains_key(&c.id) {
             return;
@@ -364,6 +376,12 @@ impl Outbound {
         while let Some(action) = self.dialer.poll_dial(w) {
             match action {
                 DialAction::Dial(q) => self.place(now, w, q, engine, recorder, ids, records),
+                DialAction::Defer(q, at) => {
+                    if let Some(c) = self.calls.remove(&q.id) {
+                        tracing::debug!(call_ref = %c.id, not_before = %at, "outside its calling window; handed back to the store");
+                        records.push(recorder.deferred(&c, ms(at), ms(w)));
+                    }
+                }
                 DialAction::Refuse(q, why) => {
                     let why = match why {
                         Refusal::DoNotCall => "the number is on the do-not-call list".to_owned(),
@@ -493,6 +511,12 @@ impl Outbound {
         if let (Some(at), Some(c)) = (retry_at, self.calls.get_mut(call_ref)) {
             c.not_before = Some(at);
             c.dial_attempts = attempt;
+        }
+        if self.claims && retry_at.is_some() {
+            // The retry's record ends the claim: whichever node claims it at that time
+            // dials it; this one forgets it.
+            self.dialer.cancel(call_ref);
+            self.calls.remove(call_ref);
         }
         tracing::info!(%call_ref, attempt, ?retry_at, "outbound attempt failed");
         records.extend(recorder.failed_attempt(ids, ev, attempt, retry_at));

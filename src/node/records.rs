@@ -362,6 +362,23 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// A claimed call that cannot be dialled before `not_before` (its calling window) goes
+    /// back to the store with that time; no event (nothing happened to it yet).
+    pub fn deferred(&self, call: &CallRecord, not_before: UnixMs, now: UnixMs) -> Record {
+        Record {
+            call_id: call.id.clone(),
+            at: now,
+            change: CallChange::Update(CallUpdate {
+                state: Some(CallState::Queued),
+                not_before: Some(not_before),
+                ..CallUpdate::default()
+            }),
+            event: None,
+        }
+    }
+}
+
 /// The record that closes a call a node had up when it stopped: found at this node's start,
 /// or taken over from a node that died. The detail names the node.
 pub fn interrupted(ids: &mut Ids, call: &CallRecord, now: UnixMs) -> Record {

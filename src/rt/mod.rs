@@ -18,6 +18,7 @@
 //! Not here: any protocol, dialogue or product rule — those are in the sans-IO layers
 //! (`crate::node` and below).
 
+pub mod cluster;
 pub mod http;
 pub mod media;
 pub mod reload;
@@ -92,26 +93,23 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let trunks = resolve_trunks(&cfg).await?;
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+    let claim_now = Arc::new(tokio::sync::Notify::new());
     let view = crate::api::ScenarioView::new(catalog.scenarios.clone());
     let mut svc = Services::start(
         &cfg,
         view.clone(),
         reload_tx.clone(),
         commands_tx.clone(),
+        claim_now.clone(),
         metrics,
     )
     .await?;
-    let (queued, dnc, lost) = svc
+    // Queued calls are not loaded: the cluster loop claims them when due (rt::cluster).
+    let (dnc, lost) = svc
         .store
         .run({
             let node = cfg.store.node.clone();
-            move |s| {
-                Ok::<_, crate::store::StoreError>((
-                    s.queued_calls()?,
-                    s.dnc_numbers()?,
-                    s.live_calls(&node)?,
-                ))
-            }
+            move |s| Ok::<_, crate::store::StoreError>((s.dnc_numbers()?, s.live_calls(&node)?))
         })
         .await
         .context("the store thread stopped")??;
@@ -153,15 +151,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         guard: cfg.sip.guard().map_err(anyhow::Error::msg)?,
         anchor: (now, SystemTime::now()),
     });
-    if !queued.is_empty() {
-        tracing::info!(calls = queued.len(), "queued calls loaded from the store");
-        if cfg.trunks.is_empty() {
-            tracing::warn!(
-                calls = queued.len(),
-                "calls are queued but no trunk is configured (--trunk or trunks:); they wait"
-            );
-        }
-    }
+    node.use_claims();
     node.handle_input(now, Input::Command(Command::Recovered(lost)));
     for number in dnc {
         node.handle_input(
@@ -172,13 +162,18 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             }),
         );
     }
-    for c in queued {
-        node.handle_input(now, Input::Command(Command::Queued(Box::new(c))));
-    }
     let range = cfg.rtp_port_range().map_err(anyhow::Error::msg)?;
     let (ports, rtp_rx) =
         MediaSockets::start(cfg.rtp_ip(), range).context("starting the RTP receive thread")?;
     let drain = cfg.drain_timeout().map_err(anyhow::Error::msg)?;
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cluster = cluster::spawn(
+        cluster::Cluster::from_config(&cfg),
+        svc.store.clone(),
+        commands_tx.clone(),
+        claim_now,
+        draining.clone(),
+    );
     let reloader = reload::spawn(
         paths,
         catalog,
@@ -198,9 +193,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         commands_rx,
         reload_tx,
         drain,
+        draining,
     )
     .await;
     reloader.abort();
+    cluster.abort();
+    if r.is_ok() {
+        cluster::leave(&svc.store, &cfg.store.node).await;
+    }
     if r.is_ok() {
         flush_outbox(&svc, Duration::from_secs(5)).await;
     }
@@ -496,6 +496,7 @@ async fn drive(
     mut commands: mpsc::UnboundedReceiver<Command>,
     reload: mpsc::UnboundedSender<crate::api::ReloadRequest>,
     drain: Duration,
+    draining: Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<()> {
     let mut buf = vec![0u8; 65535];
     let mut wake = execute(&mut node, &sip, &mut ports, svc, &speech);
@@ -575,6 +576,7 @@ async fn drive(
             Some(cmd) = commands.recv() => {
                 if matches!(cmd, Command::Drain { .. }) {
                     systemd::notify("STOPPING=1");
+                    draining.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 node.handle_input(Instant::now(), Input::Command(cmd));
             }
@@ -585,6 +587,7 @@ async fn drive(
                     let deadline = if stops == 1 { drain } else { Duration::ZERO };
                     tracing::info!(deadline_s = deadline.as_secs(), "stop requested");
                     systemd::notify("STOPPING=1");
+                    draining.store(true, std::sync::atomic::Ordering::Relaxed);
                     node.handle_input(Instant::now(), Input::Command(Command::Drain { deadline }));
                 }
                 Signal::Reload => {

@@ -22,9 +22,8 @@ use super::webhook::{self, DeliveryConfig};
 use crate::api::{self, ApiState, NodeView, metrics::Metrics};
 use crate::config::Config;
 use crate::node::Command;
+use crate::store::StoreHandle;
 use crate::store::handle::Ack;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreHandle};
 
 /// The lock file that keeps a second server off the same data directory.
 pub const LOCK_FILE: &str = "ivrflow.lock";
@@ -50,6 +49,7 @@ impl Services {
         scenarios: api::ScenarioView,
         reload: mpsc::UnboundedSender<api::ReloadRequest>,
         node: tokio::sync::mpsc::UnboundedSender<Command>,
+        claim_now: Arc<tokio::sync::Notify>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Services> {
         let dir = &cfg.data_dir;
@@ -68,10 +68,26 @@ impl Services {
                 dir.display()
             );
         }
-        let mut db = SqliteStore::open_in_dir(dir, &cfg.store.node)
-            .with_context(|| format!("opening the database in {}", dir.display()))?;
-        let released = db.release_leases()?;
-        tracing::info!(path = %db.path().display(), released_leases = released, "store open");
+        // Off the reactor: the PostgreSQL client blocks (it runs its own small runtime).
+        let (url, data, me) = (cfg.store.url.clone(), dir.clone(), cfg.store.node.clone());
+        let (db, released) = tokio::task::spawn_blocking(move || {
+            let mut db = crate::store::open(url.as_deref(), &data, &me)?;
+            // Only this node's own leases: other nodes sharing the store keep theirs.
+            let released = db.release_leases()?;
+            Ok::<_, crate::store::StoreError>((db, released))
+        })
+        .await
+        .context("opening the store")?
+        .with_context(|| match &cfg.store.url {
+            Some(_) => "opening the store (store.url)".to_owned(),
+            None => format!("opening the database in {}", dir.display()),
+        })?;
+        tracing::info!(
+            node = %cfg.store.node,
+            shared = cfg.store.url.as_deref().is_some_and(|u| u.starts_with("postgres")),
+            released_leases = released,
+            "store open"
+        );
 
         let campaigns: Vec<String> = std::iter::once(crate::node::DEFAULT_CAMPAIGN.to_owned())
             .chain(cfg.campaigns.iter().map(|c| c.name.clone()))
@@ -81,8 +97,8 @@ impl Services {
             campaigns: campaigns.clone(),
             trunks: cfg.trunks.iter().map(|t| t.name.clone()).collect(),
         });
-        let (store, acks, join) = store_thread::spawn(Box::new(db), metrics.clone())
-            .context("starting the store thread")?;
+        let (store, acks, join) =
+            store_thread::spawn(db, metrics.clone()).context("starting the store thread")?;
         let mut tasks = Vec::new();
         let schedule = cfg.webhook_schedule().map_err(anyhow::Error::msg)?;
         let secret = cfg.webhook_secret().map_err(anyhow::Error::msg)?;
@@ -121,6 +137,7 @@ impl Services {
                     campaigns: Arc::new(campaigns.into_iter().collect()),
                     metrics: metrics.clone(),
                     node: Some(node),
+                    claim_now,
                     status: status.clone(),
                     drain_timeout: cfg.drain_timeout().map_err(anyhow::Error::msg)?,
                 };
