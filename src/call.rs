@@ -62,6 +62,24 @@ pub enum TraceEvent {
         #[serde(skip_serializing_if = "is_other")]
         source: DtmfSource,
     },
+    /// A spoken answer was recognised: `at_ms` is the end of the caller's speech (the
+    /// metrics' end of speech → next prompt starts here), `started_ms` its onset.
+    /// `transcript` follows the PII rules of the logs: `<redacted>` unless personal data
+    /// is revealed (`log.pii`); the answer itself is in `answers`. `decode_ms` is the
+    /// recogniser's wall time; `constrained`: the answer was chosen by scoring the expected
+    /// phrases against the audio rather than read from the free transcript.
+    Speech {
+        at_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        started_ms: Option<u64>,
+        transcript: String,
+        confidence: f32,
+        decode_ms: u64,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        constrained: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The robot decided to hang up.
     RobotHangup { at_ms: u64 },
     /// The caller hung up.
@@ -404,8 +422,29 @@ impl CallCore {
                 crate::asr::listen::ListenEvent::Cancel { id } => {
                     self.effects.push_back(Effect::CancelRecognition { id });
                 }
+                crate::asr::listen::ListenEvent::Recognised(r) => self.handle_recognised(r),
             }
         }
+    }
+
+    /// A finished recognition, for the trace (the call's own listener reports its own; the
+    /// simulator, which decodes nothing, reports its scripted ones here). The transcript is
+    /// kept as the PII rules of the logs say: `<redacted>` unless revealed.
+    pub fn handle_recognised(&mut self, r: crate::asr::listen::Recognition) {
+        let transcript = if r.text.is_empty() {
+            String::new()
+        } else {
+            crate::pii::Pii(&r.text).to_string()
+        };
+        self.trace.push(TraceEvent::Speech {
+            at_ms: self.ms(r.speech_end),
+            started_ms: r.speech_start.map(|t| self.ms(t)),
+            transcript,
+            confidence: (r.confidence * 1000.0).round() / 1000.0,
+            decode_ms: r.decode.as_millis() as u64,
+            constrained: r.constrained,
+            error: r.error,
+        });
     }
 
     /// A key from a source that is not one of the call's routes (a simulated caller, a

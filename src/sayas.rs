@@ -499,6 +499,28 @@ fn slavic_year(y: u32, out: &mut Vec<String>) -> Result<(), SayError> {
     Ok(())
 }
 
+/// An ordinal 1-99: en "fifteenth", "twenty-first" (`digits/h-N`); ru/uk the genitive
+/// masculine/neuter «пятнадцатого», «двадцать первого», «п'ятнадцятого» (`ordinal/N`) —
+/// the case of a day in a date («пятнадцатого марта») and after «до» / «с» / «з», and the
+/// only case the Russian and Ukrainian sets record.
+///
+/// English goes up to 39: the English set records "first" … "twentieth" and "thirtieth"
+/// only (a day of the month, the use it is for, needs no more).
+pub fn ordinal(lang: &str, n: u32) -> Result<Vec<String>, SayError> {
+    check_lang(lang)?;
+    let max = if lang == "en" { 39 } else { 99 };
+    if !(1..=max).contains(&n) {
+        return Err(SayError::OutOfRange(n.to_string()));
+    }
+    let mut out = Vec::new();
+    if lang == "en" {
+        en_ordinal(n, &mut out);
+    } else {
+        slavic_ordinal_gen(n, &mut out);
+    }
+    Ok(out)
+}
+
 /// A date: en "Monday, November twenty-third, twenty twenty-six"; ru/uk «понедельник,
 /// двадцать третьего ноября две тысячи двадцать шестого года».
 pub fn date(lang: &str, date: Date, style: DateStyle) -> Result<Vec<String>, SayError> {
@@ -581,8 +603,13 @@ pub fn time(lang: &str, hour: u32, minute: u32) -> Result<Vec<String>, SayError>
 pub enum SayKind {
     Digits,
     Number,
+    /// 1-99 (see [`ordinal`]).
+    Ordinal,
     Money,
-    Date { year: bool, weekday: bool },
+    Date {
+        year: bool,
+        weekday: bool,
+    },
     Time,
 }
 
@@ -610,6 +637,16 @@ pub fn fragments(kind: SayKind, lang: &str, currency: Option<&str>) -> Vec<Strin
     match kind {
         SayKind::Digits => out.extend((0..=9).map(d)),
         SayKind::Number => numbers(&mut out),
+        SayKind::Ordinal => {
+            if lang == "en" {
+                out.extend((1..=20).map(|n| d(format!("h-{n}"))));
+                out.extend([d("h-30"), d(20), d(30)]);
+            } else {
+                out.extend((1..=20).map(|n| format!("ordinal/{n}")));
+                out.extend((3..=9).map(|t| format!("ordinal/{}", t * 10)));
+                out.extend((2..=9).map(|t| d(t * 10)));
+            }
+        }
         SayKind::Money => {
             numbers(&mut out);
             if lang == "en" {
@@ -693,6 +730,29 @@ mod tests {
             .map(|f| f.trim_start_matches("digits/"))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    #[test]
+    fn ordinals_in_three_languages() {
+        let o = |lang: &str, n: u32| ordinal(lang, n).unwrap().join(" ");
+        assert_eq!(o("en", 15), "digits/h-15");
+        assert_eq!(o("en", 21), "digits/20 digits/h-1");
+        assert_eq!(o("en", 30), "digits/h-30");
+        assert_eq!(o("ru", 15), "ordinal/15");
+        assert_eq!(o("ru", 21), "digits/20 ordinal/1");
+        assert_eq!(o("uk", 42), "digits/40 ordinal/2");
+        assert!(ordinal("en", 40).is_err());
+        assert!(ordinal("ru", 0).is_err());
+        assert!(ordinal("ru", 100).is_err());
+        for lang in LANGUAGES {
+            let all = fragments(SayKind::Ordinal, lang, None);
+            let max = if lang == "en" { 39 } else { 99 };
+            for n in 1..=max {
+                for f in ordinal(lang, n).unwrap() {
+                    assert!(all.contains(&f), "{lang} {n}: {f} not in the fragment list");
+                }
+            }
+        }
     }
 
     #[test]

@@ -380,6 +380,59 @@ fn every_operation_answers_as_documented() {
     );
     assert_eq!(api.post("/v1/campaigns/nope/pause", "").status, 404);
 
+    // Bulk import: CSV with a good row, a bad number and a short row; the good ones queue.
+    let csv = "to,order_id,not_before\r\n+15550000101,4711,2099-01-01T00:00:00Z\r\n\"call me\",1,2099-01-01T00:00:00Z\r\n+15550000102\r\n\"+15550000103\",\"47,12\",2099-01-01T00:00:00Z\r\n";
+    let r = api.request(
+        "POST",
+        "/v1/campaigns/default/calls?scenario=order-confirmation",
+        Some(TOKEN),
+        Some(csv),
+        &[("content-type", "text/csv")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        (r.json["queued"].as_u64(), r.json["failed"].as_u64()),
+        (Some(2), Some(2)),
+        "{}",
+        r.text
+    );
+    let rows = r.json["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["status"], "queued");
+    assert_eq!(
+        (rows[1]["row"].as_u64(), &rows[1]["field"]),
+        (Some(2), &json!("to"))
+    );
+    assert!(rows[2]["error"].as_str().unwrap().contains("fields"));
+    let id = rows[3]["id"].as_str().unwrap();
+    assert_eq!(
+        api.get(&format!("/v1/calls/{id}")).json["variables"]["order_id"],
+        "47,12"
+    );
+    // The same as JSON; CSV without a scenario is 422 naming it.
+    let r = api.post(
+        "/v1/campaigns/default/calls",
+        r#"{"scenario":"order-confirmation","calls":[{"to":"+15550000104","not_before":"2099-01-01T00:00:00Z"}]}"#,
+    );
+    assert_eq!(
+        (r.status, r.json["queued"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        r.text
+    );
+    let r = api.request(
+        "POST",
+        "/v1/campaigns/default/calls",
+        Some(TOKEN),
+        Some("to\n1\n"),
+        &[("content-type", "text/csv")],
+    );
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (422, Some("scenario")),
+        "{}",
+        r.text
+    );
+
     // A reload with nothing changed: everything loaded, nothing updated.
     let r = api.post("/v1/scenarios/reload", "");
     assert_eq!(r.status, 200, "{}", r.text);

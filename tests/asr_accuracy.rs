@@ -94,10 +94,12 @@ fn question(q: &str, lang: &str) -> Vec<(String, Vec<String>)> {
     }
 }
 
+/// The phrase list as the dialogue gives it to the recogniser: one entry per intent, its
+/// phrases joined by `asr::ALTERNATIVES` (they are one answer, not rivals).
 fn prompt_phrases(intents: &[(String, Vec<String>)]) -> Vec<String> {
     intents
         .iter()
-        .flat_map(|(_, p)| p.iter().cloned())
+        .map(|(_, p)| p.join(&ivrflow::asr::ALTERNATIVES.to_string()))
         .collect()
 }
 

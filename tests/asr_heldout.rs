@@ -3,11 +3,12 @@
 //!
 //! `tests/fixtures/speech/heldout/manifest.tsv` lists each utterance (file, language,
 //! speaker, question, expected answer, words). Speakers ending in `-prompts` are the studio
-//! voices that also speak the prompts (the Asterisk sets of `tests/asr_accuracy.rs`): they
-//! are reported beside the others but are not held out. Everything else is: six English
-//! speakers of the Free Spoken Digit Dataset (their official test split) and the Ukrainian
-//! studio voice of the Asterisk core-sounds-uk set (not used for our prompts, which are
-//! synthetic in Ukrainian). See `tests/fixtures/speech/ATTRIBUTION.md`.
+//! voices that also speak the prompts (the Asterisk sets of `tests/asr_accuracy.rs`, and
+//! Tetyana Ivankova, whose Ukrainian set became our Ukrainian prompts): they are reported
+//! beside the others, with a regression bar, but are not held out. Everything else is:
+//! six English speakers of the Free Spoken Digit Dataset (their official test split). No
+//! Russian or Ukrainian recording of anyone else could be found under a licence that
+//! allows shipping it. See `tests/fixtures/speech/ATTRIBUTION.md`.
 //!
 //! Each utterance goes the way a caller's does on a real call: 8 kHz, G.711 µ-law or A-law
 //! (alternately) encoded and decoded, 20 ms frames between stretches of quiet line noise,
@@ -180,7 +181,21 @@ fn listen(
     seed: &mut u32,
     decode: &mut Duration,
     agc: bool,
+    latency: &mut Option<Duration>,
 ) -> Heard {
+    // End of speech → the answer known, for one idle worker: the later of the endpointer's
+    // verdict (virtual time) and the recognition's start (virtual) plus its decode (wall).
+    let mut asked: Option<(Instant, Duration)> = None;
+    let mut speech_end: Option<Instant> = None;
+    let mut answered = |now: Instant, asked: Option<(Instant, Duration)>, end: Option<Instant>| {
+        if let Some(end) = end {
+            let verdict = now.saturating_duration_since(end);
+            let decoded = asked.map_or(Duration::ZERO, |(at, d)| {
+                at.saturating_duration_since(end) + d
+            });
+            *latency = Some(verdict.max(decoded));
+        }
+    };
     let mut listener = Listener::new(VadKind::default());
     listener.set_agc(agc);
     let mut audio = noise(600, seed);
@@ -205,14 +220,21 @@ fn listen(
                     let result = rec
                         .recognize(&audio, &lang, &phrases)
                         .map_err(|e| e.to_string());
-                    *decode += started.elapsed();
+                    let took = started.elapsed();
+                    *decode += took;
+                    asked = Some((now, took));
                     listener.handle_result(now, id, result);
                 }
+                ListenEvent::Recognised(r) => speech_end = Some(r.speech_end),
                 ListenEvent::Cancel { .. } => {}
                 ListenEvent::Input(Input::Utterance { text, confidence }) => {
+                    answered(now, asked, speech_end);
                     return Heard::Utterance { text, confidence };
                 }
-                ListenEvent::Input(Input::SpeechUnrecognised) => return Heard::Unrecognised,
+                ListenEvent::Input(Input::SpeechUnrecognised) => {
+                    answered(now, asked, speech_end);
+                    return Heard::Unrecognised;
+                }
                 ListenEvent::Input(_) => {}
             }
         }
@@ -264,11 +286,12 @@ enum Outcome {
     Reasked,
 }
 
-/// Bars of the gate on held-out voices, per language (right answers, taken without asking
-/// again). Set just under what the shipped configuration measures (docs/speech.md: en
-/// 263/300 = 87.7 %, uk 24/30 = 80.0 %; before this gate existed: 71.7 % and 73.3 %), so a
-/// regression fails the build. The target is 95 %: not reached with Whisper base.
-const BAR: &[(&str, f64)] = &[("en", 0.85), ("uk", 0.75)];
+/// Bars of the gate, per row of the "by language" table (right answers, taken without
+/// asking again): the held-out English voices, and the Ukrainian prompt voice as a
+/// regression floor (there is no held-out Ukrainian or Russian voice). Set just under what
+/// the shipped configuration measures (docs/speech.md), so a regression fails the build.
+/// The target is 95 %: not reached with Whisper base.
+const BAR: &[(&str, f64)] = &[("en", 0.85), ("uk (prompt voice)", 0.75)];
 
 /// Wrong answers taken without a read-back that the gate tolerates: one, FSDD nicolas's
 /// first "eight", which Whisper base hears as "three" both ways — the free transcript says
@@ -328,7 +351,7 @@ fn heldout_voices_closed_answers_through_g711() {
     let _turn = turn();
     let model = model("ggml-base-q8_0.bin");
     // Development knobs (not for CI): IVRFLOW_HELDOUT_OPTS="agc=0,normalize=0,always=0,
-    // prune=0,spell=0", IVRFLOW_HELDOUT_ONLY=<part of a file name>, IVRFLOW_HELDOUT_DUMP=<file> (one
+    // prune=0,spell=0,threads=1", IVRFLOW_HELDOUT_ONLY=<part of a file name>, IVRFLOW_HELDOUT_DUMP=<file> (one
     // line of evidence per answer). The gate below holds only for the defaults.
     let knobs = std::env::var("IVRFLOW_HELDOUT_OPTS").unwrap_or_default();
     let off = |k: &str| knobs.split(',').any(|kv| kv == format!("{k}=0"));
@@ -337,6 +360,15 @@ fn heldout_voices_closed_answers_through_g711() {
     options.score_always &= !off("always");
     options.prune &= !off("prune");
     options.spell_numbers &= !off("spell");
+    // `threads=1`: one decoder thread (results as with two; for a machine that is busy
+    // with something else, where whisper.cpp's spinning threads slow each other down).
+    if let Some(t) = knobs
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("threads="))
+        .and_then(|t| t.parse().ok())
+    {
+        options.threads = t;
+    }
     let agc = !off("agc");
     let only = std::env::var("IVRFLOW_HELDOUT_ONLY").ok();
     let mut dump = std::env::var_os("IVRFLOW_HELDOUT_DUMP")
@@ -352,6 +384,7 @@ fn heldout_voices_closed_answers_through_g711() {
     let mut per_question: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut wrong = Vec::new();
     let mut decode = Duration::ZERO;
+    let mut latencies: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     let started = Instant::now();
     for (i, row) in rows.iter().enumerate() {
         let pcm = ivrflow::media::prompts::load_file(&fixtures().join(&row.file))
@@ -361,13 +394,29 @@ fn heldout_voices_closed_answers_through_g711() {
         let intents = question(&row.question, &row.lang);
         let spec = ListenSpec {
             lang: row.lang.clone(),
-            phrases: intents.iter().flat_map(|(_, p)| p.clone()).collect(),
+            // As the dialogue lists them: one entry per intent, alternatives joined.
+            phrases: intents
+                .iter()
+                .map(|(_, p)| p.join(&ivrflow::asr::ALTERNATIVES.to_string()))
+                .collect(),
             barge_in: false,
             complete_timeout: Duration::from_millis(400),
             incomplete_timeout: Duration::from_millis(1500),
             max_speech_timeout: Duration::from_secs(10),
         };
-        let heard = listen(&mut rec, &line, &spec, &mut seed, &mut decode, agc);
+        let mut latency = None;
+        let heard = listen(
+            &mut rec,
+            &line,
+            &spec,
+            &mut seed,
+            &mut decode,
+            agc,
+            &mut latency,
+        );
+        if let Some(l) = latency {
+            latencies.entry(row.lang.clone()).or_default().push(l);
+        }
         let verdict = match &heard {
             Heard::Utterance { text, confidence } => ivrflow::nlu::verdict(
                 text,
@@ -479,6 +528,22 @@ fn heldout_voices_closed_answers_through_g711() {
         println!("  {lang} {q:<18} {t}");
     }
     println!(
+        "end of speech → answer known (complete_timeout 400 ms; one idle worker: the later of \
+         the endpointer's verdict and the speculative recognition's start + its decode on \
+         this machine; the next prompt's first packet leaves then):"
+    );
+    for (lang, l) in &mut latencies {
+        l.sort();
+        let at = |q: f64| l[((l.len() - 1) as f64 * q).round() as usize].as_millis();
+        println!(
+            "  {lang}  p50 {} ms  p95 {} ms  max {} ms  ({} answers)",
+            at(0.5),
+            at(0.95),
+            at(1.0),
+            l.len()
+        );
+    }
+    println!(
         "{} utterances in {:.1} s (decoding {:.1} s)",
         rows.len(),
         started.elapsed().as_secs_f64(),
@@ -490,7 +555,7 @@ fn heldout_voices_closed_answers_through_g711() {
     );
     for (lang, bar) in BAR {
         let t = per_lang.get(*lang).copied().unwrap_or_default();
-        assert!(t.n() > 0, "no held-out {lang} utterances");
+        assert!(t.n() > 0, "no {lang} utterances in the set");
         assert!(
             t.rate() >= *bar,
             "{lang}: {:.1} % of held-out answers taken right, the bar is {:.1} %",

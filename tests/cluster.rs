@@ -86,6 +86,16 @@ fn calls_through(proxy: SocketAddr, n: u32, rtp: u16) -> std::process::Output {
     )
 }
 
+fn assert_sipp_ok(out: &std::process::Output, proxy: &Kamailio) {
+    assert!(
+        out.status.success(),
+        "sipp: {}\n{}\nkamailio:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        proxy.log_text()
+    );
+}
+
 fn answered(server: &Server) -> usize {
     server.log_text().matches("incoming call").count()
 }
@@ -104,13 +114,7 @@ fn kamailio_spreads_calls_and_routes_around_a_killed_node() {
     let rtp = sink.local_addr().unwrap().port();
 
     let out = calls_through(proxy.addr, 6, rtp);
-    assert!(
-        out.status.success(),
-        "sipp: {}\n{}\nkamailio:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        proxy.log_text()
-    );
+    assert_sipp_ok(&out, &proxy);
     let done = crm.wait_for_event("call.completed", 6, Duration::from_secs(15));
     assert_eq!(done.len(), 6);
     assert!(done.iter().all(|e| e["outcome"] == "pressed"), "{done:#?}");
@@ -124,13 +128,7 @@ fn kamailio_spreads_calls_and_routes_around_a_killed_node() {
     a.child.kill().unwrap();
     let _ = a.child.wait();
     let out = calls_through(proxy.addr, 6, rtp);
-    assert!(
-        out.status.success(),
-        "sipp: {}\n{}\nkamailio:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        proxy.log_text()
-    );
+    assert_sipp_ok(&out, &proxy);
     let done = crm.wait_for_event("call.completed", 12, Duration::from_secs(15));
     assert_eq!(done.len(), 12);
     assert_eq!(answered(&b), on_b + 6);

@@ -4,6 +4,12 @@
 //! decode → VAD/endpointer → Whisper on the recognition threads → intent) must confirm the
 //! order, and the CRM must receive `call.completed` with a speech answer.
 //!
+//! Also over real SIP, the cases of issue 16: a caller who says the key ("one", a human
+//! recording) instead of pressing it, a key typed during the greeting (type-ahead), a
+//! negation ("I haven't paid yet" is not "paid") and an ordinal ("fifteenth" answers a
+//! day-of-the-month question).
+//! Each speech answer must be in the trace with its transcript redacted.
+//!
 //! Needs the speech model (`./scripts/setup.sh`); without it the server refuses to start
 //! and this test fails saying so.
 
@@ -69,26 +75,31 @@ fn write_rtp_pcap(path: &Path, pcm: &[i16]) {
     std::fs::write(path, out).expect("write pcap");
 }
 
-#[test]
-fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
+/// One SIPp call to `order-confirmation` (order 4711) that listens `delay_ms`, then plays
+/// `pcap` (the uac_speech scenario; `pcap` may be SIPp's own RFC 4733 key pcap); returns
+/// the CRM's `call.completed` and a log for failure messages.
+fn call_order_confirmation(tag: &str, pcap: &Path, delay_ms: u64) -> (serde_json::Value, String) {
+    call_scenario(tag, "order-confirmation", None, pcap, delay_ms)
+}
+
+/// One SIPp call to the scenario `service` (from `scenarios`, else the bundled ones) that
+/// listens `delay_ms`, then plays `pcap`.
+fn call_scenario(
+    tag: &str,
+    service: &str,
+    scenarios: Option<&Path>,
+    pcap: &Path,
+    delay_ms: u64,
+) -> (serde_json::Value, String) {
     let model = repo().join(ivrflow::asr::DEFAULT_MODEL);
     assert!(
         model.exists(),
         "{} is missing: run ./scripts/setup.sh (it fetches and converts the Whisper models)",
         model.display()
     );
-    let dir = std::env::temp_dir().join(format!("ivrflow-sipp-speech-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("ivrflow-sipp-speech-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    // The answer: 300 ms of line silence, "yes", then 2 s of silence (the endpointer ends
-    // the utterance after the node's complete timeout).
-    let yes =
-        ivrflow::media::prompts::load_file(&repo().join("tests/fixtures/speech/synth/en/yes.wav"))
-            .expect("fixture");
-    let mut pcm = vec![0i16; 2400];
-    pcm.extend_from_slice(&yes);
-    pcm.extend(std::iter::repeat_n(0i16, 16000));
-    let pcap = dir.join("yes.pcap");
-    write_rtp_pcap(&pcap, &pcm);
     let xml = std::fs::read_to_string(fixture("sipp/uac_speech.xml"))
         .unwrap()
         .replace("@PCAP@", pcap.to_str().unwrap());
@@ -97,23 +108,25 @@ fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
 
     let crm = Crm::start();
     let sip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let server = Server::start(
-        sip,
-        &[
-            "--webhook-url",
-            &crm.url,
-            "--rtp-ports",
-            "32000-32999",
-            "--model",
-            model.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "--webhook-url",
+        &crm.url,
+        "--rtp-ports",
+        "32000-32999",
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    if let Some(dir) = scenarios {
+        args.extend(["--scenarios", dir.to_str().unwrap()]);
+    }
+    let server = Server::start(sip, &args);
+    let delay = delay_ms.to_string();
     let out = run_sipp(
         &[
             "-sf",
             scenario.to_str().unwrap(),
             "-s",
-            "order-confirmation",
+            service,
             &sip.to_string(),
             "-i",
             "127.0.0.1",
@@ -129,10 +142,8 @@ fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
             "-key",
             "order_id",
             "4711",
-            // Speak 9 s in: in the middle of the question (barge-in by voice), as the
-            // DTMF test presses its key.
             "-d",
-            "9000",
+            &delay,
             "-timeout",
             "60",
             "-timeout_error",
@@ -156,7 +167,45 @@ fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
     );
     let events = crm.wait_for_event("call.completed", 1, Duration::from_secs(10));
     assert_eq!(events.len(), 1, "one call.completed expected\n{log}");
-    let ev = &events[0];
+    std::fs::remove_dir_all(&dir).ok();
+    (events[0].clone(), log)
+}
+
+/// `wav` as a pcap: 300 ms of line silence, the recording, 2 s of silence (the endpointer
+/// ends the utterance after the node's complete timeout).
+fn answer_pcap(tag: &str, wav: &str) -> std::path::PathBuf {
+    let said = ivrflow::media::prompts::load_file(&repo().join(wav)).expect("fixture");
+    let mut pcm = vec![0i16; 2400];
+    pcm.extend_from_slice(&said);
+    pcm.extend(std::iter::repeat_n(0i16, 16000));
+    let pcap = std::env::temp_dir().join(format!("ivrflow-{tag}-{}.pcap", std::process::id()));
+    write_rtp_pcap(&pcap, &pcm);
+    pcap
+}
+
+/// The speech trace entries of a `call.completed`: transcript redacted, times and decode.
+fn assert_speech_traced(ev: &serde_json::Value) {
+    let trace = ev["trace"].as_array().expect("trace");
+    let speech: Vec<&serde_json::Value> = trace.iter().filter(|e| e["type"] == "speech").collect();
+    assert!(!speech.is_empty(), "no speech in the trace: {ev:#}");
+    for s in speech {
+        assert_eq!(s["transcript"], "<redacted>", "{s}");
+        assert!(s["decode_ms"].as_u64().is_some_and(|d| d > 0), "{s}");
+        assert!(
+            s["started_ms"].as_u64().unwrap() < s["at_ms"].as_u64().unwrap(),
+            "{s}"
+        );
+        assert!(s["confidence"].as_f64().is_some(), "{s}");
+    }
+}
+
+#[test]
+fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
+    // Speak 9 s in: in the middle of the question (barge-in by voice), as the DTMF test
+    // presses its key.
+    let pcap = answer_pcap("yes", "tests/fixtures/speech/synth/en/yes.wav");
+    let (ev, log) = call_order_confirmation("yes", &pcap, 9000);
+    std::fs::remove_file(&pcap).ok();
     let answer = &ev["answers"]["confirm"];
     assert_eq!(answer["input"], "speech", "{ev:#}\n{log}");
     assert_eq!(answer["intent"], "confirm", "{ev:#}");
@@ -174,5 +223,105 @@ fn sipp_caller_says_yes_and_crm_receives_a_speech_answer() {
         "the question was not interrupted: {ev:#}"
     );
     assert_eq!(ev["hangup_by"], "robot");
+    assert_speech_traced(&ev);
+}
+
+/// Issue 16: "if correct press 1" — the caller says "one" (a person: Allison's recording
+/// of the digit, through G.711 and Whisper) and the order is confirmed, not "invalid
+/// option".
+#[test]
+fn sipp_caller_says_the_key_one_and_the_order_is_confirmed() {
+    let pcap = answer_pcap("one", "tests/fixtures/speech/human/en/1.wav");
+    let (ev, log) = call_order_confirmation("one", &pcap, 9000);
+    std::fs::remove_file(&pcap).ok();
+    let answer = &ev["answers"]["confirm"];
+    assert_eq!(answer["input"], "speech", "{ev:#}\n{log}");
+    assert_eq!(answer["intent"], "confirm", "{ev:#}\n{log}");
+    assert_eq!(ev["outcome"], "confirmed", "{ev:#}");
+    assert_speech_traced(&ev);
+}
+
+/// Type-ahead over SIP: key 1 (RFC 4733) pressed 1.5 s into the greeting stops it and
+/// answers the question that follows, which is not played.
+#[test]
+fn sipp_caller_types_ahead_during_the_greeting() {
+    let pcap = std::path::PathBuf::from("/usr/share/sip-tester/dtmf_2833_1.pcap");
+    assert!(
+        pcap.exists(),
+        "{} is missing: install sip-tester (./scripts/setup.sh)",
+        pcap.display()
+    );
+    let (ev, log) = call_order_confirmation("typeahead", &pcap, 1500);
+    let answer = &ev["answers"]["confirm"];
+    assert_eq!(answer["input"], "dtmf", "{ev:#}\n{log}");
+    assert_eq!(answer["value"], "1", "{ev:#}");
+    assert_eq!(ev["outcome"], "confirmed", "{ev:#}");
+    let trace = ev["trace"].as_array().expect("trace");
+    let plays: Vec<&serde_json::Value> = trace.iter().filter(|e| e["type"] == "play").collect();
+    assert!(
+        plays.iter().all(|p| !p["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "en/shop/to-change-order")),
+        "the question was played although the key answered it: {ev:#}"
+    );
+    assert!(
+        trace.iter().any(|e| e["type"] == "play_stopped"),
+        "the greeting was not stopped: {ev:#}"
+    );
+}
+
+/// A one-question scenario in `language` for the cases the bundled ones do not ask.
+fn one_question(dir: &Path, name: &str, language: &str, ask: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let yaml = format!(
+        "version: 1\nname: {name}\nlanguages: [{language}]\nvariables:\n  language: {{ type: string, default: {language} }}\n  day: {{ type: string, default: \"\" }}\nstart: q\nnodes:\n  q:\n    ask:\n      prompt: [hello]\n      input: [dtmf, speech]\n      noinput: {{ max: 0 }}\n      nomatch: {{ max: 0 }}\n{ask}\n  yes_node:\n    hangup: {{ outcome: yes, play: [goodbye] }}\n  no_node:\n    hangup: {{ outcome: no, play: [goodbye] }}\n  failed:\n    hangup: {{ outcome: failed, play: [goodbye] }}\n"
+    );
+    std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
+}
+
+/// Negation over SIP: "I haven't paid yet" (synthetic English voice) to a question whose
+/// answers are "paid" and "haven't paid" / "not yet" is not `paid`: the "paid" it contains
+/// is negated.
+#[test]
+fn sipp_caller_says_a_negation_and_it_is_not_the_phrase_it_negates() {
+    let dir = std::env::temp_dir().join(format!("ivrflow-sipp-neg-{}", std::process::id()));
+    one_question(
+        &dir,
+        "negation",
+        "en",
+        "      intents:\n        paid: { dtmf: [\"1\"], phrases: { en: [paid, \"i paid\"] } }\n        not_paid: { dtmf: [\"2\"], phrases: { en: [\"not yet\", \"haven't paid\"] } }\n    on: { paid: yes_node, not_paid: no_node, noinput: failed, nomatch: failed }",
+    );
+    let pcap = answer_pcap("neg", "tests/fixtures/speech/synth/en/havent-paid.wav");
+    let (ev, log) = call_scenario("negation", "negation", Some(&dir), &pcap, 2500);
+    std::fs::remove_file(&pcap).ok();
     std::fs::remove_dir_all(&dir).ok();
+    let answer = &ev["answers"]["q"];
+    assert_eq!(answer["input"], "speech", "{ev:#}\n{log}");
+    assert_eq!(answer["intent"], "not_paid", "{ev:#}\n{log}");
+    assert_eq!(ev["outcome"], "no", "{ev:#}");
+    assert_speech_traced(&ev);
+}
+
+/// An ordinal over SIP: "fifteenth" (a person: Allison's recording) answers a
+/// day-of-the-month question with 15.
+#[test]
+fn sipp_caller_says_an_ordinal_day_of_the_month() {
+    let dir = std::env::temp_dir().join(format!("ivrflow-sipp-day-{}", std::process::id()));
+    one_question(
+        &dir,
+        "day",
+        "en",
+        "      answer: day_of_month\n      store: day\n    on: { day_of_month: yes_node, noinput: failed, nomatch: failed }",
+    );
+    let pcap = answer_pcap("day", "audio/en/digits/h-15.wav");
+    let (ev, log) = call_scenario("day", "day", Some(&dir), &pcap, 2500);
+    std::fs::remove_file(&pcap).ok();
+    std::fs::remove_dir_all(&dir).ok();
+    let answer = &ev["answers"]["q"];
+    assert_eq!(answer["input"], "speech", "{ev:#}\n{log}");
+    assert_eq!(answer["value"], "15", "{ev:#}\n{log}");
+    assert_eq!(ev["variables"]["day"], "15", "{ev:#}");
+    assert_speech_traced(&ev);
 }

@@ -48,6 +48,28 @@ pub enum ListenEvent {
     /// question ended): stop it if it has not finished. Its result would be ignored anyway;
     /// stopping it frees the worker for the recognition that is wanted.
     Cancel { id: u64 },
+    /// A recognition finished (before its input, if any, goes to the dialogue): for the
+    /// call's trace and its metrics.
+    Recognised(Recognition),
+}
+
+/// One finished recognition of an utterance, for the call trace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recognition {
+    /// When the caller started speaking (the endpointer's onset).
+    pub speech_start: Option<Instant>,
+    /// When the caller stopped speaking (the last voiced frame).
+    pub speech_end: Instant,
+    /// The transcript (personal data: the trace keeps it redacted unless PII is revealed);
+    /// empty when nothing intelligible was heard or recognition failed.
+    pub text: String,
+    pub confidence: f32,
+    /// Wall time of the decode (`Transcript::elapsed`; zero when it failed).
+    pub decode: Duration,
+    /// The decode chose one of the expected phrases by scoring them (`Transcript::constrained`).
+    pub constrained: bool,
+    /// Recognition failed (the error, not personal data).
+    pub error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -138,6 +160,8 @@ pub struct Listener {
     /// caller speaks again first.
     held: Option<(Instant, Input)>,
     started_reported: bool,
+    /// Onset of the speech being listened to (for [`Recognition::speech_start`]).
+    speech_start: Option<Instant>,
     recording: Option<Recording>,
     events: VecDeque<ListenEvent>,
 }
@@ -168,6 +192,7 @@ impl Listener {
             pending: None,
             held: None,
             started_reported: false,
+            speech_start: None,
             recording: None,
             events: VecDeque::new(),
         }
@@ -291,9 +316,10 @@ impl Listener {
         }
         for ev in out {
             match ev {
-                EndpointEvent::SpeechStarted { .. } => {
+                EndpointEvent::SpeechStarted { at } => {
                     if !self.started_reported {
                         self.started_reported = true;
+                        self.speech_start = Some(at);
                         self.events
                             .push_back(ListenEvent::Input(Input::SpeechStarted));
                     }
@@ -436,6 +462,19 @@ impl Listener {
         result: Result<Transcript, String>,
     ) {
         self.pending = None;
+        let (text, confidence, decode, constrained, error) = match &result {
+            Ok(t) => (t.text.clone(), t.confidence, t.elapsed, t.constrained, None),
+            Err(e) => (String::new(), 0.0, Duration::ZERO, false, Some(e.clone())),
+        };
+        self.events.push_back(ListenEvent::Recognised(Recognition {
+            speech_start: self.speech_start,
+            speech_end,
+            text,
+            confidence,
+            decode,
+            constrained,
+            error,
+        }));
         let input = match result {
             Ok(t) if !t.text.is_empty() => {
                 tracing::debug!(
@@ -463,7 +502,7 @@ impl Listener {
                     || crate::nlu::classify(
                         text,
                         &spec.lang,
-                        &[(String::new(), spec.phrases.clone())],
+                        &[(String::new(), super::split_alternatives(&spec.phrases).0)],
                     )
                     .is_some()
             }
@@ -593,6 +632,23 @@ impl Listener {
 mod tests {
     use super::*;
 
+    /// The events these tests look at: everything but the trace's [`ListenEvent::Recognised`]
+    /// (its own test below).
+    trait NextEvent {
+        fn next_event(&mut self) -> Option<ListenEvent>;
+    }
+
+    impl NextEvent for Listener {
+        fn next_event(&mut self) -> Option<ListenEvent> {
+            loop {
+                match self.poll_event() {
+                    Some(ListenEvent::Recognised(_)) => continue,
+                    other => return other,
+                }
+            }
+        }
+    }
+
     fn spec(barge_in: bool) -> ListenSpec {
         ListenSpec {
             lang: "ru".into(),
@@ -628,7 +684,7 @@ mod tests {
         for chunk in pcm.chunks(FRAME) {
             *at_ms += 20;
             l.handle_audio(t0 + Duration::from_millis(*at_ms), chunk, s, playing);
-            while let Some(e) = l.poll_event() {
+            while let Some(e) = l.next_event() {
                 out.push(e);
             }
         }
@@ -674,12 +730,46 @@ mod tests {
         let id = recognize_id(&ev);
         l.handle_result(t0 + Duration::from_millis(at), id, transcript("Да."));
         assert_eq!(
-            l.poll_event(),
+            l.next_event(),
             Some(ListenEvent::Input(Input::Utterance {
                 text: "Да.".into(),
                 confidence: 0.9
             }))
         );
+    }
+
+    #[test]
+    fn each_recognition_is_reported_for_the_trace_before_its_input() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        let s = spec(true);
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &vec![0; 4000], Some(&s), true);
+        let onset = at;
+        feed(&mut l, t0, &mut at, &voice(400), Some(&s), true);
+        let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 700], Some(&s), false);
+        let id = recognize_id(&ev);
+        let mut t = transcript("Да.").unwrap();
+        t.elapsed = Duration::from_millis(120);
+        l.handle_result(t0 + Duration::from_millis(at), id, Ok(t));
+        let Some(ListenEvent::Recognised(r)) = l.poll_event() else {
+            panic!("a Recognised event first");
+        };
+        assert_eq!(r.text, "Да.");
+        assert_eq!(r.decode, Duration::from_millis(120));
+        assert!((r.confidence - 0.9).abs() < 1e-6);
+        let start = r
+            .speech_start
+            .expect("onset")
+            .duration_since(t0)
+            .as_millis() as u64;
+        let end = r.speech_end.duration_since(t0).as_millis() as u64;
+        assert!(start > onset && start < onset + 400, "onset {start} ms");
+        assert!(end > start && end <= onset + 500, "end {end} ms");
+        assert!(matches!(
+            l.poll_event(),
+            Some(ListenEvent::Input(Input::Utterance { .. }))
+        ));
     }
 
     #[test]
@@ -697,7 +787,7 @@ mod tests {
             first,
             transcript("четыре семь"),
         );
-        assert_eq!(l.poll_event(), None, "held: no phrase matched yet");
+        assert_eq!(l.next_event(), None, "held: no phrase matched yet");
         let deadline = l.poll_timeout().unwrap();
         // The caller goes on before the deadline: the held result is dropped.
         let ev = feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
@@ -706,10 +796,10 @@ mod tests {
         let second = recognize_id(&ev);
         assert!(second > first);
         l.handle_timeout(deadline);
-        assert_eq!(l.poll_event(), None);
+        assert_eq!(l.next_event(), None);
         // A late result for the first utterance is stale.
         l.handle_result(t0 + Duration::from_millis(at), first, transcript("да"));
-        assert_eq!(l.poll_event(), None);
+        assert_eq!(l.next_event(), None);
         l.handle_result(
             t0 + Duration::from_millis(at),
             second,
@@ -718,7 +808,7 @@ mod tests {
         let d = l.poll_timeout().unwrap();
         l.handle_timeout(d);
         assert!(matches!(
-            l.poll_event(),
+            l.next_event(),
             Some(ListenEvent::Input(Input::Utterance { .. }))
         ));
     }
@@ -735,7 +825,7 @@ mod tests {
         let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 400], Some(&s), false);
         let early = recognize_id(&ev);
         l.handle_result(t0 + Duration::from_millis(at), early, transcript("да"));
-        assert_eq!(l.poll_event(), None, "not before the end of the utterance");
+        assert_eq!(l.next_event(), None, "not before the end of the utterance");
         // The caller goes on: the speculative transcript is incomplete.
         feed(&mut l, t0, &mut at, &voice(400), Some(&s), false);
         let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 700], Some(&s), false);
@@ -748,7 +838,7 @@ mod tests {
         // A speculative result that is ready when the silence ends is delivered at the end.
         l.handle_result(t0 + Duration::from_millis(at), last, transcript("нет"));
         assert!(matches!(
-            l.poll_event(),
+            l.next_event(),
             Some(ListenEvent::Input(Input::Utterance { .. }))
         ));
     }
@@ -817,7 +907,7 @@ mod tests {
         );
         // Its result comes back before the end of the utterance: held until the end.
         l.handle_result(t0 + Duration::from_millis(at), id, transcript("да"));
-        assert_eq!(l.poll_event(), None);
+        assert_eq!(l.next_event(), None);
         let (ev, ended) = silence_until(&mut l, t0, &mut at, &s, 1000, is_utterance);
         assert!(ev.iter().any(is_utterance), "{ev:?}");
         assert!(!ev.iter().any(is_recognize), "no second decode: {ev:?}");
@@ -845,7 +935,7 @@ mod tests {
         assert!(l.is_pending());
         l.handle_result(t0 + Duration::from_millis(at), id, transcript("нет"));
         assert!(matches!(
-            l.poll_event(),
+            l.next_event(),
             Some(ListenEvent::Input(Input::Utterance { ref text, .. })) if text == "нет"
         ));
         assert!(!l.is_pending());
@@ -871,7 +961,7 @@ mod tests {
         assert!(!ev.iter().any(is_utterance), "{ev:?}");
         assert!(ev.contains(&ListenEvent::Cancel { id: early }), "{ev:?}");
         l.handle_result(t0 + Duration::from_millis(at), early, transcript("да"));
-        assert_eq!(l.poll_event(), None);
+        assert_eq!(l.next_event(), None);
         let (ev, _) = silence_until(&mut l, t0, &mut at, &s, 1000, is_recognize);
         let last = recognize_id(&ev);
         assert!(last > early);
@@ -883,7 +973,7 @@ mod tests {
             transcript("да, верно"),
         );
         assert!(matches!(
-            l.poll_event(),
+            l.next_event(),
             Some(ListenEvent::Input(Input::Utterance { ref text, .. })) if text == "да, верно"
         ));
     }
@@ -900,12 +990,12 @@ mod tests {
         l.handle_key();
         assert!(!l.is_pending());
         // The worker is told to stop it.
-        assert_eq!(l.poll_event(), Some(ListenEvent::Cancel { id }));
+        assert_eq!(l.next_event(), Some(ListenEvent::Cancel { id }));
         // Neither the rest of the silence nor the late result makes an utterance.
         let ev = feed(&mut l, t0, &mut at, &[0; 8 * 1000], Some(&s), false);
         assert!(ev.is_empty(), "{ev:?}");
         l.handle_result(t0 + Duration::from_millis(at), id, transcript("да"));
-        assert_eq!(l.poll_event(), None);
+        assert_eq!(l.next_event(), None);
     }
 
     #[test]
@@ -918,9 +1008,9 @@ mod tests {
         let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 700], Some(&s), false);
         let id = recognize_id(&ev);
         l.handle_key();
-        assert_eq!(l.poll_event(), Some(ListenEvent::Cancel { id }));
+        assert_eq!(l.next_event(), Some(ListenEvent::Cancel { id }));
         l.handle_result(t0 + Duration::from_millis(at), id, transcript("да"));
-        assert_eq!(l.poll_event(), None);
+        assert_eq!(l.next_event(), None);
         assert!(!l.is_pending());
     }
 
@@ -975,7 +1065,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         l.handle_result(t0, id, transcript("все добре"));
-        match l.poll_event() {
+        match l.next_event() {
             Some(ListenEvent::Input(Input::RecordingDone {
                 id: 7,
                 transcript,
@@ -999,7 +1089,7 @@ mod tests {
         let d = l.poll_timeout().unwrap();
         l.handle_timeout(d);
         assert!(matches!(
-            l.poll_event(),
+            l.next_event(),
             Some(ListenEvent::Input(Input::RecordingDone {
                 id: 8,
                 transcript: None,

@@ -74,7 +74,8 @@ pub enum AsrError {
 pub trait Recognizer: Send {
     /// Recognise `audio` (8 kHz mono, as received from the line) in `lang` (ISO 639-1: "ru",
     /// "uk", "en"), with `phrases` the answers the question expects (they bias the decoder;
-    /// empty for open questions).
+    /// empty for open questions); an entry may list alternatives of one answer separated
+    /// by [`ALTERNATIVES`].
     fn recognize(
         &mut self,
         audio: &[i16],
@@ -94,6 +95,30 @@ pub trait Recognizer: Send {
         let _ = cancel;
         self.recognize(audio, lang, phrases)
     }
+}
+
+/// Separates the alternatives of one answer in a phrase list entry: the dialogue lists each
+/// intent as one entry (`"not yet|haven't paid"`), so the recogniser knows which phrases
+/// are the same answer — they are not each other's rivals when it scores them. An entry
+/// without it is an answer of its own.
+pub const ALTERNATIVES: char = '|';
+
+/// The phrases of a list whose entries may group alternatives ([`ALTERNATIVES`]), one by
+/// one, with the index of the answer (entry) each belongs to.
+pub fn split_alternatives(phrases: &[String]) -> (Vec<String>, Vec<usize>) {
+    let mut flat = Vec::new();
+    let mut group = Vec::new();
+    for (g, entry) in phrases.iter().enumerate() {
+        for p in entry
+            .split(ALTERNATIVES)
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            flat.push(p.to_owned());
+            group.push(g);
+        }
+    }
+    (flat, group)
 }
 
 /// Telephone audio rate.

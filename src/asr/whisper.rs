@@ -313,6 +313,10 @@ impl Recognizer for WhisperRecognizer {
         cancel: &AtomicBool,
     ) -> Result<Transcript, AsrError> {
         let started = Instant::now();
+        // One answer's alternatives ("not yet|haven't paid") are scored one by one and are
+        // not each other's rivals.
+        let (flat, answer_of) = super::split_alternatives(phrases);
+        let phrases = flat.as_slice();
         let lang = if self.model.multilingual() {
             lang
         } else if lang == "en" || lang.is_empty() {
@@ -455,7 +459,16 @@ impl Recognizer for WhisperRecognizer {
             diagnostics.scores = scores.clone();
             let alike = scores
                 .first()
-                .map(|b| crate::nlu::named_phrases(&b.form, lang, phrases))
+                .map(|b| {
+                    let mut alike = crate::nlu::named_phrases(&b.form, lang, phrases);
+                    alike.extend(
+                        (0..phrases.len())
+                            .filter(|&i| i != b.phrase && answer_of[i] == answer_of[b.phrase]),
+                    );
+                    alike.sort_unstable();
+                    alike.dedup();
+                    alike
+                })
                 .unwrap_or_default();
             let evidence = ClosedEvidence {
                 free_confidence: confidence,

@@ -4,7 +4,12 @@
 //! ivrflow explain "it isn't right" --phrases yes,correct --lang en
 //! ivrflow explain "пятнадцатого" --intent d15=15 --intent d16=16 --lang ru
 //! ivrflow explain --wav answer.wav --intent confirm=yes,correct --intent cancel=no --lang en
+//! ivrflow explain "number one" --scenario scenarios/order-confirmation.yaml --node confirm
 //! ```
+//! With `--scenario` and `--node`, the question's own answers are used — its intents'
+//! phrases in `--lang`, its keys said aloud (spoken keys), its `confidence` and `confirm.min`
+//! — exactly as the dialogue matches them; a question that takes a value (a digit string,
+//! `answer: day_of_month | date`) shows the value read from the words.
 //! Prints normalisation, contractions, numbers (ordinals included), each phrase and
 //! synonym with where it was found or what negated it, the score per intent, the
 //! ambiguity penalty, and the dialogue's verdict at the node's threshold. With `--wav`,
@@ -48,6 +53,74 @@ pub struct ExplainArgs {
     /// The model for --wav (default: $IVRFLOW_MODEL or models/ggml-base-q8_0.bin).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// A scenario file: match against one of its questions (with --node) instead of
+    /// --phrases/--intent; its `confidence` and `confirm.min` apply.
+    #[arg(long, requires = "node")]
+    pub scenario: Option<PathBuf>,
+    /// The `ask` node of --scenario (its qualified name: `confirm`, `yes_no.ask`).
+    #[arg(long, requires = "scenario")]
+    pub node: Option<String>,
+}
+
+/// What --scenario/--node contribute: the question's answers as the dialogue sees them.
+struct Question {
+    intents: Vec<(String, Vec<String>)>,
+    threshold: f32,
+    confirm_min: Option<f32>,
+    /// Digit string or answer type: the value is what the words say, not an intent.
+    value: Option<String>,
+    spoken_keys: Vec<String>,
+}
+
+fn question_of(args: &ExplainArgs, heard: Option<&str>) -> Result<Option<Question>, String> {
+    let (Some(file), Some(name)) = (&args.scenario, &args.node) else {
+        return Ok(None);
+    };
+    let scenario = crate::scenario::load_file(file).map_err(|e| e.to_string())?;
+    let id = scenario
+        .node_id(name)
+        .ok_or_else(|| format!("{}: no node `{name}`", file.display()))?;
+    let Some(crate::scenario::Node {
+        kind: crate::scenario::NodeKind::Ask(ask),
+        ..
+    }) = scenario.node(id)
+    else {
+        return Err(format!("{}: node `{name}` is not an `ask`", file.display()));
+    };
+    if !scenario.languages.contains(&args.lang) {
+        return Err(format!(
+            "{}: the scenario has no language `{}` (it has {})",
+            file.display(),
+            args.lang,
+            scenario.languages.join(", ")
+        ));
+    }
+    let intents = crate::dialogue::speech_choices(ask, &args.lang, heard);
+    let spoken_keys = intents
+        .iter()
+        .flat_map(|(n, p)| {
+            let own = ask
+                .intents
+                .iter()
+                .find(|i| &i.name == n)
+                .and_then(|i| i.phrases.get(&args.lang));
+            p.iter()
+                .filter(move |p| own.is_none_or(|o| !o.contains(p)))
+                .map(move |p| format!("{n}: \"{p}\""))
+        })
+        .collect();
+    let value = match (ask.answer, &ask.digits) {
+        (Some(t), _) => Some(t.name().to_owned()),
+        (None, Some(d)) => Some(format!("digit string ({}-{} digits)", d.min, d.max)),
+        _ => None,
+    };
+    Ok(Some(Question {
+        intents,
+        threshold: ask.confidence,
+        confirm_min: ask.confirm.as_ref().map(|c| c.min),
+        value,
+        spoken_keys,
+    }))
 }
 
 fn intents_of(args: &ExplainArgs) -> Result<Vec<(String, Vec<String>)>, String> {
@@ -91,9 +164,14 @@ fn recognise(
         .unwrap_or_else(crate::asr::default_model_path);
     let model = crate::asr::whisper::WhisperModel::load(&model_path).map_err(|e| e.to_string())?;
     let mut rec = model.recognizer(crate::asr::whisper::DecodeOptions::default());
-    let phrases: Vec<String> = intents.iter().flat_map(|(_, p)| p.clone()).collect();
+    // One entry per intent, as the dialogue asks (its phrases are one answer).
+    let grouped: Vec<String> = intents
+        .iter()
+        .map(|(_, p)| p.join(&crate::asr::ALTERNATIVES.to_string()))
+        .collect();
+    let phrases = crate::asr::split_alternatives(&grouped).0;
     let t = rec
-        .recognize(&line, &args.lang, &phrases)
+        .recognize(&line, &args.lang, &grouped)
         .map_err(|e| e.to_string())?;
     let w = |e: std::io::Error| e.to_string();
     writeln!(
@@ -142,13 +220,53 @@ fn recognise(
 
 /// Runs `ivrflow explain`; returns the exit status.
 pub fn run(args: &ExplainArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let intents = match intents_of(args) {
+    let question = match question_of(args, args.text.as_deref()) {
+        Ok(q) => q,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
+    let intents = match &question {
+        Some(q) => Ok(q.intents.clone()),
+        None => intents_of(args),
+    };
+    let intents = match intents {
         Ok(i) => i,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return super::EXIT_USAGE;
         }
     };
+    let mut args = args.clone();
+    if let Some(q) = &question {
+        args.threshold = q.threshold;
+        args.confirm_min = q.confirm_min;
+        let _ = writeln!(
+            out,
+            "question               {} in {} (confidence {:.2}, confirm.min {})",
+            args.node.as_deref().unwrap_or(""),
+            args.scenario
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string()),
+            q.threshold,
+            q.confirm_min
+                .map_or("- (no confirm:)".to_owned(), |m| format!("{m:.2}"))
+        );
+        let _ = writeln!(
+            out,
+            "spoken keys            {}",
+            if q.spoken_keys.is_empty() {
+                "none (off, keys only, no digit keys, or not exactly one number said)".to_owned()
+            } else {
+                q.spoken_keys.join(", ")
+            }
+        );
+        if let Some(v) = &q.value {
+            let _ = writeln!(out, "takes a value          {v}");
+        }
+    }
+    let args = &args;
     let (text, confidence) = match (&args.wav, &args.text) {
         (Some(path), _) => match recognise(args, path, &intents, out) {
             Ok(r) => r,
@@ -306,6 +424,8 @@ mod tests {
             confirm_min: None,
             wav: None,
             model: None,
+            scenario: None,
+            node: None,
         }
     }
 
@@ -341,6 +461,37 @@ mod tests {
         assert!(out.contains("\"15\""), "{out}");
         assert!(out.contains("read back"), "{out}");
         assert!(out.contains("as a day of the month  15"), "{out}");
+    }
+
+    #[test]
+    fn a_scenario_question_takes_its_keys_said_aloud() {
+        let dir = std::env::temp_dir().join(format!("ivrflow-explain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("menu.yaml");
+        std::fs::write(
+            &file,
+            "version: 1\nname: menu\nlanguages: [en, ru]\nstart: q\nnodes:\n  q:\n    ask:\n      prompt: [hello]\n      input: [dtmf, speech]\n      intents:\n        sales: { dtmf: [\"1\"], phrases: { en: [sales] } }\n        support: { dtmf: [\"2\"], phrases: { en: [support] } }\n    on: { sales: bye, support: bye, noinput: bye, nomatch: bye }\n  bye:\n    hangup: {}\n",
+        )
+        .unwrap();
+        let mut a = args("number one please", "en");
+        a.scenario = Some(file.clone());
+        a.node = Some("q".into());
+        let (code, out, err) = run_str(&a);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("sales: \"1\""), "{out}");
+        assert!(out.contains("taken: sales"), "{out}");
+        let mut a = args("один", "ru");
+        a.scenario = Some(file.clone());
+        a.node = Some("q".into());
+        let (_, out, _) = run_str(&a);
+        assert!(out.contains("taken: sales"), "{out}");
+        let mut a = args("yes", "en");
+        a.scenario = Some(file);
+        a.node = Some("nope".into());
+        let (code, _, err) = run_str(&a);
+        assert_eq!(code, super::super::EXIT_USAGE);
+        assert!(err.contains("no node `nope`"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

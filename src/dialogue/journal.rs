@@ -107,6 +107,11 @@ pub enum JournalEvent {
         max: u32,
         reason: String,
     },
+    /// A key typed during prompts that lead into a question, kept for that question
+    /// (type-ahead).
+    TypeAhead {
+        key: char,
+    },
     /// An input that did not count (a key during a protected prompt, a late result, …).
     Ignored {
         what: String,

@@ -52,6 +52,17 @@ use std::time::{Duration, Instant};
 
 use ask::Asking;
 pub use ask::{NO_PHRASES, SPEECH_RESULT_GRACE, YES_PHRASES};
+
+/// What speech can select in `ask`, by intent, in `lang`, as the dialogue matches it: the
+/// intents' phrases and their digit keys said aloud (spoken keys; counted only when `heard`
+/// says exactly one number). For `ivrflow explain` and tests.
+pub fn speech_choices(
+    ask: &crate::scenario::Ask,
+    lang: &str,
+    heard: Option<&str>,
+) -> Vec<(String, Vec<String>)> {
+    ask::candidates(ask, lang, heard)
+}
 use call::Frame;
 pub use journal::{EdgeId, JournalEntry, JournalEvent, MAX_JOURNAL, Timer};
 pub use messages::{
@@ -89,15 +100,21 @@ pub struct Dialogue {
     result: DialogueResult,
     frames: Vec<Frame>,
     journal: Vec<JournalEntry>,
+    /// Keys typed during prompts that lead into a question, for that question (VoiceXML
+    /// type-ahead; see `play.rs`).
+    typeahead: String,
 }
 
 #[derive(Debug)]
 enum State {
     NotStarted,
-    /// A `play` node's prompts are playing.
+    /// A `play` node's prompts are playing; `barge_in[i]` is prompt i's flag (true only
+    /// where the play leads into a question: type-ahead), `index` the one on the wire.
     Playing {
         node: NodeId,
         play: u64,
+        index: usize,
+        barge_in: Vec<bool>,
     },
     Asking(Asking),
     /// A `record` node's prompt is playing.
@@ -185,6 +202,7 @@ impl Dialogue {
             hops: 0,
             frames: Vec::new(),
             journal: Vec::new(),
+            typeahead: String::new(),
         };
         dialogue.check_language();
         dialogue
@@ -254,7 +272,10 @@ impl Dialogue {
             Input::PlaybackDone { id } | Input::PlaybackStopped { id } => {
                 self.on_playback_end(now, id)
             }
-            Input::PromptStarted { id, index } => self.on_prompt_started(id, index),
+            Input::PromptStarted { id, index } => {
+                self.on_prompt_started(id, index);
+                self.play_prompt_started(id, index);
+            }
             Input::SpeechStarted => self.on_speech_started(now),
             Input::Utterance { text, confidence } => self.on_utterance(now, text, confidence),
             Input::SpeechUnrecognised => self.on_unrecognised(now),
@@ -346,6 +367,18 @@ impl Dialogue {
             Some(lang) if self.scenario.languages.contains(lang) => lang,
             _ => self.scenario.default_language(),
         }
+    }
+
+    /// The date relative spoken dates count from (`answer: date`): the call variable
+    /// `today` (YYYY-MM-DD) when it is set — the simulator and tests set it — else the
+    /// system's date now (the one place the dialogue reads a clock: a date, never an
+    /// instant, so timing stays virtual).
+    pub(crate) fn today(&self) -> jiff::civil::Date {
+        self.result
+            .variables
+            .get("today")
+            .and_then(|t| t.parse::<jiff::civil::Date>().ok())
+            .unwrap_or_else(|| jiff::Zoned::now().date())
     }
 
     fn check_language(&self) {
@@ -459,6 +492,17 @@ impl Dialogue {
     /// What entering any node does: the path, the journal, the node's `outcome:`.
     fn arrive(&mut self, now: Instant, id: NodeId, node: &Node, edge: Option<EdgeId>) {
         tracing::debug!(scenario = %self.scenario.name, node = %node.qualified, kind = node.kind_name(), "enter node");
+        if !self.typeahead.is_empty()
+            && !matches!(
+                node.kind,
+                NodeKind::Set { .. }
+                    | NodeKind::Goto { .. }
+                    | NodeKind::Notify { .. }
+                    | NodeKind::Ask(_)
+            )
+        {
+            self.typeahead.clear();
+        }
         let path_name = self.path_name(node);
         self.result.path.push(path_name.clone());
         self.note(
@@ -476,7 +520,7 @@ impl Dialogue {
 
     fn on_playback_end(&mut self, now: Instant, id: u64) {
         match &self.state {
-            State::Playing { node, play } if *play == id => {
+            State::Playing { node, play, .. } if *play == id => {
                 let node = *node;
                 self.play_done(now, node);
             }

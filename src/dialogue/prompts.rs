@@ -118,6 +118,21 @@ fn fragments(
                 Err(e) => fallback(&text, &e, "date", line, out),
             }
         }
+        PromptKind::Ordinal(value) => {
+            let text = value.render(vars);
+            if text.trim().is_empty() {
+                return;
+            }
+            let said = text
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| SayError::Invalid(text.clone()))
+                .and_then(|n| sayas::ordinal(lang, n));
+            match said {
+                Ok(words) => out.extend(words),
+                Err(e) => fallback(&text, &e, "ordinal", line, out),
+            }
+        }
         PromptKind::Time(value) => {
             let text = value.render(vars);
             if text.trim().is_empty() {

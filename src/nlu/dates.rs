@@ -194,6 +194,122 @@ pub fn day_of_month(text: &str, lang: &str) -> Option<u32> {
     }
 }
 
+/// Words a caller says around a day or a date that carry no value of their own.
+const FILLERS: &[&str] = &[
+    // en
+    "the",
+    "on",
+    "of",
+    "a",
+    "an",
+    "day",
+    "date",
+    "please",
+    "it",
+    "is",
+    "um",
+    "uh",
+    "er",
+    "yes",
+    "yeah",
+    "i",
+    "think",
+    "would",
+    "like",
+    "that",
+    "be",
+    "for",
+    "and",
+    "so",
+    "okay",
+    "ok",
+    "well",
+    "let",
+    "us",
+    "say",
+    "next",
+    "this",
+    "month",
+    "at",
+    "in",
+    "will",
+    "do",
+    // ru
+    "числа",
+    "число",
+    "числу",
+    "на",
+    "в",
+    "во",
+    "с",
+    "со",
+    "к",
+    "ко",
+    "до",
+    "пожалуйста",
+    "давайте",
+    "давай",
+    "мне",
+    "думаю",
+    "это",
+    "да",
+    "ну",
+    "наверное",
+    "лучше",
+    "можно",
+    "хочу",
+    "года",
+    "году",
+    "следующий",
+    "следующую",
+    "следующее",
+    "этот",
+    "эту",
+    "этого",
+    "месяца",
+    "день",
+    // uk
+    "у",
+    "з",
+    "зі",
+    "будь",
+    "ласка",
+    "мені",
+    "це",
+    "так",
+    "мабуть",
+    "краще",
+    "можна",
+    "хочу",
+    "року",
+    "наступний",
+    "наступну",
+    "наступне",
+    "цей",
+    "цю",
+    "цього",
+    "місяця",
+    "день",
+];
+
+/// The words of `text` that neither a day or date reading uses nor are fillers around one
+/// ("the fifteenth please" has none; «5 нацяти» — Whisper's garbling of «п'ятнадцятий» —
+/// has «нацяти»). The dialogue does not take a value read from a transcript with such
+/// words without a read-back: the number may be a fragment of a longer one.
+pub fn unexplained_words(text: &str, lang: &str) -> Vec<String> {
+    words(text, lang)
+        .into_iter()
+        .filter(|w| {
+            !w.chars().all(|c| c.is_ascii_digit())
+                && !FILLERS.contains(&w.as_str())
+                && month_of(w).is_none()
+                && weekday_of(w).is_none()
+                && !RELATIVE.iter().any(|(r, _)| r == w)
+                && !matches!(w.as_str(), "day" | "after")
+        })
+        .collect()
+}
+
 /// The next date on or after `today` with this month and day (this year or the next).
 fn next_with(today: Date, month: i8, day: i8) -> Option<Date> {
     for year in [today.year(), today.year() + 1] {
@@ -292,6 +408,18 @@ pub fn parse_date(text: &str, lang: &str, today: Date) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_a_value_does_not_explain() {
+        assert!(unexplained_words("the fifteenth please", "en").is_empty());
+        assert!(unexplained_words("on the 21st of March", "en").is_empty());
+        assert!(unexplained_words("двадцать первого числа", "ru").is_empty());
+        assert!(unexplained_words("в пятницу", "ru").is_empty());
+        assert!(unexplained_words("п'ятнадцятого березня", "uk").is_empty());
+        assert!(unexplained_words("the day after tomorrow", "en").is_empty());
+        assert_eq!(unexplained_words("5 нацяти", "uk"), ["нацяти"]);
+        assert_eq!(unexplained_words("1 динальсатий", "uk"), ["динальсатий"]);
+    }
 
     fn d(y: i16, m: i8, day: i8) -> Date {
         Date::new(y, m, day).unwrap()

@@ -934,6 +934,17 @@ fn canonical(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The numbers a transcript says, in order, as digits: "number one" → ["1"], «двадцать
+/// первого» → ["21"], "one two" → ["12"] (a number read digit by digit), "one or two" →
+/// ["1", "2"]. The dialogue lets a spoken key ("one" for key 1) count only when exactly
+/// one number was said.
+pub fn numbers_said(text: &str) -> Vec<String> {
+    join_digit_runs(&canonical(text))
+        .into_iter()
+        .filter(|w| is_digits(w))
+        .collect()
+}
+
 // --- matching --------------------------------------------------------------------------
 
 fn levenshtein(a: &[char], b: &[char]) -> usize {

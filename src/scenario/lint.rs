@@ -264,7 +264,35 @@ fn speech(scenario: &Scenario, out: &mut Vec<Diagnostic>) {
         if !ask.inputs.contains(&InputMode::Speech) {
             continue;
         }
+        if let Some(ty) = ask.answer
+            && ask.confirm.is_none()
+        {
+            out.push(
+                Diagnostic::new(
+                    ErrorKind::Suspicious,
+                    node.pos,
+                    format!(
+                        "`{}` question `{}` has no `confirm:`: an unsure spoken {} is asked again instead of read back",
+                        ty.name(),
+                        node.qualified,
+                        if ty == crate::scenario::AnswerType::Date { "date" } else { "day" }
+                    ),
+                )
+                .with_hint("add `confirm: { prompt: [...], question: [...] }` (docs/speech.md: garbled ordinals can carry a stray digit)")
+                .warning(),
+            );
+        }
+        let keys_spoken = ask.spoken_keys && ask.inputs.contains(&InputMode::Dtmf);
         for intent in ask.intents.iter().filter(|i| !i.global) {
+            if keys_spoken
+                && intent
+                    .dtmf
+                    .iter()
+                    .any(|k| k.chars().all(|c| c.is_ascii_digit()))
+            {
+                // Its key said aloud ("one", «один») selects it in every language.
+                continue;
+            }
             let missing: Vec<&str> = scenario
                 .languages
                 .iter()
@@ -546,6 +574,7 @@ fn needed(
             None,
         ),
         PromptKind::Time(_) => sayas::fragments(SayKind::Time, lang, None),
+        PromptKind::Ordinal(_) => sayas::fragments(SayKind::Ordinal, lang, None),
     }
 }
 

@@ -345,6 +345,12 @@ pub(crate) struct RawAsk {
     pub store: Option<Spanned<String>>,
     pub noinput: Option<Spanned<RawEscalation>>,
     pub nomatch: Option<Spanned<RawEscalation>>,
+    /// `spoken_keys: false`: saying a key's digit does not select its intent.
+    pub spoken_keys: Option<Spanned<bool>>,
+    /// `typeahead: false`: keys typed before the question are discarded.
+    pub typeahead: Option<Spanned<bool>>,
+    /// `answer: day_of_month | date`: a typed value instead of intents.
+    pub answer: Option<Spanned<String>>,
 }
 
 /// `globals: false` (none), `true` (all, the default) or a list of the global intents that
@@ -453,6 +459,7 @@ pub(crate) struct RawPromptMap {
     pub money: Option<Spanned<Scalar>>,
     pub date: Option<Spanned<Scalar>>,
     pub time: Option<Spanned<Scalar>>,
+    pub ordinal: Option<Spanned<Scalar>>,
     pub currency: Option<Spanned<String>>,
     pub gender: Option<Spanned<RawGender>>,
     pub plural: Option<Spanned<RawPlural>>,

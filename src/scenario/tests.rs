@@ -1245,6 +1245,57 @@ mod lints {
     }
 
     #[test]
+    fn speech_questions_spoken_keys_and_values_without_confirmation() {
+        let yaml = |spoken: &str| {
+            format!(
+                "\
+version: 1
+languages: [en, ru]
+variables:
+  day: {{ type: string, default: \"\" }}
+start: q
+nodes:
+  q:
+    ask:
+      prompt: [x]
+      input: [dtmf, speech]
+      {spoken}
+      intents:
+        a: {{ dtmf: [\"1\"], phrases: {{ en: [yes] }} }}
+    on: {{ a: d, noinput: d, nomatch: d }}
+  d:
+    ask:
+      prompt: [x]
+      input: [dtmf, speech]
+      answer: day_of_month
+      store: day
+    on: {{ day_of_month: end, noinput: end, nomatch: end }}
+  end:
+    hangup: {{}}
+"
+            )
+        };
+        // Key 1 said aloud ("один") reaches `a` in Russian: no missing-phrases warning;
+        // the day question without `confirm:` is suspicious.
+        let s = load_str("t.yaml", &yaml("")).unwrap();
+        let got = found(&s, None);
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert_eq!(
+            (got[0].2, got[0].3),
+            (ErrorKind::Suspicious, Severity::Warning)
+        );
+        assert!(got[0].4.contains("no `confirm:`"), "{got:#?}");
+        // Without spoken keys a Russian caller can only press it.
+        let s = load_str("t.yaml", &yaml("spoken_keys: false")).unwrap();
+        let got = found(&s, None);
+        assert!(
+            got.iter()
+                .any(|d| d.2 == ErrorKind::MissingPhrases && d.4.contains("in ru")),
+            "{got:#?}"
+        );
+    }
+
+    #[test]
     fn unreachable_nodes_and_loops_without_exit() {
         let yaml = "\
 version: 1

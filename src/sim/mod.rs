@@ -358,6 +358,13 @@ const PTIME: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 enum Scheduled {
     Input(Input),
+    /// The verdict on what the caller said (`Utterance` / `SpeechUnrecognised`), with the
+    /// caller's speech onset and end for the call trace.
+    Speech {
+        input: Input,
+        started: Instant,
+        ended: Instant,
+    },
     Key(char),
     Amd(crate::media::amd::AmdEvent),
 }
@@ -649,7 +656,14 @@ impl Sim<'_> {
             Some((text, confidence)) => Input::Utterance { text, confidence },
             None => Input::SpeechUnrecognised,
         };
-        self.schedule(verdict_at, Scheduled::Input(input));
+        self.schedule(
+            verdict_at,
+            Scheduled::Speech {
+                input,
+                started: now,
+                ended: now + talk,
+            },
+        );
         verdict_at
     }
 
@@ -657,6 +671,28 @@ impl Sim<'_> {
         match what {
             Scheduled::Key(d) => self.core.handle_dtmf(now, d),
             Scheduled::Amd(ev) => self.core.handle_amd_event(now, ev),
+            Scheduled::Speech {
+                input,
+                started,
+                ended,
+            } => {
+                let (text, confidence) = match &input {
+                    Input::Utterance { text, confidence } => (text.clone(), *confidence),
+                    _ => (String::new(), 0.0),
+                };
+                // What the speech path reports to the trace (the simulator decodes nothing).
+                self.core
+                    .handle_recognised(crate::asr::listen::Recognition {
+                        speech_start: Some(started),
+                        speech_end: ended,
+                        text,
+                        confidence,
+                        decode: Duration::ZERO,
+                        constrained: false,
+                        error: None,
+                    });
+                self.feed(now, Scheduled::Input(input));
+            }
             Scheduled::Input(input) => {
                 if let Input::Utterance { text, confidence } = &input {
                     self.notes.push(
@@ -1043,6 +1079,13 @@ fn timeline(
                 2,
                 format!("◎ answered by {} ({reason})", verdict.name()),
             ),
+            TraceEvent::Speech {
+                at_ms, confidence, ..
+            } => (
+                *at_ms,
+                1,
+                format!("🗣 end of speech (recognised, confidence {confidence:.2})"),
+            ),
             TraceEvent::AmdGreetingEnd { at_ms, end } => (
                 *at_ms,
                 2,
@@ -1089,7 +1132,9 @@ fn timeline(
                 input,
                 intent
                     .as_deref()
-                    .map_or("digit string".to_string(), |i| format!("intent {i}")),
+                    .map_or("a value (digits, day or date)".to_string(), |i| format!(
+                        "intent {i}"
+                    )),
                 confidence.map_or(String::new(), |c| format!(" (confidence {c:.2})"))
             ),
             JournalEvent::Repeat { count } => format!("↺ repeat requested ({count})"),
@@ -1101,6 +1146,7 @@ fn timeline(
                 format!("✗ no match {count}/{} ({reason})", max + 1)
             }
             JournalEvent::Ignored { what } => format!("· ignored: {what}"),
+            JournalEvent::TypeAhead { key } => format!("⌨ key {key} kept for the next question"),
             JournalEvent::Set { variable, value } => format!("≔ {variable} = \"{value}\""),
             JournalEvent::Result { what } => format!("⇠ {what}"),
             JournalEvent::Finished { outcome, by } => format!(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::dtmf::{self, DigitsState, KeyMatch};
 use super::{Expiry, Listen, ask_of};
 use crate::dialogue::{Action, Answer, Dialogue, JournalEvent, State, Timer};
-use crate::scenario::{Ask, MAX_KEYS, NodeKind};
+use crate::scenario::{AnswerType, Ask, MAX_KEYS, NodeKind};
 
 impl Dialogue {
     pub(super) fn take_keys(&mut self) -> String {
@@ -28,6 +28,11 @@ impl Dialogue {
             return;
         };
         let scenario = Arc::clone(&self.scenario);
+        if matches!(self.state, State::Playing { .. }) {
+            // Type-ahead: kept for the question the play leads into (`play.rs`).
+            self.play_key(now, key);
+            return;
+        }
         let State::Asking(asking) = &mut self.state else {
             tracing::debug!("key outside an ask; ignored");
             self.note(
@@ -146,7 +151,25 @@ impl Dialogue {
         }
     }
 
-    /// Accepts the digit string in the key buffer (or `spoken` digits).
+    /// The value of an answer type typed on the keypad: a day 1-31 (`15`), a date `DDMM`
+    /// (the next such date from today, as `YYYY-MM-DD`).
+    fn value_from_keys(&self, ty: AnswerType, keys: &str) -> Option<String> {
+        match ty {
+            AnswerType::DayOfMonth => keys
+                .parse::<u32>()
+                .ok()
+                .filter(|d| (1..=31).contains(d))
+                .map(|d| d.to_string()),
+            AnswerType::Date if keys.len() == 4 => {
+                let text = format!("{}.{}", &keys[..2], &keys[2..]);
+                crate::nlu::dates::parse_date(&text, "en", self.today()).map(|d| d.to_string())
+            }
+            AnswerType::Date => None,
+        }
+    }
+
+    /// Accepts the digit string in the key buffer (or `spoken` digits, or a spoken value of
+    /// the question's answer type).
     pub(super) fn digits_matched(
         &mut self,
         now: Instant,
@@ -169,10 +192,19 @@ impl Dialogue {
         };
         let (value, confidence) = match spoken {
             Some((v, c)) => (v, Some(c)),
-            None => (
-                dtmf::digits_value(&std::mem::take(&mut asking.keys), spec),
-                None,
-            ),
+            None => {
+                let keys = dtmf::digits_value(&std::mem::take(&mut asking.keys), spec);
+                match ask.answer {
+                    None => (keys, None),
+                    Some(ty) => match self.value_from_keys(ty, &keys) {
+                        Some(v) => (v, None),
+                        None => {
+                            self.escalate(now, false, &format!("keys are not a {}", ty.name()));
+                            return;
+                        }
+                    },
+                }
+            }
         };
         self.note(
             now,

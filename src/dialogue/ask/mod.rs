@@ -42,12 +42,14 @@ mod speech;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub(in crate::dialogue) use speech::candidates;
 use speech::phrases_for;
 pub use speech::{NO_PHRASES, SPEECH_RESULT_GRACE, YES_PHRASES};
 
 use super::{Answer, Dialogue, JournalEvent, ListenSpec, Next, PromptRef, State, Timer};
 use crate::scenario::{
-    Ask, InputMode, IntentAction, MAX_REPEATS, NodeId, NodeKind, PromptItem, Scenario,
+    AnswerType, Ask, InputMode, IntentAction, MAX_REPEATS, NodeId, NodeKind, PromptItem,
+    PromptKind, Scenario, Template,
 };
 
 /// An `ask` node while its question is open: where the round is, the keys so far, and
@@ -64,12 +66,21 @@ pub(in crate::dialogue) struct Asking {
     confirming: Option<Pending>,
 }
 
-/// Speech whose intent waits for "did you say …?".
+/// Speech whose answer waits for "did you say …?".
 #[derive(Debug, Clone)]
 struct Pending {
-    intent: usize,
+    choice: Choice,
     text: String,
     confidence: f32,
+}
+
+/// What unsure speech is read back as.
+#[derive(Debug, Clone)]
+enum Choice {
+    /// Intent `i` of the ask (named by its `say`).
+    Intent(usize),
+    /// A value: the digits of a digit string, a day of the month, a date.
+    Value(String),
 }
 
 /// Where a question round is.
@@ -132,7 +143,8 @@ fn ask_of(scenario: &Scenario, node: NodeId) -> Option<&Ask> {
 }
 
 impl Dialogue {
-    /// What speech the dialogue accepts now, for the recogniser; `None` while it does not
+    /// What speech the dialogue accepts now, for the recogniser — one phrase-list entry
+    /// per answer, its alternatives joined by [`crate::asr::ALTERNATIVES`]; `None` while it does not
     /// listen for speech. `Some` while the current `ask` takes speech: during its prompt if
     /// the item playing allows barge-in (`barge_in: true`), and after the prompt until the
     /// question is answered; `None` once keys are being typed (a key cancels speech).
@@ -150,16 +162,19 @@ impl Dialogue {
             Listen::NoInput { .. } | Listen::Speaking { .. } => false,
         };
         let lang = self.language().to_string();
+        // One entry per answer, its alternatives joined (`asr::ALTERNATIVES`): the
+        // recogniser then knows "not yet" and "haven't paid" are the same answer.
+        let join = |p: Vec<String>| p.join(&crate::asr::ALTERNATIVES.to_string());
         let mut phrases: Vec<String> = if asking.confirming.is_some() {
-            let mut p = phrases_for(&YES_PHRASES, &lang);
-            p.extend(phrases_for(&NO_PHRASES, &lang));
-            p
+            let mut yes = phrases_for(&YES_PHRASES, &lang);
+            yes.push("1".to_owned());
+            let mut no = phrases_for(&NO_PHRASES, &lang);
+            no.push("2".to_owned());
+            vec![join(yes), join(no)]
         } else {
-            ask.intents
-                .iter()
-                .filter_map(|i| i.phrases.get(&lang))
-                .flatten()
-                .cloned()
+            candidates(ask, &lang, None)
+                .into_iter()
+                .map(|(_, p)| join(p))
                 .collect()
         };
         let mut seen = std::collections::HashSet::new();
@@ -184,6 +199,38 @@ impl Dialogue {
             repeats: 0,
             confirming: None,
         });
+        let typed = std::mem::take(&mut self.typeahead);
+        if !typed.is_empty() {
+            let first_bargeable = ask
+                .prompt
+                .first()
+                .is_none_or(|p| p.barge_in.unwrap_or(ask.barge_in));
+            if ask.typeahead && first_bargeable {
+                // Keys typed during the prompts that led here answer the question at once,
+                // as if typed after it; the question itself is not played.
+                for key in typed.chars() {
+                    if !matches!(&self.state, State::Asking(a) if a.node == id) {
+                        break;
+                    }
+                    self.on_key(now, key);
+                }
+                return None;
+            }
+            self.note(
+                now,
+                JournalEvent::Ignored {
+                    what: format!(
+                        "{} key(s) typed ahead: {}",
+                        typed.len(),
+                        if ask.typeahead {
+                            "the question's prompt does not allow barge-in"
+                        } else {
+                            "the question has `typeahead: false`"
+                        }
+                    ),
+                },
+            );
+        }
         self.ask_round(now, ask, &[], true);
         None
     }
@@ -275,13 +322,37 @@ impl Dialogue {
         self.listen_after(now, ask, refs);
     }
 
-    /// "Did you say …?": the confirmation prompt, the intent's `say`, the question.
-    fn confirm_round(&mut self, now: Instant, ask: &Ask, intent: usize) {
+    /// "Did you say …?": the confirmation prompt, the intent's `say` (or the value: digits
+    /// one by one, a day as an ordinal, a date), the question.
+    fn confirm_round(&mut self, now: Instant, ask: &Ask, choice: &Choice) {
         let mut refs = Vec::new();
         if let Some(confirm) = &ask.confirm {
             self.render(&confirm.prompt, Some(true), &mut refs);
-            if let Some(i) = ask.intents.get(intent) {
-                self.render(&i.say, Some(true), &mut refs);
+            match choice {
+                Choice::Intent(intent) => {
+                    if let Some(i) = ask.intents.get(*intent) {
+                        self.render(&i.say, Some(true), &mut refs);
+                    }
+                }
+                Choice::Value(value) => {
+                    let value = Template::literal(value);
+                    let kind = match ask.answer {
+                        None => PromptKind::Digits(value),
+                        Some(AnswerType::DayOfMonth) => PromptKind::Ordinal(value),
+                        Some(AnswerType::Date) => PromptKind::Date {
+                            value,
+                            year: false,
+                            weekday: false,
+                        },
+                    };
+                    let item = PromptItem {
+                        kind,
+                        barge_in: Some(true),
+                        when: None,
+                        pos: Default::default(),
+                    };
+                    self.render(std::slice::from_ref(&item), Some(true), &mut refs);
+                }
             }
             self.render(&confirm.question, Some(true), &mut refs);
         }

@@ -259,10 +259,6 @@ fn spurious_and_stale_events_are_no_ops() {
         call.input(200, Input::PlaybackDone { id: greet + 7 })
             .is_empty()
     );
-    assert!(
-        call.input(300, Input::Dtmf('1')).is_empty(),
-        "keys ignored in play"
-    );
     assert!(call.input(400, Input::Dtmf('x')).is_empty());
     let q = play(&call.input(500, Input::PlaybackDone { id: greet })).0;
     assert!(
@@ -287,4 +283,45 @@ fn input_before_start_is_ignored() {
     assert!(matches!(d.poll_action(), Some(Action::Play { id: 1, .. })));
     d.start(t0);
     assert_eq!(d.poll_action(), None);
+}
+
+#[test]
+fn a_key_during_the_greeting_is_typed_ahead_into_the_question() {
+    let mut call = Call::new(order_confirmation(), &[]);
+    let greet = play(&call.drain()).0;
+    // The greeting leads into `confirm` (barge-in allowed): the key stops it and is kept.
+    assert_eq!(call.input(300, Input::Dtmf('1')), [Action::StopPlayback]);
+    assert!(call.input(320, Input::Dtmf('x')).is_empty());
+    let after = call.input(400, Input::PlaybackStopped { id: greet });
+    // `confirm` takes the key at once: its question is not played; the answer leads on.
+    assert_eq!(call.d.result().path[..3], ["greet", "confirm", "followup"]);
+    let answer = &call.d.result().answers["confirm"];
+    assert_eq!(
+        (answer.input.as_str(), answer.value.as_str()),
+        ("dtmf", "1")
+    );
+    let plays: Vec<Vec<String>> = after
+        .iter()
+        .filter_map(|a| match a {
+            Action::Play { prompts, .. } => Some(prompts.iter().map(|p| p.name.clone()).collect()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !plays
+            .iter()
+            .any(|p| p.contains(&"shop/to-change-order".to_owned())),
+        "{plays:?}"
+    );
+}
+
+#[test]
+fn keys_during_a_play_that_leads_to_no_question_are_ignored() {
+    let mut call = Call::new(order_confirmation(), &[]);
+    let greet = play(&call.drain()).0;
+    call.input(100, Input::PlaybackDone { id: greet });
+    call.input(200, Input::Dtmf('0')); // operator: "please hold", then a transfer
+    assert_eq!(call.d.current_node(), Some("hold_for_operator"));
+    assert!(call.input(300, Input::Dtmf('1')).is_empty());
+    assert_eq!(call.d.current_node(), Some("hold_for_operator"));
 }

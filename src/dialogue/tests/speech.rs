@@ -36,7 +36,8 @@ fn speech_barges_in_and_is_classified() {
         .expect("listening during a bargeable item");
     assert!(spec.barge_in);
     assert_eq!(spec.lang, "en");
-    assert_eq!(spec.phrases, ["yes", "sure", "no"]);
+    // One entry per intent: its phrases and its key said aloud (spoken keys).
+    assert_eq!(spec.phrases, ["yes|sure|1", "no|2"]);
     assert_eq!(
         call.input(100, Input::SpeechStarted),
         [Action::StopPlayback]
@@ -118,7 +119,10 @@ fn low_confidence_speech_is_confirmed() {
     let c = play_id(&actions);
     call.input(6000, Input::PlaybackDone { id: c });
     let spec = call.d.listen_spec().unwrap();
-    assert!(spec.phrases.contains(&"yes".to_string()) && spec.phrases.contains(&"no".to_string()));
+    // Two answers: yes (its words and key 1 said aloud) and no.
+    assert_eq!(spec.phrases.len(), 2);
+    assert!(spec.phrases[0].starts_with("yes|") && spec.phrases[0].ends_with("|1"));
+    assert!(spec.phrases[1].starts_with("no|") && spec.phrases[1].ends_with("|2"));
     // "No": a no-match of the question (reprompt 1 of 1).
     let actions = call.input(7000, said(1.0, "no"));
     assert_eq!(kinds(&actions), ["play invalid+intro+code+question"]);

@@ -51,13 +51,14 @@ impl<'a> Compiler<'a> {
             ("money", map.money.is_some()),
             ("date", map.date.is_some()),
             ("time", map.time.is_some()),
+            ("ordinal", map.ordinal.is_some()),
         ]
         .into_iter()
         .filter_map(|(k, p)| p.then_some(k))
         .collect();
         if present.len() != 1 {
             let msg = if present.is_empty() {
-                "prompt item has none of `prompt`, `digits`, `number`, `money`, `date`, `time`"
+                "prompt item has none of `prompt`, `digits`, `number`, `ordinal`, `money`, `date`, `time`"
                     .to_string()
             } else {
                 format!(
@@ -169,6 +170,25 @@ impl<'a> Compiler<'a> {
                     year: map.year.unwrap_or(false),
                     weekday: map.weekday.unwrap_or(false),
                 })
+            }
+            "ordinal" => {
+                let v = scalar(map.ordinal.as_ref()?);
+                let value = self.say_value(&v, VarType::Integer)?;
+                if let Some(lit) = value.as_literal()
+                    && !lit
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|n| (1..=99).contains(&n))
+                {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        pos(&v),
+                        format!("ordinal `{lit}` is not between 1 and 99"),
+                    )
+                    .hint("ordinals are spoken from 1 to 99 (English: 1 to 39)");
+                    return None;
+                }
+                Some(PromptKind::Ordinal(value))
             }
             _ => {
                 let v = scalar(map.time.as_ref()?);

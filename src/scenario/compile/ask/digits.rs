@@ -9,9 +9,67 @@ use super::AskContext;
 use crate::scenario::compile::core::{is_dtmf_key, pos};
 use crate::scenario::compile::{Compiler, DIGITS};
 use crate::scenario::error::ErrorKind;
-use crate::scenario::{DigitString, MAX_KEYS};
+use crate::scenario::{AnswerType, DigitString, MAX_KEYS};
 
 impl<'a> Compiler<'a> {
+    /// `answer:` — a built-in answer type (`day_of_month`, `date`), which also takes keys as
+    /// a digit string (a day: 1-2 digits; a date: `DDMM`), ended by `#` unless an intent
+    /// uses that key. Its target is `on.<type>` (else `next`), kept in the digit string
+    /// (which exists even when the question takes no keys). `None` without `answer:`.
+    pub(super) fn answer_type(
+        &mut self,
+        cx: &mut AskContext<'_>,
+    ) -> Option<(AnswerType, DigitString)> {
+        let a = cx.ask.value.answer.as_ref()?;
+        let Some(ty) = AnswerType::parse(&a.value) else {
+            self.error(
+                ErrorKind::InvalidValue,
+                pos(a),
+                format!("`{}` is not an answer type", a.value),
+            )
+            .hint("`answer: day_of_month` or `answer: date`");
+            cx.complete = false;
+            return None;
+        };
+        if let Some(d) = &cx.ask.value.digits {
+            self.error(
+                ErrorKind::InvalidValue,
+                pos(d),
+                "`digits` and `answer` cannot both be given",
+            )
+            .hint("an `answer:` type takes keys itself (a day: 1-2 digits, a date: DDMM)");
+            cx.complete = false;
+            return None;
+        }
+        let (min, max) = match ty {
+            AnswerType::DayOfMonth => (1, 2),
+            AnswerType::Date => (4, 4),
+        };
+        let terminator = (!cx.key_owner.contains_key("#")).then_some('#');
+        let qualified = &cx.qualified;
+        let jump = self.on_or_next(&cx.on, cx.next, ty.name(), pos(cx.name), || {
+            (
+                format!("the answer of `ask` node `{qualified}` has no target"),
+                format!("add `{}: <node>` under `on:` (or a `next:`)", ty.name()),
+            )
+        });
+        match jump {
+            Some(jump) => Some((
+                ty,
+                DigitString {
+                    min,
+                    max,
+                    terminator,
+                    jump,
+                },
+            )),
+            None => {
+                cx.complete = false;
+                None
+            }
+        }
+    }
+
     pub(super) fn digit_string(&mut self, cx: &mut AskContext<'_>) -> Option<DigitString> {
         let d = cx.ask.value.digits.as_ref()?;
         let min = d.value.min.as_ref().map_or(1, |m| m.value) as usize;

@@ -17,7 +17,7 @@ use crate::scenario::compile::intent::IntentScope;
 use crate::scenario::compile::{Compiler, DIGITS, NOINPUT, NOMATCH};
 use crate::scenario::error::ErrorKind;
 use crate::scenario::raw::{RawAsk, RawGlobals, RawNode};
-use crate::scenario::{Intent, NodeId};
+use crate::scenario::{AnswerType, Intent, NodeId};
 
 impl<'a> Compiler<'a> {
     /// The node's `on:` map (its keys: the intents, `noinput`, `nomatch`, and `digits` when
@@ -34,11 +34,18 @@ impl<'a> Compiler<'a> {
         if raw.digits.is_some() {
             allowed.push(DIGITS);
         }
+        let answer = raw
+            .answer
+            .as_ref()
+            .and_then(|a| AnswerType::parse(&a.value));
+        if let Some(a) = answer {
+            allowed.push(a.name());
+        }
         let on = self.on_map(node, &allowed, "intent of this `ask`");
         let next = node.next.as_ref().map(|n| self.target(n, "`next` target"));
 
         let no_intents = raw.intents.as_ref().is_none_or(|i| i.value.0.is_empty());
-        if no_intents && raw.digits.is_none() {
+        if no_intents && raw.digits.is_none() && raw.answer.is_none() {
             match &raw.intents {
                 Some(i) => {
                     self.error(ErrorKind::InvalidValue, pos(i), "`intents` is empty")
@@ -65,7 +72,7 @@ impl<'a> Compiler<'a> {
             next: cx.next,
             dtmf_in: cx.dtmf_in,
             speech_in: cx.speech_in,
-            digits: raw.digits.is_some(),
+            digits: raw.digits.is_some() || raw.answer.is_some(),
         };
         let mut intents = Vec::new();
         for (name, intent) in raw.intents.iter().flat_map(|i| &i.value.0) {

@@ -76,7 +76,11 @@ impl<'a> Compiler<'a> {
         };
         let mut intents = self.local_intents(&mut cx);
         let store = self.answer_store(&mut cx, &intents);
-        let digits = self.digit_string(&mut cx);
+        let answer = self.answer_type(&mut cx);
+        let (answer, digits) = match answer {
+            Some((ty, keys)) => (Some(ty), Some(keys)),
+            None => (None, self.digit_string(&mut cx)),
+        };
         self.applicable_globals(&mut cx, &mut intents, digits.is_some());
         let confirm = self.confirmation(&cx);
         let (noinput, nomatch) = self.escalations(&cx);
@@ -101,6 +105,9 @@ impl<'a> Compiler<'a> {
             store,
             noinput: noinput?,
             nomatch: nomatch?,
+            spoken_keys: raw.spoken_keys.as_ref().is_none_or(|s| s.value),
+            typeahead: raw.typeahead.as_ref().is_none_or(|t| t.value),
+            answer,
         })))
     }
 
