@@ -423,7 +423,7 @@ pub struct Config {
     pub asr: AsrConfig,
     pub trunks: Vec<TrunkConfig>,
     pub campaigns: Vec<CampaignConfig>,
-    /// The file this was read from (a reload re-reads its `routes:`).
+    /// The file `serve` read this from (a reload re-reads its `routes:`); set by the caller.
     #[serde(skip)]
     pub source: Option<PathBuf>,
 }
@@ -1002,9 +1002,7 @@ impl Config {
             path: label.clone(),
             source,
         })?;
-        let mut cfg = Config::from_yaml(&label, &text)?;
-        cfg.source = Some(path.to_owned());
-        Ok(cfg)
+        Config::from_yaml(&label, &text)
     }
 
     /// Which scenarios inbound calls reach (see [`Config::inbound_by_name`]).

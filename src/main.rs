@@ -352,7 +352,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         .or_else(ivrflow::config::default_config_path);
     let mut cfg = match &config_path {
         Some(p) => match Config::load(p) {
-            Ok(c) => c,
+            Ok(mut c) => {
+                c.source = Some(p.clone());
+                c
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);

@@ -31,7 +31,7 @@ fn check_json_log(text: &str) {
         .iter()
         .find(|l| l["message"] == "loaded")
         .expect("a `loaded` line");
-    let scenarios = loaded["scenarios"].as_str().unwrap();
+    let scenarios = loaded["loaded"].as_str().unwrap();
     assert!(
         scenarios.contains("order-confirmation") && !scenarios.contains('['),
         "{scenarios}"

@@ -353,6 +353,15 @@ fn publish_counters(
     }
 }
 
+/// An API or reload command for the node; a drain also stops the claims.
+fn command(node: &mut Node, cmd: Command, draining: &std::sync::atomic::AtomicBool) {
+    if matches!(cmd, Command::Drain { .. }) {
+        systemd::notify("STOPPING=1");
+        draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    node.handle_input(Instant::now(), Input::Command(cmd));
+}
+
 /// Executes everything the node wants done now; returns when it asks to be woken.
 fn execute(
     node: &mut Node,
@@ -484,7 +493,11 @@ async fn drive(
                 // the node refuses new calls before that turns into send jitter.
                 node.handle_input(Instant::now(), Input::TickCost { late, spent: now.elapsed() });
                 // When every wake-up finds a tick due (a starved box), the other branches
-                // would never run: take what SIP has queued here too, bounded.
+                // would never run: take what SIP (and the commands before it) has queued
+                // here too, bounded.
+                while let Ok(cmd) = commands.try_recv() {
+                    command(&mut node, cmd, &draining);
+                }
                 for _ in 0..64 {
                     match sip.try_recv_from(&mut buf) {
                         Ok((n, source)) => {
@@ -510,6 +523,11 @@ async fn drive(
                 node.handle_input(Instant::now(), input);
             }
             r = sip.recv_from(&mut buf) => {
+                // A command sent before this datagram (a reload the API already answered)
+                // applies first.
+                while let Ok(cmd) = commands.try_recv() {
+                    command(&mut node, cmd, &draining);
+                }
                 match r {
                     Ok((n, source)) => {
                         svc.metrics.sip_datagram(SipDirection::In, &buf[..n]);
@@ -519,6 +537,9 @@ async fn drive(
                 }
             }
             Some(m) = sip.recv_stream() => {
+                while let Ok(cmd) = commands.try_recv() {
+                    command(&mut node, cmd, &draining);
+                }
                 svc.metrics.sip_datagram(SipDirection::In, &m.bytes);
                 node.handle_input(Instant::now(), Input::SipStream { source: m.source, transport: m.transport, message: &m.bytes });
             }
@@ -541,11 +562,7 @@ async fn drive(
                 node.handle_input(Instant::now(), Input::Recognition { call: res.call, id: res.id, result: res.result });
             }
             Some(cmd) = commands.recv() => {
-                if matches!(cmd, Command::Drain { .. }) {
-                    systemd::notify("STOPPING=1");
-                    draining.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                node.handle_input(Instant::now(), Input::Command(cmd));
+                command(&mut node, cmd, &draining);
             }
             sig = signals.next() => match sig {
                 Signal::Stop => {
