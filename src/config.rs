@@ -316,10 +316,33 @@ impl Default for ApiConfig {
     }
 }
 
+/// The control API's connection limits (`api.header_timeout`, `api.idle_timeout`,
+/// `api.max_connections`), as `api::conn` applies them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ApiLimits {
+    /// A new connection's first request line and headers must arrive within this.
+    pub header_timeout: Duration,
+    /// A connection with no bytes either way for this long is closed, and a later
+    /// request's headers (on a kept-alive connection) must arrive within this too.
+    pub idle_timeout: Duration,
+    /// At most this many connections open; more are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 256,
+        }
+    }
+}
+
 impl ApiConfig {
     /// The connection limits (`api.header_timeout`, `api.idle_timeout`,
     /// `api.max_connections`).
-    pub fn limits(&self) -> Result<crate::api::conn::Limits, String> {
+    pub fn limits(&self) -> Result<ApiLimits, String> {
         let dur = |v: &str, key: &str| -> Result<Duration, String> {
             let d =
                 humantime::parse_duration(v.trim()).map_err(|e| format!("api.{key} {v:?}: {e}"))?;
@@ -331,7 +354,7 @@ impl ApiConfig {
         if self.max_connections == 0 {
             return Err("api.max_connections must be at least 1".to_owned());
         }
-        Ok(crate::api::conn::Limits {
+        Ok(ApiLimits {
             header_timeout: dur(&self.header_timeout, "header_timeout")?,
             idle_timeout: dur(&self.idle_timeout, "idle_timeout")?,
             max_connections: self.max_connections,

@@ -257,15 +257,27 @@ fn a_noisy_caller_does_not_starve_another_callers_speech() {
             .expect("fixture");
     let mut pcm = yes.clone();
     pcm.extend(std::iter::repeat_n(0i16, 16000));
-    let start = Instant::now();
-    for (i, chunk) in pcm.chunks(160).enumerate() {
-        let mut frame = chunk.to_vec();
-        frame.resize(160, 0);
-        polite.send_audio(&frame, None);
-        if let Some(d) = (start + Duration::from_millis(20 * (i as u64 + 1)))
-            .checked_duration_since(Instant::now())
-        {
-            std::thread::sleep(d);
+    // The question's prompt may not take barge-in: say "yes" (and wait 2 s) until the call
+    // completes, bounded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let polite_completed = |crm: &Crm| {
+        crm.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "call.completed" && e["variables"]["order_id"] == "2222")
+    };
+    while !polite_completed(&crm) && Instant::now() < deadline {
+        let start = Instant::now();
+        for (i, chunk) in pcm.chunks(160).enumerate() {
+            let mut frame = chunk.to_vec();
+            frame.resize(160, 0);
+            polite.send_audio(&frame, None);
+            if let Some(d) = (start + Duration::from_millis(20 * (i as u64 + 1)))
+                .checked_duration_since(Instant::now())
+            {
+                std::thread::sleep(d);
+            }
         }
     }
     let done = crm.wait_for_event("call.completed", 1, Duration::from_secs(15));

@@ -16,27 +16,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 
-/// Connection limits.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Limits {
-    /// A new connection's first request line and headers must arrive within this.
-    pub header_timeout: Duration,
-    /// A connection with no bytes either way for this long is closed, and a later
-    /// request's headers (on a kept-alive connection) must arrive within this too.
-    pub idle_timeout: Duration,
-    /// At most this many connections open; more are closed at once.
-    pub max_connections: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            header_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 256,
-        }
-    }
-}
+/// Connection limits (`api:` in the config).
+pub use crate::config::ApiLimits as Limits;
 
 /// Serves `app` on `listener` until the task is dropped.
 pub async fn serve(

@@ -97,11 +97,9 @@ pub trait Recognizer: Send {
     }
 }
 
-/// Separates the alternatives of one answer in a phrase list entry: the dialogue lists each
-/// intent as one entry (`"not yet|haven't paid"`), so the recogniser knows which phrases
-/// are the same answer — they are not each other's rivals when it scores them. An entry
-/// without it is an answer of its own.
-pub const ALTERNATIVES: char = '|';
+/// Separates the alternatives of one answer in a phrase list entry (defined by the dialogue,
+/// which writes the lists; see [`crate::dialogue::ALTERNATIVES`]).
+pub use crate::dialogue::ALTERNATIVES;
 
 /// The phrases of a list whose entries may group alternatives ([`ALTERNATIVES`]), one by
 /// one, with the index of the answer (entry) each belongs to.

@@ -46,6 +46,12 @@ mod webhook;
 #[cfg(test)]
 mod tests;
 
+/// Separates the alternatives of one answer in a phrase list entry: the dialogue lists each
+/// intent as one entry (`"not yet|haven't paid"`), so the recogniser knows which phrases
+/// are the same answer — they are not each other's rivals when it scores them. An entry
+/// without it is an answer of its own.
+pub const ALTERNATIVES: char = '|';
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -144,7 +144,7 @@ fn ask_of(scenario: &Scenario, node: NodeId) -> Option<&Ask> {
 
 impl Dialogue {
     /// What speech the dialogue accepts now, for the recogniser — one phrase-list entry
-    /// per answer, its alternatives joined by [`crate::asr::ALTERNATIVES`]; `None` while it does not
+    /// per answer, its alternatives joined by [`crate::dialogue::ALTERNATIVES`]; `None` while it does not
     /// listen for speech. `Some` while the current `ask` takes speech: during its prompt if
     /// the item playing allows barge-in (`barge_in: true`), and after the prompt until the
     /// question is answered; `None` once keys are being typed (a key cancels speech).
@@ -162,9 +162,9 @@ impl Dialogue {
             Listen::NoInput { .. } | Listen::Speaking { .. } => false,
         };
         let lang = self.language().to_string();
-        // One entry per answer, its alternatives joined (`asr::ALTERNATIVES`): the
+        // One entry per answer, its alternatives joined (`dialogue::ALTERNATIVES`): the
         // recogniser then knows "not yet" and "haven't paid" are the same answer.
-        let join = |p: Vec<String>| p.join(&crate::asr::ALTERNATIVES.to_string());
+        let join = |p: Vec<String>| p.join(&crate::dialogue::ALTERNATIVES.to_string());
         let mut phrases: Vec<String> = if asking.confirming.is_some() {
             let mut yes = phrases_for(&YES_PHRASES, &lang);
             yes.push("1".to_owned());
