@@ -52,7 +52,7 @@ fn node(dir: &DataDir, crm: &Crm, name: &str) -> Server {
     )
 }
 
-/// `n` SIPp calls through the proxy, each pressing 1 after 1 s; SIPp's exit status.
+/// `n` SIPp calls through the proxy, each pressing 1 after 1 s; SIPp's output.
 fn calls_through(proxy: SocketAddr, n: u32, rtp: u16) -> std::process::Output {
     let path = fixture("sipp/uac_proxy.xml");
     let port = free_udp_port().to_string();
@@ -79,8 +79,6 @@ fn calls_through(proxy: SocketAddr, n: u32, rtp: u16) -> std::process::Output {
             "-key",
             "order_id",
             "1",
-            "-d",
-            "1000",
             "-timeout",
             "40",
             "-timeout_error",
