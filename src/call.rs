@@ -142,6 +142,9 @@ pub enum Effect {
     /// Recognition `id` is no longer wanted: stop it if it still runs (its result, should it
     /// come, is ignored either way).
     CancelRecognition { id: u64 },
+    /// Keep the caller's recording (8 kHz mono) as `file` (`<node>.wav`; see
+    /// `crate::recordings`) before the call's next event is stored: its answer names it.
+    SaveRecording { file: String, audio: Vec<i16> },
 }
 
 /// Rounds of [`CallCore::handle_timeout`] before a deadline that keeps coming back is
@@ -174,6 +177,12 @@ pub struct CallCore {
     dedup: DtmfDedup,
     /// Answering-machine detection while it runs.
     amd: AmdPhase,
+    /// The recording being saved (its dialogue id, its file name, its length): its result
+    /// names the file.
+    saved: Option<(u64, String, Duration)>,
+    /// The caller hung up during a recording: the call lives on until its transcript is in
+    /// (see [`CallCore::hang_up_keeping_recording`]).
+    hung_up_at: Option<Instant>,
 }
 
 /// Where answering-machine detection stands.
@@ -224,6 +233,8 @@ impl CallCore {
             inband: InbandDtmf::new(),
             dedup: DtmfDedup::new(),
             amd: AmdPhase::Off,
+            saved: None,
+            hung_up_at: None,
         }
     }
 
@@ -397,6 +408,7 @@ impl CallCore {
         }
         self.listener.handle_result(now, id, result);
         self.drain_listener(now);
+        self.settle_hangup(now);
     }
 
     /// Pass the listener's inputs to the dialogue and its recognition requests out.
@@ -404,9 +416,42 @@ impl CallCore {
         while let Some(ev) = self.listener.poll_event() {
             self.changed = true;
             match ev {
-                crate::asr::listen::ListenEvent::Input(input) => {
-                    self.dialogue.handle_input(now, input);
-                    self.drain(now);
+                crate::asr::listen::ListenEvent::Input(mut input) => {
+                    if let Input::RecordingDone { id, file, .. } = &mut input
+                        && let Some((saved_id, name, _)) = self.saved.take()
+                        && saved_id == *id
+                    {
+                        *file = Some(name);
+                    }
+                    match input {
+                        // The caller is gone: the recording's answer is filed, nothing
+                        // after it runs (`settle_hangup` ends the dialogue).
+                        Input::RecordingDone {
+                            id,
+                            duration,
+                            transcript,
+                            file,
+                        } if self.hung_up_at.is_some() => {
+                            self.dialogue
+                                .hangup_with_recording(now, id, duration, transcript, file);
+                            self.settle_hangup(now);
+                        }
+                        input => {
+                            self.dialogue.handle_input(now, input);
+                            self.drain(now);
+                        }
+                    }
+                }
+                crate::asr::listen::ListenEvent::Save { dialogue_id, audio } => {
+                    let key = self
+                        .dialogue
+                        .recording_answer_key()
+                        .unwrap_or_else(|| format!("recording-{dialogue_id}"));
+                    let file = crate::recordings::file_name(&key);
+                    let length = Duration::from_micros(audio.len() as u64 * 125);
+                    self.saved = Some((dialogue_id, file.clone(), length));
+                    self.effects
+                        .push_back(Effect::SaveRecording { file, audio });
                 }
                 crate::asr::listen::ListenEvent::Recognize {
                     id,
@@ -519,9 +564,72 @@ impl CallCore {
         self.drain(now);
     }
 
+    /// The caller hung up during a recording (issue 20): what was said is kept. The
+    /// recording ends now (its audio goes out as [`Effect::SaveRecording`], and to
+    /// recognition when the node transcribes); the dialogue files the answer when the
+    /// transcript comes (or the node's own recording timer runs out), and then ends as on
+    /// any hang-up — nothing after the `record` node runs. Until [`CallCore::is_finished`]
+    /// the owner keeps the call (with no media) and its timers. Returns false, doing
+    /// nothing, when no recording was under way: call [`CallCore::handle_hangup`].
+    pub fn hang_up_keeping_recording(&mut self, now: Instant) -> bool {
+        if self.dialogue.is_finished() || !self.listener.is_recording() {
+            return false;
+        }
+        let at_ms = self.ms(now);
+        self.trace.push(TraceEvent::CallerHangup { at_ms });
+        self.hung_up_at = Some(now);
+        self.amd = AmdPhase::Off;
+        self.playout.stop(now);
+        self.pending_done = None;
+        while self.playout.poll_event().is_some() {}
+        self.listener.stop_recording();
+        self.drain_listener(now);
+        self.settle_hangup(now);
+        true
+    }
+
+    /// After a hang-up during a recording, no transcript is coming (the owner gives up, or
+    /// the `record` node's own timer ran out): the answer names the file, without a
+    /// transcript, and the dialogue ends.
+    fn give_up_transcript(&mut self, now: Instant) {
+        if let Some(req) = self.dialogue.recording() {
+            let (file, duration) = match self.saved.take() {
+                Some((id, file, length)) if id == req.id => (Some(file), length),
+                _ => (None, Duration::ZERO),
+            };
+            self.dialogue
+                .hangup_with_recording(now, req.id, duration, None, file);
+        }
+        self.dialogue.handle_input(now, Input::Hangup);
+        while self.dialogue.poll_action().is_some() {}
+    }
+
+    /// After a hang-up during a recording: once the dialogue no longer waits for the
+    /// recording, it hears of the hang-up.
+    fn settle_hangup(&mut self, now: Instant) {
+        if self.hung_up_at.is_none()
+            || self.dialogue.is_finished()
+            || self.dialogue.recording().is_some()
+        {
+            return;
+        }
+        self.changed = true;
+        self.playout.stop(now);
+        self.pending_done = None;
+        self.dialogue.handle_input(now, Input::Hangup);
+        while self.playout.poll_event().is_some() {}
+        while self.dialogue.poll_action().is_some() {}
+    }
+
     /// The caller hung up.
     pub fn handle_hangup(&mut self, now: Instant) {
         if self.dialogue.is_finished() {
+            return;
+        }
+        if self.hung_up_at.is_some() {
+            // Already heard (during a recording) and the owner gives up waiting for the
+            // transcript.
+            self.give_up_transcript(now);
             return;
         }
         let at_ms = self.ms(now);
@@ -605,13 +713,18 @@ impl CallCore {
             self.drain(at);
         }
         if self.dialogue.poll_timeout().is_some_and(|t| t <= now) {
-            self.dialogue.handle_timeout(now);
-            self.drain(now);
+            if self.hung_up_at.is_some() {
+                self.give_up_transcript(now);
+            } else {
+                self.dialogue.handle_timeout(now);
+                self.drain(now);
+            }
         }
         if self.listener.poll_timeout().is_some_and(|t| t <= now) {
             self.listener.handle_timeout(now);
             self.drain_listener(now);
         }
+        self.settle_hangup(now);
     }
 
     /// Apply the dialogue's actions until it has none.
@@ -791,6 +904,8 @@ impl CallCore {
         by: HangupBy,
     ) -> CallCompleted {
         let r = self.result();
+        // A call kept for its recording's transcript ended when the caller hung up.
+        let now = self.hung_up_at.unwrap_or(now);
         let ended_wall = call.started_wall + now.saturating_duration_since(self.started_at);
         CallCompleted {
             event: "call.completed",
@@ -895,4 +1010,171 @@ pub struct CallInfo<'a> {
     pub scenario: &'a str,
     pub direction: &'static str,
     pub started_wall: std::time::SystemTime,
+}
+
+/// Recordings on a virtual clock (issue 20): what the caller said is saved and filed
+/// whichever way the recording ends.
+#[cfg(test)]
+mod recording_tests {
+    use super::*;
+    use crate::media::prompts::Prompt;
+
+    const MEMO: &str = r#"version: 1
+name: memo
+languages: [en]
+variables:
+  memo_text: { type: string, default: "" }
+start: say
+nodes:
+  say:
+    record: { max_length: 60s, final_silence: 2s, transcribe: true, store: memo_text }
+    next: bye
+  bye:
+    hangup: { outcome: recorded, play: [goodbye] }
+"#;
+
+    fn core(t0: Instant) -> CallCore {
+        let scenario = crate::scenario::load_str("memo.yaml", MEMO).unwrap();
+        let mut prompts = PromptCache::new();
+        prompts.insert("en", Prompt::from_pcm("goodbye", vec![0i16; 800]));
+        let mut c = CallCore::new(
+            Arc::new(scenario),
+            Default::default(),
+            Arc::new(prompts),
+            MediaParams {
+                codec: Codec::Pcmu,
+                payload_type: 0,
+                telephone_event_pt: Some(101),
+                ssrc: 1,
+                initial_seq: 1,
+                initial_ts: 0,
+            },
+            t0,
+        );
+        c.start_inbound(t0);
+        c
+    }
+
+    /// A human "tomorrow" (`tests/fixtures/speech`), then `tail_ms` of silence, as PCMU
+    /// packets one every 20 ms from `*at` (ms since `t0`); returns the samples sent.
+    fn talk(c: &mut CallCore, t0: Instant, at: &mut u64, tail_ms: usize) -> usize {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/speech/human/en/tomorrow.wav");
+        let mut pcm = crate::media::prompts::load_file(&path).unwrap();
+        pcm.extend(vec![0i16; tail_ms * 8]);
+        pcm.resize(pcm.len().div_ceil(160) * 160, 0);
+        for frame in pcm.chunks(160) {
+            let mut p = vec![0x80, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+            crate::media::g711::encode(Codec::Pcmu, frame, &mut p);
+            c.handle_rtp(t0 + Duration::from_millis(*at), &p);
+            *at += 20;
+        }
+        pcm.len()
+    }
+
+    fn effects(c: &mut CallCore) -> Vec<Effect> {
+        std::iter::from_fn(|| c.poll_effect()).collect()
+    }
+
+    #[test]
+    fn a_hang_up_mid_recording_files_the_audio_and_its_transcript_then_ends() {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        let mut at = 0;
+        let sent = talk(&mut c, t0, &mut at, 300);
+        let hung_up = t0 + Duration::from_millis(at);
+        assert!(c.hang_up_keeping_recording(hung_up));
+        assert!(!c.is_finished(), "kept until its transcript is in");
+        let fx = effects(&mut c);
+        let (file, audio) = match &fx[..] {
+            [
+                Effect::SaveRecording { file, audio },
+                Effect::Recognize { .. },
+            ] => (file.clone(), audio.len()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(file, "say.wav");
+        assert_eq!(audio, sent, "every sample the caller sent is kept");
+        let Some(Effect::Recognize { id, .. }) = fx.into_iter().nth(1) else {
+            unreachable!()
+        };
+        // The transcript comes three seconds later.
+        let later = hung_up + Duration::from_secs(3);
+        c.handle_recognition(
+            later,
+            id,
+            Ok(crate::asr::Transcript {
+                text: "the box was crushed".into(),
+                confidence: 0.9,
+                lang: "en".into(),
+                constrained: false,
+                audio: Duration::from_millis(1200),
+                elapsed: Duration::from_millis(300),
+            }),
+        );
+        assert!(c.is_finished());
+        let r = c.result();
+        assert_eq!(r.answers["say"].value, "the box was crushed");
+        assert_eq!(r.answers["say"].file.as_deref(), Some("say.wav"));
+        assert_eq!(r.variables["memo_text"], "the box was crushed");
+        assert_eq!(
+            r.path,
+            vec!["say".to_owned()],
+            "nothing after the record node ran"
+        );
+        assert_eq!(r.outcome.as_deref(), Some("caller_hangup"));
+        assert!(!c.wants_hangup());
+        let rec = c.completed_record(
+            CallInfo {
+                call_id: "c",
+                scenario: "memo",
+                direction: "inbound",
+                started_wall: std::time::SystemTime::UNIX_EPOCH,
+            },
+            later,
+            HangupBy::Caller,
+        );
+        assert_eq!(
+            rec.duration_ms, at,
+            "the call ended when the caller hung up"
+        );
+    }
+
+    #[test]
+    fn a_transcript_that_never_comes_still_files_the_recording_at_the_nodes_timer() {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        let mut at = 0;
+        talk(&mut c, t0, &mut at, 200);
+        assert!(c.hang_up_keeping_recording(t0 + Duration::from_millis(at)));
+        let _ = effects(&mut c);
+        let mut now = t0 + Duration::from_millis(at);
+        for _ in 0..10 {
+            let Some(t) = c.poll_timeout() else { break };
+            now = t;
+            c.handle_timeout(now);
+            if c.is_finished() {
+                break;
+            }
+        }
+        assert!(c.is_finished(), "the record node's own timer ends the wait");
+        assert!(now <= t0 + Duration::from_secs(75), "{:?}", now - t0);
+        let r = c.result();
+        assert_eq!(r.answers["say"].file.as_deref(), Some("say.wav"));
+        assert_eq!(r.answers["say"].value, "");
+        assert_eq!(r.path, vec!["say".to_owned()]);
+    }
+
+    #[test]
+    fn no_recording_under_way_means_an_ordinary_hang_up() {
+        let t0 = Instant::now();
+        let mut c = core(t0);
+        // Nothing said yet: the recording is under way, so the hang-up keeps it — and with
+        // no voice there is nothing to save or transcribe: it ends at once.
+        assert!(c.hang_up_keeping_recording(t0 + Duration::from_millis(500)));
+        assert!(effects(&mut c).is_empty());
+        assert!(c.is_finished());
+        assert!(c.result().answers["say"].file.is_none());
+        assert!(!c.hang_up_keeping_recording(t0 + Duration::from_secs(1)));
+    }
 }

@@ -302,6 +302,9 @@ pub struct ApiConfig {
     pub idle_timeout: String,
     /// At most this many API connections at once.
     pub max_connections: usize,
+    /// How the CRM reaches this API (`https://ivr.shop.example`): the base of the
+    /// recordings' URLs in CRM events. Default: `http://` and `listen`.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -312,6 +315,7 @@ impl Default for ApiConfig {
             header_timeout: "10s".to_owned(),
             idle_timeout: "60s".to_owned(),
             max_connections: 256,
+            public_url: None,
         }
     }
 }
@@ -446,6 +450,7 @@ pub struct Config {
     pub asr: AsrConfig,
     pub trunks: Vec<TrunkConfig>,
     pub campaigns: Vec<CampaignConfig>,
+    pub recordings: RecordingsConfig,
     /// The file `serve` read this from (a reload re-reads its `routes:`); set by the caller.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -901,8 +906,24 @@ impl Default for Config {
             asr: AsrConfig::default(),
             trunks: Vec::new(),
             campaigns: Vec::new(),
+            recordings: RecordingsConfig::default(),
             source: None,
         }
+    }
+}
+
+/// The callers' recordings (`record` nodes): WAV files under `<data_dir>/recordings`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingsConfig {
+    /// Recordings older than this many days are deleted (checked hourly); 0 keeps them
+    /// forever. Voice is personal data: keep it no longer than the shop needs it.
+    pub retention_days: u32,
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        RecordingsConfig { retention_days: 30 }
     }
 }
 
@@ -997,6 +1018,20 @@ impl Config {
     }
 
     /// `drain_timeout` as a duration.
+    /// Where recordings are written and served from.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.data_dir.join("recordings")
+    }
+
+    /// The base of recordings' URLs given to the CRM, once the API listens on `bound`
+    /// (`api.public_url`, else `http://` and that address).
+    pub fn recordings_url(&self, bound: SocketAddr) -> String {
+        match &self.api.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+
     pub fn drain_timeout(&self) -> Result<std::time::Duration, String> {
         humantime::parse_duration(self.drain_timeout.trim())
             .map_err(|e| format!("drain_timeout {:?}: {e} (e.g. 5m)", self.drain_timeout))
@@ -1068,6 +1103,13 @@ impl Config {
             ));
         }
         self.api.limits().map_err(invalid)?;
+        if let Some(url) = &self.api.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(format!(
+                "api.public_url {url:?} must start with http:// or https://"
+            )));
+        }
         self.webhook_schedule().map_err(invalid)?;
         self.webhook_secret().map_err(invalid)?;
         if self.webhook.max_in_flight == 0 {

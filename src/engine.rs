@@ -221,6 +221,9 @@ struct LiveCall {
     started_wall: SystemTime,
     /// The record was emitted (the robot hung up, or the caller did); only cleanup remains.
     completed: bool,
+    /// The caller hung up during a recording: no SIP leg, no media; the call stays until its
+    /// core has the recording's transcript, then completes (`Engine::keep_for_recording`).
+    gone: bool,
     /// The deadline last pushed to the timer heap, to avoid pushing it again.
     scheduled: Option<Instant>,
     /// Inbound: our 200 OK was produced but may still be held by the runtime (it leaves
@@ -498,6 +501,11 @@ impl Engine {
             .map(|(h, _)| *h)
             .collect();
         for call in calls {
+            if self.calls.get(&call).is_some_and(|c| c.gone) {
+                // The caller already hung up; the transcript is given up on.
+                self.end_gone(now, call);
+                continue;
+            }
             self.abort_call(now, call, FailReason::Shutdown, detail.to_owned());
         }
         let pending: Vec<CallHandle> = self.pending.keys().copied().collect();
@@ -922,6 +930,10 @@ impl Engine {
                 }
                 continue;
             }
+            if c.gone && now >= c.hard_deadline {
+                self.end_gone(now, call);
+                continue;
+            }
             if now >= c.hard_deadline {
                 let limit = self.cfg.max_call_duration;
                 tracing::warn!(call_id = %c.sip_call_id, ?limit, "maximum call duration reached; hanging up");
@@ -981,7 +993,7 @@ impl Engine {
             &mut self.interop.timed_out,
         );
         for (&call, c) in calls.iter_mut() {
-            if c.completed || c.answer_in_flight {
+            if c.completed || c.answer_in_flight || c.gone {
                 continue;
             }
             c.core.set_idle_fill(fill && c.bridge.is_none());
@@ -1109,7 +1121,11 @@ impl Engine {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        if c.core.wants_hangup() {
+        if c.gone && c.core.is_finished() {
+            self.end_gone(now, call);
+            return;
+        }
+        if c.core.wants_hangup() && !c.gone {
             if c.bridge.is_some() {
                 // Bridged to an agent: the dialogue is over, the call is not.
                 return;
@@ -1251,6 +1267,9 @@ impl Engine {
                             EndReason::LocalBye | EndReason::AckTimeout => HangupBy::Robot,
                             _ => HangupBy::Caller,
                         };
+                        if by == HangupBy::Caller && self.keep_for_recording(now, call) {
+                            continue;
+                        }
                         self.complete(now, call, by);
                         if let Some(c) = self.calls.remove(&call) {
                             tracing::info!(call_id = %c.sip_call_id, ?reason, "call leg ended");
@@ -1476,6 +1495,7 @@ impl Engine {
                 latch: crate::media::latch::SourceLatch::new(neg.remote_rtp, self.cfg.strict_rtp),
                 started_wall: self.wall(now),
                 completed: false,
+                gone: false,
                 scheduled: None,
                 answer_in_flight: true,
                 hard_deadline: now + self.cfg.max_call_duration,
@@ -1564,6 +1584,7 @@ impl Engine {
                 latch: crate::media::latch::SourceLatch::new(neg.remote_rtp, self.cfg.strict_rtp),
                 started_wall: self.wall(now),
                 completed: false,
+                gone: false,
                 scheduled: None,
                 // The callee's 200 OK is in: media may flow at once.
                 answer_in_flight: false,
@@ -1624,6 +1645,33 @@ impl Engine {
         }
         self.ua.hangup(now, call);
         self.finish(now, call, HangupBy::Robot, Some((reason, detail)));
+    }
+
+    /// The caller hung up during a recording (issue 20): rather than ending the call now,
+    /// keep it — without media — until its core has filed the recording's answer with its
+    /// transcript; then it completes as hung up by the caller. False when no recording was
+    /// under way.
+    fn keep_for_recording(&mut self, now: Instant, call: CallHandle) -> bool {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        if c.completed || c.bridge.is_some() || !c.core.hang_up_keeping_recording(now) {
+            return false;
+        }
+        c.gone = true;
+        tracing::info!(call_id = %c.sip_call_id, "caller hung up during a recording; keeping it for its transcript");
+        self.close_media(call);
+        self.after_call_activity(now, call);
+        true
+    }
+
+    /// A call kept for its recording is over (its transcript is in, or it was given up at
+    /// its hard deadline or the drain's): its record, then it goes.
+    fn end_gone(&mut self, now: Instant, call: CallHandle) {
+        self.complete(now, call, HangupBy::Caller);
+        if let Some(c) = self.calls.remove(&call) {
+            tracing::info!(call_id = %c.sip_call_id, "call leg ended after its recording");
+        }
     }
 
     /// Emit the call's record once; the leg may linger until the BYE transaction ends.

@@ -20,6 +20,7 @@ pub mod media;
 pub mod nlu;
 pub mod node;
 pub mod pii;
+pub mod recordings;
 pub mod rt;
 pub mod sayas;
 pub mod scenario;

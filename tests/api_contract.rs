@@ -304,6 +304,7 @@ fn every_operation_answers_as_documented() {
     );
     assert_eq!(cancelled.json["state"], "cancelled");
     assert_eq!(api.get("/v1/calls/nope").status, 404);
+    assert_eq!(api.get("/v1/calls/nope/recordings/say.wav").status, 404);
     let evs = api.get("/v1/events?limit=2").json;
     assert!(evs["next_after"].is_i64());
     assert_eq!(api.get("/v1/events?status=lost").status, 422);

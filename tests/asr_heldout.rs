@@ -226,7 +226,7 @@ fn listen(
                     listener.handle_result(now, id, result);
                 }
                 ListenEvent::Recognised(r) => speech_end = Some(r.speech_end),
-                ListenEvent::Cancel { .. } => {}
+                ListenEvent::Cancel { .. } | ListenEvent::Save { .. } => {}
                 ListenEvent::Input(Input::Utterance { text, confidence }) => {
                     answered(now, asked, speech_end);
                     return Heard::Utterance { text, confidence };

@@ -51,6 +51,9 @@ pub enum ListenEvent {
     /// A recognition finished (before its input, if any, goes to the dialogue): for the
     /// call's trace and its metrics.
     Recognised(Recognition),
+    /// Recording `dialogue_id` ended with the caller's voice in it: keep this audio (8 kHz).
+    /// Comes before the recording's [`Input::RecordingDone`].
+    Save { dialogue_id: u64, audio: Vec<i16> },
 }
 
 /// One finished recognition of an utterance, for the call trace.
@@ -110,6 +113,23 @@ struct Recording {
     vad: Vad,
     spoke: bool,
     silence: u64,
+    /// When a voiced frame last arrived: with no RTP at all after it (a phone that
+    /// suppresses silence), the recording still ends `final_silence` later.
+    last_voice: Option<Instant>,
+}
+
+impl Recording {
+    /// When the recording ends if nothing more comes: `final_silence` after the last voice
+    /// (measured in time, whether silence packets arrive or not), or at `max_length`. A
+    /// little after the packet-counted silence, so that with RTP flowing the audio decides.
+    fn deadline(&self) -> Instant {
+        let slack = Duration::from_millis(100);
+        let cap = self.started + self.max_length + slack;
+        match self.last_voice {
+            Some(t) if self.spoke => cap.min(t + self.final_silence + slack),
+            _ => cap,
+        }
+    }
 }
 
 /// The key of a question: a new one resets the endpointer; `barge_in` flipping when the
@@ -227,6 +247,7 @@ impl Listener {
                 if rec.vad.is_speech(frame) {
                     rec.spoke = true;
                     rec.silence = 0;
+                    rec.last_voice = Some(now);
                 } else {
                     rec.silence += frame.len() as u64;
                 }
@@ -557,7 +578,14 @@ impl Listener {
             vad: Vad::new(self.vad),
             spoke: false,
             silence: 0,
+            last_voice: None,
         });
+    }
+
+    /// The caller hung up: end a recording under way now (its audio is kept and
+    /// transcribed as if it had ended on silence).
+    pub fn stop_recording(&mut self) {
+        self.finish_recording();
     }
 
     fn finish_recording(&mut self) {
@@ -565,6 +593,12 @@ impl Listener {
             return;
         };
         let duration = Duration::from_micros(rec.audio.len() as u64 * 125);
+        if rec.spoke {
+            self.events.push_back(ListenEvent::Save {
+                dialogue_id: rec.dialogue_id,
+                audio: rec.audio.clone(),
+            });
+        }
         if rec.transcribe && rec.spoke {
             let id = self.next_id;
             self.next_id += 1;
@@ -594,10 +628,7 @@ impl Listener {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ep = self.endpointer.as_ref().and_then(Endpointer::poll_timeout);
         let held = self.held.as_ref().map(|(t, _)| *t);
-        let rec = self
-            .recording
-            .as_ref()
-            .map(|r| r.started + r.max_length + Duration::from_millis(100));
+        let rec = self.recording.as_ref().map(Recording::deadline);
         [ep, held, rec].into_iter().flatten().min()
     }
 
@@ -613,11 +644,7 @@ impl Listener {
         {
             self.deliver(input);
         }
-        if self
-            .recording
-            .as_ref()
-            .is_some_and(|r| r.started + r.max_length + Duration::from_millis(100) <= now)
-        {
+        if self.recording.as_ref().is_some_and(|r| r.deadline() <= now) {
             self.finish_recording();
         }
         crate::timers::checked("listener", now, self.poll_timeout());
@@ -1054,12 +1081,17 @@ mod tests {
         let ev = feed(&mut l, t0, &mut at, &vec![0; 8 * 1100], None, false);
         let id = match &ev[..] {
             [
+                ListenEvent::Save {
+                    dialogue_id: 7,
+                    audio: kept,
+                },
                 ListenEvent::Recognize {
                     id, lang, audio, ..
                 },
             ] => {
                 assert_eq!(lang, "uk");
                 assert!(audio.len() >= 8 * 2900, "{}", audio.len());
+                assert_eq!(kept, audio, "the file holds what was transcribed");
                 *id
             }
             other => panic!("{other:?}"),
@@ -1096,5 +1128,81 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    /// Issue 20: a phone that suppresses silence sends no RTP once the caller stops
+    /// talking; the recording still ends `final_silence` after the last voice, not at
+    /// `max_length`.
+    #[test]
+    fn a_recording_ends_on_final_silence_in_time_when_no_rtp_arrives() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        l.start_recording(
+            t0,
+            3,
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+            true,
+            "en",
+        );
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &voice(1200), None, false);
+        let last = t0 + Duration::from_millis(at);
+        // Nothing more arrives. The next wake-up is 3 s after the last voiced packet.
+        let d = l.poll_timeout().unwrap();
+        assert!(d >= last + Duration::from_secs(3), "{d:?} vs {last:?}");
+        assert!(d <= last + Duration::from_millis(3200), "{d:?} vs {last:?}");
+        l.handle_timeout(d - Duration::from_millis(1));
+        assert!(l.is_recording(), "not before its time");
+        l.handle_timeout(d);
+        assert!(!l.is_recording());
+        assert!(matches!(
+            l.next_event(),
+            Some(ListenEvent::Save { dialogue_id: 3, .. })
+        ));
+        assert!(matches!(
+            l.next_event(),
+            Some(ListenEvent::Recognize { .. })
+        ));
+        // Before any voice, silence (or no RTP) is not an end: only max_length is.
+        l.start_recording(
+            t0,
+            4,
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+            true,
+            "en",
+        );
+        assert_eq!(
+            l.poll_timeout(),
+            Some(t0 + Duration::from_secs(60) + Duration::from_millis(100))
+        );
+    }
+
+    /// A hang-up during a recording keeps what was said: the audio is saved and
+    /// transcribed.
+    #[test]
+    fn stopping_a_recording_keeps_its_audio() {
+        let t0 = Instant::now();
+        let mut l = Listener::new(VadKind::Energy);
+        l.start_recording(
+            t0,
+            5,
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+            true,
+            "en",
+        );
+        let mut at = 0;
+        feed(&mut l, t0, &mut at, &voice(800), None, false);
+        l.stop_recording();
+        assert!(
+            matches!(l.next_event(), Some(ListenEvent::Save { dialogue_id: 5, audio }) if audio.len() >= 8 * 800)
+        );
+        assert!(matches!(
+            l.next_event(),
+            Some(ListenEvent::Recognize { .. })
+        ));
+        assert!(l.is_pending(), "the transcript is awaited");
     }
 }

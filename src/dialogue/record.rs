@@ -39,6 +39,20 @@ impl Dialogue {
         }
     }
 
+    /// The `answers` key a recording under way will be filed under (its node's qualified
+    /// name): the recording's file is named after it.
+    pub fn recording_answer_key(&self) -> Option<String> {
+        let State::Waiting {
+            node,
+            wait: Wait::Record,
+            ..
+        } = &self.state
+        else {
+            return None;
+        };
+        self.scenario.node(*node).map(|n| self.path_name(n))
+    }
+
     pub(super) fn enter_record(&mut self, now: Instant, id: NodeId, rec: &Record) -> Next {
         let mut refs = Vec::new();
         self.render(&rec.prompt, None, &mut refs);
@@ -76,6 +90,22 @@ impl Dialogue {
         };
     }
 
+    /// The caller hung up during recording `id`, which has now ended: its answer (and
+    /// `store` variable) is filed as [`Input::RecordingDone`](super::Input) would, then the
+    /// dialogue ends as on [`Input::Hangup`](super::Input) — nothing after the `record`
+    /// node runs, the caller is gone.
+    pub fn hangup_with_recording(
+        &mut self,
+        now: Instant,
+        id: u64,
+        duration: Duration,
+        transcript: Option<String>,
+        file: Option<String>,
+    ) {
+        self.on_recording_then(now, id, duration, transcript, file, false);
+        self.caller_hangup(now);
+    }
+
     pub(super) fn on_recording(
         &mut self,
         now: Instant,
@@ -83,6 +113,18 @@ impl Dialogue {
         duration: Duration,
         transcript: Option<String>,
         file: Option<String>,
+    ) {
+        self.on_recording_then(now, id, duration, transcript, file, true);
+    }
+
+    fn on_recording_then(
+        &mut self,
+        now: Instant,
+        id: u64,
+        duration: Duration,
+        transcript: Option<String>,
+        file: Option<String>,
+        go_on: bool,
     ) {
         let Some(node) = self.waiting_for(Wait::Record, id) else {
             self.note(
@@ -126,6 +168,9 @@ impl Dialogue {
         );
         if let Some(var) = &rec.store {
             self.set_var(now, var, text);
+        }
+        if !go_on {
+            return;
         }
         let jump = if empty {
             rec.empty.as_ref().unwrap_or(&rec.next)

@@ -22,6 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::recordings::Attachment;
 use crate::sip::ua::{CallHandle, Transmit};
 use crate::store::Record;
 
@@ -33,6 +34,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 struct Batch {
     ticket: u64,
     records: Vec<Record>,
+    /// Recordings to write before the records are committed (the records, or later ones,
+    /// name them).
+    files: Vec<Attachment>,
     /// SIP Call-IDs with a record in this batch.
     calls: Vec<String>,
     /// SIP waiting for this batch, in order.
@@ -53,9 +57,13 @@ pub struct Failing {
 /// What the gate wants from its owner.
 #[derive(Debug)]
 pub enum GateOutput {
-    /// Send these records to the store; answer with [`Gate::handle_stored`] or
-    /// [`Gate::handle_failed`] for `ticket`.
-    Commit { ticket: u64, records: Vec<Record> },
+    /// Write these files, then store these records in one transaction; answer with
+    /// [`Gate::handle_stored`] or [`Gate::handle_failed`] for `ticket`.
+    Commit {
+        ticket: u64,
+        records: Vec<Record>,
+        files: Vec<Attachment>,
+    },
     /// SIP that may leave now.
     Sip(Transmit),
     /// An inbound call's 200 OK has left: its greeting may start.
@@ -100,6 +108,13 @@ impl Gate {
         }
     }
 
+    /// A recording to write with the next commit: on disk before any record committed
+    /// after it, so the event that names it never points at nothing. A file the disk
+    /// refuses fails its commit like a record would.
+    pub fn attach(&mut self, file: Attachment) {
+        self.next.files.push(file);
+    }
+
     /// A SIP datagram: held behind its call's uncommitted records, or free to go.
     pub fn sip(&mut self, t: Transmit) {
         let flags = call_id_of(&t.payload)
@@ -135,7 +150,7 @@ impl Gate {
         if self.in_flight.is_some() || self.failing.is_some() {
             return;
         }
-        if self.next.records.is_empty() {
+        if self.next.records.is_empty() && self.next.files.is_empty() {
             // Nothing to store: anything parked here (cannot happen) goes at once.
             self.release_next_without_records();
             return;
@@ -151,6 +166,7 @@ impl Gate {
         self.out.push_back(GateOutput::Commit {
             ticket: batch.ticket,
             records: batch.records.clone(),
+            files: batch.files.clone(),
         });
         self.in_flight = Some(batch);
     }
@@ -245,6 +261,7 @@ impl Gate {
             self.out.push_back(GateOutput::Commit {
                 ticket: b.ticket,
                 records: b.records.clone(),
+                files: b.files.clone(),
             });
         }
     }
@@ -316,8 +333,16 @@ mod tests {
     fn drain(g: &mut Gate) -> Vec<String> {
         std::iter::from_fn(|| g.poll())
             .map(|o| match o {
-                GateOutput::Commit { ticket, records } => {
-                    format!("commit {ticket} ({})", records.len())
+                GateOutput::Commit {
+                    ticket,
+                    records,
+                    files,
+                } => {
+                    if files.is_empty() {
+                        format!("commit {ticket} ({})", records.len())
+                    } else {
+                        format!("commit {ticket} ({}, {} files)", records.len(), files.len())
+                    }
                 }
                 GateOutput::Sip(t) => {
                     let s = String::from_utf8(t.payload).unwrap();

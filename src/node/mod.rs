@@ -85,6 +85,9 @@ pub struct NodeConfig {
     pub guard: guard::GuardConfig,
     /// Maps the monotonic `now` to wall-clock time (CRM timestamps, calling windows).
     pub anchor: (Instant, SystemTime),
+    /// Where the CRM fetches recordings: the API's public base URL (`api.public_url`);
+    /// `None` when no API serves them (the answers still name their files).
+    pub recordings_url: Option<String>,
 }
 
 /// What the runtime (or the simulated world) brings the node.
@@ -180,11 +183,13 @@ pub enum Output<'a> {
     CloseMedia {
         call: CallHandle,
     },
-    /// Store these records in one transaction; answer with [`Input::Stored`] /
-    /// [`Input::StoreFailed`].
+    /// Write these recordings (durably, `crate::recordings::write`), then store these
+    /// records in one transaction; answer with [`Input::Stored`] / [`Input::StoreFailed`]
+    /// (a file that cannot be written fails the commit).
     Commit {
         ticket: u64,
         records: Vec<Record>,
+        files: Vec<crate::recordings::Attachment>,
     },
     /// Put a number on the do-not-call list in the store (a caller asked; the node's
     /// dialer already skips it).
@@ -313,7 +318,7 @@ impl Node {
         Node {
             engine,
             outbound,
-            recorder: Recorder::new(),
+            recorder: Recorder::new(cfg.recordings_url.clone()),
             ids: Ids::new(cfg.seed),
             guard: guard::Guard::new(guard_cfg),
             gate: Gate::new(),
@@ -638,8 +643,16 @@ impl Node {
             }
             if let Some(g) = self.gate.poll() {
                 match g {
-                    GateOutput::Commit { ticket, records } => {
-                        return Output::Commit { ticket, records };
+                    GateOutput::Commit {
+                        ticket,
+                        records,
+                        files,
+                    } => {
+                        return Output::Commit {
+                            ticket,
+                            records,
+                            files,
+                        };
                     }
                     GateOutput::Sip(t) => return Output::Sip(t),
                     GateOutput::Start(call) => {
@@ -764,6 +777,14 @@ impl Node {
             Effect::CancelRecognition { id } => {
                 self.out.push_back(Queued::CancelRecognition(call, id))
             }
+            Effect::SaveRecording { file, audio } => match self.recorder.call_ref(call) {
+                Some(call_ref) => self.gate.attach(crate::recordings::Attachment {
+                    call_ref: call_ref.to_owned(),
+                    file,
+                    wav: Arc::new(crate::recordings::wav(&audio)),
+                }),
+                None => tracing::error!(%call, "a recording of a call with no record; not kept"),
+            },
             Effect::Dialogue(Action::Notify { event, data }) => {
                 if event == crate::crm::events::DNC_REQUESTED
                     && let Some(number) = self.outbound.opt_out(call)

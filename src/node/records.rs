@@ -35,6 +35,26 @@ struct Live {
 #[derive(Default)]
 pub struct Recorder {
     live: HashMap<CallHandle, Live>,
+    /// The API's public address: a recording's answer gets
+    /// `url: <base>/v1/calls/{call_ref}/recordings/{file}`.
+    recordings_url: Option<String>,
+}
+
+/// Gives every answer that names a recording file its URL on the API.
+fn link_recordings(data: &mut Value, base: &str, call_ref: &str) {
+    let Some(answers) = data.get_mut("answers").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let base = base.trim_end_matches('/');
+    for answer in answers.values_mut() {
+        let Some(file) = answer.get("file").and_then(Value::as_str) else {
+            continue;
+        };
+        let url = format!("{base}/v1/calls/{call_ref}/recordings/{file}");
+        if let Some(m) = answer.as_object_mut() {
+            m.insert("url".to_owned(), Value::from(url));
+        }
+    }
 }
 
 fn event(ids: &mut Ids, kind: &str, at: UnixMs, data: Value) -> Option<NewEvent> {
@@ -83,8 +103,12 @@ fn new_call(call_ref: &str, o: &CallOrigin, state: CallState) -> NewCall {
 }
 
 impl Recorder {
-    pub fn new() -> Recorder {
-        Recorder::default()
+    /// `recordings_url`: the API's public base URL, for the recordings' links.
+    pub fn new(recordings_url: Option<String>) -> Recorder {
+        Recorder {
+            recordings_url,
+            ..Recorder::default()
+        }
     }
 
     /// The `call_ref` of a live call.
@@ -291,6 +315,9 @@ impl Recorder {
             }
         };
         let mut data = events::completed_data(&rec);
+        if let Some(base) = &self.recordings_url {
+            link_recordings(&mut data, base, &call_ref);
+        }
         let (kind, state, failure) = match &rec.failure {
             None => (events::CALL_COMPLETED, CallState::Completed, None),
             Some((reason, detail)) => {
@@ -437,7 +464,7 @@ mod tests {
 
     #[test]
     fn a_call_becomes_started_answered_then_notify() {
-        let (mut r, mut ids) = (Recorder::new(), Ids::new(1));
+        let (mut r, mut ids) = (Recorder::new(None), Ids::new(1));
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
         let started = r.lifecycle(
             &mut ids,
@@ -490,8 +517,24 @@ mod tests {
     }
 
     #[test]
+    fn a_recordings_answer_gets_its_url_on_the_api() {
+        let mut data = serde_json::json!({
+            "answers": {
+                "describe": { "input": "recording", "value": "broken", "file": "describe.wav" },
+                "confirm": { "input": "dtmf", "value": "1" }
+            }
+        });
+        link_recordings(&mut data, "https://ivr.example/", "c-1");
+        assert_eq!(
+            data["answers"]["describe"]["url"],
+            "https://ivr.example/v1/calls/c-1/recordings/describe.wav"
+        );
+        assert!(data["answers"]["confirm"].get("url").is_none());
+    }
+
+    #[test]
     fn an_inbound_refusal_inserts_then_fails() {
-        let (mut r, mut ids) = (Recorder::new(), Ids::new(1));
+        let (mut r, mut ids) = (Recorder::new(None), Ids::new(1));
         let recs = r.lifecycle(
             &mut ids,
             EngineEvent::CallFailed {

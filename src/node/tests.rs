@@ -61,6 +61,7 @@ pub(crate) fn config(t0: Instant, trunks: Vec<TrunkSetup>) -> NodeConfig {
             t0,
             SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         ),
+        recordings_url: Some("http://ivr.test:8080".into()),
     }
 }
 
@@ -122,7 +123,9 @@ fn drain(n: &mut Node) -> Seen {
             }
             Output::Sip(t) => s.sip.push(String::from_utf8_lossy(&t.payload).into_owned()),
             Output::OpenMedia { call } => s.open.push(call),
-            Output::Commit { ticket, records } => s.commits.push((ticket, records)),
+            Output::Commit {
+                ticket, records, ..
+            } => s.commits.push((ticket, records)),
             _ => {}
         }
     }
@@ -198,7 +201,9 @@ fn run_until(n: &mut Node, from: Instant, until: Instant) -> (Vec<String>, Vec<R
                     port += 2;
                     n.handle_input(now, Input::MediaOpened { call, port });
                 }
-                Output::Commit { ticket, records } => {
+                Output::Commit {
+                    ticket, records, ..
+                } => {
                     recs.extend(records);
                     n.handle_input(now, Input::Stored { ticket });
                 }

@@ -156,6 +156,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         seed: seed.rotate_left(17),
         guard: cfg.sip.guard().map_err(anyhow::Error::msg)?,
         anchor: (now, SystemTime::now()),
+        recordings_url: svc.api_addr.map(|a| cfg.recordings_url(a)),
     });
     sip_net::setup(&cfg, &sip, &mut node, &trunk_dns)?;
     node.use_claims();
@@ -394,8 +395,12 @@ fn execute(
                 node.handle_input(Instant::now(), input);
             }
             Output::CloseMedia { call } => ports.close(call),
-            Output::Commit { ticket, records } => {
-                if !svc.store.record(records, ticket) && !store_gone {
+            Output::Commit {
+                ticket,
+                records,
+                files,
+            } => {
+                if !svc.store.record(records, files, ticket) && !store_gone {
                     store_gone = true;
                     node.handle_input(
                         Instant::now(),

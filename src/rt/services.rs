@@ -97,9 +97,15 @@ impl Services {
             campaigns: campaigns.clone(),
             trunks: cfg.trunks.iter().map(|t| t.name.clone()).collect(),
         });
-        let (store, acks, join) =
-            store_thread::spawn(db, metrics.clone()).context("starting the store thread")?;
+        let (store, acks, join) = store_thread::spawn(db, cfg.recordings_dir(), metrics.clone())
+            .context("starting the store thread")?;
         let mut tasks = Vec::new();
+        if cfg.recordings.retention_days > 0 {
+            tasks.push(spawn_retention(
+                cfg.recordings_dir(),
+                Duration::from_secs(86_400 * u64::from(cfg.recordings.retention_days)),
+            ));
+        }
         let schedule = cfg.webhook_schedule().map_err(anyhow::Error::msg)?;
         let secret = cfg.webhook_secret().map_err(anyhow::Error::msg)?;
         let timeout = cfg.webhook_timeout().map_err(anyhow::Error::msg)?;
@@ -140,6 +146,7 @@ impl Services {
                     claim_now,
                     status: status.clone(),
                     drain_timeout: cfg.drain_timeout().map_err(anyhow::Error::msg)?,
+                    recordings: Some(cfg.recordings_dir()),
                 };
                 let limits = cfg.api.limits().map_err(anyhow::Error::msg)?;
                 tasks.push(tokio::spawn(async move {
@@ -184,4 +191,33 @@ impl Services {
             }
         }
     }
+}
+
+/// How often old recordings are looked for.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes recordings older than `keep`, at start and then hourly (off the reactor).
+fn spawn_retention(root: std::path::PathBuf, keep: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(RETENTION_EVERY);
+        loop {
+            every.tick().await;
+            let root = root.clone();
+            let swept = tokio::task::spawn_blocking(move || {
+                crate::recordings::sweep(&root, std::time::SystemTime::now(), keep)
+            })
+            .await;
+            match swept {
+                Ok(s) if s.deleted > 0 || s.errors > 0 => tracing::info!(
+                    deleted = s.deleted,
+                    kept = s.kept,
+                    errors = s.errors,
+                    retention_days = keep.as_secs() / 86_400,
+                    "recordings past their retention deleted"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "the recordings sweep failed"),
+            }
+        }
+    })
 }

@@ -21,7 +21,11 @@ pub struct Ack {
 pub(crate) type Job = Box<dyn FnOnce(&mut dyn Store) + Send>;
 
 pub(crate) enum Cmd {
-    Record { records: Vec<Record>, ticket: u64 },
+    Record {
+        records: Vec<Record>,
+        files: Vec<crate::recordings::Attachment>,
+        ticket: u64,
+    },
     Finish(Vec<AttemptDone>),
     Run(Job),
     Stop,
@@ -36,10 +40,22 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Queue call records for the next group commit; [`Ack`] `ticket` follows on the ack
-    /// channel. `false` when the store thread is gone (nothing will be acknowledged).
-    pub fn record(&self, records: Vec<Record>, ticket: u64) -> bool {
-        self.tx.send(Cmd::Record { records, ticket }).is_ok()
+    /// Queue call records for the next group commit, and the recordings to write before
+    /// them; [`Ack`] `ticket` follows on the ack channel. `false` when the store thread is
+    /// gone (nothing will be acknowledged).
+    pub fn record(
+        &self,
+        records: Vec<Record>,
+        files: Vec<crate::recordings::Attachment>,
+        ticket: u64,
+    ) -> bool {
+        self.tx
+            .send(Cmd::Record {
+                records,
+                files,
+                ticket,
+            })
+            .is_ok()
     }
 
     /// Queue delivery results (committed before any command queued after them runs).

@@ -446,6 +446,32 @@ impl Api {
         self.request("GET", path, Some(TOKEN), None, &[])
     }
 
+    /// A binary resource (a recording): status, `Content-Type`, body. The URL is absolute
+    /// (as the CRM gets it) or a path on this API; `token` as [`Api::request`].
+    pub fn get_bytes(&self, url: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
+        let url = if url.starts_with("http") {
+            url.to_owned()
+        } else {
+            format!("{}{url}", self.base)
+        };
+        let mut rb = self.client.get(&url);
+        if let Some(t) = token {
+            rb = rb.header("authorization", format!("Bearer {t}"));
+        }
+        self.rt.block_on(async {
+            let resp = rb.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            let status = resp.status().as_u16();
+            let ctype = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            (status, ctype, body)
+        })
+    }
+
     /// The value of the first sample of `name` (a full name with labels, or a prefix) in
     /// `/metrics`.
     pub fn metric(&self, name: &str) -> Option<f64> {

@@ -298,6 +298,7 @@ fn node_config(t0: Instant, now: Instant, seed: u64) -> NodeConfig {
             ..Default::default()
         },
         anchor: (now, wall0() + now.saturating_duration_since(t0)),
+        recordings_url: Some("http://api.sim".into()),
     }
 }
 
@@ -437,7 +438,9 @@ impl World {
                         self.node.ports.remove(&p);
                     }
                 }
-                Output::Commit { ticket, records } => {
+                Output::Commit {
+                    ticket, records, ..
+                } => {
                     let at = now + self.cfg.store_latency;
                     let down = World::in_window(
                         &self.cfg.store_down,
