@@ -6,7 +6,14 @@
 //!     [--measure 10] [--reference sipp] [--peer 127.0.0.1:5090 --peer-user 100 [--peer-pid PID]]
 //!     [--setup-rates 250,500,1000,1500] [--skip-ivrflow] [--probes 10]
 //!     [--over 3000 --max-calls 2500] [--overload-tick-ms 15] [--srtp-only]
+//!     [--perf] [--baseline PATH/TO/ivrflow]
 //! ```
+//! `--perf` samples the server with `perf record` during each step's window and prints
+//! where its CPU per packet goes: the pacing tick, building packets, the send syscall
+//! (entry, UDP and IP output), loopback delivery (the receive half the kernel runs in the
+//! sender's context), the rest of the kernel, the rest of user space. `--baseline BIN` runs
+//! the same steps against another ivrflow binary (the previous main, built side by side)
+//! and prints ratios against it.
 //! First, SRTP's per-packet cost (protect and unprotect, both SDES suites) is measured
 //! in-process and printed beside the plain calls' CPU µs per packet of the steps (SIPp has
 //! no SRTP to drive SRTP calls with); `--srtp-only` stops there.
@@ -58,6 +65,10 @@ struct Args {
     max_calls: Option<usize>,
     /// `media.overload_tick_ms` for the server (its back-pressure threshold).
     overload_tick_ms: Option<f64>,
+    /// Sample the server with `perf` in each window and print the split.
+    perf: bool,
+    /// Another ivrflow binary to run the same steps against.
+    baseline: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -73,6 +84,8 @@ fn parse_args() -> Args {
         over: None,
         max_calls: None,
         overload_tick_ms: None,
+        perf: false,
+        baseline: None,
     };
     let argv: Vec<String> = std::env::args()
         .skip(1)
@@ -106,6 +119,12 @@ fn parse_args() -> Args {
                 i += 1;
                 continue;
             }
+            "--perf" => {
+                a.perf = true;
+                i += 1;
+                continue;
+            }
+            "--baseline" => a.baseline = Some(PathBuf::from(v)),
             // Only the SRTP per-packet cost (see `srtp_cost`).
             "--srtp-only" => {
                 i += 1;
@@ -443,13 +462,14 @@ impl Drop for Proc {
 }
 
 fn start_ivrflow(
+    exe: &Path,
     sip: SocketAddr,
     crm: &str,
     scenarios: &Path,
     max_calls: Option<usize>,
     overload_tick_ms: Option<f64>,
 ) -> Proc {
-    let exe = env!("CARGO_BIN_EXE_ivrflow");
+    let exe = exe.display();
     let dir = scenarios.parent().unwrap_or(scenarios);
     let config = dir.join("bench-config.yaml");
     let mut yaml = max_calls
@@ -753,6 +773,162 @@ struct Step {
     max_ms: f64,
     keys: Option<(u64, usize)>,
     probes: Probes,
+    /// Where the CPU went (`--perf`): (bucket, share of samples).
+    split: Vec<(&'static str, f64)>,
+}
+
+// ───────────────────────────── where the time goes ─────────────────────────────
+
+/// The buckets of `--perf`, in print order.
+const BUCKETS: [&str; 6] = [
+    "pacing tick",
+    "packet build",
+    "send syscall",
+    "loopback delivery",
+    "other kernel",
+    "other user",
+];
+
+/// Which bucket a sampled symbol's self time belongs to. Kernel symbols by the path they
+/// are on (send: syscall entry, UDP/IP output, the loopback device's transmit; delivery:
+/// the receive softirq that loopback runs at once in the sender's context, up to waking
+/// the receiver); ours by the module that builds packets, the rest of ours is the tick.
+fn bucket(kernel: bool, sym: &str) -> &'static str {
+    const SEND: [&str; 26] = [
+        "entry_SYSCALL",
+        "do_syscall_64",
+        "syscall_exit",
+        "syscall_return",
+        "__x64_sys_sendto",
+        "__sys_sendto",
+        "sock_sendmsg",
+        "security_socket_sendmsg",
+        "inet_sendmsg",
+        "udp_sendmsg",
+        "udp_send_skb",
+        "ip_make_skb",
+        "__ip_append_data",
+        "ip_append_data",
+        "ip_output",
+        "ip_finish_output",
+        "__ip_finish_output",
+        "ip_send_skb",
+        "ip_local_out",
+        "__ip_local_out",
+        "__dev_queue_xmit",
+        "dev_hard_start_xmit",
+        "loopback_xmit",
+        "sock_alloc_send_pskb",
+        "ip_route_output",
+        "fib_table_lookup",
+    ];
+    const DELIVER: [&str; 22] = [
+        "netif_rx",
+        "__netif_rx",
+        "enqueue_to_backlog",
+        "__netif_receive_skb",
+        "netif_receive_skb",
+        "process_backlog",
+        "net_rx_action",
+        "handle_softirqs",
+        "__do_softirq",
+        "do_softirq",
+        "ip_rcv",
+        "ip_local_deliver",
+        "ip_protocol_deliver",
+        "udp_rcv",
+        "__udp4_lib_rcv",
+        "udp_queue_rcv",
+        "udp_unicast_rcv",
+        "__udp_enqueue_schedule_skb",
+        "sock_def_readable",
+        "__wake_up",
+        "try_to_wake_up",
+        "ep_poll_callback",
+    ];
+    if kernel {
+        if SEND.iter().any(|p| sym.starts_with(p)) {
+            "send syscall"
+        } else if DELIVER.iter().any(|p| sym.starts_with(p)) {
+            "loopback delivery"
+        } else {
+            "other kernel"
+        }
+    } else if sym.contains("sendto") || sym.contains("__send") {
+        "send syscall"
+    } else if ["Playout", "poll_packet", "g711", "rtp::", "protect_rtp", "memcpy", "memmove"]
+        .iter()
+        .any(|p| sym.contains(p))
+    {
+        "packet build"
+    } else if sym.contains("ivrflow") || sym.starts_with("memset") || sym.contains("hashbrown") {
+        "pacing tick"
+    } else {
+        "other user"
+    }
+}
+
+/// `perf record` on `pid` for `secs`; returns the running recorder and its data file.
+fn perf_start(pid: u32, name: &str, n: usize, secs: u64) -> Option<(Child, PathBuf)> {
+    let out = std::env::temp_dir().join(format!("ivrflow-bench-perf-{name}-{n}.data"));
+    Command::new("perf")
+        .args(["record", "-q", "-F", "2999", "-p"])
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(&out)
+        .args(["--", "sleep"])
+        .arg(secs.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+        .map(|c| (c, out))
+}
+
+/// The samples of a `perf record` file by bucket (shares summing to 1).
+fn perf_split(data: &Path) -> Vec<(&'static str, f64)> {
+    let out = Command::new("perf")
+        .arg("report")
+        .arg("-i")
+        .arg(data)
+        .args([
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "sym",
+            "--percent-limit",
+            "0",
+        ])
+        .stderr(Stdio::null())
+        .output();
+    let Ok(out) = out else {
+        return Vec::new();
+    };
+    let mut by: HashMap<&'static str, f64> = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        // "12.34%  [k] symbol"
+        let Some((pct, rest)) = line.split_once('%') else {
+            continue;
+        };
+        let Ok(pct) = pct.trim().parse::<f64>() else {
+            continue;
+        };
+        let rest = rest.trim();
+        let (kernel, sym) = match rest.split_once(']') {
+            Some((tag, sym)) => (tag.contains('k'), sym.trim()),
+            None => continue,
+        };
+        *by.entry(bucket(kernel, sym)).or_default() += pct / 100.0;
+    }
+    let total: f64 = by.values().sum();
+    BUCKETS
+        .iter()
+        .map(|b| (*b, by.get(b).copied().unwrap_or(0.0) / total.max(1e-9)))
+        .collect()
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -806,6 +982,12 @@ fn run_step(
     );
     thread::sleep(ramp + settle);
     rx.reset();
+    let perf = match (args.perf, t.pid) {
+        (true, Some(pid)) if t.name != "sipp-uas" => {
+            perf_start(pid, t.name, n, args.measure.as_secs())
+        }
+        _ => None,
+    };
     let cpu0 = t.pid.map(|p| cpu_seconds(p, tck));
     let w0 = Instant::now();
     let (psip, puser, pmax) = (t.sip, t.user.to_owned(), args.probes);
@@ -817,6 +999,13 @@ fn run_step(
     let cpu1 = t.pid.map(|p| cpu_seconds(p, tck));
     let rss = t.pid.map(rss_kib).unwrap_or(0);
     let probes = probes.join().unwrap_or_default();
+    let split = match perf {
+        Some((mut rec, data)) => {
+            let _ = rec.wait();
+            perf_split(&data)
+        }
+        None => Vec::new(),
+    };
     let _ = sipp.wait();
     let (ok, failed) = sipp_counts(&stats);
     let mut dev = window.deviations_us;
@@ -851,6 +1040,7 @@ fn run_step(
         max_ms: dev.last().map(|v| *v as f64 / 1000.0).unwrap_or(f64::NAN),
         keys,
         probes,
+        split,
     }
 }
 
@@ -899,6 +1089,14 @@ fn print_step(s: &Step) {
         median_max(&s.probes.first),
         median_max(&s.probes.key)
     );
+    if !s.split.is_empty() {
+        let parts: Vec<String> = s
+            .split
+            .iter()
+            .map(|(b, share)| format!("{b} {:.2} µs ({:.0} %)", share * s.us_per_packet, share * 100.0))
+            .collect();
+        println!("       per packet: {}", parts.join(", "));
+    }
     if s.probes.refused > 0 || s.probes.first.len() < s.probes.attempted {
         println!(
             "       probes: {} attempted, {} refused (503), {} answered",
@@ -977,6 +1175,77 @@ fn srtp_cost() -> f64 {
     worst
 }
 
+/// The steps, the set-up rates and (`extras`: the build under test) the over-capacity
+/// step against the ivrflow binary `exe`, on SIP port `port`.
+#[allow(clippy::too_many_arguments)]
+fn run_ivrflow(
+    exe: &Path,
+    name: &str,
+    port: u16,
+    args: &Args,
+    rx: &Receiver,
+    crm: &Crm,
+    tck: f64,
+    extras: bool,
+) -> Vec<Step> {
+    let mut ours = Vec::new();
+    let scen_dir = std::env::temp_dir().join(format!(
+        "ivrflow-bench-scenarios-{}-{name}",
+        std::process::id()
+    ));
+    let scen_dir = scen_dir.join("scenarios");
+    let _ = std::fs::create_dir_all(&scen_dir);
+    std::fs::copy(
+        repo().join("benches/scenarios/hold.yaml"),
+        scen_dir.join("hold.yaml"),
+    )
+    .expect("copy hold.yaml");
+    let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = start_ivrflow(
+        exe,
+        sip,
+        &crm.url,
+        &scen_dir,
+        args.max_calls,
+        args.overload_tick_ms,
+    );
+    let pid = server.0.id();
+    thread::sleep(Duration::from_millis(500));
+    let idle = rss_kib(pid);
+    println!("{name} ({}) pid {pid}, idle RSS {idle} KiB (prompt cache included)", exe.display());
+    let t = Target {
+        name,
+        sip,
+        user: "hold",
+        pid: Some(pid),
+        robot_hangs_up: true,
+    };
+    print_header(&format!("{name} (release build)"));
+    for &n in &args.steps {
+        let s = run_step(&t, n, args, rx, Some(crm), idle, tck);
+        print_step(&s);
+        ours.push(s);
+        thread::sleep(Duration::from_secs(3));
+    }
+    if let Some(n) = args.over.filter(|_| extras) {
+        println!(
+            "over capacity: {n} calls offered (max_calls {}; pacing back-pressure on); failed = refused",
+            args.max_calls
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "default".into())
+        );
+        let s = run_step(&t, n, args, rx, Some(crm), idle, tck);
+        print_step(&s);
+        thread::sleep(Duration::from_secs(3));
+    }
+    for &r in &args.setup_rates {
+        let (ok, failed, cps) = setup_rate(&t, r, rx);
+        println!("set-up rate {r}/s for 10 s: {ok} ok, {failed} failed, {cps:.0} calls/s achieved");
+    }
+    drop(server);
+    ours
+}
+
 fn main() {
     let args = parse_args();
     let srtp_us = srtp_cost();
@@ -1015,61 +1284,30 @@ fn main() {
             .join(" ")
     );
 
-    let mut ours = Vec::new();
-    if !args.skip_ivrflow {
-        let scen_dir =
-            std::env::temp_dir().join(format!("ivrflow-bench-scenarios-{}", std::process::id()));
-        let scen_dir = scen_dir.join("scenarios");
-        let _ = std::fs::create_dir_all(&scen_dir);
-        std::fs::copy(
-            repo().join("benches/scenarios/hold.yaml"),
-            scen_dir.join("hold.yaml"),
-        )
-        .expect("copy hold.yaml");
-        let sip: SocketAddr = "127.0.0.1:15060".parse().unwrap();
-        let server = start_ivrflow(
-            sip,
-            &crm.url,
-            &scen_dir,
-            args.max_calls,
-            args.overload_tick_ms,
-        );
-        let pid = server.0.id();
-        thread::sleep(Duration::from_millis(500));
-        let idle = rss_kib(pid);
-        println!("ivrflow pid {pid}, idle RSS {idle} KiB (prompt cache included)");
-        let t = Target {
-            name: "ivrflow",
-            sip,
-            user: "hold",
-            pid: Some(pid),
-            robot_hangs_up: true,
-        };
-        print_header("ivrflow (release build)");
-        for &n in &args.steps {
-            let s = run_step(&t, n, &args, &rx, Some(&crm), idle, tck);
-            print_step(&s);
-            ours.push(s);
-            thread::sleep(Duration::from_secs(3));
-        }
-        if let Some(n) = args.over {
+    let ours = if args.skip_ivrflow {
+        Vec::new()
+    } else {
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_ivrflow"));
+        run_ivrflow(&exe, "ivrflow", 15060, &args, &rx, &crm, tck, true)
+    };
+    // The previous build, same steps, same run: the change measured against what it
+    // changed.
+    let before = match &args.baseline {
+        Some(exe) => run_ivrflow(exe, "baseline", 15080, &args, &rx, &crm, tck, false),
+        None => Vec::new(),
+    };
+    if !ours.is_empty() && !before.is_empty() {
+        println!("\nratios ivrflow / baseline {} (lower is better for cost and deviation)", args.baseline.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        for (a, b) in ours.iter().zip(&before) {
             println!(
-                "over capacity: {n} calls offered (max_calls {}; pacing back-pressure on); failed = refused",
-                args.max_calls
-                    .map(|m| m.to_string())
-                    .unwrap_or_else(|| "default".into())
-            );
-            let s = run_step(&t, n, &args, &rx, Some(&crm), idle, tck);
-            print_step(&s);
-            thread::sleep(Duration::from_secs(3));
-        }
-        for &r in &args.setup_rates {
-            let (ok, failed, cps) = setup_rate(&t, r, &rx);
-            println!(
-                "set-up rate {r}/s for 10 s: {ok} ok, {failed} failed, {cps:.0} calls/s achieved"
+                "{:>6} calls: cpu {:.2}x, µs/pkt {:.2}x, KiB/call {:.2}x, p99 dev {:.2}x",
+                a.target,
+                a.cpu_pct / b.cpu_pct,
+                a.us_per_packet / b.us_per_packet,
+                a.rss_per_call_kib / b.rss_per_call_kib,
+                a.p99_ms / b.p99_ms
             );
         }
-        drop(server);
     }
 
     let mut theirs = Vec::new();
