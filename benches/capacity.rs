@@ -789,90 +789,42 @@ const BUCKETS: [&str; 6] = [
     "other user",
 ];
 
-/// Which bucket a sampled symbol's self time belongs to. Kernel symbols by the path they
-/// are on (send: syscall entry, UDP/IP output, the loopback device's transmit; delivery:
-/// the receive softirq that loopback runs at once in the sender's context, up to waking
-/// the receiver); ours by the module that builds packets, the rest of ours is the tick.
-fn bucket(kernel: bool, sym: &str) -> &'static str {
-    const SEND: [&str; 26] = [
-        "entry_SYSCALL",
-        "do_syscall_64",
-        "syscall_exit",
-        "syscall_return",
-        "__x64_sys_sendto",
-        "__sys_sendto",
-        "sock_sendmsg",
-        "security_socket_sendmsg",
-        "inet_sendmsg",
-        "udp_sendmsg",
-        "udp_send_skb",
-        "ip_make_skb",
-        "__ip_append_data",
-        "ip_append_data",
-        "ip_output",
-        "ip_finish_output",
-        "__ip_finish_output",
-        "ip_send_skb",
-        "ip_local_out",
-        "__ip_local_out",
-        "__dev_queue_xmit",
-        "dev_hard_start_xmit",
-        "loopback_xmit",
-        "sock_alloc_send_pskb",
-        "ip_route_output",
-        "fib_table_lookup",
-    ];
-    const DELIVER: [&str; 22] = [
-        "netif_rx",
-        "__netif_rx",
-        "enqueue_to_backlog",
-        "__netif_receive_skb",
-        "netif_receive_skb",
-        "process_backlog",
-        "net_rx_action",
-        "handle_softirqs",
-        "__do_softirq",
-        "do_softirq",
-        "ip_rcv",
-        "ip_local_deliver",
-        "ip_protocol_deliver",
-        "udp_rcv",
-        "__udp4_lib_rcv",
-        "udp_queue_rcv",
-        "udp_unicast_rcv",
-        "__udp_enqueue_schedule_skb",
-        "sock_def_readable",
-        "__wake_up",
-        "try_to_wake_up",
-        "ep_poll_callback",
-    ];
-    if kernel {
-        if SEND.iter().any(|p| sym.starts_with(p)) {
-            "send syscall"
-        } else if DELIVER.iter().any(|p| sym.starts_with(p)) {
-            "loopback delivery"
-        } else {
-            "other kernel"
-        }
-    } else if sym.contains("sendto") || sym.contains("__send") {
-        "send syscall"
-    } else if ["Playout", "poll_packet", "g711", "rtp::", "protect_rtp", "memcpy", "memmove"]
-        .iter()
-        .any(|p| sym.contains(p))
-    {
-        "packet build"
-    } else if sym.contains("ivrflow") || sym.starts_with("memset") || sym.contains("hashbrown") {
-        "pacing tick"
-    } else {
-        "other user"
+/// Which bucket one sample belongs to, from its call chain (leaf first): loopback
+/// delivery (the receive softirq the loopback device runs at once, in the sender's
+/// context, up to waking the receiver) wherever it is reached from; else the send syscall
+/// (entry, UDP and IP output, the loopback transmit); else ours by what the leaf is doing
+/// (building a packet, or the rest of the tick and drive loop); else the rest.
+fn bucket(chain: &[&str]) -> &'static str {
+    let has = |pats: &[&str]| chain.iter().any(|f| pats.iter().any(|p| f.contains(p)));
+    if has(&["net_rx_action", "process_backlog", "__netif_receive_skb"]) {
+        return "loopback delivery";
     }
+    if has(&["sys_sendto", "__libc_sendto", "sys_sendmsg", "io_uring"]) {
+        return "send syscall";
+    }
+    let leaf_kernel = chain.first().is_some_and(|f| f.starts_with('k'));
+    if leaf_kernel {
+        return "other kernel";
+    }
+    if has(&[
+        "Playout::poll_packet",
+        "protect_rtp",
+        "g711",
+        "RtpPacketBuilder",
+    ]) {
+        return "packet build";
+    }
+    if has(&["ivrflow::"]) {
+        return "pacing tick";
+    }
+    "other user"
 }
 
 /// `perf record` on `pid` for `secs`; returns the running recorder and its data file.
 fn perf_start(pid: u32, name: &str, n: usize, secs: u64) -> Option<(Child, PathBuf)> {
     let out = std::env::temp_dir().join(format!("ivrflow-bench-perf-{name}-{n}.data"));
     Command::new("perf")
-        .args(["record", "-q", "-F", "2999", "-p"])
+        .args(["record", "-q", "-g", "-F", "1999", "-p"])
         .arg(pid.to_string())
         .arg("-o")
         .arg(&out)
@@ -885,45 +837,43 @@ fn perf_start(pid: u32, name: &str, n: usize, secs: u64) -> Option<(Child, PathB
         .map(|c| (c, out))
 }
 
-/// The samples of a `perf record` file by bucket (shares summing to 1).
+/// The samples of a `perf record -g` file by bucket (shares summing to 1).
 fn perf_split(data: &Path) -> Vec<(&'static str, f64)> {
     let out = Command::new("perf")
-        .arg("report")
+        .arg("script")
         .arg("-i")
         .arg(data)
-        .args([
-            "--stdio",
-            "--no-children",
-            "--sort",
-            "sym",
-            "--percent-limit",
-            "0",
-        ])
+        .args(["-F", "ip,sym"])
         .stderr(Stdio::null())
         .output();
     let Ok(out) = out else {
         return Vec::new();
     };
+    let text = String::from_utf8_lossy(&out.stdout);
     let mut by: HashMap<&'static str, f64> = HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    let mut chain: Vec<String> = Vec::new();
+    let mut flush = |chain: &mut Vec<String>| {
+        if !chain.is_empty() {
+            let frames: Vec<&str> = chain.iter().map(String::as_str).collect();
+            *by.entry(bucket(&frames)).or_default() += 1.0;
+            chain.clear();
+        }
+    };
+    for line in text.lines() {
         let line = line.trim();
-        if line.starts_with('#') {
+        if line.is_empty() {
+            flush(&mut chain);
             continue;
         }
-        // "12.34%  [k] symbol"
-        let Some((pct, rest)) = line.split_once('%') else {
+        // "ffffffff81eb6173 dev_hard_start_xmit": kernel addresses start with ffff; the
+        // frame is kept as "k sym" or "u sym".
+        let Some((addr, sym)) = line.split_once(' ') else {
             continue;
         };
-        let Ok(pct) = pct.trim().parse::<f64>() else {
-            continue;
-        };
-        let rest = rest.trim();
-        let (kernel, sym) = match rest.split_once(']') {
-            Some((tag, sym)) => (tag.contains('k'), sym.trim()),
-            None => continue,
-        };
-        *by.entry(bucket(kernel, sym)).or_default() += pct / 100.0;
+        let kernel = addr.starts_with("ffff");
+        chain.push(format!("{} {}", if kernel { 'k' } else { 'u' }, sym.trim()));
     }
+    flush(&mut chain);
     let total: f64 = by.values().sum();
     BUCKETS
         .iter()
@@ -1093,7 +1043,13 @@ fn print_step(s: &Step) {
         let parts: Vec<String> = s
             .split
             .iter()
-            .map(|(b, share)| format!("{b} {:.2} µs ({:.0} %)", share * s.us_per_packet, share * 100.0))
+            .map(|(b, share)| {
+                format!(
+                    "{b} {:.2} µs ({:.0} %)",
+                    share * s.us_per_packet,
+                    share * 100.0
+                )
+            })
             .collect();
         println!("       per packet: {}", parts.join(", "));
     }
@@ -1212,7 +1168,10 @@ fn run_ivrflow(
     let pid = server.0.id();
     thread::sleep(Duration::from_millis(500));
     let idle = rss_kib(pid);
-    println!("{name} ({}) pid {pid}, idle RSS {idle} KiB (prompt cache included)", exe.display());
+    println!(
+        "{name} ({}) pid {pid}, idle RSS {idle} KiB (prompt cache included)",
+        exe.display()
+    );
     let t = Target {
         name,
         sip,
@@ -1297,7 +1256,13 @@ fn main() {
         None => Vec::new(),
     };
     if !ours.is_empty() && !before.is_empty() {
-        println!("\nratios ivrflow / baseline {} (lower is better for cost and deviation)", args.baseline.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        println!(
+            "\nratios ivrflow / baseline {} (lower is better for cost and deviation)",
+            args.baseline
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
         for (a, b) in ours.iter().zip(&before) {
             println!(
                 "{:>6} calls: cpu {:.2}x, µs/pkt {:.2}x, KiB/call {:.2}x, p99 dev {:.2}x",
