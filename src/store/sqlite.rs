@@ -831,6 +831,27 @@ impl Store for SqliteStore {
         records: &[Record],
         now: UnixMs,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let who = Recorder {
+            node: &self.node,
+            claims_required: self.claims_required,
+        };
+        // Almost always every record applies: one transaction, no savepoints (a savepoint
+        // per record cost two more statements each, a tenth of the store's time at 2,000
+        // call set-ups a second). When one is refused, it is all done again below, record
+        // by record.
+        {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if records
+                .iter()
+                .all(|rec| apply_record(&tx, who, rec, now).is_ok())
+            {
+                tx.commit()?;
+                return Ok(records.iter().map(|_| Ok(())).collect());
+            }
+            // Dropping `tx` rolls everything back.
+        }
         let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
