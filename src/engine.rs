@@ -237,6 +237,9 @@ struct LiveCall {
     source: Option<IpAddr>,
     /// SRTP, RTCP and the media timeout of this call.
     link: link::MediaLink,
+    /// The `call` span (its SIP Call-ID, and its `call_ref` once the node has minted it):
+    /// entered while the engine works on this call, so every log line about it says which.
+    span: tracing::Span,
 }
 
 impl LiveCall {
@@ -264,6 +267,8 @@ struct PendingCall {
     cancelled_for_shutdown: bool,
     /// The SDP of an early-media (183) response, used if the 2xx carries none.
     early_sdp: Option<Vec<u8>>,
+    /// The call's log span (see [`LiveCall`]'s).
+    span: tracing::Span,
 }
 
 /// An outbound call to place through a trunk.
@@ -604,6 +609,16 @@ impl Engine {
     }
 
     /// `ua` as mutable, for the runtime's trunk commands (REGISTER, OPTIONS keep-alive).
+    /// `call`'s log span (none for an unknown call): the node enters it while it handles
+    /// the call's events and effects, and records the `call_ref` it mints in it.
+    pub fn call_span(&self, call: CallHandle) -> tracing::Span {
+        match (self.calls.get(&call), self.pending.get(&call)) {
+            (Some(c), _) => c.span.clone(),
+            (None, Some(p)) => p.span.clone(),
+            (None, None) => tracing::Span::none(),
+        }
+    }
+
     pub fn ua_mut(&mut self) -> &mut UserAgent {
         &mut self.ua
     }
@@ -663,6 +678,7 @@ impl Engine {
             variables,
         });
         tracing::info!(call_id = %sip_call_id, to = %Pii(&origin.to), scenario = %origin.scenario, "placing outbound call");
+        let origin_ref = origin.call_ref.clone();
         let at = self.wall(now);
         self.emit(EngineEvent::CallStarted {
             call,
@@ -681,6 +697,7 @@ impl Engine {
                 cancelled_on_timeout: false,
                 cancelled_for_shutdown: false,
                 early_sdp: None,
+                span: call_span(&sip_call_id, origin_ref.as_deref()),
             },
         );
     }
@@ -883,7 +900,10 @@ impl Engine {
             return;
         }
         if let Some(c) = self.calls.get_mut(&call) {
-            c.core.handle_rtp(now, packet);
+            // The call's span without cloning it: this runs for every packet.
+            let LiveCall { core, span, .. } = c;
+            let _span = span.enter();
+            core.handle_rtp(now, packet);
         }
         self.after_call_activity(now, call);
     }
@@ -967,6 +987,7 @@ impl Engine {
                 }
                 continue;
             }
+            let _span = c.span.clone().entered();
             c.core.handle_timeout(now);
             self.after_call_activity(now, call);
         }
@@ -1029,6 +1050,7 @@ impl Engine {
 
     /// Feed the result of an [`EngineEvent::Effect`] (or any input) to a live call.
     pub fn handle_call_input(&mut self, now: Instant, call: CallHandle, input: Input) {
+        let _span = self.call_span(call).entered();
         if let Some(c) = self.calls.get_mut(&call)
             && !c.completed
         {
@@ -1046,6 +1068,7 @@ impl Engine {
         id: u64,
         result: Result<crate::asr::Transcript, String>,
     ) {
+        let _span = self.call_span(call).entered();
         if let Some(c) = self.calls.get_mut(&call)
             && !c.completed
         {
@@ -1058,6 +1081,7 @@ impl Engine {
     fn attend(&mut self, now: Instant) {
         let mut attention = std::mem::take(&mut self.attention);
         for call in &attention {
+            let _span = self.call_span(*call).entered();
             self.after_call_activity(now, *call);
         }
         attention.clear();
@@ -1205,7 +1229,10 @@ impl Engine {
                     self.agent_answered(now, call, &sdp);
                     self.attend(now);
                 }
-                UaEvent::Answered { call, sdp } => self.outbound_answered(now, call, sdp),
+                UaEvent::Answered { call, sdp } => {
+                    let _span = self.call_span(call).entered();
+                    self.outbound_answered(now, call, sdp)
+                }
                 ev @ (UaEvent::ReferSucceeded { .. } | UaEvent::ReferFailed { .. }) => {
                     self.refer_event(now, ev);
                     self.attend(now);
@@ -1219,6 +1246,7 @@ impl Engine {
                 | UaEvent::SessionUpdated { .. }
                 | UaEvent::InfoFailed { .. } => {}
                 UaEvent::AckTimedOut { call } => {
+                    let _span = self.call_span(call).entered();
                     if let Some(agent) = self.calls.get_mut(&call).and_then(|c| c.bridge.take()) {
                         self.caller_gone(now, agent);
                     }
@@ -1254,6 +1282,7 @@ impl Engine {
                     self.attend(now);
                 }
                 UaEvent::Ended { call, reason } => {
+                    let _span = self.call_span(call).entered();
                     self.refers.remove(&call);
                     if let Some(agent) = self.calls.get(&call).and_then(|c| c.bridge) {
                         self.caller_gone(now, agent);
@@ -1478,7 +1507,8 @@ impl Engine {
             sip_call_id: call_id.clone(),
             at,
         });
-        tracing::info!(%call_id, scenario = %scenario_name, codec = ?neg.codec, remote_rtp = %neg.remote_rtp, srtp = link.is_secure(), "answered");
+        let span = call_span(&call_id, None);
+        span.in_scope(|| tracing::info!(%call_id, scenario = %scenario_name, codec = ?neg.codec, remote_rtp = %neg.remote_rtp, srtp = link.is_secure(), "answered"));
         self.calls.insert(
             call,
             LiveCall {
@@ -1501,6 +1531,7 @@ impl Engine {
                 hard_deadline: now + self.cfg.max_call_duration,
                 source: Some(source),
                 link,
+                span,
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {
@@ -1591,6 +1622,7 @@ impl Engine {
                 hard_deadline: now + self.cfg.max_call_duration,
                 source: None,
                 link,
+                span: p.span,
             },
         );
         if let Some(c) = self.calls.get_mut(&call) {
@@ -1719,6 +1751,16 @@ impl Engine {
             self.close_media(call);
         }
     }
+}
+
+/// The log span of one call: its SIP Call-ID and, when known, its `call_ref`.
+fn call_span(sip_call_id: &str, call_ref: Option<&str>) -> tracing::Span {
+    let span =
+        tracing::info_span!("call", call_id = %sip_call_id, call_ref = tracing::field::Empty);
+    if let Some(r) = call_ref {
+        span.record("call_ref", r);
+    }
+    span
 }
 
 /// An inbound call's starting variables: the built-ins (`caller`, `dialled`, `customer`,

@@ -723,7 +723,10 @@ impl Node {
         let now = self.now;
         let wall = self.wall(now);
         match ev {
-            EngineEvent::Effect { call, effect, .. } => self.effect(now, call, effect),
+            EngineEvent::Effect { call, effect, .. } => {
+                let _span = self.engine.call_span(call).entered();
+                self.effect(now, call, effect)
+            }
             ev => {
                 let (call, sip_call_id) = match &ev {
                     EngineEvent::CallStarted { call, origin, .. }
@@ -743,9 +746,15 @@ impl Node {
                     ev,
                     EngineEvent::CallFailed { .. } | EngineEvent::CallCompleted { .. }
                 );
+                let span = call.map_or_else(tracing::Span::none, |c| self.engine.call_span(c));
+                let _span = span.enter();
                 let mut recs = Vec::new();
                 self.outbound
                     .on_event(ev, wall, &mut self.recorder, &mut self.ids, &mut recs);
+                // The call's log lines name its `call_ref` from the moment it has one.
+                if let Some(r) = call.and_then(|c| self.recorder.call_ref(c)) {
+                    span.record("call_ref", r);
+                }
                 if let Some(c) = call {
                     if !sip_call_id.is_empty() {
                         self.sip_ids.insert(c, sip_call_id.clone());
