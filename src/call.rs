@@ -408,7 +408,6 @@ impl CallCore {
         }
         self.listener.handle_result(now, id, result);
         self.drain_listener(now);
-        self.settle_hangup(now);
     }
 
     /// Pass the listener's inputs to the dialogue and its recognition requests out.
@@ -425,7 +424,7 @@ impl CallCore {
                     }
                     match input {
                         // The caller is gone: the recording's answer is filed, nothing
-                        // after it runs (`settle_hangup` ends the dialogue).
+                        // after it runs: the dialogue ends as on a hang-up.
                         Input::RecordingDone {
                             id,
                             duration,
@@ -434,7 +433,6 @@ impl CallCore {
                         } if self.hung_up_at.is_some() => {
                             self.dialogue
                                 .hangup_with_recording(now, id, duration, transcript, file);
-                            self.settle_hangup(now);
                         }
                         input => {
                             self.dialogue.handle_input(now, input);
@@ -604,8 +602,9 @@ impl CallCore {
         while self.dialogue.poll_action().is_some() {}
     }
 
-    /// After a hang-up during a recording: once the dialogue no longer waits for the
-    /// recording, it hears of the hang-up.
+    /// After a hang-up during a recording: if the dialogue is not waiting for that
+    /// recording after all, it hears of the hang-up now (the recording's result, or the
+    /// `record` node's timer, ends it otherwise).
     fn settle_hangup(&mut self, now: Instant) {
         if self.hung_up_at.is_none()
             || self.dialogue.is_finished()
@@ -724,7 +723,6 @@ impl CallCore {
             self.listener.handle_timeout(now);
             self.drain_listener(now);
         }
-        self.settle_hangup(now);
     }
 
     /// Apply the dialogue's actions until it has none.

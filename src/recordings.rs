@@ -29,8 +29,9 @@ pub struct Attachment {
     pub call_ref: String,
     /// The file name, `<node>.wav`.
     pub file: String,
-    /// The whole WAV file.
-    pub wav: Arc<Vec<u8>>,
+    /// What the caller said (8 kHz mono); encoded as WAV where it is written, on the
+    /// store thread, not on the thread that paces RTP.
+    pub audio: Arc<Vec<i16>>,
 }
 
 /// The file name of a recording made at the node answering to `answer_key` (the key of the
@@ -112,7 +113,7 @@ pub fn write(root: &Path, a: &Attachment) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{}.tmp", a.file));
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&a.wav)?;
+        f.write_all(&wav(&a.audio))?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, &dest)?;
@@ -227,7 +228,7 @@ mod tests {
         let a = Attachment {
             call_ref: "c-1".into(),
             file: "describe.wav".into(),
-            wav: Arc::new(wav(&samples)),
+            audio: Arc::new(samples.clone()),
         };
         write(&root, &a).unwrap();
         let mut r = hound::WavReader::open(root.join("c-1/describe.wav")).unwrap();
@@ -254,7 +255,7 @@ mod tests {
         let a = Attachment {
             call_ref: "c".into(),
             file: "r.wav".into(),
-            wav: Arc::new(wav(&[0; 160])),
+            audio: Arc::new(vec![0; 160]),
         };
         assert!(write(Path::new("/dev/full"), &a).is_err());
     }
@@ -274,7 +275,7 @@ mod tests {
             let a = Attachment {
                 call_ref: call.into(),
                 file: file.into(),
-                wav: Arc::new(wav(&[1, 2, 3])),
+                audio: Arc::new(vec![1, 2, 3]),
             };
             write(&root, &a).unwrap();
             let f = std::fs::File::options()

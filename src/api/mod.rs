@@ -23,6 +23,7 @@ pub mod conn;
 pub mod console;
 pub mod graph;
 pub mod metrics;
+pub mod recordings;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -213,7 +214,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/scenarios/reload", post(reload_scenarios))
         .route("/v1/scenarios/{name}/graph.svg", get(scenario_graph))
         .route("/v1/calls/{id}", get(get_call).delete(cancel_call))
-        .route("/v1/calls/{id}/recordings/{file}", get(get_recording))
+        .route(
+            "/v1/calls/{id}/recordings/{file}",
+            get(recordings::get_recording),
+        )
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}/replay", post(replay_event))
         .route("/v1/dnc", get(list_dnc))
@@ -619,56 +623,6 @@ async fn get_call(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResu
     match found {
         Some((c, evs, attempts)) => Ok(axum::Json(call_json(&c, &evs, &attempts)).into_response()),
         None => Err(ApiError::not_found("call", &id)),
-    }
-}
-
-/// A caller's recording as this node wrote it (`audio/wav`, 8 kHz mono 16-bit). The URL
-/// comes in the CRM's `call.completed` (`answers.<node>.url`). A recording made by another
-/// node sharing the store is served by that node's API (its URL names it).
-async fn get_recording(
-    State(st): State<ApiState>,
-    Path((id, file)): Path<(String, String)>,
-) -> ApiResult {
-    let missing = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no recording {file:?} of call {id:?} on this node"),
-            Some("file"),
-        )
-    };
-    let Some(path) = st
-        .recordings
-        .as_deref()
-        .and_then(|root| crate::recordings::path(root, &id, &file))
-    else {
-        return Err(missing());
-    };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => Ok((
-            [
-                (header::CONTENT_TYPE, HeaderValue::from_static("audio/wav")),
-                (
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("private, no-store"),
-                ),
-                (
-                    header::CONTENT_DISPOSITION,
-                    HeaderValue::from_str(&format!("attachment; filename=\"{file}\""))
-                        .unwrap_or(HeaderValue::from_static("attachment")),
-                ),
-            ],
-            bytes,
-        )
-            .into_response()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing()),
-        Err(e) => {
-            tracing::error!(call_ref = %id, %file, error = %e, "cannot read a recording");
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the recording cannot be read",
-                None,
-            ))
-        }
     }
 }
 

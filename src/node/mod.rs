@@ -790,7 +790,7 @@ impl Node {
                 Some(call_ref) => self.gate.attach(crate::recordings::Attachment {
                     call_ref: call_ref.to_owned(),
                     file,
-                    wav: Arc::new(crate::recordings::wav(&audio)),
+                    audio: Arc::new(audio),
                 }),
                 None => tracing::error!(%call, "a recording of a call with no record; not kept"),
             },

@@ -211,7 +211,7 @@ mod tests {
         Attachment {
             call_ref: call.into(),
             file: "say.wav".into(),
-            wav: Arc::new(crate::recordings::wav(&[1, 2, 3])),
+            audio: Arc::new(vec![1, 2, 3]),
         }
     }
 
